@@ -1,0 +1,16 @@
+//! Hookline's pure domain: typed ids, topics, the delivery body, signing set-up and the retry policy.
+//!
+//! Architecture invariant: this crate does no I/O (no files, no sockets, no database); it only reads the clock
+//! and the random number generator.
+
+pub mod body;
+pub mod duration;
+pub mod id;
+pub mod json;
+pub mod retry;
+pub mod secret;
+pub mod target;
+pub mod time;
+pub mod topic;
+
+pub use hookline_verify::Scheme;

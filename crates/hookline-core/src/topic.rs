@@ -1,0 +1,149 @@
+//! Topic names (`<resource>.<event>`) and the catalogue Hookline is seeded with.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A topic name: `<resource>.<event>`, each part lowercase letters, digits and `_`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid topic name {value:?}; use <resource>.<event> with lowercase letters, digits and '_' (e.g. pdf.processed)"
+)]
+pub struct TopicNameError {
+    pub value: String,
+}
+
+impl TopicName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn valid_part(part: &str) -> bool {
+    !part.is_empty()
+        && part.len() <= 64
+        && part.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
+impl FromStr for TopicName {
+    type Err = TopicNameError;
+
+    fn from_str(value: &str) -> Result<Self, TopicNameError> {
+        match value.split_once('.') {
+            Some((resource, event)) if valid_part(resource) && valid_part(event) => Ok(Self(value.to_owned())),
+            _ => Err(TopicNameError { value: value.to_owned() }),
+        }
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for TopicName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TopicName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A topic as the catalogue seeds it.
+pub struct SeedTopic {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub deprecated: bool,
+}
+
+/// The eleven topics of Heron Data's webhook documentation, which every new Hookline starts with.
+pub const SEED_TOPICS: &[SeedTopic] = &[
+    SeedTopic {
+        name: "end_user.processed",
+        description: "Automated processing of an end user finished; it starts once the end user's status is set to ready.",
+        deprecated: false,
+    },
+    SeedTopic {
+        name: "end_user.reviewed",
+        description: "An underwriter manually reviewed a company and set the end user's status to reviewed.",
+        deprecated: false,
+    },
+    SeedTopic {
+        name: "end_user.transactions_updated",
+        description: "Transactions of an end user changed. Being deprecated: do not subscribe; use transactions.updated.",
+        deprecated: true,
+    },
+    SeedTopic {
+        name: "end_user.review_required",
+        description: "An end user broke a rule during processing and needs further review.",
+        deprecated: false,
+    },
+    SeedTopic { name: "transactions.deleted", description: "Transactions were deleted.", deprecated: false },
+    SeedTopic {
+        name: "transactions.updated",
+        description: "Transactions of an end user changed; sent once changes stop, within 10 minutes of the last one.",
+        deprecated: false,
+    },
+    SeedTopic { name: "pdf.processed", description: "A PDF document was processed successfully.", deprecated: false },
+    SeedTopic {
+        name: "pdf.checks_passed",
+        description: "A PDF document reconciles and stays under the anomaly threshold (when fraud checks are enabled).",
+        deprecated: false,
+    },
+    SeedTopic {
+        name: "pdf.checks_failed",
+        description: "A PDF document does not reconcile or exceeds the anomaly threshold (when fraud checks are enabled).",
+        deprecated: false,
+    },
+    SeedTopic {
+        name: "pdf.failed",
+        description: "Processing a PDF document failed: no transactions could be extracted.",
+        deprecated: false,
+    },
+    SeedTopic {
+        name: "pdf.transactions_loaded",
+        description: "The transactions of a processed PDF document were loaded into an end user.",
+        deprecated: false,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, valid: bool) {
+        assert_eq!(input.parse::<TopicName>().is_ok(), valid, "{input}");
+    }
+
+    #[test]
+    fn topic_names_follow_resource_dot_event() {
+        check("pdf.processed", true);
+        check("end_user.transactions_updated", true);
+        check("v2.item_1", true);
+        check("pdf", false);
+        check("pdf.", false);
+        check(".processed", false);
+        check("pdf.processed.late", false);
+        check("PDF.processed", false);
+        check("pdf.pro cessed", false);
+        check("pdf.*", false);
+    }
+
+    #[test]
+    fn the_seed_catalogue_is_valid_and_complete() {
+        assert_eq!(SEED_TOPICS.len(), 11);
+        for topic in SEED_TOPICS {
+            check(topic.name, true);
+        }
+        let deprecated: Vec<_> = SEED_TOPICS.iter().filter(|topic| topic.deprecated).map(|topic| topic.name).collect();
+        assert_eq!(deprecated, ["end_user.transactions_updated"]);
+    }
+}

@@ -1,0 +1,138 @@
+//! `/v1/tenants/{tenant}/events`: publishing (durable before it answers) and reading back what was published.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hookline_core::id::EventId;
+use hookline_core::json::{Escape, canonicalize};
+use hookline_core::time::Timestamp;
+use hookline_core::topic::TopicName;
+use hookline_store::{Event, EventFilter, NewEvent, Page};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{AppState, Caller, PageQuery, Query, body_bytes, parse_id, parse_json};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody<'a> {
+    topic: String,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    id: &'a EventId,
+    topic: &'a TopicName,
+    created: String,
+    endpoints: u64,
+}
+
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let invalid = || {
+        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    };
+    let text = value.to_str().map_err(|_| invalid())?;
+    if text.is_empty() || text.len() > MAX_IDEMPOTENCY_KEY || !text.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
+        return Err(invalid());
+    }
+    Ok(Some(text.to_owned()))
+}
+
+pub async fn publish(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let idempotency_key = idempotency_key(request.headers())?;
+    let bytes = body_bytes(request, &state).await?;
+    let body: PublishBody<'_> = parse_json(&bytes)?;
+    let topic: TopicName = body.topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
+        ApiError::unprocessable("invalid_topic", error.to_string())
+    })?;
+    let Some(data) = body.data else {
+        return Err(ApiError::bad_request(
+            "missing_data",
+            "the event needs a \"data\" field holding the resource as JSON",
+        ));
+    };
+    // serde_json already checked the JSON; canonicalising keeps key order and number literals exactly.
+    let invalid = |error: hookline_core::json::JsonError| ApiError::bad_request("invalid_json", error.to_string());
+    let data = canonicalize(data.get().as_bytes(), Escape::Utf8).map_err(invalid)?;
+    let meta = match body.meta {
+        Some(meta) if meta.get() != "null" => Some(canonicalize(meta.get().as_bytes(), Escape::Utf8).map_err(invalid)?),
+        _ => None,
+    };
+    let new = NewEvent { tenant: tenant.clone(), topic, data, meta, idempotency_key };
+    let Some(published) = state.store.publish(new).await? else {
+        return Err(ApiError::tenant_not_found(tenant.as_str()));
+    };
+    let accepted = Accepted {
+        id: &published.event.id,
+        topic: &published.event.topic,
+        created: published.event.created.to_rfc3339(),
+        endpoints: published.deliveries,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    if published.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    topic: Option<String>,
+    after: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<Page<Event>>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let invalid = |detail: String| ApiError::bad_request("invalid_query", detail);
+    let filter = EventFilter {
+        topic: query
+            .topic
+            .map(|topic| {
+                topic.parse().map_err(|error: hookline_core::topic::TopicNameError| invalid(error.to_string()))
+            })
+            .transpose()?,
+        after: query
+            .after
+            .map(|after| Timestamp::parse_rfc3339(&after).map_err(|error| invalid(error.to_string())))
+            .transpose()?,
+    };
+    let page = PageQuery::page(query.cursor, query.limit)?;
+    Ok(Json(state.store.list_events(tenant, filter, page).await?))
+}
+
+pub async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, event)): Path<(String, String)>,
+) -> Result<Json<Event>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EventId = parse_id("event", &event)?;
+    match state.store.get_event(tenant, id).await? {
+        Some(found) => Ok(Json(found)),
+        None => Err(ApiError::not_found("event", &event)),
+    }
+}

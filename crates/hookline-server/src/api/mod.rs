@@ -1,0 +1,205 @@
+//! The HTTP API: routing, authentication, request bodies and pagination shared by every resource.
+
+mod deliveries;
+mod endpoints;
+mod events;
+mod tenants;
+mod topics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use hookline_core::id::TenantId;
+use hookline_core::secret::hash_api_key;
+use hookline_store::{PageRequest, Principal, Store};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub admin_key_hash: Arc<str>,
+    pub settings: Arc<ApiSettings>,
+}
+
+/// The parts of the configuration the API applies.
+#[derive(Debug)]
+pub struct ApiSettings {
+    pub max_payload_bytes: usize,
+    pub default_signing: Vec<hookline_core::Scheme>,
+    pub allow_private_targets: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    let tenant_routes = Router::new()
+        .route("/keys", post(tenants::create_key))
+        .route("/endpoints", post(endpoints::create).get(endpoints::list))
+        .route("/endpoints/{endpoint}", get(endpoints::show).patch(endpoints::update).delete(endpoints::delete))
+        .route("/events", post(events::publish).get(events::list))
+        .route("/events/{event}", get(events::show))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{delivery}", get(deliveries::show))
+        .route("/deliveries/{delivery}/retry", post(deliveries::retry));
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/v1/topics", get(topics::list).post(topics::create))
+        .route("/v1/topics/{name}", axum::routing::patch(topics::update))
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
+        .nest("/v1/tenants/{tenant}", tenant_routes)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see README.md for the API")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(state.settings.max_payload_bytes))
+        .with_state(state)
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    state.store.delivery_counts().await?;
+    Ok(axum::Json(serde_json::json!({"status": "ready"})))
+}
+
+/// The caller, from `Authorization: Bearer <key>`.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let unauthorized = |code, detail: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, detail);
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(unauthorized("missing_key", "send your API key as Authorization: Bearer <key>"));
+        };
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("missing_key", "the Authorization header must be Bearer <key>"))?;
+        let hash = hash_api_key(key);
+        if *hash == *state.admin_key_hash {
+            return Ok(Caller(Principal::Admin));
+        }
+        match state.store.tenant_for_key_hash(hash).await? {
+            Some(tenant) => Ok(Caller(Principal::Tenant(tenant))),
+            None => {
+                Err(unauthorized("invalid_key", "the API key is not valid; check it or ask the operator for a new one"))
+            }
+        }
+    }
+}
+
+impl Caller {
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Principal::Admin => Ok(()),
+            Principal::Tenant(_) => Err(ApiError::forbidden("this needs the operator's admin key")),
+        }
+    }
+
+    /// The tenant in the path, if this caller may act for it. A tenant key naming another tenant gets the same
+    /// answer as an unknown tenant, so it learns nothing about the others.
+    pub async fn tenant(&self, state: &AppState, tenant: &str) -> Result<TenantId, ApiError> {
+        let id: TenantId = tenant.parse().map_err(|_| ApiError::tenant_not_found(tenant))?;
+        match &self.0 {
+            Principal::Tenant(own) if *own == id => Ok(id),
+            Principal::Tenant(_) => Err(ApiError::tenant_not_found(tenant)),
+            Principal::Admin => match state.store.get_tenant(id.clone()).await? {
+                Some(_) => Ok(id),
+                None => Err(ApiError::tenant_not_found(tenant)),
+            },
+        }
+    }
+}
+
+/// A JSON request body whose errors (malformed JSON, wrong types, unknown fields, too large) use the API's shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = body_bytes(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection: BytesRejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than the server's limit (max_payload_bytes); send a smaller payload",
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", format!("could not read the request body: {rejection}"))
+        }
+    })
+}
+
+pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("invalid_json", "the request body is empty; send a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        let code = if error.is_data() { "invalid_field" } else { "invalid_json" };
+        ApiError::bad_request(code, format!("invalid request body: {error}"))
+    })
+}
+
+/// `?cursor=&limit=` on every list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+impl PageQuery {
+    pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit {limit} is out of range; use 1 to {MAX_PAGE}"),
+            ));
+        }
+        Ok(PageRequest { cursor, limit })
+    }
+}
+
+/// Query strings with the API's error shape.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// Path segments that must parse as a typed id; a malformed one is simply not found.
+pub fn parse_id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| ApiError::not_found(what, text))
+}

@@ -1,0 +1,358 @@
+//! The server's configuration: built-in defaults, then a TOML file, then `HOOKLINE_*` environment variables,
+//! then command-line flags, validated once with messages that name the key and the value.
+//!
+//! Loading is pure: the caller reads the file and the environment and passes them in.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hookline_core::Scheme;
+use hookline_core::duration::{format_duration, parse_duration};
+use hookline_core::retry::RetrySchedule;
+use serde::Deserialize;
+
+/// The address `hookline serve` listens on when nothing says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything `hookline serve` needs to know, resolved and validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The operator's key; when absent, one is generated on first start and only its hash is kept.
+    pub admin_key: Option<String>,
+    /// Lets endpoints target loopback and private addresses. For tests and local demos only.
+    pub dangerous_allow_private_targets: bool,
+    /// Signing schemes of a new endpoint that names none.
+    pub default_signing: Vec<Scheme>,
+    /// The largest request body the API accepts.
+    pub max_payload_bytes: usize,
+    pub delivery_timeout: Duration,
+    pub delivery_concurrency: usize,
+    pub endpoint_concurrency: usize,
+    /// The retry schedule of endpoints without their own; `None` is the built-in jittered default.
+    pub retry_schedule: Option<Vec<Duration>>,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // The literal is a valid socket address.
+            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            data_dir: PathBuf::from("hookline-data"),
+            admin_key: None,
+            dangerous_allow_private_targets: false,
+            default_signing: vec![Scheme::Standard],
+            max_payload_bytes: 256 * 1024,
+            delivery_timeout: Duration::from_secs(15),
+            delivery_concurrency: 512,
+            endpoint_concurrency: 64,
+            retry_schedule: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration value that does not make sense, named by the key it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid {key} {value:?}; {hint}")]
+    Invalid { key: String, value: String, hint: String },
+    #[error("could not parse the config file {path:?}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// The config file's shape; every key optional. Keys match the environment variables without `HOOKLINE_`,
+/// in lowercase.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    admin_key: Option<String>,
+    dangerous_allow_private_targets: Option<bool>,
+    default_signing: Option<Vec<String>>,
+    max_payload_bytes: Option<usize>,
+    delivery_timeout: Option<String>,
+    delivery_concurrency: Option<usize>,
+    endpoint_concurrency: Option<usize>,
+    retry_schedule: Option<Vec<String>>,
+    log_format: Option<String>,
+}
+
+/// Values given as command-line flags, which win over everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub listen: Option<String>,
+    pub data_dir: Option<String>,
+}
+
+/// The layers as the caller read them.
+pub struct Sources<'a> {
+    /// The config file's path and text, if there is one.
+    pub file: Option<(PathBuf, String)>,
+    /// Looks up an environment variable.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub flags: Flags,
+}
+
+fn invalid(key: &str, value: &str, hint: &str) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), hint: hint.to_owned() }
+}
+
+fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| invalid(key, value, "expected host:port such as 127.0.0.1:8750"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" | "" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn parse_count(key: &str, value: &str, range: std::ops::RangeInclusive<usize>) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(count) if range.contains(&count) => Ok(count),
+        _ => Err(invalid(key, value, &format!("expected a whole number from {} to {}", range.start(), range.end()))),
+    }
+}
+
+fn parse_signing(key: &str, names: &[String]) -> Result<Vec<Scheme>, ConfigError> {
+    let joined = names.join(",");
+    if names.is_empty() {
+        return Err(invalid(key, &joined, "name at least one of heron, herald, standard"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            name.trim()
+                .parse()
+                .map_err(|error: hookline_verify::ParseSchemeError| invalid(key, name, &error.to_string()))
+        })
+        .collect()
+}
+
+fn parse_schedule(key: &str, delays: &[String]) -> Result<Vec<Duration>, ConfigError> {
+    let parsed = delays
+        .iter()
+        .map(|delay| parse_duration(delay.trim()).map_err(|error| invalid(key, delay, &error.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    RetrySchedule::exact(parsed.clone()).map_err(|error| invalid(key, &delays.join(","), &error.to_string()))?;
+    Ok(parsed)
+}
+
+fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    match parse_duration(value) {
+        Ok(timeout) if timeout >= Duration::from_millis(100) && timeout <= Duration::from_secs(300) => Ok(timeout),
+        Ok(_) => Err(invalid(key, value, "use a timeout from 100ms to 5m")),
+        Err(error) => Err(invalid(key, value, &error.to_string())),
+    }
+}
+
+fn parse_log_format(key: &str, value: &str) -> Result<LogFormat, ConfigError> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(invalid(key, value, "expected text or json")),
+    }
+}
+
+impl Config {
+    /// Resolves the layers into one validated configuration.
+    pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        if let Some((path, text)) = &sources.file {
+            let file: FileLayer = toml::from_str(text)
+                .map_err(|source| ConfigError::File { path: path.clone(), source: Box::new(source) })?;
+            config.apply_file(file)?;
+        }
+        config.apply_env(sources.env)?;
+        if let Some(listen) = &sources.flags.listen {
+            config.listen = parse_listen("--listen", listen)?;
+        }
+        if let Some(data_dir) = &sources.flags.data_dir {
+            config.data_dir = PathBuf::from(data_dir);
+        }
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, file: FileLayer) -> Result<(), ConfigError> {
+        if let Some(listen) = file.listen {
+            self.listen = parse_listen("listen", &listen)?;
+        }
+        if let Some(data_dir) = file.data_dir {
+            self.data_dir = PathBuf::from(data_dir);
+        }
+        if let Some(key) = file.admin_key {
+            self.admin_key = Some(check_admin_key("admin_key", key)?);
+        }
+        if let Some(allow) = file.dangerous_allow_private_targets {
+            self.dangerous_allow_private_targets = allow;
+        }
+        if let Some(names) = file.default_signing {
+            self.default_signing = parse_signing("default_signing", &names)?;
+        }
+        if let Some(bytes) = file.max_payload_bytes {
+            self.max_payload_bytes = parse_count("max_payload_bytes", &bytes.to_string(), 1024..=64 * 1024 * 1024)?;
+        }
+        if let Some(timeout) = file.delivery_timeout {
+            self.delivery_timeout = parse_timeout("delivery_timeout", &timeout)?;
+        }
+        if let Some(count) = file.delivery_concurrency {
+            self.delivery_concurrency = parse_count("delivery_concurrency", &count.to_string(), 1..=100_000)?;
+        }
+        if let Some(count) = file.endpoint_concurrency {
+            self.endpoint_concurrency = parse_count("endpoint_concurrency", &count.to_string(), 1..=10_000)?;
+        }
+        if let Some(delays) = file.retry_schedule {
+            self.retry_schedule = Some(parse_schedule("retry_schedule", &delays)?);
+        }
+        if let Some(format) = file.log_format {
+            self.log_format = parse_log_format("log_format", &format)?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let list = |value: &str| value.split(',').map(str::to_owned).collect::<Vec<_>>();
+        if let Some(value) = env("HOOKLINE_LISTEN") {
+            self.listen = parse_listen("HOOKLINE_LISTEN", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = env("HOOKLINE_ADMIN_KEY") {
+            self.admin_key = Some(check_admin_key("HOOKLINE_ADMIN_KEY", value)?);
+        }
+        if let Some(value) = env("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS") {
+            self.dangerous_allow_private_targets = parse_bool("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_DEFAULT_SIGNING") {
+            self.default_signing = parse_signing("HOOKLINE_DEFAULT_SIGNING", &list(&value))?;
+        }
+        if let Some(value) = env("HOOKLINE_MAX_PAYLOAD_BYTES") {
+            self.max_payload_bytes = parse_count("HOOKLINE_MAX_PAYLOAD_BYTES", &value, 1024..=64 * 1024 * 1024)?;
+        }
+        if let Some(value) = env("HOOKLINE_DELIVERY_TIMEOUT") {
+            self.delivery_timeout = parse_timeout("HOOKLINE_DELIVERY_TIMEOUT", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_DELIVERY_CONCURRENCY") {
+            self.delivery_concurrency = parse_count("HOOKLINE_DELIVERY_CONCURRENCY", &value, 1..=100_000)?;
+        }
+        if let Some(value) = env("HOOKLINE_ENDPOINT_CONCURRENCY") {
+            self.endpoint_concurrency = parse_count("HOOKLINE_ENDPOINT_CONCURRENCY", &value, 1..=10_000)?;
+        }
+        if let Some(value) = env("HOOKLINE_RETRY_SCHEDULE") {
+            self.retry_schedule = Some(parse_schedule("HOOKLINE_RETRY_SCHEDULE", &list(&value))?);
+        }
+        if let Some(value) = env("HOOKLINE_LOG_FORMAT") {
+            self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
+        }
+        Ok(())
+    }
+
+    /// The retry schedule endpoints without their own follow.
+    pub fn default_schedule(&self) -> RetrySchedule {
+        match &self.retry_schedule {
+            // Validated at load.
+            Some(delays) => RetrySchedule::exact(delays.clone()).unwrap_or_default(),
+            None => RetrySchedule::standard(),
+        }
+    }
+
+    /// The default schedule as shown to operators.
+    pub fn describe_schedule(&self) -> Vec<String> {
+        self.default_schedule().delays().iter().map(|delay| format_duration(*delay)).collect()
+    }
+}
+
+fn check_admin_key(key: &str, value: String) -> Result<String, ConfigError> {
+    if value.len() < 16 || !value.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(invalid(key, "(hidden)", "use at least 16 printable characters without spaces"));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)], flags: Flags) -> Result<Config, String> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |name: &str| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        Config::load(Sources {
+            file: file.map(|text| (PathBuf::from("hookline.toml"), text.to_owned())),
+            env: &lookup,
+            flags,
+        })
+        .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let config = load(None, &[], Flags::default()).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        let file = "listen = \"127.0.0.1:9001\"\ndata_dir = \"from-file\"\nretry_schedule = [\"3m\", \"3m\"]";
+        let config = load(Some(file), &[], Flags::default()).unwrap();
+        assert_eq!((config.listen.port(), config.data_dir.to_str()), (9001, Some("from-file")));
+        assert_eq!(config.describe_schedule(), ["3m", "3m"]);
+        let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], Flags::default()).unwrap();
+        assert_eq!(config.listen.port(), 9002);
+        let flags = Flags { listen: Some("127.0.0.1:9003".into()), data_dir: None };
+        let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], flags).unwrap();
+        assert_eq!(config.listen.port(), 9003);
+    }
+
+    fn check_error(file: Option<&str>, env: &[(&str, &str)], expected: &str) {
+        assert_eq!(load(file, env, Flags::default()).unwrap_err(), expected);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        check_error(
+            None,
+            &[("HOOKLINE_LISTEN", "nowhere")],
+            "invalid HOOKLINE_LISTEN \"nowhere\"; expected host:port such as 127.0.0.1:8750",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "yes")],
+            "invalid HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS \"yes\"; expected true or false",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_DEFAULT_SIGNING", "hmac")],
+            "invalid HOOKLINE_DEFAULT_SIGNING \"hmac\"; unknown signing scheme \"hmac\"; expected one of heron, herald, standard",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_DELIVERY_TIMEOUT", "1h")],
+            "invalid HOOKLINE_DELIVERY_TIMEOUT \"1h\"; use a timeout from 100ms to 5m",
+        );
+        check_error(
+            Some("delivery_concurrency = 0"),
+            &[],
+            "invalid delivery_concurrency \"0\"; expected a whole number from 1 to 100000",
+        );
+        check_error(Some("lisen = \"x\""), &[], "could not parse the config file \"hookline.toml\"");
+        check_error(
+            None,
+            &[("HOOKLINE_ADMIN_KEY", "short")],
+            "invalid HOOKLINE_ADMIN_KEY \"(hidden)\"; use at least 16 printable characters without spaces",
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! The API's one error type: a status, a stable machine `code` and a human `detail`, sent as
+//! `application/problem+json`. A 5xx says nothing internal; its cause is logged in the request's span.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hookline_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    status: u16,
+    code: &'a str,
+    title: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, code, detail: detail.into() }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    pub fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} {id:?} does not exist"))
+    }
+
+    pub fn tenant_not_found(tenant: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "tenant_not_found", format!("tenant {tenant:?} does not exist"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            StoreError::UnknownTopic { .. } => ApiError::unprocessable("unknown_topic", error.to_string()),
+            StoreError::DeprecatedTopic { .. } => ApiError::unprocessable("deprecated_topic", error.to_string()),
+            other => {
+                tracing::error!(error = %hookline_dispatch::error_chain(&other), "store failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store could not complete the request; nothing was changed, try again",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem {
+            status: self.status.as_u16(),
+            code: self.code,
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            detail: &self.detail,
+        };
+        // Serialising a struct of strings and a number cannot fail.
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response
+    }
+}

@@ -1,0 +1,133 @@
+//! Hookline's service: configuration, the HTTP API, and the lifecycle that ties the store, the API and the
+//! dispatcher together.
+//!
+//! Architecture invariant: no SQL here (that is the store's) and no outbound HTTP (that is the dispatcher's).
+//! Shutdown is passed in as a token, so two servers can run in one process.
+
+mod api;
+pub mod config;
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hookline_core::secret::{generate_api_key, hash_api_key};
+use hookline_dispatch::{DispatchConfig, TargetPolicy};
+use hookline_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Config;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("could not open the store")]
+    Store(#[from] StoreError),
+    #[error("could not listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
+
+/// A server that has opened its store and bound its port, ready to run.
+pub struct Server {
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    admin_key_hash: String,
+    generated_admin_key: Option<String>,
+}
+
+impl Server {
+    /// Opens the store (running migrations), settles the admin key, and binds the listen address.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let store = Store::open_sqlite(&config.data_dir).await?;
+        let (admin_key_hash, generated_admin_key) = match &config.admin_key {
+            Some(key) => (hash_api_key(key), None),
+            None => match store.admin_key_hash().await? {
+                Some(hash) => (hash, None),
+                None => {
+                    let key = generate_api_key("hka_");
+                    let hash = hash_api_key(&key);
+                    store.set_admin_key_hash(hash.clone()).await?;
+                    (hash, Some(key))
+                }
+            },
+        };
+        let released = store.release_all_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "deliveries left in flight by the previous run go back to the queue");
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind { address: config.listen, source })?;
+        Ok(Server { config, store, listener, admin_key_hash, generated_admin_key })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin key generated on this first start, to show the operator once.
+    pub fn generated_admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
+    }
+
+    /// Where the embedded database lives.
+    pub fn store_location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Serves the API and runs the dispatcher until `shutdown` is cancelled; then stops taking requests, lets
+    /// in-flight attempts finish and records them.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let config = &self.config;
+        let policy = if config.dangerous_allow_private_targets {
+            tracing::warn!("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS is on: endpoints may target internal addresses");
+            TargetPolicy::DangerousAllowPrivate
+        } else {
+            TargetPolicy::PublicOnly
+        };
+        let dispatch = DispatchConfig {
+            concurrency: config.delivery_concurrency,
+            per_endpoint_concurrency: config.endpoint_concurrency,
+            timeout: config.delivery_timeout,
+            default_schedule: config.default_schedule(),
+            response_body_limit: 4096,
+            target_policy: policy,
+        };
+        let state = api::AppState {
+            store: self.store.clone(),
+            admin_key_hash: Arc::from(self.admin_key_hash.as_str()),
+            settings: Arc::new(api::ApiSettings {
+                max_payload_bytes: config.max_payload_bytes,
+                default_signing: config.default_signing.clone(),
+                allow_private_targets: config.dangerous_allow_private_targets,
+            }),
+        };
+        let dispatcher_stop = CancellationToken::new();
+        let dispatcher = tokio::spawn(hookline_dispatch::run(self.store.clone(), dispatch, dispatcher_stop.clone()));
+        let app = api::router(state).layer(axum::middleware::from_fn(request_span));
+        let http_stop = shutdown.clone();
+        let served =
+            axum::serve(self.listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await;
+        dispatcher_stop.cancel();
+        if let Err(error) = dispatcher.await {
+            tracing::error!(%error, "the dispatcher task failed");
+        }
+        served.map_err(ServeError::Http)
+    }
+}
+
+/// A span per request with its method and path, so errors logged inside a handler carry them.
+async fn request_span(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
+    next.run(request).instrument(span).await
+}

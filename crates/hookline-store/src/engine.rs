@@ -1,0 +1,168 @@
+//! The SQLite engine: one writer thread that commits queued writes in groups, and a small pool of readers.
+//!
+//! Group commit: the writer takes every write that is waiting, runs each inside its own savepoint (so one
+//! failing write does not undo the others), commits once, and only then answers each caller. A caller's
+//! answer therefore always means "on disk", and many concurrent publishes share one fsync.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::StoreError;
+use crate::schema;
+
+/// How many writes one commit may carry.
+const MAX_GROUP: usize = 512;
+/// How many reads may run at once.
+const READERS: usize = 4;
+
+/// A queued write: runs inside the group transaction, then hears whether the group committed.
+trait Job: Send {
+    fn run(&mut self, connection: &Connection);
+    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+}
+
+struct WriteJob<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, connection: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        let outcome = match connection.execute_batch("SAVEPOINT job") {
+            Err(error) => Err(StoreError::from(error)),
+            Ok(()) => {
+                let outcome = work(connection);
+                let close = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                match connection.execute_batch(close) {
+                    Ok(()) => outcome,
+                    Err(error) => Err(StoreError::from(error)),
+                }
+            }
+        };
+        self.outcome = Some(outcome);
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+        let answer = match (commit, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(StoreError::Closed),
+            (Err(error), _) => Err(StoreError::Commit { detail: error.to_string() }),
+        };
+        // The caller may have gone away (its request was cancelled); the write stands either way.
+        let _ = self.reply.send(answer);
+    }
+}
+
+pub(crate) struct Engine {
+    writer: mpsc::Sender<Box<dyn Job>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_slots: Semaphore,
+    path: std::path::PathBuf,
+}
+
+fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(path, flags)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    Ok(connection)
+}
+
+impl Engine {
+    pub(crate) fn open(path: &Path) -> Result<Arc<Engine>, StoreError> {
+        let mut connection = open(path, OpenFlags::default())?;
+        let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Commit { detail: format!("journal mode is {mode}, not wal") });
+        }
+        schema::migrate(&mut connection)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
+        }
+        let (sender, receiver) = mpsc::channel::<Box<dyn Job>>(4096);
+        thread::Builder::new()
+            .name("hookline-sqlite-writer".into())
+            .spawn(move || write_loop(connection, receiver))
+            .map_err(|source| StoreError::Thread { source })?;
+        Ok(Arc::new(Engine {
+            writer: sender,
+            readers: Mutex::new(readers),
+            reader_slots: Semaphore::new(READERS),
+            path: path.to_owned(),
+        }))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` in the next group transaction; resolves once that transaction is committed.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(WriteJob { work: Some(work), outcome: None, reply });
+        self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on a read-only connection, off the async threads.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _slot = self.reader_slots.acquire().await.map_err(|_| StoreError::Closed)?;
+        let engine = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            // A slot guarantees a free connection; the lock is only held to take and return it.
+            let connection = engine.readers.lock().unwrap_or_else(|poison| poison.into_inner()).pop();
+            let Some(connection) = connection else { return Err(StoreError::Closed) };
+            let result = work(&connection);
+            engine.readers.lock().unwrap_or_else(|poison| poison.into_inner()).push(connection);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+    let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = receiver.blocking_recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = run_group(&mut connection, &mut group);
+        if let Err(error) = &commit {
+            tracing::error!(%error, jobs = group.len(), "sqlite group commit failed");
+        }
+        for job in group.drain(..) {
+            job.finish(commit.as_ref().map(|_| ()));
+        }
+    }
+}
+
+fn run_group(connection: &mut Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for job in group.iter_mut() {
+        job.run(&transaction);
+    }
+    transaction.commit()
+}

@@ -1,0 +1,127 @@
+//! The `hookline` binary: parses arguments and configuration, sets up logging, and hands over to the server or
+//! to the operator's CLI.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hookline_server::config::{Config, Flags, LogFormat, Sources};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "hookline", version, about = "Durable, signed webhook delivery in one binary")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the API and the dispatcher, on the embedded store.
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A TOML config file (default: ./hookline.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, such as 127.0.0.1:8750 (HOOKLINE_LISTEN).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where the embedded store lives (HOOKLINE_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.command {
+        Command::Serve(serve_args) => runtime.block_on(serve(serve_args)),
+        Command::Client(command) => runtime.block_on(cli::run(command)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("could not read the config file {path:?}"))?;
+            Some((path.clone(), text))
+        }
+        None => {
+            let path = PathBuf::from("hookline.toml");
+            std::fs::read_to_string(&path).ok().map(|text| (path, text))
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let flags = Flags { listen: args.listen.clone(), data_dir: args.data_dir.clone() };
+    Ok(Config::load(Sources { file, env: &env, flags })?)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[allow(clippy::print_stdout)] // The start-up banner is the one thing `serve` prints for its operator.
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args)?;
+    init_tracing(config.log_format);
+    let server = hookline_server::Server::bind(config).await?;
+    let address = server.local_addr()?;
+    println!("hookline {} listening on http://{address}", env!("CARGO_PKG_VERSION"));
+    println!("store: {}", server.store_location());
+    if let Some(key) = server.generated_admin_key() {
+        println!("admin key (shown once, stored only as a hash): {key}");
+        println!("  export HOOKLINE_KEY={key}");
+    }
+    let shutdown = CancellationToken::new();
+    let signal_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight deliveries");
+        signal_shutdown.cancel();
+    });
+    server.run(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
