@@ -1,0 +1,380 @@
+//! Test support: a real `hookline serve` process on a temporary data dir, and real HTTP receivers that record
+//! what they get and answer what the test tells them to.
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookline_dispatch::{HttpClient, TargetPolicy};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+pub const ADMIN_KEY: &str = "hka_test_admin_key_0123456789";
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "hookline-{label}-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `hookline serve`.
+pub struct Hookline {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    client: HttpClient,
+    env: Vec<(String, String)>,
+}
+
+/// An API answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    /// The `code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_hookline")
+}
+
+impl Hookline {
+    /// Starts a server on a fresh data dir, with private targets allowed so it can reach local receivers.
+    pub async fn start(data_dir: &Path) -> Hookline {
+        Hookline::start_with(data_dir, &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true")]).await
+    }
+
+    pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Hookline {
+        let env: Vec<(String, String)> = env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let mut server = Hookline {
+            child: None,
+            url: String::new(),
+            data_dir: data_dir.to_owned(),
+            client: HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(30), 64 << 20),
+            env,
+        };
+        server.spawn("127.0.0.1:0").await;
+        server
+    }
+
+    async fn spawn(&mut self, listen: &str) {
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(&self.data_dir)
+            .env_remove("HOOKLINE_KEY")
+            .env("HOOKLINE_ADMIN_KEY", ADMIN_KEY)
+            .env("HOOKLINE_LOG", "warn")
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("hookline starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let started = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, address)) = line.split_once("listening on ") {
+                    return address.trim().to_owned();
+                }
+            }
+            panic!("hookline exited before listening");
+        })
+        .await
+        .expect("hookline listens within 30s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.url = started;
+        self.child = Some(child);
+    }
+
+    /// Stops the process with SIGKILL: no chance to clean up.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let pid = child.id().unwrap();
+        std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits after SIGTERM").unwrap()
+    }
+
+    /// Starts the server again on the same data dir and address.
+    pub async fn restart(&mut self) {
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        self.spawn(&listen).await;
+    }
+
+    /// Calls the API with `key`, sending `body` as written.
+    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Answer {
+        self.call_with(method, path, key, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        extra: &[(&'static str, String)],
+    ) -> Answer {
+        let mut headers: Vec<(&'static str, String)> = extra.to_vec();
+        if let Some(key) = key {
+            headers.push(("authorization", format!("Bearer {key}")));
+        }
+        if body.is_some() {
+            headers.push(("content-type", "application/json".to_owned()));
+        }
+        let method: http::Method = method.parse().unwrap();
+        let payload = Bytes::from(body.unwrap_or("").to_owned());
+        let exchange = self.client.request(method, &format!("{}{path}", self.url), &headers, payload).await;
+        let response = exchange.result.unwrap_or_else(|error| panic!("request to {path} failed: {error:?}"));
+        let body = if response.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&response.body).unwrap_or(Value::Null)
+        };
+        Answer { status: response.status, body, headers: response.headers }
+    }
+
+    /// Calls the API with the admin key and a JSON body.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let text = body.map(|body| body.to_string());
+        self.call(method, path, Some(ADMIN_KEY), text.as_deref()).await
+    }
+
+    /// Creates a tenant and returns a tenant key for it.
+    pub async fn tenant(&self, id: &str) -> String {
+        let created = self.admin("POST", "/v1/tenants", Some(serde_json::json!({"id": id, "name": id}))).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let key = self.admin("POST", &format!("/v1/tenants/{id}/keys"), None).await;
+        assert_eq!(key.status, 201, "{:?}", key.body);
+        key.body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an endpoint from a JSON body and returns the API's answer (with `id` and `secret`).
+    pub async fn endpoint(&self, tenant: &str, body: Value) -> Value {
+        let created = self.admin("POST", &format!("/v1/tenants/{tenant}/endpoints"), Some(body)).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        created.body
+    }
+
+    /// Publishes `data` (JSON text, sent as written) and returns the event id.
+    pub async fn publish(&self, tenant: &str, topic: &str, data: &str) -> String {
+        let body = format!("{{\"topic\":\"{topic}\",\"data\":{data}}}");
+        let accepted = self.call("POST", &format!("/v1/tenants/{tenant}/events"), Some(ADMIN_KEY), Some(&body)).await;
+        assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+        accepted.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the server's deliveries reach `status` for `event`, returning the list.
+    pub async fn wait_for_deliveries(&self, tenant: &str, event: &str, status: &str, count: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let path = format!("/v1/tenants/{tenant}/deliveries?event={event}&status={status}");
+            let page = self.admin("GET", &path, None).await;
+            if page.body["data"].as_array().map_or(0, Vec::len) >= count {
+                return page.body;
+            }
+            assert!(Instant::now() < deadline, "deliveries of {event} did not reach {status}: {:?}", page.body);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// One request as a receiver got it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// How a receiver answers one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn with_body(mut self, body: &str) -> Reply {
+        self.body = body.to_owned();
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+struct ReceiverState {
+    requests: Mutex<Vec<Received>>,
+    count: watch::Sender<usize>,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Reply>,
+}
+
+/// A real HTTP server on 127.0.0.1 that records every request.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    /// Starts a receiver answering 200 to everything.
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let state = Arc::new(ReceiverState {
+            requests: Mutex::new(Vec::new()),
+            count: watch::channel(0).0,
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(Reply::status(200)),
+        });
+        let served = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let state = Arc::clone(&served);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                        let state = Arc::clone(&state);
+                        async move {
+                            let path = request.uri().path().to_owned();
+                            let headers = request
+                                .headers()
+                                .iter()
+                                .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_owned()))
+                                .collect();
+                            let body = request.into_body().collect().await.unwrap().to_bytes();
+                            let reply = {
+                                let next = state.script.lock().unwrap().pop_front();
+                                next.unwrap_or_else(|| state.default.lock().unwrap().clone())
+                            };
+                            {
+                                let mut requests = state.requests.lock().unwrap();
+                                requests.push(Received { path, headers, body, at: Instant::now() });
+                                state.count.send_replace(requests.len());
+                            }
+                            if !reply.delay.is_zero() {
+                                tokio::time::sleep(reply.delay).await;
+                            }
+                            let mut response = hyper::Response::builder().status(reply.status);
+                            for (name, value) in &reply.headers {
+                                response = response.header(name, value);
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                response.body(Full::new(Bytes::from(reply.body))).unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { url: format!("http://{address}"), state }
+    }
+
+    /// Answers the next requests with these replies, in order, then with the default.
+    pub fn script(&self, replies: Vec<Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    /// Answers every request not scripted with `reply`.
+    pub fn answer(&self, reply: Reply) {
+        *self.state.default.lock().unwrap() = reply;
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` requests arrived (at most `limit`), and returns them all.
+    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let mut seen = self.state.count.subscribe();
+        let reached = tokio::time::timeout(limit, seen.wait_for(|arrived| *arrived >= count)).await;
+        let requests = self.requests();
+        assert!(reached.is_ok(), "expected {count} requests within {limit:?}, got {}", requests.len());
+        requests
+    }
+}
