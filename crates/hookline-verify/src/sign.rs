@@ -25,13 +25,13 @@ pub enum SecretError {
     /// The part after `whsec_` is not base64.
     #[error("invalid standard webhooks secret {secret:?}; expected whsec_ followed by base64")]
     NotBase64 {
-        /// The secret as given.
+        /// The secret's first characters (never the whole secret, which may end up in logs).
         secret: String,
     },
     /// The secret decodes to zero bytes.
     #[error("invalid standard webhooks secret {secret:?}; expected a non-empty key after whsec_")]
     EmptyKey {
-        /// The secret as given.
+        /// The secret's first characters.
         secret: String,
     },
 }
@@ -39,11 +39,19 @@ pub enum SecretError {
 /// Decodes a Standard Webhooks secret (`whsec_` prefix optional) into its HMAC key.
 pub fn decode_standard_secret(secret: &str) -> Result<Vec<u8>, SecretError> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = STANDARD.decode(encoded).map_err(|_| SecretError::NotBase64 { secret: secret.to_owned() })?;
+    let key = STANDARD.decode(encoded).map_err(|_| SecretError::NotBase64 { secret: shown(secret) })?;
     if key.is_empty() {
-        return Err(SecretError::EmptyKey { secret: secret.to_owned() });
+        return Err(SecretError::EmptyKey { secret: shown(secret) });
     }
     Ok(key)
+}
+
+/// A secret as error messages may show it: short ones whole, longer ones cut after their first ten characters.
+fn shown(secret: &str) -> String {
+    match secret.char_indices().nth(10) {
+        Some((cut, _)) => format!("{}…", &secret[..cut]),
+        None => secret.to_owned(),
+    }
 }
 
 /// The `heron-signature` value: `base64(HMAC-SHA256(secret, body))`.
@@ -178,7 +186,7 @@ mod tests {
         assert_eq!(decode_standard_secret("whsec_").unwrap_err(), SecretError::EmptyKey { secret: "whsec_".into() });
         assert_eq!(
             Signer::new(Scheme::Standard, "whsec_not base64!").unwrap_err(),
-            SecretError::NotBase64 { secret: "whsec_not base64!".into() }
+            SecretError::NotBase64 { secret: "whsec_not …".into() }
         );
         for scheme in [Scheme::Heron, Scheme::Herald] {
             let err = Signer::new(scheme, "").unwrap_err();
