@@ -125,7 +125,7 @@ impl Dispatcher {
                 }
             };
             if claimed.is_empty() {
-                let wait = match self.store.next_due().await {
+                let wait = match self.store.next_due(self.busy_endpoints()).await {
                     Ok(Some(due)) => Duration::from_millis((due.unix_millis() - now.unix_millis()).max(1) as u64),
                     Ok(None) => MAX_IDLE,
                     Err(error) => {

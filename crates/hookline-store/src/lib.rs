@@ -445,7 +445,7 @@ impl Store {
                 )?;
                 if deleted > 0 {
                     connection.execute(
-                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL,
+                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
                             last_error = 'endpoint deleted', updated_at = ?2
                          WHERE endpoint_id = ?1 AND status = 'pending'",
                         params![id.as_str(), Timestamp::now().unix_millis()],
@@ -659,7 +659,7 @@ impl Store {
                 let now = Timestamp::now().unix_millis();
                 connection.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, updated_at = ?3
-                     WHERE id = ?1 AND tenant_id = ?2 AND (lease_until IS NULL OR lease_until < ?3)",
+                     WHERE id = ?1 AND tenant_id = ?2 AND (lease IS NULL OR next_attempt_at < ?3)",
                     params![id.as_str(), tenant.as_str(), now],
                 )?;
                 let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1 AND tenant_id = ?2");
@@ -685,13 +685,12 @@ impl Store {
         self.engine
             .write(move |connection| {
                 let lease: i64 = rand_lease();
-                let busy = serde_json::to_string(&busy_endpoints).map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
+                let busy = json_ids(&busy_endpoints);
                 let claimed = connection
                     .prepare_cached(
-                        "UPDATE deliveries SET lease_until = ?2, lease = ?3 WHERE id IN (
+                        "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
                             SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                            WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
-                              AND (d.lease_until IS NULL OR d.lease_until < ?1) AND e.enabled = 1
+                            WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
                               AND d.endpoint_id NOT IN (SELECT value FROM json_each(?5))
                             ORDER BY d.next_attempt_at LIMIT ?4)",
                     )?
@@ -703,7 +702,7 @@ impl Store {
                     "SELECT d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, v.created_at, v.data, v.meta,
                         {ENDPOINT_COLUMNS_E}
                      FROM deliveries d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
-                     WHERE d.lease = ?1 AND d.lease_until = ?2 AND d.status = 'pending'"
+                     WHERE d.lease = ?1 AND d.next_attempt_at = ?2 AND d.status = 'pending'"
                 );
                 let mut statement = connection.prepare_cached(&sql)?;
                 let rows = statement.query_map(params![lease, lease_until.unix_millis()], claimed_row)?;
@@ -727,8 +726,7 @@ impl Store {
                     let attempt = &outcome.attempt;
                     let updated = connection
                         .prepare_cached(
-                            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease_until = NULL,
-                                lease = NULL, last_status = ?6, last_error = ?7, updated_at = ?8
+                            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL, last_status = ?6, last_error = ?7, updated_at = ?8
                              WHERE id = ?1 AND lease = ?2",
                         )?
                         .execute(params![
@@ -779,10 +777,11 @@ impl Store {
         self.engine
             .write(move |connection| {
                 let mut statement = connection.prepare_cached(
-                    "UPDATE deliveries SET lease_until = NULL, lease = NULL WHERE id = ?1 AND lease = ?2",
+                    "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL WHERE id = ?1 AND lease = ?2",
                 )?;
+                let now = Timestamp::now().unix_millis();
                 for (id, lease) in &leases {
-                    statement.execute(params![id.as_str(), lease])?;
+                    statement.execute(params![id.as_str(), lease, now])?;
                 }
                 Ok(())
             })
@@ -794,24 +793,29 @@ impl Store {
         self.engine
             .write(|connection| {
                 Ok(connection.execute(
-                    "UPDATE deliveries SET lease_until = NULL, lease = NULL WHERE lease_until IS NOT NULL",
-                    [],
+                    "UPDATE deliveries SET lease = NULL, next_attempt_at = MIN(next_attempt_at, ?1)
+                     WHERE lease IS NOT NULL",
+                    [Timestamp::now().unix_millis()],
                 )? as u64)
             })
             .await
     }
 
-    /// When the next pending delivery of an enabled endpoint falls due, if any.
-    pub async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+    /// When the next pending delivery of an enabled endpoint not in `busy_endpoints` falls due, if any.
+    /// A leased delivery falls due when its lease expires.
+    pub async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
         self.engine
-            .read(|connection| {
+            .read(move |connection| {
+                let busy = json_ids(&busy_endpoints);
                 let next: Option<i64> = connection
                     .prepare_cached(
-                        "SELECT MIN(COALESCE(MAX(d.next_attempt_at, d.lease_until), d.next_attempt_at))
-                         FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                         WHERE d.status = 'pending' AND e.enabled = 1",
+                        "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                         WHERE d.status = 'pending' AND e.enabled = 1
+                           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?1))
+                         ORDER BY d.next_attempt_at LIMIT 1",
                     )?
-                    .query_row([], |row| row.get(0))?;
+                    .query_row([busy], |row| row.get(0))
+                    .optional()?;
                 Ok(next.map(Timestamp::from_unix_millis))
             })
             .await
@@ -835,6 +839,13 @@ impl Store {
             })
             .await
     }
+}
+
+/// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
+fn json_ids(ids: &[EndpointId]) -> String {
+    // Ids are validated base32 after a prefix, so they need no escaping.
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 fn rand_lease() -> i64 {

@@ -70,7 +70,6 @@ CREATE TABLE deliveries (
     status TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
-    lease_until INTEGER,
     lease INTEGER,
     last_status INTEGER,
     last_error TEXT,
