@@ -1,6 +1,7 @@
 //! The `hookline` binary: parses arguments and configuration, sets up logging, and hands over to the server or
 //! to the operator's CLI.
 
+mod bench;
 mod cli;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ struct Args {
 enum Command {
     /// Run the server: the API and the dispatcher, on the embedded store.
     Serve(ServeArgs),
+    /// Measure end-to-end delivery throughput and latency against a built-in sink.
+    Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve(serve_args) => runtime.block_on(serve(serve_args)),
         Command::Client(command) => runtime.block_on(cli::run(command)),
+        Command::Bench(bench_args) => runtime.block_on(bench::run(bench_args)).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
