@@ -386,27 +386,18 @@ impl Store {
                     write_endpoint_topics(connection, &endpoint.id, &topics)?;
                     endpoint.topics = topics;
                 }
-                if let Some(url) = patch.url {
-                    endpoint.url = url;
+                fn set<T>(field: &mut T, value: Option<T>) {
+                    if let Some(value) = value {
+                        *field = value;
+                    }
                 }
-                if let Some(description) = patch.description {
-                    endpoint.description = description;
-                }
-                if let Some(enabled) = patch.enabled {
-                    endpoint.enabled = enabled;
-                }
-                if let Some(format) = patch.format {
-                    endpoint.format = format;
-                }
-                if let Some(signing) = patch.signing {
-                    endpoint.signing = signing;
-                }
-                if let Some(secret) = patch.secret {
-                    endpoint.secret = secret;
-                }
-                if let Some(schedule) = patch.retry_schedule {
-                    endpoint.retry_schedule = schedule;
-                }
+                set(&mut endpoint.url, patch.url);
+                set(&mut endpoint.description, patch.description);
+                set(&mut endpoint.enabled, patch.enabled);
+                set(&mut endpoint.format, patch.format);
+                set(&mut endpoint.signing, patch.signing);
+                set(&mut endpoint.secret, patch.secret);
+                set(&mut endpoint.retry_schedule, patch.retry_schedule);
                 endpoint.updated = Timestamp::now();
                 connection.execute(
                     "UPDATE endpoints SET url = ?2, topics = ?3, description = ?4, enabled = ?5, format = ?6,

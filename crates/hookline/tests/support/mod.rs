@@ -114,6 +114,8 @@ impl Hookline {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        // A fresh connection pool: after a kill, pooled connections to the old process are dead.
+        self.client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(30), 64 << 20);
         let mut child = command.spawn().expect("hookline starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -376,5 +378,64 @@ impl Receiver {
         let requests = self.requests();
         assert!(reached.is_ok(), "expected {count} requests within {limit:?}, got {}", requests.len());
         requests
+    }
+}
+
+/// Helpers for tests that look at many deliveries at once.
+impl Hookline {
+    /// Every delivery of `tenant` with `status` (any status when `None`), following the list's cursor.
+    pub async fn all_deliveries(&self, tenant: &str, status: Option<&str>) -> Vec<Value> {
+        let mut deliveries = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/tenants/{tenant}/deliveries?limit=1000");
+            if let Some(status) = status {
+                path.push_str(&format!("&status={status}"));
+            }
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let page = self.admin("GET", &path, None).await;
+            assert_eq!(page.status, 200, "{:?}", page.body);
+            deliveries.extend(page.body["data"].as_array().unwrap().iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return deliveries,
+            }
+        }
+    }
+
+    /// Waits until `tenant` has no delivery left with `status` (such as `pending`).
+    pub async fn wait_for_none(&self, tenant: &str, status: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let path = format!("/v1/tenants/{tenant}/deliveries?status={status}&limit=5");
+            let page = self.admin("GET", &path, None).await;
+            if page.body["data"].as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "deliveries still {status} after {limit:?}: {:?}", page.body);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Receiver {
+    /// Waits (at most `limit`) until the requests received so far satisfy `done`, and returns them all.
+    /// `what` says what was awaited, for the failure message.
+    pub async fn wait_until(&self, limit: Duration, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let mut seen = self.state.count.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Mark the current count as seen before reading, so a request arriving meanwhile wakes the wait.
+            seen.borrow_and_update();
+            let requests = self.requests();
+            if done(&requests) {
+                return requests;
+            }
+            if tokio::time::timeout_at(deadline, seen.changed()).await.is_err() {
+                panic!("{what}: not within {limit:?}, after {} requests", requests.len());
+            }
+        }
     }
 }
