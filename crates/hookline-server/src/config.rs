@@ -10,10 +10,29 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::duration::{format_duration, parse_duration};
 use hookline_core::retry::RetrySchedule;
+use hookline_store::Database;
 use serde::Deserialize;
 
 /// The address `hookline serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
+
+/// What a node runs: the HTTP API, the dispatcher, or both. With PostgreSQL, API and delivery scale separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    pub fn delivers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -26,6 +45,10 @@ pub enum LogFormat {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// A PostgreSQL database shared by several nodes (or `sqlite://DIR`); `None` is the embedded store in
+    /// `data_dir`.
+    pub database: Option<Database>,
+    pub role: Role,
     /// The operator's key; when absent, one is generated on first start and only its hash is kept.
     pub admin_key: Option<String>,
     /// Lets endpoints target loopback and private addresses. For tests and local demos only.
@@ -48,6 +71,8 @@ impl Default for Config {
             // The literal is a valid socket address.
             listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
             data_dir: PathBuf::from("hookline-data"),
+            database: None,
+            role: Role::All,
             admin_key: None,
             dangerous_allow_private_targets: false,
             default_signing: vec![Scheme::Standard],
@@ -81,6 +106,8 @@ pub enum ConfigError {
 struct FileLayer {
     listen: Option<String>,
     data_dir: Option<String>,
+    database_url: Option<String>,
+    role: Option<String>,
     admin_key: Option<String>,
     dangerous_allow_private_targets: Option<bool>,
     default_signing: Option<Vec<String>>,
@@ -97,6 +124,8 @@ struct FileLayer {
 pub struct Flags {
     pub listen: Option<String>,
     pub data_dir: Option<String>,
+    pub database: Option<String>,
+    pub role: Option<String>,
 }
 
 /// The layers as the caller read them.
@@ -114,6 +143,23 @@ fn invalid(key: &str, value: &str, hint: &str) -> ConfigError {
 
 fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| invalid(key, value, "expected host:port such as 127.0.0.1:8750"))
+}
+
+fn parse_database(key: &str, value: &str) -> Result<Database, ConfigError> {
+    // The url may hold a password: the message names the problem, not the value.
+    Database::parse(value).map_err(|error| match error {
+        hookline_store::StoreError::InvalidUrl { hint, .. } => invalid(key, "(hidden)", hint),
+        other => invalid(key, "(hidden)", &other.to_string()),
+    })
+}
+
+fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {
+    match value {
+        "api" => Ok(Role::Api),
+        "worker" => Ok(Role::Worker),
+        "all" => Ok(Role::All),
+        _ => Err(invalid(key, value, "expected api, worker or all")),
+    }
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -187,6 +233,12 @@ impl Config {
         if let Some(data_dir) = &sources.flags.data_dir {
             config.data_dir = PathBuf::from(data_dir);
         }
+        if let Some(database) = &sources.flags.database {
+            config.database = Some(parse_database("--database", database)?);
+        }
+        if let Some(role) = &sources.flags.role {
+            config.role = parse_role("--role", role)?;
+        }
         Ok(config)
     }
 
@@ -196,6 +248,12 @@ impl Config {
         }
         if let Some(data_dir) = file.data_dir {
             self.data_dir = PathBuf::from(data_dir);
+        }
+        if let Some(url) = file.database_url {
+            self.database = Some(parse_database("database_url", &url)?);
+        }
+        if let Some(role) = file.role {
+            self.role = parse_role("role", &role)?;
         }
         if let Some(key) = file.admin_key {
             self.admin_key = Some(check_admin_key("admin_key", key)?);
@@ -235,6 +293,12 @@ impl Config {
         if let Some(value) = env("HOOKLINE_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
         }
+        if let Some(value) = env("HOOKLINE_DATABASE_URL") {
+            self.database = Some(parse_database("HOOKLINE_DATABASE_URL", &value)?);
+        }
+        if let Some(value) = env("HOOKLINE_ROLE") {
+            self.role = parse_role("HOOKLINE_ROLE", &value)?;
+        }
         if let Some(value) = env("HOOKLINE_ADMIN_KEY") {
             self.admin_key = Some(check_admin_key("HOOKLINE_ADMIN_KEY", value)?);
         }
@@ -263,6 +327,14 @@ impl Config {
             self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
         }
         Ok(())
+    }
+
+    /// The database this node uses: the configured one, else the embedded store in the data directory.
+    pub fn database(&self) -> Database {
+        match &self.database {
+            Some(database) => database.clone(),
+            None => Database::Sqlite { data_dir: self.data_dir.clone() },
+        }
     }
 
     /// The retry schedule endpoints without their own follow.
@@ -312,9 +384,19 @@ mod tests {
         assert_eq!(config.describe_schedule(), ["3m", "3m"]);
         let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], Flags::default()).unwrap();
         assert_eq!(config.listen.port(), 9002);
-        let flags = Flags { listen: Some("127.0.0.1:9003".into()), data_dir: None };
+        let flags = Flags { listen: Some("127.0.0.1:9003".into()), ..Flags::default() };
         let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], flags).unwrap();
         assert_eq!(config.listen.port(), 9003);
+        assert_eq!(config.database(), Database::Sqlite { data_dir: PathBuf::from("from-file") });
+        let url = "postgres://postgres@127.0.0.1:5432/hookline";
+        let flags = Flags { database: Some(url.into()), role: Some("worker".into()), ..Flags::default() };
+        let config = load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], flags).unwrap();
+        assert_eq!(config.database(), Database::Postgres { url: url.into() });
+        assert_eq!(config.role, Role::Worker);
+        let config = load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], Flags::default())
+            .unwrap();
+        assert_eq!(config.database(), Database::Sqlite { data_dir: PathBuf::from("elsewhere") });
+        assert_eq!(config.role, Role::Api);
     }
 
     fn check_error(file: Option<&str>, env: &[(&str, &str)], expected: &str) {
@@ -349,6 +431,12 @@ mod tests {
             "invalid delivery_concurrency \"0\"; expected a whole number from 1 to 100000",
         );
         check_error(Some("lisen = \"x\""), &[], "could not parse the config file \"hookline.toml\"");
+        check_error(
+            None,
+            &[("HOOKLINE_DATABASE_URL", "mysql://root:secret@db/hookline")],
+            "invalid HOOKLINE_DATABASE_URL \"(hidden)\"; expected postgres://… or sqlite://DIR",
+        );
+        check_error(Some("role = \"both\""), &[], "invalid role \"both\"; expected api, worker or all");
         check_error(
             None,
             &[("HOOKLINE_ADMIN_KEY", "short")],

@@ -53,6 +53,14 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
             StoreError::UnknownTopic { .. } => ApiError::unprocessable("unknown_topic", error.to_string()),
             StoreError::DeprecatedTopic { .. } => ApiError::unprocessable("deprecated_topic", error.to_string()),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %hookline_dispatch::error_chain(&other), "the database is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unreachable, so nothing was accepted or changed; retry shortly",
+                )
+            }
             other => {
                 tracing::error!(error = %hookline_dispatch::error_chain(&other), "store failure");
                 ApiError::new(

@@ -46,23 +46,22 @@ pub struct Server {
 impl Server {
     /// Opens the store (running migrations), settles the admin key, and binds the listen address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open_sqlite(&config.data_dir).await?;
+        let store = Store::open(&config.database()).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
             Some(key) => (hash_api_key(key), None),
             None => match store.admin_key_hash().await? {
                 Some(hash) => (hash, None),
                 None => {
+                    // Several nodes may start on an empty database at once: one key wins, and only the node
+                    // whose key won prints it.
                     let key = generate_api_key("hka_");
                     let hash = hash_api_key(&key);
-                    store.set_admin_key_hash(hash.clone()).await?;
-                    (hash, Some(key))
+                    let stored = store.settle_admin_key_hash(hash.clone()).await?;
+                    let generated = (stored == hash).then_some(key);
+                    (stored, generated)
                 }
             },
         };
-        let released = store.release_all_leases().await?;
-        if released > 0 {
-            tracing::info!(released, "deliveries left in flight by the previous run go back to the queue");
-        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { address: config.listen, source })?;
@@ -79,7 +78,7 @@ impl Server {
         self.generated_admin_key.as_deref()
     }
 
-    /// Where the embedded database lives.
+    /// Where the data lives: the embedded file, or the PostgreSQL server and database.
     pub fn store_location(&self) -> String {
         self.store.location()
     }
@@ -112,13 +111,19 @@ impl Server {
             }),
         };
         let dispatcher_stop = CancellationToken::new();
-        let dispatcher = tokio::spawn(hookline_dispatch::run(self.store.clone(), dispatch, dispatcher_stop.clone()));
-        let app = api::router(state).layer(axum::middleware::from_fn(request_span));
+        let dispatcher = config
+            .role
+            .delivers()
+            .then(|| tokio::spawn(hookline_dispatch::run(self.store.clone(), dispatch, dispatcher_stop.clone())));
+        let app = if config.role.serves_api() { api::router(state) } else { api::health_router(state) }
+            .layer(axum::middleware::from_fn(request_span));
         let http_stop = shutdown.clone();
         let served =
             axum::serve(self.listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await;
         dispatcher_stop.cancel();
-        if let Err(error) = dispatcher.await {
+        if let Some(dispatcher) = dispatcher
+            && let Err(error) = dispatcher.await
+        {
             tracing::error!(%error, "the dispatcher task failed");
         }
         served.map_err(ServeError::Http)

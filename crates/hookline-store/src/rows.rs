@@ -7,21 +7,37 @@ use hookline_core::Scheme;
 use hookline_core::json::Escape;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
-use rusqlite::Row;
 
 use crate::StoreError;
 use crate::model::*;
 
-/// Row readers return the row's own error outside and a damaged-field error inside.
-pub(crate) type RowResult<T> = rusqlite::Result<Result<T, StoreError>>;
+/// A result row of either database, read by column index. The record readers below are written once against
+/// this, so both backends map rows to records with the same code.
+pub(crate) trait Columns {
+    fn text(&self, index: usize) -> Result<String, StoreError>;
+    fn optional_text(&self, index: usize) -> Result<Option<String>, StoreError>;
+    fn integer(&self, index: usize) -> Result<i64, StoreError>;
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, StoreError>;
+    fn flag(&self, index: usize) -> Result<bool, StoreError>;
+}
+
+/// Reads a stored integer into a narrower type, calling a value out of range damage.
+fn narrow<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt { detail: format!("{what} {value} is out of range") })
+}
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, tenant_id, url, topics, description, enabled, format, signing, secret, retry_schedule, created_at, updated_at";
-pub(crate) const ENDPOINT_COLUMNS_E: &str = "e.id, e.tenant_id, e.url, e.topics, e.description, e.enabled, e.format, \
-     e.signing, e.secret, e.retry_schedule, e.created_at, e.updated_at";
 pub(crate) const EVENT_COLUMNS: &str = "id, tenant_id, topic, created_at, data, meta, idempotency_key";
 pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, event_id, endpoint_id, topic, status, attempts, \
      next_attempt_at, last_status, last_error, created_at, updated_at, format, text_escape";
+
+pub(crate) const ATTEMPT_COLUMNS: &str = "number, started_at, duration_ms, url, request_headers, response_status, \
+     response_headers, response_body, error_kind, error_detail";
+/// A claimed delivery with its event (`v`) and its endpoint (`e`).
+pub(crate) const CLAIMED_COLUMNS: &str = "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, \
+     v.created_at, v.data, v.meta, e.id, e.tenant_id, e.url, e.topics, e.description, e.enabled, e.format, \
+     e.signing, e.secret, e.retry_schedule, e.created_at, e.updated_at";
 
 pub(crate) fn parse_field<T: FromStr>(text: &str) -> Result<T, StoreError>
 where
@@ -30,8 +46,8 @@ where
     text.parse().map_err(|error: T::Err| StoreError::Corrupt { detail: error.to_string() })
 }
 
-fn millis(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
-    Ok(Timestamp::from_unix_millis(row.get(index)?))
+fn millis(row: &dyn Columns, index: usize) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_unix_millis(row.integer(index)?))
 }
 
 pub(crate) fn join_topics(topics: &[TopicName]) -> String {
@@ -81,171 +97,108 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt { detail: format!("headers: {error}") })
 }
 
-pub(crate) fn topic_row(row: &Row<'_>) -> RowResult<Topic> {
-    let name: String = row.get(0)?;
-    let description = row.get(1)?;
-    let deprecated = row.get(2)?;
-    let created = millis(row, 3)?;
-    Ok(parse_field(&name).map(|name| Topic { name, description, deprecated, created }))
+pub(crate) fn topic_row(row: &dyn Columns) -> Result<Topic, StoreError> {
+    Ok(Topic {
+        name: parse_field(&row.text(0)?)?,
+        description: row.text(1)?,
+        deprecated: row.flag(2)?,
+        created: millis(row, 3)?,
+    })
 }
 
-pub(crate) fn tenant_row(row: &Row<'_>) -> RowResult<Tenant> {
-    let id: String = row.get(0)?;
-    let name = row.get(1)?;
-    let created = millis(row, 2)?;
-    Ok(parse_field(&id).map(|id| Tenant { id, name, created }))
+pub(crate) fn tenant_row(row: &dyn Columns) -> Result<Tenant, StoreError> {
+    Ok(Tenant { id: parse_field(&row.text(0)?)?, name: row.text(1)?, created: millis(row, 2)? })
 }
 
 /// Reads the endpoint columns starting at `offset`.
-fn endpoint_at(row: &Row<'_>, offset: usize) -> RowResult<Endpoint> {
-    let id: String = row.get(offset)?;
-    let tenant: String = row.get(offset + 1)?;
-    let url = row.get(offset + 2)?;
-    let topics: String = row.get(offset + 3)?;
-    let description = row.get(offset + 4)?;
-    let enabled = row.get(offset + 5)?;
-    let format: String = row.get(offset + 6)?;
-    let signing: String = row.get(offset + 7)?;
-    let secret = row.get(offset + 8)?;
-    let schedule: Option<String> = row.get(offset + 9)?;
-    let created = millis(row, offset + 10)?;
-    let updated = millis(row, offset + 11)?;
-    Ok((|| {
-        Ok(Endpoint {
-            id: parse_field(&id)?,
-            tenant: parse_field(&tenant)?,
-            url,
-            topics: topics.split(',').map(parse_field).collect::<Result<_, _>>()?,
-            description,
-            enabled,
-            format: parse_field(&format)?,
-            signing: split_schemes(&signing)?,
-            secret,
-            retry_schedule: schedule.as_deref().map(split_schedule).transpose()?,
-            created,
-            updated,
-        })
-    })())
+fn endpoint_at(row: &dyn Columns, offset: usize) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        id: parse_field(&row.text(offset)?)?,
+        tenant: parse_field(&row.text(offset + 1)?)?,
+        url: row.text(offset + 2)?,
+        topics: row.text(offset + 3)?.split(',').map(parse_field).collect::<Result<_, _>>()?,
+        description: row.text(offset + 4)?,
+        enabled: row.flag(offset + 5)?,
+        format: parse_field(&row.text(offset + 6)?)?,
+        signing: split_schemes(&row.text(offset + 7)?)?,
+        secret: row.text(offset + 8)?,
+        retry_schedule: row.optional_text(offset + 9)?.as_deref().map(split_schedule).transpose()?,
+        created: millis(row, offset + 10)?,
+        updated: millis(row, offset + 11)?,
+    })
 }
 
-pub(crate) fn endpoint_row(row: &Row<'_>) -> RowResult<Endpoint> {
+pub(crate) fn endpoint_row(row: &dyn Columns) -> Result<Endpoint, StoreError> {
     endpoint_at(row, 0)
 }
 
-pub(crate) fn event_row(row: &Row<'_>) -> RowResult<Event> {
-    let id: String = row.get(0)?;
-    let tenant: String = row.get(1)?;
-    let topic: String = row.get(2)?;
-    let created = millis(row, 3)?;
-    let data = row.get(4)?;
-    let meta = row.get(5)?;
-    let idempotency_key = row.get(6)?;
-    Ok((|| {
-        Ok(Event {
-            id: parse_field(&id)?,
-            tenant: parse_field(&tenant)?,
-            topic: parse_field(&topic)?,
-            created,
-            data,
-            meta,
-            idempotency_key,
-        })
-    })())
+pub(crate) fn event_row(row: &dyn Columns) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: parse_field(&row.text(0)?)?,
+        tenant: parse_field(&row.text(1)?)?,
+        topic: parse_field(&row.text(2)?)?,
+        created: millis(row, 3)?,
+        data: row.text(4)?,
+        meta: row.optional_text(5)?,
+        idempotency_key: row.optional_text(6)?,
+    })
 }
 
-pub(crate) fn delivery_row(row: &Row<'_>) -> RowResult<Delivery> {
-    let id: String = row.get(0)?;
-    let tenant: String = row.get(1)?;
-    let event: String = row.get(2)?;
-    let endpoint: String = row.get(3)?;
-    let topic: String = row.get(4)?;
-    let status: String = row.get(5)?;
-    let attempts = row.get(6)?;
-    let next_attempt: Option<i64> = row.get(7)?;
-    let last_status = row.get(8)?;
-    let last_error = row.get(9)?;
-    let created = millis(row, 10)?;
-    let updated = millis(row, 11)?;
-    let format: String = row.get(12)?;
-    let escape: String = row.get(13)?;
-    Ok((|| {
-        Ok(Delivery {
-            format: parse_field(&format)?,
-            escape: parse_escape(&escape)?,
-            id: parse_field(&id)?,
-            tenant: parse_field(&tenant)?,
-            event: parse_field(&event)?,
-            endpoint: parse_field(&endpoint)?,
-            topic: parse_field(&topic)?,
-            status: DeliveryStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt { detail: format!("delivery status {status:?}") })?,
-            attempts,
-            next_attempt: next_attempt.map(Timestamp::from_unix_millis),
-            last_status,
-            last_error,
-            created,
-            updated,
-        })
-    })())
+pub(crate) fn parse_status(text: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("delivery status {text:?}") })
 }
 
-pub(crate) fn attempt_row(row: &Row<'_>) -> RowResult<Attempt> {
-    let number = row.get(0)?;
-    let started = millis(row, 1)?;
-    let duration_ms: i64 = row.get(2)?;
-    let url = row.get(3)?;
-    let request_headers: String = row.get(4)?;
-    let response_status = row.get(5)?;
-    let response_headers: String = row.get(6)?;
-    let response_body = row.get(7)?;
-    let error: Option<String> = row.get(8)?;
-    let error_detail = row.get(9)?;
-    Ok((|| {
-        Ok(Attempt {
-            number,
-            started,
-            duration_ms: duration_ms.max(0) as u64,
-            url,
-            request_headers: parse_headers(&request_headers)?,
-            response_status,
-            response_headers: parse_headers(&response_headers)?,
-            response_body,
-            error: error
-                .map(|kind| {
-                    AttemptError::parse(&kind)
-                        .ok_or_else(|| StoreError::Corrupt { detail: format!("attempt error {kind:?}") })
-                })
-                .transpose()?,
-            error_detail,
-        })
-    })())
+pub(crate) fn delivery_row(row: &dyn Columns) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: parse_field(&row.text(0)?)?,
+        tenant: parse_field(&row.text(1)?)?,
+        event: parse_field(&row.text(2)?)?,
+        endpoint: parse_field(&row.text(3)?)?,
+        topic: parse_field(&row.text(4)?)?,
+        status: parse_status(&row.text(5)?)?,
+        attempts: narrow(row.integer(6)?, "attempt count")?,
+        next_attempt: row.optional_integer(7)?.map(Timestamp::from_unix_millis),
+        last_status: row.optional_integer(8)?.map(|status| narrow(status, "status code")).transpose()?,
+        last_error: row.optional_text(9)?,
+        created: millis(row, 10)?,
+        updated: millis(row, 11)?,
+        format: parse_field(&row.text(12)?)?,
+        escape: parse_escape(&row.text(13)?)?,
+    })
 }
 
-pub(crate) fn claimed_row(row: &Row<'_>) -> RowResult<ClaimedDelivery> {
-    let id: String = row.get(0)?;
-    let lease = row.get(1)?;
-    let attempts = row.get(2)?;
-    let format: String = row.get(3)?;
-    let escape: String = row.get(4)?;
-    let event_id: String = row.get(5)?;
-    let topic: String = row.get(6)?;
-    let event_created = millis(row, 7)?;
-    let data = row.get(8)?;
-    let meta = row.get(9)?;
-    let endpoint = endpoint_at(row, 10)?;
-    Ok((|| {
-        Ok(ClaimedDelivery {
-            id: parse_field(&id)?,
-            lease,
-            attempts,
-            format: parse_field(&format)?,
-            escape: parse_escape(&escape)?,
-            event_id: parse_field(&event_id)?,
-            topic: parse_field(&topic)?,
-            event_created,
-            data,
-            meta,
-            endpoint: endpoint?,
-        })
-    })())
+pub(crate) fn attempt_row(row: &dyn Columns) -> Result<Attempt, StoreError> {
+    Ok(Attempt {
+        number: narrow(row.integer(0)?, "attempt number")?,
+        started: millis(row, 1)?,
+        duration_ms: row.integer(2)?.max(0) as u64,
+        url: row.text(3)?,
+        request_headers: parse_headers(&row.text(4)?)?,
+        response_status: row.optional_integer(5)?.map(|status| narrow(status, "status code")).transpose()?,
+        response_headers: parse_headers(&row.text(6)?)?,
+        response_body: row.optional_text(7)?,
+        error: row
+            .optional_text(8)?
+            .map(|kind| {
+                AttemptError::parse(&kind).ok_or_else(|| StoreError::Corrupt { detail: format!("attempt error {kind:?}") })
+            })
+            .transpose()?,
+        error_detail: row.optional_text(9)?,
+    })
+}
+
+pub(crate) fn claimed_row(row: &dyn Columns) -> Result<ClaimedDelivery, StoreError> {
+    Ok(ClaimedDelivery {
+        id: parse_field(&row.text(0)?)?,
+        lease: row.integer(1)?,
+        attempts: narrow(row.integer(2)?, "attempt count")?,
+        format: parse_field(&row.text(3)?)?,
+        escape: parse_escape(&row.text(4)?)?,
+        event_id: parse_field(&row.text(5)?)?,
+        topic: parse_field(&row.text(6)?)?,
+        event_created: millis(row, 7)?,
+        data: row.text(8)?,
+        meta: row.optional_text(9)?,
+        endpoint: endpoint_at(row, 10)?,
+    })
 }

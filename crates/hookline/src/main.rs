@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod receive;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,10 +22,14 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the API and the dispatcher, on the embedded store.
+    /// Run the server: the API and the dispatcher, on the embedded store or a shared PostgreSQL database.
     Serve(ServeArgs),
     /// Measure end-to-end delivery throughput and latency against a built-in sink.
     Bench(bench::BenchArgs),
+    /// Check a captured request's signature: the body on stdin, the headers as --header 'Name: value'.
+    Verify(receive::VerifyArgs),
+    /// Receive webhooks on this machine: print and verify each request, answer a chosen status or forward it.
+    Listen(receive::ListenArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -40,6 +45,12 @@ struct ServeArgs {
     /// Where the embedded store lives (HOOKLINE_DATA_DIR).
     #[arg(long)]
     data_dir: Option<String>,
+    /// A shared PostgreSQL database, postgres://user@host:port/db, for several nodes (HOOKLINE_DATABASE_URL).
+    #[arg(long)]
+    database: Option<String>,
+    /// What this node runs: api, worker (the dispatcher) or all (HOOKLINE_ROLE).
+    #[arg(long)]
+    role: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +66,8 @@ fn main() -> ExitCode {
         Command::Serve(serve_args) => runtime.block_on(serve(serve_args)),
         Command::Client(command) => runtime.block_on(cli::run(command)),
         Command::Bench(bench_args) => runtime.block_on(bench::run(bench_args)).map(|()| ExitCode::SUCCESS),
+        Command::Verify(verify_args) => receive::verify(verify_args),
+        Command::Listen(listen_args) => runtime.block_on(receive::listen(listen_args)).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -78,7 +91,12 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         }
     };
     let env = |name: &str| std::env::var(name).ok();
-    let flags = Flags { listen: args.listen.clone(), data_dir: args.data_dir.clone() };
+    let flags = Flags {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        database: args.database.clone(),
+        role: args.role.clone(),
+    };
     Ok(Config::load(Sources { file, env: &env, flags })?)
 }
 

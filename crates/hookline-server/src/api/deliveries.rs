@@ -1,14 +1,14 @@
 //! `/v1/tenants/{tenant}/deliveries`: the delivery log, every attempt of each, and sending one again.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::body::{EventParts, build_body};
 use hookline_core::id::DeliveryId;
 use hookline_store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Page};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, Caller, PageQuery, Query, parse_id};
+use super::{AppState, Caller, PageQuery, Path, Query, parse_id};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]

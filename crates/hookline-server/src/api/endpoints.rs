@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::Scheme;
 use hookline_core::body::Format;
@@ -17,7 +17,7 @@ use hookline_core::topic::TopicName;
 use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{AppState, Caller, JsonBody, PageQuery, Query, parse_id};
+use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, parse_id};
 use crate::error::ApiError;
 
 /// The longest description an endpoint may have.

@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant}/events`: publishing (durable before it answers) and reading back what was published.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_core::id::EventId;
@@ -12,7 +12,7 @@ use hookline_store::{Event, EventFilter, NewEvent, Page};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{AppState, Caller, PageQuery, Query, body_bytes, parse_id, parse_json};
+use super::{AppState, Caller, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]

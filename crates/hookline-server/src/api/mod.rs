@@ -50,9 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{delivery}", get(deliveries::show))
         .route("/deliveries/{delivery}/retry", post(deliveries::retry));
-    Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
+    health_routes()
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route("/v1/topics/{name}", axum::routing::patch(topics::update))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
@@ -68,8 +66,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a worker node (`--role worker`) serves: liveness and readiness only.
+pub fn health_router(state: AppState) -> Router {
+    health_routes()
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "this node runs only the dispatcher (--role worker); send API requests to a node with --role api or all",
+            )
+        })
+        .with_state(state)
+}
+
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+}
+
+/// Ready when the store answers; a node whose database is unreachable says so with a 503.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.store.delivery_counts().await?;
+    state.store.ping().await?;
     Ok(axum::Json(serde_json::json!({"status": "ready"})))
 }
 
@@ -196,6 +214,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|axum::extract::Query(value)| Query(value))
             .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// Path parameters with the API's error shape (a segment that is not valid UTF-8 once percent-decoded).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) if rejection.status().is_client_error() => Err(ApiError::bad_request(
+                "invalid_path",
+                format!("{}; check the ids in the URL", rejection.body_text()),
+            )),
+            Err(rejection) => {
+                tracing::error!(error = %rejection.body_text(), "a route's path parameters do not match its handler");
+                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server could not read the URL"))
+            }
+        }
     }
 }
 

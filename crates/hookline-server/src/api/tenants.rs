@@ -1,14 +1,14 @@
 //! `/v1/tenants`: the platform's customers, and the API keys that act for each of them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::id::TenantId;
 use hookline_core::secret::{generate_api_key, hash_api_key};
 use hookline_store::{Page, Tenant};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, Caller, JsonBody, PageQuery, Query};
+use super::{AppState, Caller, JsonBody, PageQuery, Path, Query};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]

@@ -1,13 +1,13 @@
 //! `/v1/topics`: the catalogue of topics endpoints subscribe to.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::topic::TopicName;
 use hookline_store::{Page, Topic};
 use serde::Deserialize;
 
-use super::{AppState, Caller, JsonBody};
+use super::{AppState, Caller, JsonBody, Path};
 use crate::error::ApiError;
 
 pub async fn list(_caller: Caller, State(state): State<AppState>) -> Result<Json<Page<Topic>>, ApiError> {

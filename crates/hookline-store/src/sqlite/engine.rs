@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::StoreError;
-use crate::schema;
+use super::schema;
 
 /// How many writes one commit may carry.
 const MAX_GROUP: usize = 512;

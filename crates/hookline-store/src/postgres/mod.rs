@@ -1,0 +1,876 @@
+//! The shared backend: a PostgreSQL database that several stateless nodes use at once.
+//!
+//! Work is distributed by leases: a claim takes due deliveries with `FOR UPDATE SKIP LOCKED`, so two nodes never
+//! claim the same delivery, and moves each one's due time to the end of its lease, so a node that dies mid-attempt
+//! leaves deliveries that fall due again when their lease runs out. An outcome is recorded only under the lease it
+//! was claimed with. Publishes `NOTIFY` every node, whose listener wakes its dispatcher.
+
+mod pool;
+mod schema;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
+use hookline_core::time::Timestamp;
+use hookline_core::topic::{SEED_TOPICS, TopicName};
+use tokio::sync::Notify;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row};
+
+use self::pool::{Connection, Pool, Session};
+use crate::model::*;
+use crate::rows::*;
+use crate::shared::*;
+use crate::{DeliveryFilter, EventFilter, PageRequest, StoreError};
+
+/// Connections per node. Each node also keeps one more, for `LISTEN`.
+const POOL_SIZE: usize = 12;
+/// The channel publishes notify and every node listens on.
+const WORK_CHANNEL: &str = "hookline_work";
+
+impl Columns for Row {
+    fn text(&self, index: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(index)?)
+    }
+    fn optional_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(index)?)
+    }
+    fn integer(&self, index: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(index)?)
+    }
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(index)?)
+    }
+    fn flag(&self, index: usize) -> Result<bool, StoreError> {
+        Ok(self.try_get(index)?)
+    }
+}
+
+fn read_all<T>(rows: Vec<Row>, read: fn(&dyn Columns) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(|row| read(row)).collect()
+}
+
+fn read_first<T>(row: Option<Row>, read: fn(&dyn Columns) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    row.as_ref().map(|row| read(row)).transpose()
+}
+
+/// The placeholder of the n-th parameter, for list queries built at run time.
+fn placeholder(index: usize) -> String {
+    format!("${index}")
+}
+
+fn bind_values(values: &[ListValue]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|value| match value {
+            ListValue::Text(text) => text as &(dyn ToSql + Sync),
+            ListValue::Integer(number) => number as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+pub(crate) struct PostgresStore {
+    pool: Pool,
+}
+
+/// Opens a session on a pooled connection (outside any transaction).
+macro_rules! session {
+    ($store:expr, $connection:ident) => {{
+        let Connection { client, statements } = &mut *$connection;
+        Session { client: &*client, statements, pool: &$store.pool }
+    }};
+}
+
+/// Runs `$body` with `$session` inside one transaction on a pooled connection, committing if it succeeds.
+macro_rules! in_transaction {
+    ($store:expr, |$session:ident| $body:block) => {{
+        let mut connection = $store.pool.get().await?;
+        let Connection { client, statements } = &mut *connection;
+        let transaction = client.transaction().await.map_err(|error| $store.pool.classify(error))?;
+        let outcome = {
+            let mut $session = Session { client: &transaction, statements, pool: &$store.pool };
+            let $session = &mut $session;
+            $body
+        };
+        match outcome {
+            Ok(value) => {
+                transaction.commit().await.map_err(|error| $store.pool.classify(error))?;
+                Ok(value)
+            }
+            // Dropping the transaction rolls it back.
+            Err(error) => Err(error),
+        }
+    }};
+}
+
+impl PostgresStore {
+    /// Connects, migrates, seeds the topic catalogue if no node has, and starts listening for other nodes' work.
+    pub(crate) async fn open(url: &str, work: Arc<Notify>) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::InvalidUrl {
+            url: url.to_owned(),
+            hint: "expected postgres://user@host:port/database",
+        })?;
+        let store = PostgresStore { pool: Pool::new(config, POOL_SIZE) };
+        {
+            let mut connection = store.pool.get().await?;
+            schema::migrate(&mut connection.client).await.map_err(|error| store.pool.classify(error))?;
+        }
+        store.seed_topics().await?;
+        tokio::spawn(listen(store.pool.config().clone(), Arc::downgrade(&work)));
+        Ok(store)
+    }
+
+    pub(crate) fn location(&self) -> &str {
+        self.pool.location()
+    }
+
+    async fn seed_topics(&self) -> Result<(), StoreError> {
+        in_transaction!(self, |session| {
+            let inserted = session
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('topics_seeded', '1') ON CONFLICT (key) DO NOTHING",
+                    &[],
+                )
+                .await?;
+            if inserted > 0 {
+                let now = Timestamp::now().unix_millis();
+                for topic in SEED_TOPICS {
+                    session
+                        .execute(
+                            "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (name) DO NOTHING",
+                            &[&topic.name, &topic.description, &topic.deprecated, &now],
+                        )
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.pool.get().await?;
+        session!(self, connection).query_one("SELECT 1", &[]).await.map(|_| ())
+    }
+
+    // ----- settings and keys -----
+
+    pub(crate) async fn admin_key_hash(&self) -> Result<Option<String>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt("SELECT value FROM settings WHERE key = 'admin_key_hash'", &[])
+            .await?;
+        row.map(|row| row.text(0)).transpose()
+    }
+
+    pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let mut session = session!(self, connection);
+        session
+            .execute(
+                "INSERT INTO settings (key, value) VALUES ('admin_key_hash', $1) ON CONFLICT (key) DO NOTHING",
+                &[&hash],
+            )
+            .await?;
+        session.query_one("SELECT value FROM settings WHERE key = 'admin_key_hash'", &[]).await?.text(0)
+    }
+
+    pub(crate) async fn tenant_for_key_hash(&self, hash: String) -> Result<Option<TenantId>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt("SELECT tenant_id FROM api_keys WHERE key_hash = $1", &[&hash])
+            .await?;
+        row.map(|row| parse_field(&row.text(0)?)).transpose()
+    }
+
+    pub(crate) async fn insert_api_key(&self, key: ApiKey, hash: String) -> Result<Option<ApiKey>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let inserted = session!(self, connection)
+            .execute(
+                "INSERT INTO api_keys (id, tenant_id, key_hash, name, created_at)
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $2)",
+                &[&key.id.as_str(), &key.tenant.as_str(), &hash, &key.name, &key.created.unix_millis()],
+            )
+            .await?;
+        Ok((inserted > 0).then_some(key))
+    }
+
+    // ----- topics -----
+
+    pub(crate) async fn list_topics(&self) -> Result<Vec<Topic>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query("SELECT name, description, deprecated, created_at FROM topics ORDER BY name", &[])
+            .await?;
+        read_all(rows, topic_row)
+    }
+
+    pub(crate) async fn create_topic(&self, topic: Topic) -> Result<Topic, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let inserted = session!(self, connection)
+            .execute(
+                "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, FALSE, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&topic.name.as_str(), &topic.description, &topic.created.unix_millis()],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict { what: "topic", id: topic.name.to_string() });
+        }
+        Ok(topic)
+    }
+
+    pub(crate) async fn update_topic(
+        &self,
+        name: TopicName,
+        description: Option<String>,
+        deprecated: Option<bool>,
+    ) -> Result<Option<Topic>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt(
+                "UPDATE topics SET description = COALESCE($2, description), deprecated = COALESCE($3, deprecated)
+                 WHERE name = $1 RETURNING name, description, deprecated, created_at",
+                &[&name.as_str(), &description, &deprecated],
+            )
+            .await?;
+        read_first(row, topic_row)
+    }
+
+    // ----- tenants -----
+
+    pub(crate) async fn create_tenant(&self, tenant: Tenant) -> Result<Tenant, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let inserted = session!(self, connection)
+            .execute(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                &[&tenant.id.as_str(), &tenant.name, &tenant.created.unix_millis()],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict { what: "tenant", id: tenant.id.to_string() });
+        }
+        Ok(tenant)
+    }
+
+    pub(crate) async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query(
+                "SELECT id, name, created_at FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&page.cursor.as_deref().unwrap_or(""), &(i64::from(page.limit) + 1)],
+            )
+            .await?;
+        Ok(paginate(read_all(rows, tenant_row)?, page.limit, |tenant| tenant.id.to_string()))
+    }
+
+    pub(crate) async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt("SELECT id, name, created_at FROM tenants WHERE id = $1", &[&id.as_str()])
+            .await?;
+        read_first(row, tenant_row)
+    }
+
+    pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
+        in_transaction!(self, |session| {
+            for sql in TENANT_CHILDREN_DELETES {
+                session.execute(sql, &[&id.as_str()]).await?;
+            }
+            Ok(session.execute("DELETE FROM tenants WHERE id = $1", &[&id.as_str()]).await? > 0)
+        })
+    }
+
+    // ----- endpoints -----
+
+    pub(crate) async fn create_endpoint(&self, endpoint: Endpoint) -> Result<Option<Endpoint>, StoreError> {
+        in_transaction!(self, |session| {
+            if !tenant_exists(session, &endpoint.tenant).await? {
+                return Ok(None);
+            }
+            check_topics(session, &endpoint.topics, &[]).await?;
+            session
+                .execute(
+                    "INSERT INTO endpoints (id, tenant_id, url, topics, description, enabled, format, signing, secret,
+                        retry_schedule, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                    &[
+                        &endpoint.id.as_str(),
+                        &endpoint.tenant.as_str(),
+                        &endpoint.url,
+                        &join_topics(&endpoint.topics),
+                        &endpoint.description,
+                        &endpoint.enabled,
+                        &endpoint.format.as_str(),
+                        &join_schemes(&endpoint.signing),
+                        &endpoint.secret,
+                        &endpoint.retry_schedule.as_deref().map(join_schedule),
+                        &endpoint.created.unix_millis(),
+                    ],
+                )
+                .await?;
+            write_endpoint_topics(session, &endpoint.id, &endpoint.topics).await?;
+            Ok(Some(endpoint))
+        })
+    }
+
+    pub(crate) async fn list_endpoints(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<Endpoint>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query(
+                &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
+                &[&tenant.as_str(), &page.cursor.as_deref().unwrap_or(""), &(i64::from(page.limit) + 1)],
+            )
+            .await?;
+        Ok(paginate(read_all(rows, endpoint_row)?, page.limit, |endpoint| endpoint.id.to_string()))
+    }
+
+    pub(crate) async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        load_endpoint(&mut session!(self, connection), &tenant, &id, false).await
+    }
+
+    pub(crate) async fn update_endpoint(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        patch: EndpointPatch,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        in_transaction!(self, |session| {
+            let Some(mut endpoint) = load_endpoint(session, &tenant, &id, true).await? else { return Ok(None) };
+            if let Some(topics) = &patch.topics {
+                check_topics(session, topics, &endpoint.topics).await?;
+                write_endpoint_topics(session, &endpoint.id, topics).await?;
+            }
+            apply_patch(&mut endpoint, patch);
+            session
+                .execute(
+                    "UPDATE endpoints SET url = $2, topics = $3, description = $4, enabled = $5, format = $6,
+                        signing = $7, retry_schedule = $8, updated_at = $9, secret = $10
+                     WHERE id = $1",
+                    &[
+                        &endpoint.id.as_str(),
+                        &endpoint.url,
+                        &join_topics(&endpoint.topics),
+                        &endpoint.description,
+                        &endpoint.enabled,
+                        &endpoint.format.as_str(),
+                        &join_schemes(&endpoint.signing),
+                        &endpoint.retry_schedule.as_deref().map(join_schedule),
+                        &endpoint.updated.unix_millis(),
+                        &endpoint.secret,
+                    ],
+                )
+                .await?;
+            if endpoint.enabled {
+                notify_work(session).await?;
+            }
+            Ok(Some(endpoint))
+        })
+    }
+
+    pub(crate) async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
+        in_transaction!(self, |session| {
+            let deleted = session
+                .execute("DELETE FROM endpoints WHERE id = $1 AND tenant_id = $2", &[&id.as_str(), &tenant.as_str()])
+                .await?;
+            if deleted > 0 {
+                session
+                    .execute(
+                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
+                            last_error = 'endpoint deleted', updated_at = $2
+                         WHERE endpoint_id = $1 AND status = 'pending'",
+                        &[&id.as_str(), &Timestamp::now().unix_millis()],
+                    )
+                    .await?;
+            }
+            Ok(deleted > 0)
+        })
+    }
+
+    // ----- events -----
+
+    pub(crate) async fn publish(&self, event: Event) -> Result<Option<Published>, StoreError> {
+        in_transaction!(self, |session| {
+            let known = session
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1), EXISTS (SELECT 1 FROM topics WHERE name = $2)",
+                    &[&event.tenant.as_str(), &event.topic.as_str()],
+                )
+                .await?;
+            if !known.flag(0)? {
+                return Ok(None);
+            }
+            if let Some(existing) = existing_event(session, &event).await? {
+                return Ok(Some(existing));
+            }
+            if !known.flag(1)? {
+                return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
+            }
+            let created = event.created.unix_millis();
+            // A concurrent publish with the same idempotency key, on this node or another, makes this insert wait
+            // for it and then do nothing: the event that committed first is the one.
+            let inserted = session
+                .execute(
+                    "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                    &[
+                        &event.id.as_str(),
+                        &event.tenant.as_str(),
+                        &event.topic.as_str(),
+                        &created,
+                        &event.data,
+                        &event.meta,
+                        &event.idempotency_key,
+                    ],
+                )
+                .await?;
+            if inserted == 0 {
+                return existing_event(session, &event).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
+                    detail: "an idempotency key conflicted with an event that cannot be read".into(),
+                });
+            }
+            let targets = session
+                .query(
+                    "SELECT e.id, e.format, e.signing FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
+                     WHERE t.topic = $1 AND e.tenant_id = $2 AND e.enabled",
+                    &[&event.topic.as_str(), &event.tenant.as_str()],
+                )
+                .await?;
+            if !targets.is_empty() {
+                let mut ids = Vec::with_capacity(targets.len());
+                let mut endpoints = Vec::with_capacity(targets.len());
+                let mut formats = Vec::with_capacity(targets.len());
+                let mut escapes = Vec::with_capacity(targets.len());
+                for target in &targets {
+                    ids.push(DeliveryId::generate().to_string());
+                    endpoints.push(target.text(0)?);
+                    formats.push(target.text(1)?);
+                    escapes.push(escape_for_signing(&target.text(2)?)?.to_owned());
+                }
+                session
+                    .execute(
+                        "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape,
+                            status, next_attempt_at, created_at, updated_at)
+                         SELECT target.id, $5, $6, target.endpoint_id, $7, target.format, target.text_escape,
+                            'pending', $8, $8, $8
+                         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                            AS target(id, endpoint_id, format, text_escape)",
+                        &[
+                            &ids,
+                            &endpoints,
+                            &formats,
+                            &escapes,
+                            &event.tenant.as_str(),
+                            &event.id.as_str(),
+                            &event.topic.as_str(),
+                            &created,
+                        ],
+                    )
+                    .await?;
+                notify_work(session).await?;
+            }
+            Ok(Some(Published { event, deliveries: targets.len() as u64, replayed: false }))
+        })
+    }
+
+    pub(crate) async fn list_events(
+        &self,
+        tenant: TenantId,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        let mut query = ListQuery::new(format!("SELECT {EVENT_COLUMNS} FROM events"), tenant);
+        query.filter("id", "<", page.cursor);
+        query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
+        query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
+        let (sql, values) = query.finish(page.limit, placeholder);
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection).query_dynamic(&sql, &bind_values(&values)).await?;
+        Ok(paginate(read_all(rows, event_row)?, page.limit, |event| event.id.to_string()))
+    }
+
+    pub(crate) async fn get_event(&self, tenant: TenantId, id: EventId) -> Result<Option<Event>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND tenant_id = $2"),
+                &[&id.as_str(), &tenant.as_str()],
+            )
+            .await?;
+        read_first(row, event_row)
+    }
+
+    // ----- deliveries -----
+
+    pub(crate) async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let mut query = ListQuery::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries"), tenant);
+        query.delivery_filter(filter, page.cursor);
+        let (sql, values) = query.finish(page.limit, placeholder);
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection).query_dynamic(&sql, &bind_values(&values)).await?;
+        Ok(paginate(read_all(rows, delivery_row)?, page.limit, |delivery| delivery.id.to_string()))
+    }
+
+    pub(crate) async fn get_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let mut session = session!(self, connection);
+        let row = session
+            .query_opt(
+                &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1 AND tenant_id = $2"),
+                &[&id.as_str(), &tenant.as_str()],
+            )
+            .await?;
+        let Some(delivery) = read_first(row, delivery_row)? else { return Ok(None) };
+        let rows = session
+            .query(
+                &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = $1 ORDER BY number"),
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(Some((delivery, read_all(rows, attempt_row)?)))
+    }
+
+    pub(crate) async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        in_transaction!(self, |session| {
+            let now = Timestamp::now().unix_millis();
+            session
+                .execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3
+                     WHERE id = $1 AND tenant_id = $2 AND (lease IS NULL OR next_attempt_at < $3)",
+                    &[&id.as_str(), &tenant.as_str(), &now],
+                )
+                .await?;
+            let row = session
+                .query_opt(
+                    &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1 AND tenant_id = $2"),
+                    &[&id.as_str(), &tenant.as_str()],
+                )
+                .await?;
+            let delivery = read_first(row, delivery_row)?;
+            if delivery.is_some() {
+                notify_work(session).await?;
+            }
+            Ok(delivery)
+        })
+    }
+
+    // ----- the dispatcher's queue -----
+
+    pub(crate) async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        busy_endpoints: Vec<EndpointId>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query(
+                &format!("WITH due AS (
+                        SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                        WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled
+                          AND NOT (d.endpoint_id = ANY($5))
+                        ORDER BY d.next_attempt_at LIMIT $4
+                        FOR UPDATE OF d SKIP LOCKED
+                     ), d AS (
+                        UPDATE deliveries SET next_attempt_at = $2, lease = $3 FROM due WHERE deliveries.id = due.id
+                        RETURNING deliveries.*
+                     )
+                     SELECT {CLAIMED_COLUMNS}
+                     FROM d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id"),
+                &[&now.unix_millis(), &lease_until.unix_millis(), &lease_token(), &i64::from(limit), &busy],
+            )
+            .await?;
+        read_all(rows, claimed_row)
+    }
+
+    pub(crate) async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> Result<usize, StoreError> {
+        let mut columns = OutcomeColumns::default();
+        for outcome in &outcomes {
+            columns.push(outcome);
+        }
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query(
+                "WITH outcome AS (
+                    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                        $7::text[]) AS o(id, lease, status, attempts, next_attempt_at, last_status, last_error)
+                 ), moved AS (
+                    UPDATE deliveries d SET status = o.status, attempts = o.attempts,
+                        next_attempt_at = o.next_attempt_at, lease = NULL, last_status = o.last_status,
+                        last_error = o.last_error, updated_at = $8
+                    FROM outcome o WHERE d.id = o.id AND d.lease = o.lease
+                    RETURNING d.id
+                 )
+                 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, url, request_headers,
+                    response_status, response_headers, response_body, error_kind, error_detail)
+                 SELECT a.* FROM unnest($1::text[], $4::int8[], $9::int8[], $10::int8[], $11::text[], $12::text[],
+                    $6::int8[], $13::text[], $14::text[], $15::text[], $7::text[])
+                    AS a(delivery_id, number, started_at, duration_ms, url, request_headers, response_status,
+                        response_headers, response_body, error_kind, error_detail)
+                 WHERE a.delivery_id IN (SELECT id FROM moved)
+                 ON CONFLICT (delivery_id, number) DO NOTHING
+                 RETURNING delivery_id",
+                &[
+                    &columns.ids,
+                    &columns.leases,
+                    &columns.statuses,
+                    &columns.numbers,
+                    &columns.next_attempts,
+                    &columns.response_statuses,
+                    &columns.error_details,
+                    &Timestamp::now().unix_millis(),
+                    &columns.started,
+                    &columns.durations,
+                    &columns.urls,
+                    &columns.request_headers,
+                    &columns.response_headers,
+                    &columns.response_bodies,
+                    &columns.error_kinds,
+                ],
+            )
+            .await?;
+        Ok(rows.len())
+    }
+
+    pub(crate) async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
+        let (ids, tokens): (Vec<&str>, Vec<i64>) = leases.iter().map(|(id, lease)| (id.as_str(), *lease)).unzip();
+        let mut connection = self.pool.get().await?;
+        session!(self, connection)
+            .execute(
+                "UPDATE deliveries d SET next_attempt_at = $3, lease = NULL
+                 FROM unnest($1::text[], $2::int8[]) AS released(id, lease)
+                 WHERE d.id = released.id AND d.lease = released.lease",
+                &[&ids, &tokens, &Timestamp::now().unix_millis()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
+        let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
+        let mut connection = self.pool.get().await?;
+        let row = session!(self, connection)
+            .query_opt(
+                "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                 WHERE d.status = 'pending' AND e.enabled AND NOT (d.endpoint_id = ANY($1))
+                 ORDER BY d.next_attempt_at LIMIT 1",
+                &[&busy],
+            )
+            .await?;
+        Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
+    }
+
+    pub(crate) async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        let mut connection = self.pool.get().await?;
+        let rows = session!(self, connection)
+            .query("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status", &[])
+            .await?;
+        read_all(rows, |row| Ok((parse_status(&row.text(0)?)?, row.integer(1)?.max(0) as u64)))
+    }
+}
+
+/// Attempt outcomes as one array per column, for a batch written with `unnest`.
+#[derive(Default)]
+struct OutcomeColumns {
+    ids: Vec<String>,
+    leases: Vec<i64>,
+    statuses: Vec<&'static str>,
+    numbers: Vec<i64>,
+    next_attempts: Vec<Option<i64>>,
+    response_statuses: Vec<Option<i64>>,
+    error_details: Vec<Option<String>>,
+    started: Vec<i64>,
+    durations: Vec<i64>,
+    urls: Vec<String>,
+    request_headers: Vec<String>,
+    response_headers: Vec<String>,
+    response_bodies: Vec<Option<String>>,
+    error_kinds: Vec<Option<&'static str>>,
+}
+
+impl OutcomeColumns {
+    fn push(&mut self, outcome: &AttemptOutcome) {
+        let (status, next_attempt) = next_state(&outcome.next);
+        let attempt = &outcome.attempt;
+        self.ids.push(outcome.delivery.to_string());
+        self.leases.push(outcome.lease);
+        self.statuses.push(status);
+        self.numbers.push(i64::from(attempt.number));
+        self.next_attempts.push(next_attempt);
+        self.response_statuses.push(attempt.response_status.map(i64::from));
+        self.error_details.push(attempt.error_detail.clone());
+        self.started.push(attempt.started.unix_millis());
+        self.durations.push(attempt.duration_ms.min(i64::MAX as u64) as i64);
+        self.urls.push(attempt.url.clone());
+        self.request_headers.push(headers_json(&attempt.request_headers));
+        self.response_headers.push(headers_json(&attempt.response_headers));
+        self.response_bodies.push(attempt.response_body.clone());
+        self.error_kinds.push(attempt.error.map(|error| error.as_str()));
+    }
+}
+
+/// Wakes every node's dispatcher once this transaction commits.
+async fn notify_work<C: GenericClient + Sync>(session: &mut Session<'_, C>) -> Result<(), StoreError> {
+    session.execute("SELECT pg_notify('hookline_work', '')", &[]).await.map(|_| ())
+}
+
+async fn tenant_exists<C: GenericClient + Sync>(
+    session: &mut Session<'_, C>,
+    tenant: &TenantId,
+) -> Result<bool, StoreError> {
+    session.query_one("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", &[&tenant.as_str()]).await?.flag(0)
+}
+
+/// The event a publish with this one's idempotency key already made, as a replayed answer.
+async fn existing_event<C: GenericClient + Sync>(
+    session: &mut Session<'_, C>,
+    event: &Event,
+) -> Result<Option<Published>, StoreError> {
+    let Some(key) = &event.idempotency_key else { return Ok(None) };
+    let row = session
+        .query_opt(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND idempotency_key = $2"),
+            &[&event.tenant.as_str(), key],
+        )
+        .await?;
+    let Some(existing) = read_first(row, event_row)? else { return Ok(None) };
+    let deliveries = session
+        .query_one("SELECT COUNT(*) FROM deliveries WHERE event_id = $1", &[&existing.id.as_str()])
+        .await?
+        .integer(0)?;
+    Ok(Some(Published { event: existing, deliveries: deliveries.max(0) as u64, replayed: true }))
+}
+
+async fn check_topics<C: GenericClient + Sync>(
+    session: &mut Session<'_, C>,
+    topics: &[TopicName],
+    current: &[TopicName],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = topics.iter().map(TopicName::as_str).collect();
+    let rows = session.query("SELECT name, deprecated FROM topics WHERE name = ANY($1)", &[&names]).await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        found.push((row.text(0)?, row.flag(1)?));
+    }
+    check_subscribable(topics, current, |topic| {
+        Ok(found.iter().find(|(name, _)| name == topic.as_str()).map(|(_, deprecated)| *deprecated))
+    })
+}
+
+async fn write_endpoint_topics<C: GenericClient + Sync>(
+    session: &mut Session<'_, C>,
+    endpoint: &EndpointId,
+    topics: &[TopicName],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = topics.iter().map(TopicName::as_str).collect();
+    session.execute("DELETE FROM endpoint_topics WHERE endpoint_id = $1", &[&endpoint.as_str()]).await?;
+    session
+        .execute(
+            "INSERT INTO endpoint_topics (endpoint_id, topic) SELECT $1, topic FROM unnest($2::text[]) AS topic
+             ON CONFLICT DO NOTHING",
+            &[&endpoint.as_str(), &names],
+        )
+        .await?;
+    Ok(())
+}
+
+/// An endpoint of a tenant; `for_update` locks its row until the transaction ends, so concurrent patches of one
+/// endpoint apply one after the other.
+async fn load_endpoint<C: GenericClient + Sync>(
+    session: &mut Session<'_, C>,
+    tenant: &TenantId,
+    id: &EndpointId,
+    for_update: bool,
+) -> Result<Option<Endpoint>, StoreError> {
+    let sql = if for_update {
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+    } else {
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = $1 AND tenant_id = $2")
+    };
+    let row = session.query_opt(sql, &[&id.as_str(), &tenant.as_str()]).await?;
+    read_first(row, endpoint_row)
+}
+
+/// Keeps a connection that `LISTEN`s for work published on any node and wakes this node's dispatcher; reconnects
+/// when the connection drops, and wakes the dispatcher then too, in case it missed something meanwhile. Ends when
+/// the store is gone.
+async fn listen(config: tokio_postgres::Config, work: Weak<Notify>) {
+    let mut failures = 0u32;
+    loop {
+        if work.strong_count() == 0 {
+            return;
+        }
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let mut driver = {
+                    let work = work.clone();
+                    tokio::spawn(async move {
+                        while let Some(message) = std::future::poll_fn(|context| connection.poll_message(context)).await
+                        {
+                            match message {
+                                Ok(AsyncMessage::Notification(_)) => match work.upgrade() {
+                                    Some(work) => work.notify_one(),
+                                    None => return,
+                                },
+                                Ok(_) => {}
+                                Err(error) => {
+                                    tracing::warn!(%error, "the work listener's database connection failed");
+                                    return;
+                                }
+                            }
+                        }
+                    })
+                };
+                if let Err(error) = listen_on(&client).await {
+                    tracing::warn!(%error, "could not LISTEN for work from other nodes");
+                } else {
+                    failures = 0;
+                    if let Some(work) = work.upgrade() {
+                        work.notify_one();
+                    }
+                    // While the store lives, wait for the connection to end; check now and then whether it still does.
+                    loop {
+                        tokio::select! {
+                            _ = &mut driver => break,
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                                if work.strong_count() == 0 {
+                                    driver.abort();
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+                driver.abort();
+            }
+            Err(error) => {
+                if failures == 0 {
+                    tracing::warn!(%error, "the work listener cannot reach the database; retrying");
+                }
+                failures += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn listen_on(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).await
+}

@@ -1,0 +1,741 @@
+//! The embedded backend: one SQLite file in the data directory, written by one thread in group commits.
+//!
+//! Only one process may use a data directory (it is locked), so at start-up every lease left by a previous run
+//! belongs to a dead process and is released at once.
+
+mod engine;
+mod schema;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
+use hookline_core::time::Timestamp;
+use hookline_core::topic::{SEED_TOPICS, TopicName};
+use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
+
+use self::engine::Engine;
+use crate::model::*;
+use crate::rows::*;
+use crate::shared::*;
+use crate::{DeliveryFilter, EventFilter, PageRequest, StoreError};
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, index: usize) -> Result<String, StoreError> {
+        Ok(self.get(index)?)
+    }
+    fn optional_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        Ok(self.get(index)?)
+    }
+    fn integer(&self, index: usize) -> Result<i64, StoreError> {
+        Ok(self.get(index)?)
+    }
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(index)?)
+    }
+    fn flag(&self, index: usize) -> Result<bool, StoreError> {
+        Ok(self.get(index)?)
+    }
+}
+
+/// Every row of a query, read into records.
+fn all<T>(
+    statement: &mut Statement<'_>,
+    parameters: impl Params,
+    read: fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = statement.query(parameters)?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next()? {
+        records.push(read(row)?);
+    }
+    Ok(records)
+}
+
+/// The first row of a query, if any, read into a record.
+fn first<T>(
+    statement: &mut Statement<'_>,
+    parameters: impl Params,
+    read: fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut rows = statement.query(parameters)?;
+    rows.next()?.map(|row| read(row)).transpose()
+}
+
+pub(crate) struct SqliteStore {
+    engine: Arc<Engine>,
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`, runs migrations, seeds the topic catalogue on first
+    /// start and releases the leases of a previous run. Fails if another process holds the directory.
+    pub(crate) async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let data_dir = data_dir.to_owned();
+        let dir_error = |source| StoreError::DataDir { path: data_dir.clone(), source };
+        std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+        let lock = File::create(data_dir.join("hookline.lock")).map_err(dir_error)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked { path: data_dir });
+        }
+        let path = data_dir.join("hookline.db");
+        let engine =
+            tokio::task::spawn_blocking(move || Engine::open(&path)).await.map_err(|_| StoreError::Closed)??;
+        let store = SqliteStore { engine, _lock: lock };
+        store.seed_topics().await?;
+        let released = store.release_all_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "deliveries left in flight by the previous run go back to the queue");
+        }
+        Ok(store)
+    }
+
+    pub(crate) fn location(&self) -> PathBuf {
+        self.engine.path().to_owned()
+    }
+
+    async fn seed_topics(&self) -> Result<(), StoreError> {
+        self.engine
+            .write(|connection| {
+                if setting(connection, "topics_seeded")?.is_none() {
+                    let now = Timestamp::now().unix_millis();
+                    for topic in SEED_TOPICS {
+                        connection.execute(
+                            "INSERT OR IGNORE INTO topics (name, description, deprecated, created_at) VALUES (?1, ?2, ?3, ?4)",
+                            params![topic.name, topic.description, topic.deprecated, now],
+                        )?;
+                    }
+                    put_setting(connection, "topics_seeded", "1")?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every lease belongs to a dead process here: make those deliveries due now.
+    async fn release_all_leases(&self) -> Result<usize, StoreError> {
+        self.engine
+            .write(|connection| {
+                Ok(connection.execute(
+                    "UPDATE deliveries SET lease = NULL, next_attempt_at = MIN(next_attempt_at, ?1)
+                     WHERE lease IS NOT NULL",
+                    [Timestamp::now().unix_millis()],
+                )?)
+            })
+            .await
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        self.engine.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    // ----- settings and keys -----
+
+    pub(crate) async fn admin_key_hash(&self) -> Result<Option<String>, StoreError> {
+        self.engine.read(|connection| setting(connection, "admin_key_hash")).await
+    }
+
+    pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
+        self.engine
+            .write(move |connection| {
+                connection.execute(
+                    "INSERT OR IGNORE INTO settings (key, value) VALUES ('admin_key_hash', ?1)",
+                    [&hash],
+                )?;
+                setting(connection, "admin_key_hash")?
+                    .ok_or_else(|| StoreError::Corrupt { detail: "the admin key hash vanished".into() })
+            })
+            .await
+    }
+
+    pub(crate) async fn tenant_for_key_hash(&self, hash: String) -> Result<Option<TenantId>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let tenant: Option<String> = connection
+                    .prepare_cached("SELECT tenant_id FROM api_keys WHERE key_hash = ?1")?
+                    .query_row([&hash], |row| row.get(0))
+                    .optional()?;
+                tenant.map(|text| parse_field::<TenantId>(&text)).transpose()
+            })
+            .await
+    }
+
+    pub(crate) async fn insert_api_key(&self, key: ApiKey, hash: String) -> Result<Option<ApiKey>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                if !tenant_exists(connection, &key.tenant)? {
+                    return Ok(None);
+                }
+                connection.execute(
+                    "INSERT INTO api_keys (id, tenant_id, key_hash, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![key.id.as_str(), key.tenant.as_str(), hash, key.name, key.created.unix_millis()],
+                )?;
+                Ok(Some(key))
+            })
+            .await
+    }
+
+    // ----- topics -----
+
+    pub(crate) async fn list_topics(&self) -> Result<Vec<Topic>, StoreError> {
+        self.engine
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT name, description, deprecated, created_at FROM topics ORDER BY name")?;
+                all(&mut statement, [], topic_row)
+            })
+            .await
+    }
+
+    pub(crate) async fn create_topic(&self, topic: Topic) -> Result<Topic, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO topics (name, description, deprecated, created_at) VALUES (?1, ?2, 0, ?3)",
+                    params![topic.name.as_str(), topic.description, topic.created.unix_millis()],
+                )?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict { what: "topic", id: topic.name.to_string() });
+                }
+                Ok(topic)
+            })
+            .await
+    }
+
+    pub(crate) async fn update_topic(
+        &self,
+        name: TopicName,
+        description: Option<String>,
+        deprecated: Option<bool>,
+    ) -> Result<Option<Topic>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                connection.execute(
+                    "UPDATE topics SET description = COALESCE(?2, description), deprecated = COALESCE(?3, deprecated)
+                     WHERE name = ?1",
+                    params![name.as_str(), description, deprecated],
+                )?;
+                let mut statement = connection
+                    .prepare_cached("SELECT name, description, deprecated, created_at FROM topics WHERE name = ?1")?;
+                first(&mut statement, [name.as_str()], topic_row)
+            })
+            .await
+    }
+
+    // ----- tenants -----
+
+    pub(crate) async fn create_tenant(&self, tenant: Tenant) -> Result<Tenant, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let inserted = connection.execute(
+                    "INSERT OR IGNORE INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
+                    params![tenant.id.as_str(), tenant.name, tenant.created.unix_millis()],
+                )?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict { what: "tenant", id: tenant.id.to_string() });
+                }
+                Ok(tenant)
+            })
+            .await
+    }
+
+    pub(crate) async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT id, name, created_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+                let tenants =
+                    all(&mut statement, params![page.cursor.as_deref().unwrap_or(""), page.limit + 1], tenant_row)?;
+                Ok(paginate(tenants, page.limit, |tenant| tenant.id.to_string()))
+            })
+            .await
+    }
+
+    pub(crate) async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let mut statement =
+                    connection.prepare_cached("SELECT id, name, created_at FROM tenants WHERE id = ?1")?;
+                first(&mut statement, [id.as_str()], tenant_row)
+            })
+            .await
+    }
+
+    pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
+        self.engine
+            .write(move |connection| {
+                // Children first, so the cascade does not have to find them row by row.
+                for sql in TENANT_CHILDREN_DELETES {
+                    connection.execute(&sql.replace("$1", "?1"), [id.as_str()])?;
+                }
+                Ok(connection.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()])? > 0)
+            })
+            .await
+    }
+
+    // ----- endpoints -----
+
+    pub(crate) async fn create_endpoint(&self, endpoint: Endpoint) -> Result<Option<Endpoint>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                if !tenant_exists(connection, &endpoint.tenant)? {
+                    return Ok(None);
+                }
+                check_subscribable(&endpoint.topics, &[], |topic| topic_deprecated(connection, topic))?;
+                connection.execute(
+                    "INSERT INTO endpoints (id, tenant_id, url, topics, description, enabled, format, signing, secret,
+                        retry_schedule, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                    params![
+                        endpoint.id.as_str(),
+                        endpoint.tenant.as_str(),
+                        endpoint.url,
+                        join_topics(&endpoint.topics),
+                        endpoint.description,
+                        endpoint.enabled,
+                        endpoint.format.as_str(),
+                        join_schemes(&endpoint.signing),
+                        endpoint.secret,
+                        endpoint.retry_schedule.as_deref().map(join_schedule),
+                        endpoint.created.unix_millis(),
+                    ],
+                )?;
+                write_endpoint_topics(connection, &endpoint.id, &endpoint.topics)?;
+                Ok(Some(endpoint))
+            })
+            .await
+    }
+
+    pub(crate) async fn list_endpoints(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<Endpoint>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let sql = format!(
+                    "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                );
+                let mut statement = connection.prepare_cached(&sql)?;
+                let parameters = params![tenant.as_str(), page.cursor.as_deref().unwrap_or(""), page.limit + 1];
+                let endpoints = all(&mut statement, parameters, endpoint_row)?;
+                Ok(paginate(endpoints, page.limit, |endpoint| endpoint.id.to_string()))
+            })
+            .await
+    }
+
+    pub(crate) async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        self.engine.read(move |connection| load_endpoint(connection, &tenant, &id)).await
+    }
+
+    pub(crate) async fn update_endpoint(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        patch: EndpointPatch,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let Some(mut endpoint) = load_endpoint(connection, &tenant, &id)? else { return Ok(None) };
+                if let Some(topics) = &patch.topics {
+                    check_subscribable(topics, &endpoint.topics, |topic| topic_deprecated(connection, topic))?;
+                    write_endpoint_topics(connection, &endpoint.id, topics)?;
+                }
+                apply_patch(&mut endpoint, patch);
+                connection.execute(
+                    "UPDATE endpoints SET url = ?2, topics = ?3, description = ?4, enabled = ?5, format = ?6,
+                        signing = ?7, retry_schedule = ?8, updated_at = ?9, secret = ?10
+                     WHERE id = ?1",
+                    params![
+                        endpoint.id.as_str(),
+                        endpoint.url,
+                        join_topics(&endpoint.topics),
+                        endpoint.description,
+                        endpoint.enabled,
+                        endpoint.format.as_str(),
+                        join_schemes(&endpoint.signing),
+                        endpoint.retry_schedule.as_deref().map(join_schedule),
+                        endpoint.updated.unix_millis(),
+                        endpoint.secret,
+                    ],
+                )?;
+                Ok(Some(endpoint))
+            })
+            .await
+    }
+
+    pub(crate) async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let deleted = connection.execute(
+                    "DELETE FROM endpoints WHERE id = ?1 AND tenant_id = ?2",
+                    [id.as_str(), tenant.as_str()],
+                )?;
+                if deleted > 0 {
+                    connection.execute(
+                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
+                            last_error = 'endpoint deleted', updated_at = ?2
+                         WHERE endpoint_id = ?1 AND status = 'pending'",
+                        params![id.as_str(), Timestamp::now().unix_millis()],
+                    )?;
+                }
+                Ok(deleted > 0)
+            })
+            .await
+    }
+
+    // ----- events -----
+
+    pub(crate) async fn publish(&self, event: Event) -> Result<Option<Published>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                if !tenant_exists(connection, &event.tenant)? {
+                    return Ok(None);
+                }
+                if let Some(key) = &event.idempotency_key {
+                    let sql =
+                        format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2");
+                    let mut statement = connection.prepare_cached(&sql)?;
+                    if let Some(existing) = first(&mut statement, [event.tenant.as_str(), key], event_row)? {
+                        let deliveries: u64 = connection
+                            .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE event_id = ?1")?
+                            .query_row([existing.id.as_str()], |row| row.get(0))?;
+                        return Ok(Some(Published { event: existing, deliveries, replayed: true }));
+                    }
+                }
+                let topic_known: bool = connection
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM topics WHERE name = ?1)")?
+                    .query_row([event.topic.as_str()], |row| row.get(0))?;
+                if !topic_known {
+                    return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
+                }
+                let created = event.created.unix_millis();
+                connection
+                    .prepare_cached(
+                        "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        event.id.as_str(),
+                        event.tenant.as_str(),
+                        event.topic.as_str(),
+                        created,
+                        event.data,
+                        event.meta,
+                        event.idempotency_key,
+                    ])?;
+                let targets = connection
+                    .prepare_cached(
+                        "SELECT e.id, e.format, e.signing FROM endpoints e
+                         JOIN endpoint_topics t ON t.endpoint_id = e.id
+                         WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled = 1",
+                    )?
+                    .query_map([event.topic.as_str(), event.tenant.as_str()], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut insert = connection.prepare_cached(
+                    "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
+                        next_attempt_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8)",
+                )?;
+                for (endpoint, format, signing) in &targets {
+                    insert.execute(params![
+                        DeliveryId::generate().as_str(),
+                        event.tenant.as_str(),
+                        event.id.as_str(),
+                        endpoint,
+                        event.topic.as_str(),
+                        format,
+                        escape_for_signing(signing)?,
+                        created,
+                    ])?;
+                }
+                Ok(Some(Published { event, deliveries: targets.len() as u64, replayed: false }))
+            })
+            .await
+    }
+
+    pub(crate) async fn list_events(
+        &self,
+        tenant: TenantId,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<Event>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let mut query = ListQuery::new(format!("SELECT {EVENT_COLUMNS} FROM events"), tenant);
+                query.filter("id", "<", page.cursor);
+                query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
+                query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
+                let (sql, values) = query.finish(page.limit, |index| format!("?{index}"));
+                let mut statement = connection.prepare(&sql)?;
+                let events = all(&mut statement, rusqlite::params_from_iter(values.iter().map(sql_value)), event_row)?;
+                Ok(paginate(events, page.limit, |event| event.id.to_string()))
+            })
+            .await
+    }
+
+    pub(crate) async fn get_event(&self, tenant: TenantId, id: EventId) -> Result<Option<Event>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 AND tenant_id = ?2");
+                first(&mut *connection.prepare_cached(&sql)?, [id.as_str(), tenant.as_str()], event_row)
+            })
+            .await
+    }
+
+    // ----- deliveries -----
+
+    pub(crate) async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let mut query = ListQuery::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries"), tenant);
+                query.delivery_filter(filter, page.cursor);
+                let (sql, values) = query.finish(page.limit, |index| format!("?{index}"));
+                let mut statement = connection.prepare(&sql)?;
+                let parameters = rusqlite::params_from_iter(values.iter().map(sql_value));
+                let deliveries = all(&mut statement, parameters, delivery_row)?;
+                Ok(paginate(deliveries, page.limit, |delivery| delivery.id.to_string()))
+            })
+            .await
+    }
+
+    pub(crate) async fn get_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1 AND tenant_id = ?2");
+                let Some(delivery) =
+                    first(&mut *connection.prepare_cached(&sql)?, [id.as_str(), tenant.as_str()], delivery_row)?
+                else {
+                    return Ok(None);
+                };
+                let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ?1 ORDER BY number");
+                let attempts = all(&mut *connection.prepare_cached(&sql)?, [id.as_str()], attempt_row)?;
+                Ok(Some((delivery, attempts)))
+            })
+            .await
+    }
+
+    pub(crate) async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let now = Timestamp::now().unix_millis();
+                connection.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, updated_at = ?3
+                     WHERE id = ?1 AND tenant_id = ?2 AND (lease IS NULL OR next_attempt_at < ?3)",
+                    params![id.as_str(), tenant.as_str(), now],
+                )?;
+                let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1 AND tenant_id = ?2");
+                first(&mut *connection.prepare_cached(&sql)?, [id.as_str(), tenant.as_str()], delivery_row)
+            })
+            .await
+    }
+
+    // ----- the dispatcher's queue -----
+
+    pub(crate) async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        busy_endpoints: Vec<EndpointId>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let lease = lease_token();
+                let claimed = connection
+                    .prepare_cached(
+                        "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
+                            SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                            WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
+                              AND d.endpoint_id NOT IN (SELECT value FROM json_each(?5))
+                            ORDER BY d.next_attempt_at LIMIT ?4)",
+                    )?
+                    .execute(params![
+                        now.unix_millis(),
+                        lease_until.unix_millis(),
+                        lease,
+                        limit,
+                        json_ids(&busy_endpoints)
+                    ])?;
+                if claimed == 0 {
+                    return Ok(Vec::new());
+                }
+                let sql = format!(
+                    "SELECT {CLAIMED_COLUMNS}
+                     FROM deliveries d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+                     WHERE d.lease = ?1 AND d.next_attempt_at = ?2 AND d.status = 'pending'"
+                );
+                all(&mut *connection.prepare_cached(&sql)?, params![lease, lease_until.unix_millis()], claimed_row)
+            })
+            .await
+    }
+
+    pub(crate) async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> Result<usize, StoreError> {
+        self.engine
+            .write(move |connection| {
+                let mut recorded = 0;
+                let now = Timestamp::now().unix_millis();
+                for outcome in &outcomes {
+                    let (status, next_attempt) = next_state(&outcome.next);
+                    let attempt = &outcome.attempt;
+                    let updated = connection
+                        .prepare_cached(
+                            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
+                                last_status = ?6, last_error = ?7, updated_at = ?8
+                             WHERE id = ?1 AND lease = ?2",
+                        )?
+                        .execute(params![
+                            outcome.delivery.as_str(),
+                            outcome.lease,
+                            status,
+                            attempt.number,
+                            next_attempt,
+                            attempt.response_status,
+                            attempt.error_detail,
+                            now,
+                        ])?;
+                    if updated == 0 {
+                        continue;
+                    }
+                    connection
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
+                                request_headers, response_status, response_headers, response_body, error_kind,
+                                error_detail)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        )?
+                        .execute(params![
+                            outcome.delivery.as_str(),
+                            attempt.number,
+                            attempt.started.unix_millis(),
+                            attempt.duration_ms as i64,
+                            attempt.url,
+                            headers_json(&attempt.request_headers),
+                            attempt.response_status,
+                            headers_json(&attempt.response_headers),
+                            attempt.response_body,
+                            attempt.error.map(|error| error.as_str()),
+                            attempt.error_detail,
+                        ])?;
+                    recorded += 1;
+                }
+                Ok(recorded)
+            })
+            .await
+    }
+
+    pub(crate) async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
+        self.engine
+            .write(move |connection| {
+                let mut statement = connection.prepare_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL WHERE id = ?1 AND lease = ?2",
+                )?;
+                let now = Timestamp::now().unix_millis();
+                for (id, lease) in &leases {
+                    statement.execute(params![id.as_str(), lease, now])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    pub(crate) async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
+        self.engine
+            .read(move |connection| {
+                let next: Option<i64> = connection
+                    .prepare_cached(
+                        "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                         WHERE d.status = 'pending' AND e.enabled = 1
+                           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?1))
+                         ORDER BY d.next_attempt_at LIMIT 1",
+                    )?
+                    .query_row([json_ids(&busy_endpoints)], |row| row.get(0))
+                    .optional()?;
+                Ok(next.map(Timestamp::from_unix_millis))
+            })
+            .await
+    }
+
+    pub(crate) async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
+        self.engine
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare_cached("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")?;
+                all(&mut statement, [], |row| Ok((parse_status(&row.text(0)?)?, row.integer(1)?.max(0) as u64)))
+            })
+            .await
+    }
+}
+
+/// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
+fn json_ids(ids: &[EndpointId]) -> String {
+    // Ids are validated base32 after a prefix, so they need no escaping.
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+fn sql_value(value: &ListValue) -> rusqlite::types::Value {
+    match value {
+        ListValue::Text(text) => text.clone().into(),
+        ListValue::Integer(number) => (*number).into(),
+    }
+}
+
+fn setting(connection: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
+        .optional()?)
+}
+
+fn put_setting(connection: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+fn tenant_exists(connection: &Connection, tenant: &TenantId) -> Result<bool, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")?
+        .query_row([tenant.as_str()], |row| row.get(0))?)
+}
+
+fn topic_deprecated(connection: &Connection, topic: &TopicName) -> Result<Option<bool>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT deprecated FROM topics WHERE name = ?1")?
+        .query_row([topic.as_str()], |row| row.get(0))
+        .optional()?)
+}
+
+fn write_endpoint_topics(
+    connection: &Connection,
+    endpoint: &EndpointId,
+    topics: &[TopicName],
+) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM endpoint_topics WHERE endpoint_id = ?1", [endpoint.as_str()])?;
+    let mut insert =
+        connection.prepare_cached("INSERT OR IGNORE INTO endpoint_topics (endpoint_id, topic) VALUES (?1, ?2)")?;
+    for topic in topics {
+        insert.execute([endpoint.as_str(), topic.as_str()])?;
+    }
+    Ok(())
+}
+
+fn load_endpoint(connection: &Connection, tenant: &TenantId, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1 AND tenant_id = ?2");
+    first(&mut *connection.prepare_cached(&sql)?, [id.as_str(), tenant.as_str()], endpoint_row)
+}
