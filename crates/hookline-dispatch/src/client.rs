@@ -73,7 +73,8 @@ impl tower_service::Service<Name> for GuardedResolver {
                 })
                 .collect();
             match (allowed.is_empty(), refused) {
-                (true, Some((address, reason))) => Err(Box::new(BlockedAddress { host, address, reason }).into()),
+                // The error itself is boxed, not a box of it, so `classify` can downcast the cause.
+                (true, Some((address, reason))) => Err(BlockedAddress { host, address, reason }.into()),
                 _ => Ok(allowed.into_iter()),
             }
         })
@@ -130,11 +131,14 @@ impl HttpClient {
     }
 
     /// Sends any request, within the client's timeout.
-    pub async fn request(
+    ///
+    /// Header names may be borrowed (`&'static str`, as webhook requests use) or owned (`String`, for a request
+    /// whose headers are copied from another, as `hookline listen --forward-to` does).
+    pub async fn request<Name: AsRef<str>>(
         &self,
         method: http::Method,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(Name, String)],
         body: Bytes,
     ) -> Exchange {
         let started = Instant::now();
@@ -145,11 +149,11 @@ impl HttpClient {
         Exchange { elapsed: started.elapsed(), result }
     }
 
-    async fn send(
+    async fn send<Name: AsRef<str>>(
         &self,
         method: http::Method,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(Name, String)],
         body: Bytes,
     ) -> Result<Response, (AttemptError, String)> {
         let uri: http::Uri = url
@@ -164,7 +168,7 @@ impl HttpClient {
         }
         let mut request = http::Request::builder().method(method).uri(uri);
         for (name, value) in headers {
-            request = request.header(*name, value.as_str());
+            request = request.header(name.as_ref(), value.as_str());
         }
         let request = request.body(Full::new(body)).map_err(|error| (AttemptError::Io, error.to_string()))?;
         let response = self.client.request(request).await.map_err(|error| classify(&error))?;

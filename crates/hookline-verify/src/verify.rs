@@ -16,6 +16,36 @@ pub const DEFAULT_TOLERANCE: u64 = 300;
 /// Verifies requests signed with one scheme and any of one or more secrets.
 ///
 /// Several secrets allow rotation: a request signed with any of them is accepted.
+///
+/// ```
+/// use hookline_verify::{Scheme, Verifier, VerifyError};
+///
+/// // The Standard Webhooks specification's test vector.
+/// let headers = [
+///     ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+///     ("webhook-timestamp", "1614265330"),
+///     ("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+/// ];
+/// let body = br#"{"test": 2432232314}"#;
+///
+/// // During a rotation: the new secret first, and the old one the request was signed with.
+/// let verifier = Verifier::new(Scheme::Standard, "whsec_bmV3IHNlY3JldCBrZXk=")?
+///     .with_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?;
+/// let verified = verifier.verify(headers, body, 1_614_265_330 + 60)?;
+/// assert_eq!(verified.secret_index, 1);
+/// assert_eq!(verified.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+///
+/// // Any change to the body is caught.
+/// let tampered = verifier.verify(headers, br#"{"test": 2432232315}"#, 1_614_265_330);
+/// assert_eq!(tampered, Err(VerifyError::NoMatch { scheme: Scheme::Standard }));
+///
+/// // Ten minutes later the same request is refused: the default tolerance is five minutes.
+/// let late = verifier.verify(headers, body, 1_614_265_330 + 600);
+/// assert!(matches!(late, Err(VerifyError::TimestampTooOld { tolerance: 300, .. })));
+/// // A receiver that queues requests before checking them can allow more.
+/// assert!(verifier.tolerance(3600).verify(headers, body, 1_614_265_330 + 600).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Verifier {
     scheme: Scheme,

@@ -439,3 +439,33 @@ impl Receiver {
         }
     }
 }
+
+/// Helpers for tests that look at one event's deliveries and their attempts.
+impl Hookline {
+    /// One delivery as `GET …/deliveries/{id}` shows it: its state, `request_body` and every attempt.
+    pub async fn delivery(&self, tenant: &str, delivery: &str) -> Value {
+        let found = self.admin("GET", &format!("/v1/tenants/{tenant}/deliveries/{delivery}"), None).await;
+        assert_eq!(found.status, 200, "{:?}", found.body);
+        found.body
+    }
+
+    /// The deliveries of `event`, whatever their status.
+    pub async fn deliveries_of(&self, tenant: &str, event: &str) -> Vec<Value> {
+        let page = self.admin("GET", &format!("/v1/tenants/{tenant}/deliveries?event={event}"), None).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        page.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Publishes a request body sent as written, with `extra` headers, and returns the API's answer.
+    pub async fn publish_raw(&self, tenant: &str, key: &str, body: &str, extra: &[(&'static str, String)]) -> Answer {
+        self.call_with("POST", &format!("/v1/tenants/{tenant}/events"), Some(key), Some(body), extra).await
+    }
+}
+
+/// An `http://127.0.0.1:PORT` URL where nothing listens: the port was bound, then closed.
+pub async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}")
+}

@@ -1,0 +1,253 @@
+//! The operator's CLI, run as the real `hookline` binary against a real `hookline serve`: tables by default,
+//! the API's JSON with `--json`, and the API's error on stderr with a non-zero exit.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{ADMIN_KEY, Hookline, Receiver, TempDir};
+
+/// What one CLI run printed.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.stdout))
+    }
+
+    /// The value of `field` in a `field  value` record.
+    fn field(&self, field: &str) -> &str {
+        let line = self.stdout.lines().find(|line| line.split_whitespace().next() == Some(field));
+        line.unwrap_or_else(|| panic!("no {field} in:\n{}", self.stdout))[field.len()..].trim()
+    }
+}
+
+/// Runs `hookline ARGS --server URL --key ADMIN_KEY`.
+async fn hookline(server: &Hookline, args: &[&str]) -> Run {
+    hookline_with_key(server, Some(ADMIN_KEY), args).await
+}
+
+async fn hookline_with_key(server: &Hookline, key: Option<&str>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(support::binary());
+    command.args(args).args(["--server", &server.url]).env_remove("HOOKLINE_KEY").env_remove("HOOKLINE_SERVER");
+    if let Some(key) = key {
+        command.args(["--key", key]);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.unwrap().unwrap();
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+async fn ok(server: &Hookline, args: &[&str]) -> Run {
+    let run = hookline(server, args).await;
+    assert!(run.success, "hookline {args:?} failed:\n{}\n{}", run.stdout, run.stderr);
+    run
+}
+
+#[tokio::test]
+async fn an_operator_sets_up_a_tenant_and_publishes_from_the_cli() {
+    let dir = TempDir::new("cli");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+
+    let added = ok(&server, &["tenant", "add", "herald", "--name", "Herald Insurance"]).await;
+    assert_eq!(added.field("id"), "herald");
+    assert_eq!(added.field("name"), "Herald Insurance");
+    ok(&server, &["tenant", "add", "acme"]).await;
+    let listed = ok(&server, &["tenant", "list"]).await;
+    let header = listed.stdout.lines().next().unwrap();
+    assert!(header.starts_with("ID") && header.contains("NAME"), "{}", listed.stdout);
+    assert!(listed.stdout.lines().any(|line| line.starts_with("herald") && line.contains("Herald Insurance")));
+    assert!(listed.stdout.lines().any(|line| line.starts_with("acme ")));
+    let tenants = ok(&server, &["tenant", "list", "--json"]).await.json();
+    assert_eq!(tenants["data"].as_array().unwrap().len(), 2);
+
+    // Herald's set-up: its quote topic, the bare quote as the body, its signature and its retry policy.
+    ok(&server, &["topic", "add", "quote.ready", "--description", "A quote is ready"]).await;
+    let url = format!("{}/herald", receiver.url);
+    let args = [
+        "endpoint",
+        "add",
+        "herald",
+        &url,
+        "--topic",
+        "quote.ready",
+        "--topic",
+        "pdf.processed",
+        "--format",
+        "data",
+        "--signing",
+        "herald",
+        "--retry",
+        "3m,3m",
+        "--json",
+    ];
+    let endpoint = ok(&server, &args).await.json();
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    let secret = endpoint["secret"].as_str().unwrap();
+    assert!(endpoint_id.starts_with("ep_") && secret.starts_with("sec_"), "{endpoint}");
+    assert_eq!(endpoint["signing"], serde_json::json!(["herald"]));
+    assert_eq!(endpoint["retry_schedule"], serde_json::json!(["3m", "3m"]));
+    assert_eq!(endpoint["topics"], serde_json::json!(["quote.ready", "pdf.processed"]));
+
+    let table =
+        ok(&server, &["endpoint", "add", "acme", &receiver.url, "--topic", "pdf.processed", "--signing", "heron"])
+            .await;
+    assert!(table.field("id").starts_with("ep_"));
+    assert_eq!(table.field("signing"), "heron");
+    assert!(table.field("secret").starts_with("sec_"));
+
+    let list = ok(&server, &["endpoint", "list", "herald"]).await;
+    assert!(list.stdout.lines().next().unwrap().starts_with("ID"), "{}", list.stdout);
+    let row = list.stdout.lines().find(|line| line.starts_with(endpoint_id)).unwrap();
+    assert!(row.contains(&url) && row.contains("quote.ready,pdf.processed") && row.contains("herald"), "{row}");
+    assert_eq!(ok(&server, &["endpoint", "list", "herald", "--json"]).await.json()["data"][0]["id"], endpoint_id);
+    let shown = ok(&server, &["endpoint", "show", "herald", endpoint_id]).await;
+    assert_eq!(shown.field("retry_schedule"), "3m,3m");
+    assert_eq!(shown.field("secret"), secret);
+    assert_eq!(shown.field("format"), "data");
+    assert_eq!(ok(&server, &["endpoint", "show", "herald", endpoint_id, "--json"]).await.json()["secret"], secret);
+
+    // Publishing: the data goes out as written, key order and number literals kept, signed for herald.
+    let published =
+        ok(&server, &["publish", "herald", "quote.ready", r#"{"quote_id":"q_1","premium":120.50,"a":1e5}"#]).await;
+    let event = published.field("id").to_owned();
+    assert!(event.starts_with("evt_"), "{}", published.stdout);
+    assert_eq!(published.field("endpoints"), "1");
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].path, "/herald");
+    assert_eq!(got[0].text(), r#"{"quote_id":"q_1","premium":120.50,"a":1e5}"#);
+    let signature = hookline_verify::herald_signature(secret, &got[0].body);
+    assert_eq!(got[0].header("x-herald-signature"), Some(signature.as_str()));
+
+    let page = server.wait_for_deliveries("herald", &event, "succeeded", 1).await;
+    let delivery = page["data"][0]["id"].as_str().unwrap();
+    let deliveries = ok(&server, &["deliveries", "herald"]).await;
+    assert!(deliveries.stdout.lines().next().unwrap().starts_with("ID"), "{}", deliveries.stdout);
+    let row = deliveries.stdout.lines().find(|line| line.starts_with(delivery)).unwrap();
+    assert!(row.contains(&event) && row.contains("succeeded"), "{row}");
+    let as_json = ok(&server, &["deliveries", "herald", "--status", "succeeded", "--json"]).await.json();
+    assert_eq!(as_json["data"][0]["id"], delivery);
+    let published =
+        ok(&server, &["publish", "herald", "pdf.processed", "{}", "--json", "--idempotency-key", "k1"]).await.json();
+    assert_eq!(published["endpoints"], 1);
+    let replayed =
+        ok(&server, &["publish", "herald", "pdf.processed", "{}", "--json", "--idempotency-key", "k1"]).await.json();
+    assert_eq!(replayed["id"], published["id"]);
+}
+
+#[tokio::test]
+async fn cli_errors_exit_non_zero_with_the_apis_detail() {
+    let dir = TempDir::new("cli-errors");
+    let server = Hookline::start(dir.path()).await;
+    ok(&server, &["tenant", "add", "acme"]).await;
+    let cases: [(&[&str], &str); 6] = [
+        (&["endpoint", "list", "nobody"], r#"tenant "nobody" does not exist"#),
+        (&["publish", "nobody", "pdf.processed", "{}"], r#"tenant "nobody" does not exist"#),
+        (&["publish", "acme", "quote.unknown", "{}"], r#"unknown topic "quote.unknown""#),
+        (&["publish", "acme", "pdf.processed", "{not json"], "DATA is not valid JSON"),
+        (
+            &["endpoint", "add", "acme", "ftp://example.com/", "--topic", "pdf.processed"],
+            "the scheme must be http or https",
+        ),
+        (&["tenant", "add", "acme"], r#"tenant "acme" already exists"#),
+    ];
+    for (args, detail) in cases {
+        let run = hookline(&server, args).await;
+        assert!(!run.success, "hookline {args:?} succeeded:\n{}", run.stdout);
+        assert!(run.stderr.contains(detail), "hookline {args:?}: stderr {:?} lacks {detail:?}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let run = hookline_with_key(&server, None, &["tenant", "list"]).await;
+    assert!(!run.success && run.stderr.contains("--key"), "{}", run.stderr);
+    let run = hookline_with_key(&server, Some("hk_wrong"), &["tenant", "list"]).await;
+    assert!(!run.success && run.stderr.contains("invalid_key"), "{}", run.stderr);
+    let events = server.admin("GET", "/v1/tenants/acme/events", None).await;
+    assert!(events.body["data"].as_array().unwrap().is_empty());
+}
+
+/// Runs `hookline ARGS --server URL` with the key only in `HOOKLINE_KEY`, as an operator's shell would have it.
+async fn hookline_with_env_key(server: &Hookline, key: &str, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(support::binary());
+    command.args(args).env("HOOKLINE_SERVER", &server.url).env("HOOKLINE_KEY", key);
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.unwrap().unwrap();
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn the_cli_takes_its_key_from_the_environment_and_makes_tenant_keys() {
+    let dir = TempDir::new("cli-keys");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    for tenant in ["acme", "globex"] {
+        let run = hookline_with_env_key(&server, ADMIN_KEY, &["tenant", "add", tenant]).await;
+        assert!(run.success, "{}", run.stderr);
+    }
+
+    // The topic catalogue, as a table and as JSON.
+    let topics = hookline_with_env_key(&server, ADMIN_KEY, &["topic", "list"]).await;
+    assert!(topics.success, "{}", topics.stderr);
+    let header = topics.stdout.lines().next().unwrap();
+    assert!(header.starts_with("NAME") && header.contains("DEPRECATED"), "{}", topics.stdout);
+    let deprecated = topics.stdout.lines().find(|line| line.starts_with("end_user.transactions_updated")).unwrap();
+    assert!(deprecated.contains("true"), "{deprecated}");
+    assert_eq!(topics.stdout.lines().count(), 12, "a header and Heron's eleven topics:\n{}", topics.stdout);
+    let json = hookline_with_env_key(&server, ADMIN_KEY, &["topic", "list", "--json"]).await.json();
+    assert_eq!(json["data"].as_array().unwrap().len(), 11);
+
+    // A tenant key, shown once by `tenant key`, works from HOOKLINE_KEY for its own tenant only.
+    let made = ok(&server, &["tenant", "key", "acme"]).await;
+    let tenant_key = made.field("key").to_owned();
+    assert!(tenant_key.starts_with("hk_"), "{}", made.stdout);
+    assert_eq!(made.field("tenant"), "acme");
+    let json = ok(&server, &["tenant", "key", "acme", "--json"]).await.json();
+    assert_ne!(json["key"].as_str().unwrap(), tenant_key, "each call makes a new key");
+
+    let run = hookline_with_env_key(
+        &server,
+        &tenant_key,
+        &["endpoint", "add", "acme", &receiver.url, "--topic", "pdf.processed", "--json"],
+    )
+    .await;
+    assert!(run.success, "{}", run.stderr);
+    let endpoint = run.json();
+    let published = hookline_with_env_key(&server, &tenant_key, &["publish", "acme", "pdf.processed", "{}"]).await;
+    assert!(published.success, "{}", published.stderr);
+    let event = published.field("id").to_owned();
+    server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    let shown = hookline_with_env_key(&server, &tenant_key, &["deliveries", "acme", "--json"]).await.json();
+    assert_eq!((&shown["data"][0]["event"], &shown["data"][0]["endpoint"]), (&json!(event), &endpoint["id"]));
+
+    // Another tenant's data, and the operator's commands, are refused with the API's words.
+    let cases: [(&[&str], &str); 4] = [
+        (&["endpoint", "list", "globex"], r#"tenant "globex" does not exist"#),
+        (&["deliveries", "globex"], r#"tenant "globex" does not exist"#),
+        (&["tenant", "list"], "403 forbidden"),
+        (&["tenant", "key", "globex"], "403 forbidden"),
+    ];
+    for (args, detail) in cases {
+        let run = hookline_with_env_key(&server, &tenant_key, args).await;
+        assert!(!run.success, "hookline {args:?} with a tenant key succeeded:\n{}", run.stdout);
+        assert!(run.stderr.contains(detail), "hookline {args:?}: stderr {:?} lacks {detail:?}", run.stderr);
+    }
+    // --key beats HOOKLINE_KEY.
+    let mut command = tokio::process::Command::new(support::binary());
+    command
+        .args(["tenant", "list", "--key", ADMIN_KEY])
+        .env("HOOKLINE_SERVER", &server.url)
+        .env("HOOKLINE_KEY", &tenant_key);
+    let output = command.output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

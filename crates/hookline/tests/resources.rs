@@ -1,0 +1,323 @@
+//! The API's resources through a real `hookline serve`: the topic catalogue and deprecation, endpoint changes, and
+//! cursor pagination.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Hookline, Receiver, TempDir};
+
+const SEEDED: [&str; 11] = [
+    "end_user.processed",
+    "end_user.reviewed",
+    "end_user.transactions_updated",
+    "end_user.review_required",
+    "transactions.deleted",
+    "transactions.updated",
+    "pdf.processed",
+    "pdf.checks_passed",
+    "pdf.checks_failed",
+    "pdf.failed",
+    "pdf.transactions_loaded",
+];
+
+async fn topics(server: &Hookline) -> Vec<Value> {
+    let page = server.admin("GET", "/v1/topics", None).await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    page.body["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_catalogue_starts_with_herons_eleven_topics_and_takes_new_ones() {
+    let dir = TempDir::new("topics-seeded");
+    let server = Hookline::start(dir.path()).await;
+    let listed = topics(&server).await;
+    let names: HashSet<&str> = listed.iter().map(|topic| topic["name"].as_str().unwrap()).collect();
+    assert_eq!(names, HashSet::from(SEEDED));
+    for topic in &listed {
+        let deprecated = topic["name"] == "end_user.transactions_updated";
+        assert_eq!(topic["deprecated"], deprecated, "{topic:?}");
+        assert!(topic["description"].as_str().is_some_and(|text| text.len() > 10), "{topic:?}");
+    }
+
+    let created = server
+        .admin("POST", "/v1/topics", Some(json!({"name": "quote.ready", "description": "A quote is ready."})))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!((&created.body["name"], &created.body["deprecated"]), (&json!("quote.ready"), &json!(false)));
+    assert_eq!(topics(&server).await.len(), 12);
+    let again = server.admin("POST", "/v1/topics", Some(json!({"name": "quote.ready"}))).await;
+    assert_eq!((again.status, again.code()), (409, "conflict"));
+    for name in
+        ["Quote.Ready", "quote", "quote.", ".ready", "quote.ready.now", "quote.*", "quote ready", "", "quote-x.ready"]
+    {
+        let refused = server.admin("POST", "/v1/topics", Some(json!({"name": name}))).await;
+        assert_eq!((refused.status, refused.code()), (422, "invalid_topic"), "{name:?}: {:?}", refused.body);
+    }
+    assert_eq!(topics(&server).await.len(), 12);
+
+    // A new topic is usable at once.
+    let receiver = Receiver::start().await;
+    server.tenant("herald").await;
+    server.endpoint("herald", json!({"url": receiver.url, "topics": ["quote.ready"], "format": "data"})).await;
+    server.publish("herald", "quote.ready", r#"{"quote_id":"q_1"}"#).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].text(), r#"{"quote_id":"q_1"}"#);
+}
+
+#[tokio::test]
+async fn a_deprecated_topic_refuses_new_subscriptions_but_existing_ones_keep_working() {
+    let dir = TempDir::new("topics-deprecated");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let receiver = Receiver::start().await;
+    let subscribed = server.endpoint("acme", json!({"url": receiver.url, "topics": ["pdf.processed"]})).await;
+
+    let patched = server.admin("PATCH", "/v1/topics/pdf.processed", Some(json!({"deprecated": true}))).await;
+    assert_eq!((patched.status, &patched.body["deprecated"]), (200, &json!(true)), "{:?}", patched.body);
+    let listed = topics(&server).await;
+    let shown = listed.iter().find(|topic| topic["name"] == "pdf.processed").unwrap();
+    assert_eq!(shown["deprecated"], true);
+
+    let refused = server
+        .admin("POST", "/v1/tenants/acme/endpoints", Some(json!({"url": receiver.url, "topics": ["pdf.processed"]})))
+        .await;
+    assert_eq!((refused.status, refused.code()), (422, "deprecated_topic"), "{:?}", refused.body);
+    // An endpoint subscribed before may keep the topic while changing others.
+    let path = format!("/v1/tenants/acme/endpoints/{}", subscribed["id"].as_str().unwrap());
+    let kept = server.admin("PATCH", &path, Some(json!({"topics": ["pdf.processed", "pdf.failed"]}))).await;
+    assert_eq!(kept.status, 200, "{:?}", kept.body);
+    // But an endpoint not yet subscribed may not add it.
+    let other = server.endpoint("acme", json!({"url": receiver.url, "topics": ["pdf.failed"]})).await;
+    let other_path = format!("/v1/tenants/acme/endpoints/{}", other["id"].as_str().unwrap());
+    let added = server.admin("PATCH", &other_path, Some(json!({"topics": ["pdf.failed", "pdf.processed"]}))).await;
+    assert_eq!((added.status, added.code()), (422, "deprecated_topic"), "{:?}", added.body);
+
+    // Publishing to a deprecated topic still reaches existing subscribers.
+    let event = server.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_9"}"#).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("hookline-event-id"), Some(event.as_str()));
+    server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    assert_eq!(server.deliveries_of("acme", &event).await.len(), 1);
+
+    // Un-deprecating opens it again.
+    let restored = server.admin("PATCH", "/v1/topics/pdf.processed", Some(json!({"deprecated": false}))).await;
+    assert_eq!(restored.body["deprecated"], false);
+    server.endpoint("acme", json!({"url": receiver.url, "topics": ["pdf.processed"]})).await;
+}
+
+#[tokio::test]
+async fn endpoints_can_be_changed_and_deleted() {
+    let dir = TempDir::new("endpoint-changes");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let (before, after) = (Receiver::start().await, Receiver::start().await);
+    let created = server
+        .endpoint(
+            "acme",
+            json!({"url": before.url, "topics": ["pdf.processed"], "description": "Ops", "retry_schedule": ["3m", "3m"]}),
+        )
+        .await;
+    assert_eq!(created["description"], "Ops");
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["format"], "envelope");
+    let path = format!("/v1/tenants/acme/endpoints/{}", created["id"].as_str().unwrap());
+    let change = json!({"url": after.url, "description": "Ops, moved", "signing": ["herald"], "secret": "sec_0123456789abcdefXYZ"});
+    let patched = server.admin("PATCH", &path, Some(change)).await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["url"], after.url);
+    assert_eq!(patched.body["signing"], json!(["herald"]));
+    assert_eq!(patched.body["secret"], "sec_0123456789abcdefXYZ");
+    assert_eq!(patched.body["retry_schedule"], json!(["3m", "3m"]));
+    let reset = server.admin("PATCH", &path, Some(json!({"retry_schedule": null}))).await;
+    assert_eq!(reset.body["retry_schedule"], Value::Null);
+
+    let event = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
+    let got = after.wait_for(1, Duration::from_secs(10)).await;
+    let expected = hookline_verify::herald_signature("sec_0123456789abcdefXYZ", &got[0].body);
+    assert_eq!(got[0].header("x-herald-signature"), Some(expected.as_str()));
+    server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    assert!(before.requests().is_empty());
+
+    assert_eq!(server.admin("DELETE", &path, None).await.status, 204);
+    let gone = server.admin("GET", &path, None).await;
+    assert_eq!((gone.status, gone.code()), (404, "not_found"));
+    let accepted = server.publish_raw("acme", support::ADMIN_KEY, r#"{"topic":"pdf.processed","data":{}}"#, &[]).await;
+    assert_eq!(accepted.body["endpoints"], 0);
+    // The delivery log outlives the endpoint.
+    assert_eq!(server.deliveries_of("acme", &event).await.len(), 1);
+}
+
+/// Follows `next_cursor` from `path` with `limit`, returning each page's ids.
+async fn pages(server: &Hookline, path: &str, limit: u32) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{separator}limit={limit}");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = server.admin("GET", &url, None).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let ids = page.body["data"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned());
+        pages.push(ids.collect());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return pages,
+        }
+        assert!(pages.len() <= 10, "pagination does not end: {pages:?}");
+    }
+}
+
+fn assert_each_once(pages: &[Vec<String>], expected: &[String]) {
+    let seen: Vec<&String> = pages.iter().flatten().collect();
+    assert_eq!(seen.len(), expected.len(), "{pages:?}");
+    assert_eq!(seen.into_iter().cloned().collect::<HashSet<_>>(), expected.iter().cloned().collect::<HashSet<_>>());
+}
+
+#[tokio::test]
+async fn lists_follow_their_cursor_to_every_item_exactly_once() {
+    let dir = TempDir::new("pagination");
+    let server = Hookline::start(dir.path()).await;
+    for tenant in ["acme", "beta", "gamma"] {
+        server.tenant(tenant).await;
+    }
+    let receiver = Receiver::start().await;
+    let mut endpoints = Vec::new();
+    for index in 0..5 {
+        let url = format!("{}/{index}", receiver.url);
+        let created = server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
+        endpoints.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let endpoint_pages = pages(&server, "/v1/tenants/acme/endpoints", 2).await;
+    assert_eq!(endpoint_pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_each_once(&endpoint_pages, &endpoints);
+
+    let mut events = Vec::new();
+    for index in 0..5 {
+        events.push(server.publish("acme", "pdf.processed", &format!(r#"{{"n":{index}}}"#)).await);
+    }
+    assert_each_once(&pages(&server, "/v1/tenants/acme/events", 2).await, &events);
+    assert_each_once(&pages(&server, "/v1/tenants/acme/events?topic=pdf.processed", 3).await, &events);
+    receiver.wait_for(25, Duration::from_secs(10)).await;
+    server.wait_for_none("acme", "pending", Duration::from_secs(10)).await;
+    let deliveries: Vec<String> = server
+        .all_deliveries("acme", None)
+        .await
+        .iter()
+        .map(|delivery| delivery["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(deliveries.len(), 25);
+    assert_each_once(&pages(&server, "/v1/tenants/acme/deliveries", 4).await, &deliveries);
+    let tenant_pages = pages(&server, "/v1/tenants", 2).await;
+    assert_each_once(&tenant_pages, &["acme".to_owned(), "beta".to_owned(), "gamma".to_owned()]);
+}
+
+fn list_ids(answer: &support::Answer) -> Vec<String> {
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let items = answer.body["data"].as_array().unwrap_or_else(|| panic!("not a list: {:?}", answer.body));
+    items.iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn events_filter_by_topic_and_time_and_deliveries_by_endpoint() {
+    let dir = TempDir::new("list-filters");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let first_endpoint = server.endpoint("acme", json!({"url": first.url, "topics": ["pdf.processed"]})).await;
+    let second_endpoint =
+        server.endpoint("acme", json!({"url": second.url, "topics": ["pdf.processed", "pdf.failed"]})).await;
+
+    let early =
+        server.publish_raw("acme", support::ADMIN_KEY, r#"{"topic":"pdf.processed","data":{"n":1}}"#, &[]).await;
+    assert_eq!(early.status, 202, "{:?}", early.body);
+    // `created` has whole seconds: wait past the next second so the later events are strictly after it.
+    let early_created = hookline_core::time::Timestamp::parse_rfc3339(early.body["created"].as_str().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let processed = server.publish("acme", "pdf.processed", r#"{"n":2}"#).await;
+    let failed = server.publish("acme", "pdf.failed", r#"{"n":3}"#).await;
+    let early = early.body["id"].as_str().unwrap().to_owned();
+
+    let events = |query: String| {
+        let server = &server;
+        async move { list_ids(&server.admin("GET", &format!("/v1/tenants/acme/events{query}"), None).await) }
+    };
+    assert_eq!(events(String::new()).await, [failed.as_str(), processed.as_str(), early.as_str()], "newest first");
+    assert_eq!(events("?topic=pdf.failed".into()).await, [failed.as_str()]);
+    assert_eq!(events("?topic=pdf.processed".into()).await, [processed.as_str(), early.as_str()]);
+    assert!(events("?topic=pdf.checks_passed".into()).await.is_empty());
+    let after = early_created.saturating_add(Duration::from_secs(1)).to_rfc3339().replace('+', "%2B");
+    assert_eq!(events(format!("?after={after}")).await, [failed.as_str(), processed.as_str()]);
+    assert_eq!(events(format!("?after={after}&topic=pdf.processed")).await, [processed.as_str()]);
+    assert_eq!(events(format!("?after={after}&limit=1")).await, [failed.as_str()]);
+    let future = hookline_core::time::Timestamp::now().saturating_add(Duration::from_secs(3600));
+    assert!(events(format!("?after={}", future.to_rfc3339().replace('+', "%2B"))).await.is_empty());
+
+    // Deliveries of one endpoint: the first got the two pdf.processed events, the second all three.
+    first.wait_for(2, Duration::from_secs(10)).await;
+    second.wait_for(3, Duration::from_secs(10)).await;
+    server.wait_for_none("acme", "pending", Duration::from_secs(10)).await;
+    let deliveries = |query: String| {
+        let server = &server;
+        async move {
+            let answer = server.admin("GET", &format!("/v1/tenants/acme/deliveries{query}"), None).await;
+            assert_eq!(answer.status, 200, "{:?}", answer.body);
+            answer.body["data"].as_array().unwrap().clone()
+        }
+    };
+    for (endpoint, expected) in [(&first_endpoint, 2), (&second_endpoint, 3)] {
+        let id = endpoint["id"].as_str().unwrap();
+        let found = deliveries(format!("?endpoint={id}")).await;
+        assert_eq!(found.len(), expected, "{found:?}");
+        assert!(found.iter().all(|delivery| delivery["endpoint"] == id), "{found:?}");
+    }
+    let id = second_endpoint["id"].as_str().unwrap();
+    let found = deliveries(format!("?endpoint={id}&event={failed}&status=succeeded")).await;
+    assert_eq!((found.len(), &found[0]["event"]), (1, &json!(failed)), "{found:?}");
+    assert!(deliveries(format!("?endpoint={id}&status=failed")).await.is_empty());
+    let unknown = deliveries("?endpoint=ep_00000000000000000000000000".into()).await;
+    assert!(unknown.is_empty(), "{unknown:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_everything_it_owns() {
+    let dir = TempDir::new("tenant-delete");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let receiver = Receiver::start().await;
+    server.endpoint("acme", json!({"url": receiver.url, "topics": ["pdf.processed"]})).await;
+    server.endpoint("globex", json!({"url": receiver.url, "topics": ["pdf.processed"]})).await;
+    let event = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
+    server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+
+    let shown = server.admin("GET", "/v1/tenants/acme", None).await;
+    assert_eq!((shown.status, &shown.body["id"]), (200, &json!("acme")), "{:?}", shown.body);
+    assert_eq!(server.admin("DELETE", "/v1/tenants/acme", None).await.status, 204);
+    for path in ["/v1/tenants/acme", "/v1/tenants/acme/endpoints", "/v1/tenants/acme/events"] {
+        let gone = server.admin("GET", path, None).await;
+        assert_eq!((gone.status, gone.code()), (404, "tenant_not_found"), "{path}: {:?}", gone.body);
+    }
+    let again = server.admin("DELETE", "/v1/tenants/acme", None).await;
+    assert_eq!((again.status, again.code()), (404, "tenant_not_found"));
+    let listed = server.admin("GET", "/v1/tenants", None).await;
+    assert_eq!(list_ids(&listed), ["globex"]);
+
+    // A tenant made again with the same id starts empty: nothing of the old one comes back.
+    server.tenant("acme").await;
+    for kind in ["endpoints", "events", "deliveries"] {
+        let page = server.admin("GET", &format!("/v1/tenants/acme/{kind}"), None).await;
+        assert!(list_ids(&page).is_empty(), "{kind}: {:?}", page.body);
+    }
+    let old = server.admin("GET", &format!("/v1/tenants/acme/events/{event}"), None).await;
+    assert_eq!((old.status, old.code()), (404, "not_found"));
+    let accepted = server.publish_raw("acme", support::ADMIN_KEY, r#"{"topic":"pdf.processed","data":{}}"#, &[]).await;
+    assert_eq!((accepted.status, &accepted.body["endpoints"]), (202, &json!(0)), "{:?}", accepted.body);
+    // The other tenant is untouched.
+    let globex = server.admin("GET", "/v1/tenants/globex/endpoints", None).await;
+    assert_eq!(list_ids(&globex).len(), 1);
+}
