@@ -211,7 +211,7 @@ fn classify(error: &hyper_util::client::legacy::Error) -> (AttemptError, String)
             kind = AttemptError::Tls;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if wraps_tls_error(io) {
                 kind = AttemptError::Tls;
             }
             if matches!(io.kind(), std::io::ErrorKind::TimedOut) {
@@ -224,4 +224,14 @@ fn classify(error: &hyper_util::client::legacy::Error) -> (AttemptError, String)
         source = cause.source();
     }
     (kind, detail)
+}
+
+/// Whether `io` carries a rustls error, however deeply wrapped: hyper-rustls wraps tokio-rustls's `io::Error`
+/// (which holds the `rustls::Error`) in another `io::Error`, and `io::Error::source` skips the error it wraps.
+fn wraps_tls_error(io: &std::io::Error) -> bool {
+    match io.get_ref() {
+        Some(inner) if inner.is::<rustls::Error>() => true,
+        Some(inner) => inner.downcast_ref::<std::io::Error>().is_some_and(wraps_tls_error),
+        None => false,
+    }
 }

@@ -89,6 +89,13 @@ struct Dispatcher {
     config: Arc<DispatchConfig>,
 }
 
+/// How long a claim holds a delivery: the attempt's timeout, then as long again (at least 5 s) to record the
+/// outcome. A lease that runs out (its node died, or could not record) makes the delivery due again: the attempt
+/// may then be made twice, never lost.
+fn lease_length(timeout: Duration) -> Duration {
+    timeout + timeout.max(Duration::from_secs(5))
+}
+
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// How many deliveries one claim may take.
@@ -112,7 +119,7 @@ impl Dispatcher {
                 continue;
             }
             let now = Timestamp::now();
-            let lease_until = now.saturating_add(self.config.timeout + Duration::from_secs(60));
+            let lease_until = now.saturating_add(lease_length(self.config.timeout));
             let claimed = match self.store.claim_due(now, lease_until, free as u32, self.busy_endpoints()).await {
                 Ok(claimed) => claimed,
                 Err(error) => {

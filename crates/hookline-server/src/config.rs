@@ -393,8 +393,8 @@ mod tests {
         let config = load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], flags).unwrap();
         assert_eq!(config.database(), Database::Postgres { url: url.into() });
         assert_eq!(config.role, Role::Worker);
-        let config = load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], Flags::default())
-            .unwrap();
+        let config =
+            load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], Flags::default()).unwrap();
         assert_eq!(config.database(), Database::Sqlite { data_dir: PathBuf::from("elsewhere") });
         assert_eq!(config.role, Role::Api);
     }

@@ -46,7 +46,7 @@ pub struct Server {
 impl Server {
     /// Opens the store (running migrations), settles the admin key, and binds the listen address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open(&config.database()).await?;
+        let store = Store::open(&config.database(), &config.data_dir).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
             Some(key) => (hash_api_key(key), None),
             None => match store.admin_key_hash().await? {

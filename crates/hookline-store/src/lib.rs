@@ -147,14 +147,18 @@ macro_rules! on_backend {
 }
 
 impl Store {
-    /// Opens the store, runs migrations and seeds the topic catalogue on first start. The embedded store also
-    /// locks its directory and releases the leases of a previous run; on PostgreSQL leases simply expire.
-    pub async fn open(database: &Database) -> Result<Store, StoreError> {
+    /// Opens the store, runs migrations and seeds the topic catalogue on first start.
+    ///
+    /// `node_dir` is this node's own directory, locked while the store is open. The embedded store keeps its file
+    /// in the directory its `Database` names. On PostgreSQL the directory holds the node's identity, which its
+    /// leases carry: a node restarted on the same directory releases the leases it held when it died, and the
+    /// leases of a node that never comes back expire.
+    pub async fn open(database: &Database, node_dir: &std::path::Path) -> Result<Store, StoreError> {
         let work = Arc::new(Notify::new());
         let backend = match database {
             Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(SqliteStore::open(data_dir).await?)),
             Database::Postgres { url } => {
-                Backend::Postgres(Arc::new(PostgresStore::open(url, Arc::clone(&work)).await?))
+                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&work)).await?))
             }
         };
         Ok(Store { backend, work })
@@ -162,7 +166,7 @@ impl Store {
 
     /// Opens the embedded store in `data_dir`.
     pub async fn open_sqlite(data_dir: &std::path::Path) -> Result<Store, StoreError> {
-        Store::open(&Database::Sqlite { data_dir: data_dir.to_owned() }).await
+        Store::open(&Database::Sqlite { data_dir: data_dir.to_owned() }, data_dir).await
     }
 
     /// Where the data lives, for operators' messages (a PostgreSQL url without its password).

@@ -180,7 +180,8 @@ pub(crate) fn attempt_row(row: &dyn Columns) -> Result<Attempt, StoreError> {
         error: row
             .optional_text(8)?
             .map(|kind| {
-                AttemptError::parse(&kind).ok_or_else(|| StoreError::Corrupt { detail: format!("attempt error {kind:?}") })
+                AttemptError::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt { detail: format!("attempt error {kind:?}") })
             })
             .transpose()?,
         error_detail: row.optional_text(9)?,

@@ -7,6 +7,17 @@ use crate::model::{DeliveryStatus, Endpoint, EndpointPatch, NextStep, Page};
 use crate::rows::split_schemes;
 use crate::{DeliveryFilter, StoreError};
 
+/// Creates and locks a node's data directory: only one process may use it at a time.
+pub(crate) fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let dir_error = |source| StoreError::DataDir { path: data_dir.to_owned(), source };
+    std::fs::create_dir_all(data_dir).map_err(dir_error)?;
+    let lock = std::fs::File::create(data_dir.join("hookline.lock")).map_err(dir_error)?;
+    if lock.try_lock().is_err() {
+        return Err(StoreError::Locked { path: data_dir.to_owned() });
+    }
+    Ok(lock)
+}
+
 /// Cuts a list fetched with one row too many into a page and the cursor that continues it.
 pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if items.len() > limit as usize {
@@ -115,7 +126,12 @@ impl ListQuery {
         ListQuery { select, conditions: vec![("tenant_id", "=")], values: vec![ListValue::Text(tenant.to_string())] }
     }
 
-    pub(crate) fn filter<V: Into<ListValue>>(&mut self, column: &'static str, operator: &'static str, value: Option<V>) {
+    pub(crate) fn filter<V: Into<ListValue>>(
+        &mut self,
+        column: &'static str,
+        operator: &'static str,
+        value: Option<V>,
+    ) {
         if let Some(value) = value {
             self.conditions.push((column, operator));
             self.values.push(value.into());

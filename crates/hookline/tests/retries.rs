@@ -257,3 +257,16 @@ async fn the_configured_default_schedule_applies_to_endpoints_without_their_own(
     assert_eq!(attempt_errors(&delivery), [json!("status"), json!("status"), json!("status")], "{delivery:?}");
     assert_eq!(receiver.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn https_to_a_server_that_does_not_speak_tls_is_a_tls_error() {
+    let dir = TempDir::new("error-tls");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    // A plain HTTP server: it answers the TLS client hello with something that is not a TLS record.
+    let receiver = Receiver::start().await;
+    let url = format!("{}/hook", receiver.url.replacen("http://", "https://", 1));
+    let attempt = only_attempt(&server, &url).await;
+    assert_eq!(attempt["error"], "tls", "{attempt:?}");
+    assert!(receiver.requests().is_empty(), "no HTTP request got through: {:?}", receiver.requests());
+}

@@ -72,6 +72,27 @@ fn bind_values(values: &[ListValue]) -> Vec<&(dyn ToSql + Sync)> {
 
 pub(crate) struct PostgresStore {
     pool: Pool,
+    /// This node's identity, which its leases carry.
+    node: String,
+    _lock: std::fs::File,
+}
+
+/// Reads the node's identity from its directory, making one on first start.
+fn node_identity(node_dir: &std::path::Path) -> Result<String, StoreError> {
+    let path = node_dir.join("node-id");
+    let dir_error = |source| StoreError::DataDir { path: node_dir.to_owned(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) => write_identity(&path).map_err(dir_error),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => write_identity(&path).map_err(dir_error),
+        Err(error) => Err(dir_error(error)),
+    }
+}
+
+fn write_identity(path: &std::path::Path) -> std::io::Result<String> {
+    let node = format!("node_{:016x}", rand::random::<u64>());
+    std::fs::write(path, format!("{node}\n"))?;
+    Ok(node)
 }
 
 /// Opens a session on a pooled connection (outside any transaction).
@@ -106,17 +127,27 @@ macro_rules! in_transaction {
 
 impl PostgresStore {
     /// Connects, migrates, seeds the topic catalogue if no node has, and starts listening for other nodes' work.
-    pub(crate) async fn open(url: &str, work: Arc<Notify>) -> Result<PostgresStore, StoreError> {
+    pub(crate) async fn open(
+        url: &str,
+        node_dir: &std::path::Path,
+        work: Arc<Notify>,
+    ) -> Result<PostgresStore, StoreError> {
         let config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::InvalidUrl {
             url: url.to_owned(),
             hint: "expected postgres://user@host:port/database",
         })?;
-        let store = PostgresStore { pool: Pool::new(config, POOL_SIZE) };
+        let lock = lock_data_dir(node_dir)?;
+        let node = node_identity(node_dir)?;
+        let store = PostgresStore { pool: Pool::new(config, POOL_SIZE), node, _lock: lock };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection.client).await.map_err(|error| store.pool.classify(error))?;
         }
         store.seed_topics().await?;
+        let released = store.release_own_leases().await?;
+        if released > 0 {
+            tracing::info!(released, node = %store.node, "deliveries this node left in flight go back to the queue");
+        }
         tokio::spawn(listen(store.pool.config().clone(), Arc::downgrade(&work)));
         Ok(store)
     }
@@ -147,6 +178,18 @@ impl PostgresStore {
             }
             Ok(())
         })
+    }
+
+    /// The leases a previous run of this node held belong to a dead process: make those deliveries due now.
+    async fn release_own_leases(&self) -> Result<u64, StoreError> {
+        let mut connection = self.pool.get().await?;
+        session!(self, connection)
+            .execute(
+                "UPDATE deliveries SET lease = NULL, lease_node = NULL, next_attempt_at = LEAST(next_attempt_at, $2)
+                 WHERE lease_node = $1 AND lease IS NOT NULL AND status = 'pending'",
+                &[&self.node, &Timestamp::now().unix_millis()],
+            )
+            .await
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
@@ -323,7 +366,9 @@ impl PostgresStore {
         let mut connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
-                &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"),
+                &format!(
+                    "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ),
                 &[&tenant.as_str(), &page.cursor.as_deref().unwrap_or(""), &(i64::from(page.limit) + 1)],
             )
             .await?;
@@ -545,7 +590,11 @@ impl PostgresStore {
         Ok(Some((delivery, read_all(rows, attempt_row)?)))
     }
 
-    pub(crate) async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    pub(crate) async fn retry_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
         in_transaction!(self, |session| {
             let now = Timestamp::now().unix_millis();
             session
@@ -582,19 +631,22 @@ impl PostgresStore {
         let mut connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
-                &format!("WITH due AS (
+                &format!(
+                    "WITH due AS (
                         SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled
                           AND NOT (d.endpoint_id = ANY($5))
                         ORDER BY d.next_attempt_at LIMIT $4
                         FOR UPDATE OF d SKIP LOCKED
                      ), d AS (
-                        UPDATE deliveries SET next_attempt_at = $2, lease = $3 FROM due WHERE deliveries.id = due.id
+                        UPDATE deliveries SET next_attempt_at = $2, lease = $3, lease_node = $6
+                        FROM due WHERE deliveries.id = due.id
                         RETURNING deliveries.*
                      )
                      SELECT {CLAIMED_COLUMNS}
-                     FROM d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id"),
-                &[&now.unix_millis(), &lease_until.unix_millis(), &lease_token(), &i64::from(limit), &busy],
+                     FROM d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id"
+                ),
+                &[&now.unix_millis(), &lease_until.unix_millis(), &lease_token(), &i64::from(limit), &busy, &self.node],
             )
             .await?;
         read_all(rows, claimed_row)

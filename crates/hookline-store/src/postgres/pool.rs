@@ -171,20 +171,12 @@ impl<C: GenericClient + Sync> Session<'_, C> {
         self.client.query_opt(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn query_one(
-        &mut self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, StoreError> {
+    pub(crate) async fn query_one(&mut self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
         let statement = self.statement(sql).await?;
         self.client.query_one(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn execute(
-        &mut self,
-        sql: &str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+    pub(crate) async fn execute(&mut self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let statement = self.statement(sql).await?;
         self.client.execute(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }

@@ -73,6 +73,7 @@ CREATE TABLE deliveries (
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT,
     lease BIGINT,
+    lease_node TEXT,
     last_status BIGINT,
     last_error TEXT,
     created_at BIGINT NOT NULL,

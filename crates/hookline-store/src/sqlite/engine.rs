@@ -11,8 +11,8 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::StoreError;
 use super::schema;
+use crate::StoreError;
 
 /// How many writes one commit may carry.
 const MAX_GROUP: usize = 512;

@@ -72,13 +72,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, runs migrations, seeds the topic catalogue on first
     /// start and releases the leases of a previous run. Fails if another process holds the directory.
     pub(crate) async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
-        let data_dir = data_dir.to_owned();
-        let dir_error = |source| StoreError::DataDir { path: data_dir.clone(), source };
-        std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-        let lock = File::create(data_dir.join("hookline.lock")).map_err(dir_error)?;
-        if lock.try_lock().is_err() {
-            return Err(StoreError::Locked { path: data_dir });
-        }
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
         let engine =
             tokio::task::spawn_blocking(move || Engine::open(&path)).await.map_err(|_| StoreError::Closed)??;
@@ -139,10 +133,8 @@ impl SqliteStore {
     pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
         self.engine
             .write(move |connection| {
-                connection.execute(
-                    "INSERT OR IGNORE INTO settings (key, value) VALUES ('admin_key_hash', ?1)",
-                    [&hash],
-                )?;
+                connection
+                    .execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('admin_key_hash', ?1)", [&hash])?;
                 setting(connection, "admin_key_hash")?
                     .ok_or_else(|| StoreError::Corrupt { detail: "the admin key hash vanished".into() })
             })
@@ -527,7 +519,11 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    pub(crate) async fn retry_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<Delivery>, StoreError> {
         self.engine
             .write(move |connection| {
                 let now = Timestamp::now().unix_millis();

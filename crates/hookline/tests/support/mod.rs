@@ -49,6 +49,80 @@ impl Drop for TempDir {
     }
 }
 
+/// The PostgreSQL server tests may use: `HOOKLINE_TEST_POSTGRES_URL`, or the local one.
+pub fn postgres_admin_url() -> String {
+    std::env::var("HOOKLINE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// True when this run's servers use PostgreSQL (`HOOKLINE_TEST_BACKEND=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    match std::env::var("HOOKLINE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("HOOKLINE_TEST_BACKEND={other:?}; expected sqlite or postgres"),
+    }
+}
+
+/// A PostgreSQL database of its own for one test, dropped (with its connections) when the last handle goes.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Arc<TestDatabase> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let admin_url = postgres_admin_url();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("hookline_test_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url} for the tests: {error}"));
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        Arc::new(TestDatabase { url, name, admin_url })
+    }
+
+    /// Runs one SQL statement in this database and returns the first column of each row, as text.
+    pub async fn query(&self, sql: &str) -> Vec<String> {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("").to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside or outside a runtime: a thread of its own can always block.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
 /// A running `hookline serve`.
 pub struct Hookline {
     child: Option<Child>,
@@ -56,6 +130,8 @@ pub struct Hookline {
     pub data_dir: PathBuf,
     client: HttpClient,
     env: Vec<(String, String)>,
+    /// The PostgreSQL database this server uses, if it is not on its embedded store.
+    pub database: Option<Arc<TestDatabase>>,
 }
 
 /// An API answer.
@@ -87,14 +163,27 @@ impl Hookline {
         Hookline::start_with(data_dir, &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true")]).await
     }
 
+    /// Starts a server with extra environment variables, on the backend this test run uses: its embedded store
+    /// in `data_dir`, or a fresh PostgreSQL database when `HOOKLINE_TEST_BACKEND=postgres`.
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Hookline {
-        let env: Vec<(String, String)> = env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let database = if on_postgres() { Some(TestDatabase::create().await) } else { None };
+        Hookline::start_node(data_dir, database, env).await
+    }
+
+    /// Starts a server on `database` (several servers may share one), or on its embedded store when `None`.
+    pub async fn start_node(data_dir: &Path, database: Option<Arc<TestDatabase>>, env: &[(&str, &str)]) -> Hookline {
+        let mut env: Vec<(String, String)> =
+            env.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        if let Some(database) = &database {
+            env.push(("HOOKLINE_DATABASE_URL".to_owned(), database.url.clone()));
+        }
         let mut server = Hookline {
             child: None,
             url: String::new(),
             data_dir: data_dir.to_owned(),
             client: HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(30), 64 << 20),
             env,
+            database,
         };
         server.spawn("127.0.0.1:0").await;
         server
