@@ -5,14 +5,12 @@
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hookline_dispatch::{HttpClient, TargetPolicy};
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, Hookline, Received, Receiver, Reply, TempDir};
+use support::{Hookline, Publisher, Receiver, Reply, TempDir, event_id, requests_per_event, wait_until_all_seen};
 use tokio::task::JoinSet;
 
 /// Whether slow tests are on; prints how to turn them on when they are not.
@@ -22,60 +20,6 @@ fn slow_tests_enabled(test: &str) -> bool {
         eprintln!("skipping {test}: a slow crash test; set HOOKLINE_TEST_SLOW=1 to run it");
     }
     enabled
-}
-
-/// Publishes over its own connections, so publishing can go on while the test kills the server.
-#[derive(Clone)]
-struct Publisher {
-    client: HttpClient,
-    url: String,
-}
-
-impl Publisher {
-    fn new(server: &Hookline) -> Publisher {
-        let client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(30), 1 << 20);
-        Publisher { client, url: server.url.clone() }
-    }
-
-    /// The event id when the server answered 202, else what happened instead.
-    async fn publish(&self, tenant: &str, topic: &str, data: &Value) -> Result<String, String> {
-        let body = json!({"topic": topic, "data": data}).to_string();
-        let headers =
-            [("authorization", format!("Bearer {ADMIN_KEY}")), ("content-type", "application/json".to_owned())];
-        let url = format!("{}/v1/tenants/{tenant}/events", self.url);
-        let exchange = self.client.request(http::Method::POST, &url, &headers, Bytes::from(body)).await;
-        match exchange.result {
-            Ok(response) if response.status == 202 => {
-                let accepted: Value = serde_json::from_str(&response.body).map_err(|error| error.to_string())?;
-                Ok(accepted["id"].as_str().ok_or("202 without an id")?.to_owned())
-            }
-            Ok(response) => Err(format!("status {}: {}", response.status, response.body)),
-            Err((kind, detail)) => Err(format!("{kind:?}: {detail}")),
-        }
-    }
-}
-
-fn event_id(request: &Received) -> String {
-    request.header("hookline-event-id").expect("every delivery names its event").to_owned()
-}
-
-/// How many requests each event got.
-fn requests_per_event(requests: &[Received]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for request in requests {
-        *counts.entry(event_id(request)).or_insert(0) += 1;
-    }
-    counts
-}
-
-/// Waits until `receiver` has seen every event in `accepted` at least once.
-async fn wait_until_all_seen(receiver: &Receiver, accepted: &HashSet<String>, limit: Duration) -> Vec<Received> {
-    receiver
-        .wait_until(limit, &format!("every one of the {} accepted events delivered", accepted.len()), |requests| {
-            let seen: HashSet<String> = requests.iter().map(event_id).collect();
-            accepted.is_subset(&seen)
-        })
-        .await
 }
 
 /// Asserts that every delivery of `tenant` succeeded and that there is one per accepted event.

@@ -2,7 +2,7 @@
 //! what they get and answer what the test tells them to.
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +14,7 @@ use hookline_dispatch::{HttpClient, TargetPolicy};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -68,6 +68,8 @@ pub struct TestDatabase {
     pub url: String,
     name: String,
     admin_url: String,
+    /// Set on an alias: the handle that owns (and drops) the database.
+    owner: Option<Arc<TestDatabase>>,
 }
 
 impl TestDatabase {
@@ -83,7 +85,17 @@ impl TestDatabase {
         tokio::spawn(connection);
         client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
         let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
-        Arc::new(TestDatabase { url, name, admin_url })
+        Arc::new(TestDatabase { url, name, admin_url, owner: None })
+    }
+
+    /// The same database reached through another url (a relay); dropping the alias drops nothing.
+    pub fn alias(database: &Arc<TestDatabase>, url: String) -> Arc<TestDatabase> {
+        Arc::new(TestDatabase {
+            url,
+            name: database.name.clone(),
+            admin_url: database.admin_url.clone(),
+            owner: Some(Arc::clone(database)),
+        })
     }
 
     /// Runs one SQL statement in this database and returns the first column of each row, as text.
@@ -105,6 +117,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.owner.is_some() {
+            return;
+        }
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         // Drop may run inside or outside a runtime: a thread of its own can always block.
@@ -557,4 +572,72 @@ pub async fn closed_port_url() -> String {
     let address = listener.local_addr().unwrap();
     drop(listener);
     format!("http://{address}")
+}
+
+/// Publishes over its own connections, so publishing can go on while the test kills the server.
+#[derive(Clone)]
+pub struct Publisher {
+    client: HttpClient,
+    url: String,
+}
+
+impl Publisher {
+    pub fn new(server: &Hookline) -> Publisher {
+        let client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(30), 1 << 20);
+        Publisher { client, url: server.url.clone() }
+    }
+
+    /// The event id when the server answered 202, else what happened instead.
+    pub async fn publish(&self, tenant: &str, topic: &str, data: &Value) -> Result<String, String> {
+        self.publish_once(tenant, topic, data, None).await
+    }
+
+    /// Publishes with an `Idempotency-Key`, so that sending it again (to any node) never makes a second event.
+    pub async fn publish_once(
+        &self,
+        tenant: &str,
+        topic: &str,
+        data: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<String, String> {
+        let body = json!({"topic": topic, "data": data}).to_string();
+        let mut headers =
+            vec![("authorization", format!("Bearer {ADMIN_KEY}")), ("content-type", "application/json".to_owned())];
+        if let Some(key) = idempotency_key {
+            headers.push(("idempotency-key", key.to_owned()));
+        }
+        let url = format!("{}/v1/tenants/{tenant}/events", self.url);
+        let exchange = self.client.request(http::Method::POST, &url, &headers, Bytes::from(body)).await;
+        match exchange.result {
+            Ok(response) if response.status == 202 => {
+                let accepted: Value = serde_json::from_str(&response.body).map_err(|error| error.to_string())?;
+                Ok(accepted["id"].as_str().ok_or("202 without an id")?.to_owned())
+            }
+            Ok(response) => Err(format!("status {}: {}", response.status, response.body)),
+            Err((kind, detail)) => Err(format!("{kind:?}: {detail}")),
+        }
+    }
+}
+
+pub fn event_id(request: &Received) -> String {
+    request.header("hookline-event-id").expect("every delivery names its event").to_owned()
+}
+
+/// How many requests each event got.
+pub fn requests_per_event(requests: &[Received]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for request in requests {
+        *counts.entry(event_id(request)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Waits until `receiver` has seen every event in `accepted` at least once.
+pub async fn wait_until_all_seen(receiver: &Receiver, accepted: &HashSet<String>, limit: Duration) -> Vec<Received> {
+    receiver
+        .wait_until(limit, &format!("every one of the {} accepted events delivered", accepted.len()), |requests| {
+            let seen: HashSet<String> = requests.iter().map(event_id).collect();
+            accepted.is_subset(&seen)
+        })
+        .await
 }

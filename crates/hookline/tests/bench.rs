@@ -1,0 +1,66 @@
+//! `hookline bench` in its short mode, run as the real binary: the JSON figures are all there and make sense,
+//! and the chart is an SVG with its three panels.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::{TempDir, binary};
+
+#[test]
+fn a_short_bench_reports_sane_figures_and_writes_a_chart() {
+    let dir = TempDir::new("bench");
+    let chart = dir.path().join("bench.svg");
+    let output = Command::new(binary())
+        .args(["bench", "--events", "500", "--endpoints", "2", "--json", "--chart"])
+        .arg(&chart)
+        .output()
+        .expect("hookline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
+    let number = |key: &str| report[key].as_f64().unwrap_or_else(|| panic!("{key} is not a number in {report}"));
+
+    assert_eq!(report["deliveries"], 1000, "500 events × 2 endpoints: {report}");
+    for key in [
+        "deliveries_per_sec",
+        "accepted_per_sec",
+        "raw_ceiling_per_sec",
+        "ratio_to_ceiling",
+        "cpu_seconds_per_1000_deliveries",
+        "peak_rss_bytes",
+    ] {
+        assert!(number(key) > 0.0, "{key} should be positive: {report}");
+    }
+    let (p50, p90, p99, max) = (number("p50_ms"), number("p90_ms"), number("p99_ms"), number("max_ms"));
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= p99 && p99 <= max, "percentiles out of order: {report}");
+    assert!(number("ratio_to_ceiling") < 1.5, "the server outran the raw ceiling by far: {report}");
+    assert!(number("peak_rss_bytes") > 1e6, "{report}");
+    assert!(number("signatures_checked") >= 1.0 && number("signature_failures") == 0.0, "{report}");
+
+    let svg = std::fs::read_to_string(&chart).expect("the chart was written");
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    for element in [
+        r#"class="delivered""#,
+        r#"class="accepted""#,
+        r#"class="latency-cdf""#,
+        r#"class="rss""#,
+        "Throughput",
+        "latency",
+    ] {
+        assert!(svg.contains(element), "the chart has no {element}");
+    }
+    assert_eq!(svg.matches('<').count(), svg.matches('>').count(), "unbalanced tags");
+}
+
+#[test]
+fn the_database_flag_is_refused_until_the_backend_exists() {
+    let output = Command::new(binary())
+        .args(["bench", "--events", "10", "--database", "postgres://localhost/hookline"])
+        .output()
+        .expect("hookline runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("--database is not supported yet"), "{stderr}");
+}

@@ -1,0 +1,274 @@
+//! Several `hookline serve` nodes on one PostgreSQL database: they share the work, a killed node loses nothing,
+//! concurrent claims never attempt a delivery twice, and a database outage makes nodes unready until it ends.
+//!
+//! Runs in the PostgreSQL pass of the suite (`HOOKLINE_TEST_BACKEND=postgres`, as `scripts/test` does when a
+//! PostgreSQL server is at hand); each test makes a database of its own and drops it.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{
+    Hookline, Publisher, Receiver, Reply, TempDir, TestDatabase, event_id, on_postgres, requests_per_event,
+    wait_until_all_seen,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+fn postgres_enabled(test: &str) -> bool {
+    if !on_postgres() {
+        eprintln!("skipping {test}: it needs PostgreSQL; set HOOKLINE_TEST_BACKEND=postgres to run it");
+    }
+    on_postgres()
+}
+
+/// Short attempts, so leases (the timeout twice over, at least 5 s more) of a killed node run out quickly.
+const NODE_ENV: &[(&str, &str)] =
+    &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_TIMEOUT", "1s")];
+
+async fn start_nodes(database: &Arc<TestDatabase>, dirs: &[TempDir]) -> Vec<Hookline> {
+    let mut nodes = Vec::new();
+    for dir in dirs {
+        nodes.push(Hookline::start_node(dir.path(), Some(Arc::clone(database)), NODE_ENV).await);
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
+    if !postgres_enabled("three_nodes_share_the_work_and_a_killed_node_loses_nothing") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let dirs = [TempDir::new("node-a"), TempDir::new("node-b"), TempDir::new("node-c")];
+    let mut nodes = start_nodes(&database, &dirs).await;
+    nodes[0].tenant("acme").await;
+    let receiver = Receiver::start().await;
+    // A receiver slow enough that every node has attempts in flight at any moment, the killed one included.
+    receiver.answer(Reply::status(200).after(Duration::from_millis(50)));
+    nodes[1].endpoint("acme", json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"]})).await;
+
+    // Publishers spread over the three nodes; once a node is gone, its publishers move on to the next one.
+    const EVENTS: usize = 3000;
+    let publishers: Vec<Publisher> = nodes.iter().map(Publisher::new).collect();
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    let (progress, mut accepted_count) = watch::channel(0usize);
+    let progress = Arc::new(progress);
+    let mut tasks = JoinSet::new();
+    for task in 0..24usize {
+        let (publishers, accepted, progress) = (publishers.clone(), Arc::clone(&accepted), Arc::clone(&progress));
+        tasks.spawn(async move {
+            let mut refused = 0;
+            for number in (task..EVENTS).step_by(24) {
+                let data = json!({"pdf_id": format!("pdf_{number}")});
+                // A publish whose answer was lost (its node died after committing) is sent again elsewhere; the
+                // idempotency key makes that the same event, whichever node it reaches.
+                let key = format!("pdf_{number}");
+                let mut node = number % 3;
+                loop {
+                    match publishers[node].publish_once("acme", "pdf.processed", &data, Some(&key)).await {
+                        Ok(id) => {
+                            let mut accepted = accepted.lock().unwrap();
+                            accepted.insert(id);
+                            progress.send_replace(accepted.len());
+                            break;
+                        }
+                        // Not acknowledged: try the same event on another node.
+                        Err(_) => {
+                            refused += 1;
+                            node = (node + 1) % 3;
+                        }
+                    }
+                }
+            }
+            refused
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(60), accepted_count.wait_for(|count| *count >= EVENTS / 3))
+        .await
+        .expect("a third of the events accepted within 60s")
+        .unwrap();
+    nodes[2].kill().await;
+    let killed_node = std::fs::read_to_string(dirs[2].path().join("node-id")).unwrap();
+    let held = database
+        .query(&format!(
+            "SELECT COUNT(*) FROM deliveries WHERE lease_node = '{}' AND lease IS NOT NULL",
+            killed_node.trim()
+        ))
+        .await;
+    let held: usize = held[0].parse().unwrap();
+    assert!(held > 0, "the killed node held no lease, so this test proves nothing about lease expiry");
+    let mut refused = 0;
+    while let Some(task) = tasks.join_next().await {
+        refused += task.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), EVENTS, "every event was accepted by one node or another");
+
+    wait_until_all_seen(&receiver, &accepted, Duration::from_secs(60)).await;
+    for node in &nodes[..2] {
+        node.wait_for_none("acme", "pending", Duration::from_secs(30)).await;
+    }
+    // Every delivery is settled, so every request there will be has arrived.
+    let requests = receiver.requests();
+    let deliveries = nodes[0].all_deliveries("acme", None).await;
+    assert_eq!(deliveries.len(), EVENTS, "one delivery per event");
+    let stuck: Vec<_> = deliveries.iter().filter(|delivery| delivery["status"] != "succeeded").collect();
+    assert!(stuck.is_empty(), "deliveries that did not succeed: {stuck:?}");
+    let duplicates = requests.len() - accepted.len();
+    let events_twice = requests_per_event(&requests).values().filter(|count| **count > 1).count();
+    eprintln!(
+        "three nodes, one killed: {EVENTS} events accepted ({refused} publishes refused by the dying node and \
+         retried elsewhere), {held} deliveries leased by the killed node, {} requests, {duplicates} duplicates \
+         ({events_twice} events sent more than once)",
+        requests.len()
+    );
+    // Duplicates come only from attempts the killed node had in flight: a small fraction at most.
+    assert!(duplicates * 20 < EVENTS, "{duplicates} duplicates out of {EVENTS} events is not rare");
+}
+
+#[tokio::test]
+async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
+    if !postgres_enabled("two_nodes_claiming_at_once_never_attempt_a_delivery_twice") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let dirs = [TempDir::new("claim-a"), TempDir::new("claim-b")];
+    let nodes = start_nodes(&database, &dirs).await;
+    nodes[0].tenant("acme").await;
+    let receiver = Receiver::start().await;
+    // Ten endpoints, so each event makes ten deliveries for the two dispatchers to race for.
+    for number in 0..10 {
+        nodes[0]
+            .endpoint("acme", json!({"url": format!("{}/hook/{number}", receiver.url), "topics": ["pdf.processed"]}))
+            .await;
+    }
+    const EVENTS: usize = 400;
+    let publishers: Vec<Publisher> = nodes.iter().map(Publisher::new).collect();
+    let mut tasks = JoinSet::new();
+    for number in 0..EVENTS {
+        let publisher = publishers[number % 2].clone();
+        tasks.spawn(async move {
+            publisher.publish("acme", "pdf.processed", &json!({"pdf_id": format!("pdf_{number}")})).await
+        });
+    }
+    let mut accepted = HashSet::new();
+    while let Some(published) = tasks.join_next().await {
+        accepted.insert(published.unwrap().expect("every publish is accepted"));
+    }
+    let requests = receiver.wait_for(EVENTS * 10, Duration::from_secs(60)).await;
+    nodes[0].wait_for_none("acme", "pending", Duration::from_secs(30)).await;
+    // Give a second attempt every chance to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = if receiver.requests().len() > requests.len() { receiver.requests() } else { requests };
+
+    let mut seen = HashSet::new();
+    let twice: Vec<String> = requests
+        .iter()
+        .map(|request| request.header("hookline-delivery-id").unwrap().to_owned())
+        .filter(|delivery| !seen.insert(delivery.clone()))
+        .collect();
+    assert!(twice.is_empty(), "deliveries attempted more than once: {twice:?}");
+    assert_eq!(requests.len(), EVENTS * 10);
+    let events: HashSet<String> = requests.iter().map(event_id).collect();
+    assert_eq!(events, accepted);
+    let attempts = database.query("SELECT COUNT(*) FROM attempts").await;
+    assert_eq!(attempts, [(EVENTS * 10).to_string()], "one recorded attempt per delivery");
+}
+
+/// A TCP relay between a node and PostgreSQL that the test can cut (closing every connection and refusing new
+/// ones) and restore: a real network outage, as a node sees one.
+struct Relay {
+    port: u16,
+    cut: watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, _) = watch::channel(false);
+        let cut_state = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = cut_state.subscribe();
+                if *cut.borrow() {
+                    continue; // Dropped: the connection closes at once.
+                }
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() {
+    if !postgres_enabled("a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let server_address = {
+        let config: tokio_postgres::Config = database.url.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("the tests need PostgreSQL over TCP, not {other:?}"),
+        };
+        format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
+    };
+    let relay = Relay::start(server_address.clone()).await;
+    let relay_url = database.url.replace(&server_address, &format!("127.0.0.1:{}", relay.port));
+    let via_relay = TestDatabase::alias(&database, relay_url);
+    let dir = TempDir::new("outage");
+    let node = Hookline::start_node(dir.path(), Some(via_relay), NODE_ENV).await;
+    node.tenant("acme").await;
+    let receiver = Receiver::start().await;
+    node.endpoint("acme", json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"]})).await;
+    let mut accepted = HashSet::new();
+    for number in 0..20 {
+        accepted.insert(node.publish("acme", "pdf.processed", &format!("{{\"pdf_id\":\"before_{number}\"}}")).await);
+    }
+    assert_eq!(node.call("GET", "/readyz", None, None).await.status, 200);
+
+    relay.set_cut(true);
+    let publisher = Publisher::new(&node);
+    let refused = publisher.publish("acme", "pdf.processed", &json!({"pdf_id": "during"})).await.unwrap_err();
+    assert!(refused.starts_with("status 503"), "{refused}");
+    assert!(refused.contains("database_unavailable") && refused.contains("retry"), "{refused}");
+    let ready = node.call("GET", "/readyz", None, None).await;
+    assert_eq!((ready.status, ready.code()), (503, "database_unavailable"), "{:?}", ready.body);
+    assert_eq!(node.call("GET", "/healthz", None, None).await.status, 200, "the process itself is alive");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    relay.set_cut(false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.call("GET", "/readyz", None, None).await.status != 200 {
+        assert!(Instant::now() < deadline, "the node did not become ready again within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for number in 0..20 {
+        accepted.insert(node.publish("acme", "pdf.processed", &format!("{{\"pdf_id\":\"after_{number}\"}}")).await);
+    }
+    wait_until_all_seen(&receiver, &accepted, Duration::from_secs(30)).await;
+    node.wait_for_none("acme", "pending", Duration::from_secs(30)).await;
+    let pdfs: HashSet<String> = receiver
+        .requests()
+        .iter()
+        .map(|request| request.json()["data"]["pdf_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!pdfs.contains("during"), "the event refused with a 503 was not delivered");
+}
