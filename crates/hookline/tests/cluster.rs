@@ -272,3 +272,28 @@ async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() 
         .collect();
     assert!(!pdfs.contains("during"), "the event refused with a 503 was not delivered");
 }
+
+#[tokio::test]
+async fn nodes_starting_together_on_an_empty_database_migrate_and_seed_once() {
+    if !postgres_enabled("nodes_starting_together_on_an_empty_database_migrate_and_seed_once") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let dirs = [TempDir::new("start-a"), TempDir::new("start-b"), TempDir::new("start-c")];
+    let (first, second, third) = tokio::join!(
+        Hookline::start_node(dirs[0].path(), Some(Arc::clone(&database)), NODE_ENV),
+        Hookline::start_node(dirs[1].path(), Some(Arc::clone(&database)), NODE_ENV),
+        Hookline::start_node(dirs[2].path(), Some(Arc::clone(&database)), NODE_ENV),
+    );
+    let nodes = [first, second, third];
+    assert_eq!(database.query("SELECT version FROM schema_version").await, ["1"]);
+    for node in &nodes {
+        let topics = node.admin("GET", "/v1/topics", None).await;
+        assert_eq!(topics.body["data"].as_array().unwrap().len(), 11, "{:?}", topics.body);
+        assert_eq!(node.call("GET", "/readyz", None, None).await.status, 200);
+    }
+    // What one node writes, every node reads.
+    nodes[0].tenant("acme").await;
+    let found = nodes[2].admin("GET", "/v1/tenants/acme", None).await;
+    assert_eq!(found.status, 200, "{:?}", found.body);
+}
