@@ -115,9 +115,15 @@ pub async fn list(
                 topic.parse().map_err(|error: hookline_core::topic::TopicNameError| invalid(error.to_string()))
             })
             .transpose()?,
+        // `created` is shown in whole seconds, so `after` compares whole seconds: passing an event's `created`
+        // lists the events of later seconds, never that event again.
         after: query
             .after
-            .map(|after| Timestamp::parse_rfc3339(&after).map_err(|error| invalid(error.to_string())))
+            .map(|after| {
+                Timestamp::parse_rfc3339(&after)
+                    .map(|after| Timestamp::from_unix_millis((after.unix_seconds() + 1) * 1000 - 1))
+                    .map_err(|error| invalid(error.to_string()))
+            })
             .transpose()?,
     };
     let page = PageQuery::page(query.cursor, query.limit)?;
