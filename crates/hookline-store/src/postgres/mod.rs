@@ -6,6 +6,7 @@
 //! was claimed with. Publishes `NOTIFY` every node, whose listener wakes its dispatcher.
 
 mod pool;
+mod publish;
 mod schema;
 
 use std::sync::{Arc, Weak};
@@ -19,6 +20,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row};
 
 use self::pool::{Connection, Pool, Session};
+use self::publish::Publisher;
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
@@ -71,7 +73,8 @@ fn bind_values(values: &[ListValue]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 pub(crate) struct PostgresStore {
-    pool: Pool,
+    pool: Arc<Pool>,
+    publisher: Publisher,
     /// This node's identity, which its leases carry.
     node: String,
     _lock: std::fs::File,
@@ -138,7 +141,9 @@ impl PostgresStore {
         })?;
         let lock = lock_data_dir(node_dir)?;
         let node = node_identity(node_dir)?;
-        let store = PostgresStore { pool: Pool::new(config, POOL_SIZE), node, _lock: lock };
+        let pool = Arc::new(Pool::new(config, POOL_SIZE));
+        let publisher = Publisher::start(Arc::clone(&pool));
+        let store = PostgresStore { pool, publisher, node, _lock: lock };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection.client).await.map_err(|error| store.pool.classify(error))?;
@@ -440,88 +445,9 @@ impl PostgresStore {
 
     // ----- events -----
 
+    /// Stores the event and its deliveries with the next publish batch; see `publish.rs`.
     pub(crate) async fn publish(&self, event: Event) -> Result<Option<Published>, StoreError> {
-        in_transaction!(self, |session| {
-            let known = session
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1), EXISTS (SELECT 1 FROM topics WHERE name = $2)",
-                    &[&event.tenant.as_str(), &event.topic.as_str()],
-                )
-                .await?;
-            if !known.flag(0)? {
-                return Ok(None);
-            }
-            if let Some(existing) = existing_event(session, &event).await? {
-                return Ok(Some(existing));
-            }
-            if !known.flag(1)? {
-                return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
-            }
-            let created = event.created.unix_millis();
-            // A concurrent publish with the same idempotency key, on this node or another, makes this insert wait
-            // for it and then do nothing: the event that committed first is the one.
-            let inserted = session
-                .execute(
-                    "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-                    &[
-                        &event.id.as_str(),
-                        &event.tenant.as_str(),
-                        &event.topic.as_str(),
-                        &created,
-                        &event.data,
-                        &event.meta,
-                        &event.idempotency_key,
-                    ],
-                )
-                .await?;
-            if inserted == 0 {
-                return existing_event(session, &event).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
-                    detail: "an idempotency key conflicted with an event that cannot be read".into(),
-                });
-            }
-            let targets = session
-                .query(
-                    "SELECT e.id, e.format, e.signing FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
-                     WHERE t.topic = $1 AND e.tenant_id = $2 AND e.enabled",
-                    &[&event.topic.as_str(), &event.tenant.as_str()],
-                )
-                .await?;
-            if !targets.is_empty() {
-                let mut ids = Vec::with_capacity(targets.len());
-                let mut endpoints = Vec::with_capacity(targets.len());
-                let mut formats = Vec::with_capacity(targets.len());
-                let mut escapes = Vec::with_capacity(targets.len());
-                for target in &targets {
-                    ids.push(DeliveryId::generate().to_string());
-                    endpoints.push(target.text(0)?);
-                    formats.push(target.text(1)?);
-                    escapes.push(escape_for_signing(&target.text(2)?)?.to_owned());
-                }
-                session
-                    .execute(
-                        "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape,
-                            status, next_attempt_at, created_at, updated_at)
-                         SELECT target.id, $5, $6, target.endpoint_id, $7, target.format, target.text_escape,
-                            'pending', $8, $8, $8
-                         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                            AS target(id, endpoint_id, format, text_escape)",
-                        &[
-                            &ids,
-                            &endpoints,
-                            &formats,
-                            &escapes,
-                            &event.tenant.as_str(),
-                            &event.id.as_str(),
-                            &event.topic.as_str(),
-                            &created,
-                        ],
-                    )
-                    .await?;
-                notify_work(session).await?;
-            }
-            Ok(Some(Published { event, deliveries: targets.len() as u64, replayed: false }))
-        })
+        self.publisher.publish(event).await
     }
 
     pub(crate) async fn list_events(

@@ -1,0 +1,347 @@
+//! Publishing on PostgreSQL in batches: the publishes that arrive while a batch is being written are written
+//! together in the next one, with a few set-based statements and one commit, so the database's work per event
+//! stays small under load. A publish still resolves only after its batch has committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use hookline_core::id::DeliveryId;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::pool::{Connection, Pool, Session};
+use super::{existing_event, notify_work, read_first};
+use crate::StoreError;
+use crate::model::{Event, Published};
+use crate::rows::{Columns, EVENT_COLUMNS, event_row};
+use crate::shared::escape_for_signing;
+
+/// How many publishes one batch may carry.
+const MAX_BATCH: usize = 256;
+/// Batches being written at once: while one commits, the next is gathered and written.
+const WRITERS: usize = 3;
+
+type Answer = Result<Option<Published>, StoreError>;
+
+pub(crate) struct PublishJob {
+    event: Event,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Where publishes are queued; the writers end when the last sender is gone.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    queue: mpsc::Sender<PublishJob>,
+}
+
+impl Publisher {
+    pub(crate) fn start(pool: Arc<Pool>) -> Publisher {
+        let (queue, receiver) = mpsc::channel(4096);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_loop(Arc::clone(&pool), Arc::clone(&receiver)));
+        }
+        Publisher { queue }
+    }
+
+    /// Stores the event and its deliveries with the next batch; answers once that batch has committed.
+    pub(crate) async fn publish(&self, event: Event) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(PublishJob { event, reply }).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJob>>>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            // One writer gathers at a time; the others are writing meanwhile.
+            let mut receiver = receiver.lock().await;
+            if receiver.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        let events: Vec<Event> = jobs.iter().map(|job| job.event.clone()).collect();
+        match write_batch(&pool, &events).await {
+            Ok(answers) => {
+                for (job, answer) in jobs.drain(..).zip(answers) {
+                    // The caller may have gone away; what was committed stands.
+                    let _ = job.reply.send(answer);
+                }
+            }
+            // Unreachable: nothing was written, and each caller hears so.
+            Err(error) if error.is_unavailable() => {
+                for job in jobs.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable { location: pool.location().to_owned(), source: None }));
+                }
+                tracing::warn!(error = %error, "publishing failed: the database is unreachable");
+            }
+            // Any other failure may be one event's: write each alone, so only that one fails.
+            Err(error) => {
+                tracing::warn!(error = %error, jobs = jobs.len(), "a publish batch failed; writing its events one by one");
+                for job in jobs.drain(..) {
+                    let answer = match write_batch(&pool, std::slice::from_ref(&job.event)).await {
+                        Ok(mut answers) => answers.pop().unwrap_or(Err(StoreError::Closed)),
+                        Err(error) => Err(error),
+                    };
+                    let _ = job.reply.send(answer);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch in one transaction; one answer per event, in order.
+async fn write_batch(pool: &Pool, events: &[Event]) -> Result<Vec<Answer>, StoreError> {
+    let mut connection = pool.get().await?;
+    let Connection { client, statements } = &mut *connection;
+    let transaction = client.transaction().await.map_err(|error| pool.classify(error))?;
+    let answers = {
+        let mut session = Session { client: &transaction, statements, pool };
+        write_events(&mut session, events).await?
+    };
+    transaction.commit().await.map_err(|error| pool.classify(error))?;
+    Ok(answers)
+}
+
+/// What to answer one event of a batch.
+enum Plan {
+    Answer(Answer),
+    /// The same idempotency key as an earlier event of this batch: answer as that one, replayed.
+    SameAs(usize),
+    Insert,
+}
+
+async fn write_events(
+    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    events: &[Event],
+) -> Result<Vec<Answer>, StoreError> {
+    let tenants: Vec<&str> = unique(events.iter().map(|event| event.tenant.as_str()));
+    let known_tenants = names(session.query("SELECT id FROM tenants WHERE id = ANY($1)", &[&tenants]).await?)?;
+    let topics: Vec<&str> = unique(events.iter().map(|event| event.topic.as_str()));
+    let known_topics = names(session.query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
+    let existing = existing_by_key(session, events).await?;
+
+    let mut plans = Vec::with_capacity(events.len());
+    let mut first_with_key: HashMap<(&str, &str), usize> = HashMap::new();
+    for (index, event) in events.iter().enumerate() {
+        let key = event.idempotency_key.as_deref().map(|key| (event.tenant.as_str(), key));
+        let plan = if !known_tenants.contains(event.tenant.as_str()) {
+            Plan::Answer(Ok(None))
+        } else if let Some(published) = key.and_then(|key| existing.get(&key)) {
+            Plan::Answer(Ok(Some(published.clone())))
+        } else if let Some(first) = key.and_then(|key| first_with_key.get(&key)) {
+            Plan::SameAs(*first)
+        } else if !known_topics.contains(event.topic.as_str()) {
+            Plan::Answer(Err(StoreError::UnknownTopic { name: event.topic.to_string() }))
+        } else {
+            if let Some(key) = key {
+                first_with_key.insert(key, index);
+            }
+            Plan::Insert
+        };
+        plans.push(plan);
+    }
+
+    let to_insert: Vec<&Event> =
+        events.iter().zip(&plans).filter(|(_, plan)| matches!(plan, Plan::Insert)).map(|(event, _)| event).collect();
+    let inserted = insert_events(session, &to_insert).await?;
+    let deliveries = insert_deliveries(session, &to_insert, &inserted).await?;
+    if deliveries.values().any(|count| *count > 0) {
+        notify_work(session).await?;
+    }
+
+    let mut answers: Vec<Answer> = Vec::with_capacity(events.len());
+    for (event, plan) in events.iter().zip(plans) {
+        let answer = match plan {
+            Plan::Answer(answer) => answer,
+            Plan::SameAs(first) => match &answers[first] {
+                Ok(Some(published)) => Ok(Some(Published { replayed: true, ..published.clone() })),
+                // The first was not stored after all: this one is answered as it would have been.
+                _ => Err(StoreError::Conflict { what: "idempotency key", id: event.id.to_string() }),
+            },
+            Plan::Insert if inserted.contains(event.id.as_str()) => Ok(Some(Published {
+                event: event.clone(),
+                deliveries: deliveries.get(event.id.as_str()).copied().unwrap_or(0),
+                replayed: false,
+            })),
+            // A concurrent publish with the same key, on this node or another, committed first: that one is it.
+            Plan::Insert => existing_event(session, event).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
+                detail: "an idempotency key conflicted with an event that cannot be read".into(),
+            }),
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    values.filter(|value| seen.insert(*value)).collect()
+}
+
+fn names(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, StoreError> {
+    rows.iter().map(|row| row.text(0)).collect()
+}
+
+/// The events already stored under the batch's idempotency keys, as replayed answers.
+async fn existing_by_key<'a>(
+    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    events: &'a [Event],
+) -> Result<HashMap<(&'a str, &'a str), Published>, StoreError> {
+    let keyed: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|event| event.idempotency_key.as_deref().map(|key| (event.tenant.as_str(), key)))
+        .collect();
+    let mut found = HashMap::new();
+    if keyed.is_empty() {
+        return Ok(found);
+    }
+    let (tenants, keys): (Vec<&str>, Vec<&str>) = keyed.iter().copied().unzip();
+    let rows = session
+        .query(
+            &format!(
+                "SELECT {EVENT_COLUMNS}, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id)
+                 FROM events WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+            ),
+            &[&tenants, &keys],
+        )
+        .await?;
+    for row in rows {
+        let deliveries = row.integer(7)?.max(0) as u64;
+        let Some(event) = read_first(Some(row), event_row)? else { continue };
+        if let Some(key) = keyed
+            .iter()
+            .find(|(tenant, key)| *tenant == event.tenant.as_str() && Some(*key) == event.idempotency_key.as_deref())
+        {
+            found.insert(*key, Published { event, deliveries, replayed: true });
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts the events; returns the ids actually inserted (an idempotency key taken meanwhile skips its event).
+async fn insert_events(
+    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    events: &[&Event],
+) -> Result<HashSet<String>, StoreError> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
+    let tenants: Vec<&str> = events.iter().map(|event| event.tenant.as_str()).collect();
+    let topics: Vec<&str> = events.iter().map(|event| event.topic.as_str()).collect();
+    let created: Vec<i64> = events.iter().map(|event| event.created.unix_millis()).collect();
+    let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
+    let meta: Vec<Option<&str>> = events.iter().map(|event| event.meta.as_deref()).collect();
+    let keys: Vec<Option<&str>> = events.iter().map(|event| event.idempotency_key.as_deref()).collect();
+    // A concurrent publish with the same idempotency key makes its row wait for that one, then skip.
+    let rows = session
+        .query(
+            "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+             RETURNING id",
+            &[&ids, &tenants, &topics, &created, &data, &meta, &keys],
+        )
+        .await?;
+    names(rows)
+}
+
+/// Makes one delivery per enabled endpoint subscribed to each inserted event's topic; returns how many each
+/// event got.
+async fn insert_deliveries(
+    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    events: &[&Event],
+    inserted: &HashSet<String>,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let events: Vec<&Event> = events.iter().copied().filter(|event| inserted.contains(event.id.as_str())).collect();
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    if events.is_empty() {
+        return Ok(counts);
+    }
+    let pairs: Vec<(&str, &str)> = {
+        let mut seen = HashSet::new();
+        events
+            .iter()
+            .map(|event| (event.tenant.as_str(), event.topic.as_str()))
+            .filter(|pair| seen.insert(*pair))
+            .collect()
+    };
+    let (tenants, topics): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+    let rows = session
+        .query(
+            "SELECT e.tenant_id, t.topic, e.id, e.format, e.signing
+             FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
+             WHERE e.enabled AND (e.tenant_id, t.topic) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            &[&tenants, &topics],
+        )
+        .await?;
+    let mut targets: HashMap<(String, String), Vec<Target>> = HashMap::new();
+    for row in &rows {
+        let target =
+            Target { endpoint: row.text(2)?, format: row.text(3)?, escape: escape_for_signing(&row.text(4)?)? };
+        targets.entry((row.text(0)?, row.text(1)?)).or_default().push(target);
+    }
+    let mut columns = DeliveryColumns::default();
+    for event in &events {
+        let key = (event.tenant.to_string(), event.topic.to_string());
+        let endpoints = targets.get(&key).map(Vec::as_slice).unwrap_or_default();
+        counts.insert(event.id.to_string(), endpoints.len() as u64);
+        for target in endpoints {
+            columns.ids.push(DeliveryId::generate().to_string());
+            columns.tenants.push(event.tenant.as_str());
+            columns.events.push(event.id.as_str());
+            columns.endpoints.push(target.endpoint.as_str());
+            columns.topics.push(event.topic.as_str());
+            columns.formats.push(target.format.as_str());
+            columns.escapes.push(target.escape);
+            columns.created.push(event.created.unix_millis());
+        }
+    }
+    if !columns.ids.is_empty() {
+        session
+            .execute(
+                "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
+                    next_attempt_at, created_at, updated_at)
+                 SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.topic, d.format, d.text_escape, 'pending',
+                    d.created_at, d.created_at, d.created_at
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::int8[]) AS d(id, tenant_id, event_id, endpoint_id, topic, format, text_escape, created_at)",
+                &[
+                    &columns.ids,
+                    &columns.tenants,
+                    &columns.events,
+                    &columns.endpoints,
+                    &columns.topics,
+                    &columns.formats,
+                    &columns.escapes,
+                    &columns.created,
+                ],
+            )
+            .await?;
+    }
+    Ok(counts)
+}
+
+/// An endpoint an event goes to.
+struct Target {
+    endpoint: String,
+    format: String,
+    escape: &'static str,
+}
+
+/// New deliveries as one array per column, for `unnest`.
+#[derive(Default)]
+struct DeliveryColumns<'a> {
+    ids: Vec<String>,
+    tenants: Vec<&'a str>,
+    events: Vec<&'a str>,
+    endpoints: Vec<&'a str>,
+    topics: Vec<&'a str>,
+    formats: Vec<&'a str>,
+    escapes: Vec<&'static str>,
+    created: Vec<i64>,
+}

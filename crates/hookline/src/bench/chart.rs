@@ -1,0 +1,271 @@
+//! `--chart FILE.svg`: throughput over time, the latency distribution and the server's memory, written as SVG
+//! text by hand (no plotting dependency).
+
+use std::fmt::Write;
+
+use super::measure::percentile_ms;
+
+/// What the chart shows; every series starts at the first publish.
+pub struct ChartData<'a> {
+    pub title: String,
+    pub subtitle: String,
+    pub bucket_seconds: f64,
+    /// Deliveries per bucket (the fast endpoints' in the slow-endpoint scenario).
+    pub delivered: &'a [u64],
+    /// Events accepted per bucket.
+    pub accepted: &'a [u64],
+    /// The slow endpoint's deliveries per bucket, in that scenario.
+    pub slow: Option<&'a [u64]>,
+    /// When the sink came up, in the backlog scenario.
+    pub gate_opened_seconds: Option<f64>,
+    /// Publish→delivery, microseconds, sorted ascending.
+    pub latencies_us: &'a [u64],
+    /// (seconds, bytes) samples of the server's resident memory.
+    pub memory: &'a [(f64, u64)],
+    pub memory_scope: &'a str,
+}
+
+const WIDTH: f64 = 960.0;
+const PANEL_HEIGHT: f64 = 230.0;
+const PANEL_GAP: f64 = 70.0;
+const HEADER: f64 = 70.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 30.0;
+const DELIVERED_COLOUR: &str = "#2563eb";
+const ACCEPTED_COLOUR: &str = "#9ca3af";
+const SLOW_COLOUR: &str = "#ea580c";
+const MEMORY_COLOUR: &str = "#059669";
+
+/// A plotting area: data coordinates in, pixels out.
+struct Panel {
+    top: f64,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+}
+
+impl Panel {
+    fn width() -> f64 {
+        WIDTH - LEFT - RIGHT
+    }
+
+    fn x(&self, value: f64) -> f64 {
+        let (low, high) = self.x_range;
+        LEFT + (value - low) / (high - low).max(f64::MIN_POSITIVE) * Panel::width()
+    }
+
+    fn y(&self, value: f64) -> f64 {
+        let (low, high) = self.y_range;
+        self.top + PANEL_HEIGHT - (value - low) / (high - low).max(f64::MIN_POSITIVE) * PANEL_HEIGHT
+    }
+
+    /// Frame, grid, tick labels, title and axis labels. Ticks are (data value, label).
+    fn axes(&self, svg: &mut String, title: &str, x_label: &str, x_ticks: &[(f64, String)], y_ticks: &[(f64, String)]) {
+        let (top, bottom, right) = (self.top, self.top + PANEL_HEIGHT, LEFT + Panel::width());
+        let _ = writeln!(
+            svg,
+            r#"<text x="{LEFT}" y="{:.1}" font-size="14" font-weight="bold">{}</text>"#,
+            top - 12.0,
+            escape(title)
+        );
+        for (value, label) in y_ticks {
+            let y = self.y(*value);
+            let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{right:.1}" y2="{y:.1}" stroke="#e5e7eb"/>"##);
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 6.0,
+                y + 4.0,
+                escape(label)
+            );
+        }
+        for (value, label) in x_ticks {
+            let x = self.x(*value);
+            let _ =
+                writeln!(svg, r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#f3f4f6"/>"##);
+            let _ = writeln!(
+                svg,
+                r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                bottom + 16.0,
+                escape(label)
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{LEFT}" y="{top:.1}" width="{:.1}" height="{PANEL_HEIGHT}" fill="none" stroke="#6b7280"/>"##,
+            Panel::width()
+        );
+        let _ = writeln!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#374151">{}</text>"##,
+            LEFT + Panel::width() / 2.0,
+            bottom + 34.0,
+            escape(x_label)
+        );
+    }
+
+    fn polyline(&self, svg: &mut String, points: impl Iterator<Item = (f64, f64)>, colour: &str, label: &str) {
+        let mut coordinates = String::new();
+        for (x, y) in points {
+            let _ = write!(coordinates, "{:.1},{:.1} ", self.x(x), self.y(y));
+        }
+        let _ = writeln!(
+            svg,
+            r#"<polyline class="{}" fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
+            escape(label),
+            coordinates.trim_end()
+        );
+    }
+}
+
+/// Writes the whole chart.
+pub fn render(data: &ChartData<'_>) -> String {
+    let height = HEADER + 3.0 * (PANEL_HEIGHT + PANEL_GAP);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ =
+        writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(&data.title));
+    let _ = writeln!(svg, r##"<text x="{LEFT}" y="46" fill="#374151">{}</text>"##, escape(&data.subtitle));
+    throughput(&mut svg, data, HEADER + 20.0);
+    latency(&mut svg, data, HEADER + 20.0 + PANEL_HEIGHT + PANEL_GAP);
+    memory(&mut svg, data, HEADER + 20.0 + 2.0 * (PANEL_HEIGHT + PANEL_GAP));
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn throughput(svg: &mut String, data: &ChartData<'_>, top: f64) {
+    let buckets = data.delivered.len().max(data.accepted.len()).max(data.slow.map_or(0, <[u64]>::len)).max(1);
+    let seconds = buckets as f64 * data.bucket_seconds;
+    let highest =
+        data.delivered.iter().chain(data.accepted).chain(data.slow.unwrap_or(&[])).copied().max().unwrap_or(0);
+    let y_ticks = nice_ticks(highest.max(1) as f64);
+    let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+    let x_ticks = nice_ticks(seconds).into_iter().map(|value| (value, format!("{value} s"))).collect::<Vec<_>>();
+    let y_labels = y_ticks.iter().map(|&value| (value, super::report::thousands(value as u64))).collect::<Vec<_>>();
+    let per = format!("per {} ms", (data.bucket_seconds * 1000.0).round());
+    panel.axes(
+        svg,
+        &format!("Throughput: deliveries and accepted events {per}"),
+        "time since the first publish",
+        &x_ticks,
+        &y_labels,
+    );
+    let series = |counts: &[u64]| {
+        let width = data.bucket_seconds;
+        counts
+            .iter()
+            .enumerate()
+            .map(move |(index, &count)| ((index as f64 + 0.5) * width, count as f64))
+            .collect::<Vec<_>>()
+    };
+    panel.polyline(svg, series(data.accepted).into_iter(), ACCEPTED_COLOUR, "accepted");
+    panel.polyline(svg, series(data.delivered).into_iter(), DELIVERED_COLOUR, "delivered");
+    let mut legend = vec![
+        (DELIVERED_COLOUR, if data.slow.is_some() { "delivered (fast endpoints)" } else { "delivered" }),
+        (ACCEPTED_COLOUR, "accepted"),
+    ];
+    if let Some(slow) = data.slow {
+        panel.polyline(svg, series(slow).into_iter(), SLOW_COLOUR, "slow");
+        legend.push((SLOW_COLOUR, "delivered (slow endpoint)"));
+    }
+    if let Some(opened) = data.gate_opened_seconds {
+        let x = panel.x(opened);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{:.1}" stroke="#111827" stroke-dasharray="4 3"/>"##,
+            top + PANEL_HEIGHT
+        );
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">sink up</text>"#, x + 4.0, top + 14.0);
+    }
+    draw_legend(svg, top, &legend);
+}
+
+fn latency(svg: &mut String, data: &ChartData<'_>, top: f64) {
+    let title = "Publish→delivery latency: share of deliveries within x (log scale)";
+    if data.latencies_us.is_empty() {
+        let panel = Panel { top, x_range: (0.0, 1.0), y_range: (0.0, 1.0) };
+        panel.axes(svg, title, "no latency samples", &[], &[]);
+        return;
+    }
+    let lowest = percentile_ms(data.latencies_us, 0.0).max(0.01);
+    let highest = percentile_ms(data.latencies_us, 1.0).max(lowest * 10.0);
+    let (low_power, high_power) = (lowest.log10().floor() as i32, highest.log10().ceil() as i32);
+    let panel = Panel { top, x_range: (f64::from(low_power), f64::from(high_power)), y_range: (0.0, 1.0) };
+    let x_ticks = (low_power..=high_power)
+        .map(|power| (f64::from(power), milliseconds_label(10f64.powi(power))))
+        .collect::<Vec<_>>();
+    let y_ticks = [0.0, 0.25, 0.5, 0.75, 1.0].map(|share| (share, format!("{:.0}%", share * 100.0)));
+    panel.axes(svg, title, "publish→delivery (log scale)", &x_ticks, &y_ticks);
+    const STEPS: usize = 400;
+    let points = (0..=STEPS).map(|step| {
+        let share = step as f64 / STEPS as f64;
+        (percentile_ms(data.latencies_us, share).max(lowest).log10(), share)
+    });
+    panel.polyline(svg, points, DELIVERED_COLOUR, "latency-cdf");
+    for (share, name) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
+        let value = percentile_ms(data.latencies_us, share);
+        let (x, y) = (panel.x(value.max(lowest).log10()), panel.y(share));
+        let _ = writeln!(svg, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{DELIVERED_COLOUR}"/>"#);
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{name} {value:.2} ms</text>"#, x + 7.0, y + 4.0);
+    }
+}
+
+fn memory(svg: &mut String, data: &ChartData<'_>, top: f64) {
+    let title = format!("Resident memory ({})", data.memory_scope);
+    let seconds = data.memory.last().map_or(1.0, |(at, _)| at.max(0.1));
+    let highest = data.memory.iter().map(|(_, bytes)| *bytes as f64 / 1e6).fold(1.0, f64::max);
+    let y_ticks = nice_ticks(highest);
+    let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+    let x_ticks = nice_ticks(seconds).into_iter().map(|value| (value, format!("{value} s"))).collect::<Vec<_>>();
+    let y_labels = y_ticks.iter().map(|&value| (value, format!("{value} MB"))).collect::<Vec<_>>();
+    panel.axes(svg, &title, "time since the first publish", &x_ticks, &y_labels);
+    panel.polyline(svg, data.memory.iter().map(|(at, bytes)| (*at, *bytes as f64 / 1e6)), MEMORY_COLOUR, "rss");
+}
+
+fn draw_legend(svg: &mut String, top: f64, entries: &[(&str, &str)]) {
+    let mut x = WIDTH - RIGHT - 10.0;
+    for (colour, label) in entries.iter().rev() {
+        x -= 7.0 * label.chars().count() as f64 + 30.0;
+        let _ = writeln!(svg, r#"<rect x="{x:.1}" y="{:.1}" width="14" height="4" fill="{colour}"/>"#, top + 10.0);
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x + 18.0, top + 15.0, escape(label));
+    }
+}
+
+/// Round tick values from 0 to at least `highest`: steps of 1, 2 or 5 times a power of ten, about five of them.
+fn nice_ticks(highest: f64) -> Vec<f64> {
+    if highest <= 0.0 || !highest.is_finite() {
+        return vec![0.0, 1.0];
+    }
+    let rough = highest / 5.0;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|factor| factor * power)
+        .find(|step| *step >= rough)
+        .unwrap_or(10.0 * power);
+    let count = (highest / step).ceil() as usize;
+    (0..=count).map(|index| index as f64 * step).map(|value| (value * 1e6).round() / 1e6).collect()
+}
+
+fn milliseconds_label(value: f64) -> String {
+    if value >= 1000.0 { format!("{} s", value / 1000.0) } else { format!("{value} ms") }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(nice_ticks(9.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(nice_ticks(1234.0), vec![0.0, 500.0, 1000.0, 1500.0]);
+        assert_eq!(nice_ticks(0.3), vec![0.0, 0.1, 0.2, 0.3]);
+    }
+}

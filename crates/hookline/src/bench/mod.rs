@@ -1,0 +1,541 @@
+//! `hookline bench`: end-to-end throughput and latency of a real server against a built-in sink, beside the raw
+//! ceiling of the same client posting the same bodies straight to the sink, with the server's CPU and memory.
+//!
+//! The server runs in this process on a temporary data dir (or elsewhere, with `--server`). The load (the
+//! publishers, the sink and the progress line) runs on a runtime of its own whose threads are named
+//! [`measure::LOAD_THREAD`], so that the in-process server's CPU time is the process's minus theirs.
+#![allow(clippy::print_stdout)] // The report is the command's output.
+
+mod chart;
+mod measure;
+mod progress;
+mod report;
+mod sink;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use hookline_dispatch::{HttpClient, TargetPolicy};
+use hookline_verify::{Scheme, Verifier};
+use serde_json::{Value, json};
+use tokio::runtime::Handle;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use self::measure::{BUCKET, Buckets, ServerProcess};
+use self::progress::{Phase, Ticker};
+use self::report::{Backlog, Figures, Latency, SlowEndpoint};
+use self::sink::{SENT_MARKER, Sink};
+
+const TOPIC: &str = "pdf.processed";
+/// How long the slow endpoint takes to answer.
+const SLOW_ANSWER: Duration = Duration::from_millis(200);
+/// How long the bench waits for the last delivery before giving up.
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(600);
+/// The raw ceiling posts as many requests as the run delivers, within these bounds.
+const RAW_REQUESTS: (u64, u64) = (5_000, 50_000);
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Events to publish (`--events 2000` is a run of a few seconds).
+    #[arg(long, default_value_t = 20_000)]
+    events: u64,
+    /// Endpoints subscribed to the topic (deliveries per event).
+    #[arg(long, default_value_t = 1)]
+    endpoints: u64,
+    /// Concurrent publishers, each publishing one event at a time.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u64,
+    /// Publish at this many events per second in all (an open loop: each event has its time, and its latency is
+    /// counted from that time even if a publisher was late), instead of as fast as the publishers can.
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    rate: Option<f64>,
+    /// Size of each event's data, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    payload_bytes: usize,
+    /// Add one endpoint that answers after 200 ms beside the fast ones, and report the fast ones' throughput on
+    /// its own (the run ends with the last fast delivery).
+    #[arg(long, conflicts_with = "backlog")]
+    slow_endpoint: bool,
+    /// Hold every delivery unanswered (the receiver is down) until all events are accepted and queued, then let
+    /// the sink answer; reports the drain rate and peak memory.
+    #[arg(long)]
+    backlog: bool,
+    /// Target this running server instead of one started in-process. It must reach the sink (run it with
+    /// HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS=true for a sink on this machine).
+    #[arg(long, value_name = "URL", requires = "key")]
+    server: Option<String>,
+    /// The admin key of the server given by --server.
+    #[arg(long, requires = "server")]
+    key: Option<String>,
+    /// The process id of the server given by --server, if it runs on this machine: its CPU time and memory are
+    /// then measured.
+    #[arg(long, value_name = "PID", requires = "server")]
+    server_pid: Option<u32>,
+    /// Where the sink listens.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:0")]
+    sink_listen: SocketAddr,
+    /// The base URL the server should deliver to, if not http://<the sink's address> (behind NAT, in a container).
+    #[arg(long, value_name = "URL")]
+    sink_url: Option<String>,
+    /// PostgreSQL database to run the in-process server on. Reserved for the PostgreSQL scenario: not wired yet.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write an SVG chart: throughput over time, the latency distribution and memory.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    Steady,
+    SlowEndpoint,
+    Backlog,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Steady => "steady",
+            Scenario::SlowEndpoint => "slow endpoint",
+            Scenario::Backlog => "backlog",
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.database.is_some() {
+        bail!(
+            "--database is not supported yet; the PostgreSQL backend is still being built, so the bench runs on SQLite"
+        );
+    }
+    if args.events == 0 || args.endpoints == 0 || args.concurrency == 0 {
+        bail!("--events, --endpoints and --concurrency must each be at least 1");
+    }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        bail!("invalid --rate {rate}; expected a positive number of events per second");
+    }
+    let scenario = match (args.slow_endpoint, args.backlog) {
+        (true, _) => Scenario::SlowEndpoint,
+        (_, true) => Scenario::Backlog,
+        _ => Scenario::Steady,
+    };
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(measure::LOAD_THREAD)
+        .enable_all()
+        .build()
+        .context("could not start the load's runtime")?;
+    let result = bench(&args, scenario, load.handle()).await;
+    load.shutdown_background();
+    let (figures, chart) = result?;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, chart).with_context(|| format!("could not write the chart to {path:?}"))?;
+    }
+    if args.json {
+        println!("{}", figures.json());
+    } else {
+        println!("{}", figures.table());
+        if let Some(path) = &args.chart {
+            println!("{:<22}{}", "chart", path.display());
+        }
+    }
+    if figures.signature_failures > 0 {
+        bail!("{} of {} sampled signatures did not verify", figures.signature_failures, figures.signatures_checked);
+    }
+    Ok(())
+}
+
+/// Starts the target, runs the scenario, stops the target whatever happened.
+async fn bench(args: &BenchArgs, scenario: Scenario, load: &Handle) -> anyhow::Result<(Figures, String)> {
+    let epoch = Instant::now();
+    let slow_endpoint = (scenario == Scenario::SlowEndpoint).then_some(args.endpoints as usize);
+    let gate_open = scenario != Scenario::Backlog;
+    let sink = Arc::new(Sink::new(epoch, slow_endpoint, SLOW_ANSWER, gate_open));
+    let target = Target::start(args, scenario).await?;
+    let result = measure(args, scenario, load, &target, &sink, epoch).await;
+    // Held requests would keep an in-process server's shutdown waiting for them.
+    sink.open_gate();
+    let stopped = target.stop().await;
+    let outcome = result?;
+    stopped?;
+    Ok(outcome)
+}
+
+/// The server under test and how to reach it.
+struct Target {
+    api: Api,
+    tenant: String,
+    process: ServerProcess,
+    description: String,
+    in_process: Option<InProcess>,
+}
+
+struct InProcess {
+    shutdown: CancellationToken,
+    serving: tokio::task::JoinHandle<Result<(), hookline_server::ServeError>>,
+    data_dir: PathBuf,
+}
+
+impl Target {
+    async fn start(args: &BenchArgs, scenario: Scenario) -> anyhow::Result<Target> {
+        let client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(60), 64 * 1024);
+        if let (Some(url), Some(key)) = (&args.server, &args.key) {
+            let api = Api::new(client, url.trim_end_matches('/'), key);
+            let millis =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis());
+            let tenant = format!("bench-{millis}");
+            api.call_json(http::Method::POST, "/v1/tenants", json!({"id": tenant, "name": "hookline bench"}))
+                .await
+                .context("could not create the bench's tenant; --key must be the server's admin key")?;
+            let mut description = format!("{url} (its own process and store)");
+            if scenario == Scenario::Backlog {
+                description.push_str(
+                    "; the held deliveries time out unless the server's delivery_timeout outlasts the publishing",
+                );
+            }
+            return Ok(Target {
+                api,
+                tenant,
+                process: args.server_pid.map_or(ServerProcess::Unknown, ServerProcess::Pid),
+                description,
+                in_process: None,
+            });
+        }
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.subsec_nanos());
+        let data_dir = std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
+        let admin_key = hookline_core::secret::generate_api_key("hka_");
+        let mut config = hookline_server::Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.clone(),
+            admin_key: Some(admin_key.clone()),
+            dangerous_allow_private_targets: true,
+            ..hookline_server::Config::default()
+        };
+        if scenario == Scenario::Backlog {
+            // The held deliveries must not time out (and be retried later) while the queue builds up.
+            config.delivery_timeout = DELIVERY_DEADLINE;
+        }
+        let server = hookline_server::Server::bind(config).await?;
+        let api = Api::new(client, &format!("http://{}", server.local_addr()?), &admin_key);
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(server.run(shutdown.clone()));
+        let target = Target {
+            api,
+            tenant: "bench".to_owned(),
+            process: ServerProcess::InProcess,
+            description: "in-process, SQLite (durable) on a temporary data dir".to_owned(),
+            in_process: Some(InProcess { shutdown, serving, data_dir }),
+        };
+        target.api.call_json(http::Method::POST, "/v1/tenants", json!({"id": target.tenant})).await?;
+        Ok(target)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self.in_process {
+            Some(server) => {
+                server.shutdown.cancel();
+                let served = server.serving.await;
+                let _ = std::fs::remove_dir_all(&server.data_dir);
+                served.context("the server task failed")??;
+            }
+            None => {
+                let path = format!("/v1/tenants/{}", self.tenant);
+                self.api
+                    .call(http::Method::DELETE, &path, String::new())
+                    .await
+                    .context("could not delete the bench's tenant")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client of the server's API.
+#[derive(Clone)]
+struct Api {
+    client: HttpClient,
+    base: Arc<str>,
+    headers: Arc<[(&'static str, String)]>,
+}
+
+impl Api {
+    fn new(client: HttpClient, base: &str, key: &str) -> Api {
+        let headers = [("authorization", format!("Bearer {key}")), ("content-type", "application/json".to_owned())];
+        Api { client, base: Arc::from(base), headers: Arc::new(headers) }
+    }
+
+    /// Sends a request; an answer other than 2xx is an error. Returns the body.
+    async fn call(&self, method: http::Method, path: &str, body: String) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let exchange = self.client.request(method, &url, &self.headers, Bytes::from(body)).await;
+        let response = exchange.result.map_err(|(kind, detail)| anyhow!("{url}: {kind:?}: {detail}"))?;
+        if !(200..300).contains(&response.status) {
+            bail!("{url} answered {}: {}", response.status, response.body);
+        }
+        Ok(response.body)
+    }
+
+    async fn call_json(&self, method: http::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+        let text = self.call(method, path, body.to_string()).await?;
+        serde_json::from_str(&text).with_context(|| format!("{path} answered something other than JSON: {text}"))
+    }
+}
+
+/// Sets up the endpoints and the sink, measures the raw ceiling, then publishes and waits for the deliveries.
+async fn measure(
+    args: &BenchArgs,
+    scenario: Scenario,
+    load: &Handle,
+    target: &Target,
+    sink: &Arc<Sink>,
+    epoch: Instant,
+) -> anyhow::Result<(Figures, String)> {
+    let sink_address = load.spawn(Arc::clone(sink).listen(args.sink_listen)).await??;
+    let sink_base = match &args.sink_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if sink_address.ip().is_unspecified() => {
+            bail!("the sink listens on {sink_address}, which the server cannot deliver to; pass --sink-url too")
+        }
+        None => format!("http://{sink_address}"),
+    };
+    let accepted = Arc::new(AtomicU64::new(0));
+    let ticker = Ticker::start(load, epoch, target.process, sink.counts(), Arc::clone(&accepted));
+
+    let fast_endpoints = args.endpoints as usize;
+    let all_endpoints = fast_endpoints + usize::from(scenario == Scenario::SlowEndpoint);
+    let mut verifiers = Vec::with_capacity(all_endpoints);
+    for index in 0..all_endpoints {
+        let endpoint = json!({
+            "url": format!("{sink_base}{}", Sink::endpoint_path(index)),
+            "topics": [TOPIC],
+            "signing": ["heron"],
+            "description": if index < fast_endpoints { "hookline bench" } else { "hookline bench: answers after 200 ms" },
+        });
+        let created = target
+            .api
+            .call_json(http::Method::POST, &format!("/v1/tenants/{}/endpoints", target.tenant), endpoint)
+            .await?;
+        let secret = created["secret"].as_str().context("the endpoint's answer has no secret")?;
+        verifiers.push(Verifier::new(Scheme::Heron, secret)?);
+    }
+    sink.set_verifiers(verifiers);
+
+    // The same bytes the server will send: an envelope around data of the requested size.
+    let padding: Arc<str> = Arc::from("x".repeat(args.payload_bytes.saturating_sub(SENT_MARKER.len() + 24)));
+    let expected_fast = args.events * args.endpoints;
+    let expected_all = args.events * all_endpoints as u64;
+
+    // The raw ceiling: the same client posting bodies of the same size straight to the sink.
+    let raw_requests = expected_all.clamp(RAW_REQUESTS.0, RAW_REQUESTS.1);
+    let raw_concurrency = args.concurrency.max(64);
+    ticker.set(Phase::Raw { requests: raw_requests });
+    let raw_body = Bytes::from(format!(
+        r#"{{"topic":"{TOPIC}","created":"2026-01-01T00:00:00+00:00","data":{{{SENT_MARKER}{},"pad":"{padding}"}},"meta":null}}"#,
+        u64::MAX / 2
+    ));
+    let raw_client = target.api.client.clone();
+    let raw_url: Arc<str> = Arc::from(format!("{sink_base}{}", Sink::RAW_PATH));
+    let raw_elapsed = load
+        .spawn(drive(raw_requests, raw_concurrency, move |_| {
+            let (client, url, body) = (raw_client.clone(), Arc::clone(&raw_url), raw_body.clone());
+            async move {
+                let headers = [("content-type", "application/json".to_owned())];
+                let exchange = client.post(&url, &headers, body).await;
+                match exchange.result {
+                    Ok(response) if response.status == 200 => Ok(()),
+                    Ok(response) => bail!("the sink answered {} to a raw request", response.status),
+                    Err((kind, detail)) => bail!("a raw request to the sink failed: {kind:?}: {detail}"),
+                }
+            }
+        }))
+        .await??;
+    let raw_ceiling_per_sec = raw_requests as f64 / raw_elapsed.as_secs_f64();
+
+    // The run proper.
+    let peak_reset = target.process.reset_peak_rss();
+    let cpu_before = target.process.cpu_seconds();
+    let load_cpu_before = load_cpu_seconds(target.process);
+    let fast_only = scenario == Scenario::SlowEndpoint;
+    let wanted = if fast_only { expected_fast } else { expected_all };
+    let label = if scenario == Scenario::Backlog { "queueing" } else { "publishing" };
+    ticker.set(Phase::Deliveries { label, events: args.events, deliveries: wanted, fast_only });
+    let accepted_buckets = Arc::new(Mutex::new(Buckets::default()));
+    let started = epoch.elapsed();
+    let publish_path: Arc<str> = Arc::from(format!("/v1/tenants/{}/events", target.tenant));
+    let (api, publish_accepted, publish_buckets) =
+        (target.api.clone(), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
+    let (rate, publishing_started) = (args.rate, Instant::now());
+    let publish_elapsed = load
+        .spawn(drive(args.events, args.concurrency, move |index| {
+            let scheduled = rate.map(|rate| publishing_started + Duration::from_secs_f64(index as f64 / rate));
+            let (api, path, padding) = (api.clone(), Arc::clone(&publish_path), Arc::clone(&padding));
+            let (accepted, buckets) = (Arc::clone(&publish_accepted), Arc::clone(&publish_buckets));
+            async move {
+                if let Some(at) = scheduled {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                let sent = scheduled.map_or_else(|| epoch.elapsed(), |at| at.duration_since(epoch)).as_micros();
+                let body = format!(r#"{{"topic":"{TOPIC}","data":{{{SENT_MARKER}{sent},"pad":"{padding}"}}}}"#);
+                api.call(http::Method::POST, &path, body).await?;
+                accepted.fetch_add(1, Ordering::Relaxed);
+                buckets.lock().await.add(epoch.elapsed());
+                Ok(())
+            }
+        }))
+        .await??;
+    let published = epoch.elapsed();
+
+    let mut backlog_start = None;
+    if scenario == Scenario::Backlog {
+        let answered = sink.counts().borrow().fast;
+        backlog_start = Some((epoch.elapsed(), expected_all.saturating_sub(answered)));
+        sink.open_gate();
+        ticker.set(Phase::Deliveries { label: "draining", events: args.events, deliveries: wanted, fast_only });
+    } else {
+        ticker.set(Phase::Deliveries { label: "delivering", events: args.events, deliveries: wanted, fast_only });
+    }
+    let mut counts = sink.counts();
+    let arrived = counts.wait_for(|counts| if fast_only { counts.fast } else { counts.fast + counts.slow } >= wanted);
+    tokio::time::timeout(DELIVERY_DEADLINE, arrived)
+        .await
+        .map_err(|_| anyhow!("not every delivery arrived within {} s", DELIVERY_DEADLINE.as_secs()))?
+        .context("the sink stopped")?;
+    let cpu_after = target.process.cpu_seconds();
+    let load_cpu_after = load_cpu_seconds(target.process);
+    let peak_rss_bytes =
+        if peak_reset || target.process.peak_rss_bytes().is_none() { target.process.peak_rss_bytes() } else { None };
+    let memory = ticker.finish().await;
+
+    let mut record = sink.record();
+    let counted = *sink.counts().borrow();
+    record.fast.latencies_us.sort_unstable();
+    record.slow.latencies_us.sort_unstable();
+    let last = if fast_only { record.fast.last_at } else { record.fast.last_at.max(record.slow.last_at) };
+    let elapsed = last.saturating_sub(started).max(Duration::from_micros(1));
+    let deliveries = if fast_only { counted.fast } else { counted.fast + counted.slow };
+    let deliveries_per_sec = deliveries as f64 / elapsed.as_secs_f64();
+    let figures = Figures {
+        scenario: scenario.name(),
+        server: target.description.clone(),
+        events: args.events,
+        endpoints: args.endpoints,
+        concurrency: args.concurrency,
+        rate: args.rate,
+        payload_bytes: args.payload_bytes,
+        deliveries,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        accepted_per_sec: args.events as f64 / publish_elapsed.as_secs_f64(),
+        deliveries_per_sec,
+        raw_ceiling_per_sec,
+        raw_concurrency,
+        latency: Latency::of(&record.fast.latencies_us),
+        server_cpu_seconds: cpu_before.zip(cpu_after).map(|(before, after)| after - before),
+        cpu_scope: target.process.cpu_scope(),
+        load_cpu_seconds: load_cpu_before.zip(load_cpu_after).map(|(before, after)| after - before),
+        cpu_deliveries: counted.fast + counted.slow,
+        peak_rss_bytes,
+        rss_scope: target.process.rss_scope(),
+        signatures_checked: record.signatures_checked,
+        signature_failures: record.signature_failures,
+        slow_endpoint: fast_only.then(|| SlowEndpoint {
+            answer_ms: SLOW_ANSWER.as_millis() as u64,
+            delivered: counted.slow,
+            per_sec: counted.slow as f64 / elapsed.as_secs_f64(),
+            p50_ms: measure::percentile_ms(&record.slow.latencies_us, 0.5),
+        }),
+        backlog: backlog_start.map(|(opened, queued)| {
+            let drain_seconds = last.saturating_sub(opened).as_secs_f64().max(1e-6);
+            Backlog { queued, drain_seconds, drain_per_sec: queued as f64 / drain_seconds }
+        }),
+    };
+    if let Some(problem) = &record.first_signature_failure {
+        eprintln!("warning: a sampled signature did not verify: {problem}");
+    }
+
+    let end = last.max(published);
+    let delivered = record.fast.per_bucket.between(started, end);
+    let slow = record.slow.per_bucket.between(started, end);
+    let accepted_series = accepted_buckets.lock().await.between(started, end);
+    let memory: Vec<(f64, u64)> = memory
+        .into_iter()
+        .filter(|(at, _)| *at >= started)
+        .map(|(at, bytes)| ((at - started).as_secs_f64(), bytes))
+        .collect();
+    let chart = chart::render(&chart::ChartData {
+        title: format!(
+            "hookline bench, {}: {} deliveries/s ({:.1}% of the raw ceiling, {} /s)",
+            figures.scenario,
+            report::thousands(deliveries_per_sec.round() as u64),
+            figures.ratio(deliveries_per_sec) * 100.0,
+            report::thousands(raw_ceiling_per_sec.round() as u64)
+        ),
+        subtitle: format!(
+            "{} events × {} endpoint(s){}, {} publishers{}, {} B payloads; {}",
+            report::thousands(args.events),
+            args.endpoints,
+            if fast_only { " + 1 slow (200 ms)" } else { "" },
+            args.concurrency,
+            args.rate.map(|rate| format!(" at {rate} events/s")).unwrap_or_default(),
+            args.payload_bytes,
+            target.description
+        ),
+        bucket_seconds: BUCKET.as_secs_f64(),
+        delivered: &delivered,
+        accepted: &accepted_series,
+        slow: fast_only.then_some(slow.as_slice()),
+        gate_opened_seconds: backlog_start.map(|(opened, _)| opened.saturating_sub(started).as_secs_f64()),
+        latencies_us: &record.fast.latencies_us,
+        memory: &memory,
+        memory_scope: target.process.rss_scope(),
+    });
+    Ok((figures, chart))
+}
+
+/// The load's CPU seconds: its own threads beside an in-process server, else the whole bench process.
+fn load_cpu_seconds(server: ServerProcess) -> Option<f64> {
+    match server {
+        ServerProcess::InProcess => Some(measure::load_threads_cpu_seconds()),
+        _ => measure::bench_process_cpu_seconds(),
+    }
+}
+
+/// Runs `make(index)` for every index below `count` with `concurrency` workers on the current runtime; returns
+/// the elapsed time.
+async fn drive<F, Fut>(count: u64, concurrency: u64, make: F) -> anyhow::Result<Duration>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.min(count) {
+        let next = Arc::clone(&next);
+        let make = Arc::clone(&make);
+        workers.push(tokio::spawn(async move {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                make(index).await?;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(started.elapsed())
+}
