@@ -55,12 +55,41 @@ fn a_short_bench_reports_sane_figures_and_writes_a_chart() {
 }
 
 #[test]
-fn the_database_flag_is_refused_until_the_backend_exists() {
+fn several_nodes_need_a_shared_database() {
+    let output =
+        Command::new(binary()).args(["bench", "--events", "10", "--nodes", "2"]).output().expect("hookline runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("the following required arguments were not provided") && stderr.contains("--database"),
+        "{stderr}"
+    );
     let output = Command::new(binary())
-        .args(["bench", "--events", "10", "--database", "postgres://localhost/hookline"])
+        .args(["bench", "--events", "10", "--nodes", "2", "--database", "sqlite://somewhere"])
         .output()
         .expect("hookline runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("--database is not supported yet"), "{stderr}");
+    assert!(stderr.contains("--nodes 2 needs a shared database: give --database postgres://"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_short_bench_on_two_postgresql_nodes_delivers_everything() {
+    if !support::on_postgres() {
+        eprintln!("skipping: it needs PostgreSQL; set HOOKLINE_TEST_BACKEND=postgres to run it");
+        return;
+    }
+    let database = support::TestDatabase::create().await;
+    let output = tokio::process::Command::new(binary())
+        .args(["bench", "--events", "400", "--endpoints", "2", "--nodes", "2", "--json", "--database", &database.url])
+        .output()
+        .await
+        .expect("hookline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
+    assert_eq!(report["deliveries"], 800, "{report}");
+    assert!(report["deliveries_per_sec"].as_f64().is_some_and(|rate| rate > 0.0), "{report}");
+    // The bench deletes its tenant: the database holds nothing of the run afterwards.
+    assert_eq!(database.query("SELECT COUNT(*) FROM events").await, ["0"]);
 }

@@ -83,9 +83,13 @@ pub struct BenchArgs {
     /// The base URL the server should deliver to, if not http://<the sink's address> (behind NAT, in a container).
     #[arg(long, value_name = "URL")]
     sink_url: Option<String>,
-    /// PostgreSQL database to run the in-process server on. Reserved for the PostgreSQL scenario: not wired yet.
-    #[arg(long, value_name = "URL")]
+    /// Run the in-process server on this PostgreSQL database (postgres://…) instead of a temporary SQLite file.
+    /// The bench's tenant is deleted at the end; the database is otherwise left as it was.
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
     database: Option<String>,
+    /// In-process nodes sharing the --database, each with its own API and dispatcher; publishers spread over them.
+    #[arg(long, default_value_t = 1, requires = "database")]
+    nodes: u64,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -112,10 +116,9 @@ impl Scenario {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.database.is_some() {
-        bail!(
-            "--database is not supported yet; the PostgreSQL backend is still being built, so the bench runs on SQLite"
-        );
+    let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
+    if args.nodes == 0 || (args.nodes > 1 && !matches!(database, Some(hookline_server::Database::Postgres { .. }))) {
+        bail!("--nodes {} needs a shared database: give --database postgres://…", args.nodes);
     }
     if args.events == 0 || args.endpoints == 0 || args.concurrency == 0 {
         bail!("--events, --endpoints and --concurrency must each be at least 1");
@@ -174,10 +177,14 @@ async fn bench(args: &BenchArgs, scenario: Scenario, load: &Handle) -> anyhow::R
 /// The server under test and how to reach it.
 struct Target {
     api: Api,
+    /// Every node's API, which publishers take in turn (the first is `api`).
+    nodes: Vec<Api>,
     tenant: String,
     process: ServerProcess,
     description: String,
-    in_process: Option<InProcess>,
+    in_process: Vec<InProcess>,
+    /// Delete the tenant when done: the store outlives the bench.
+    delete_tenant: bool,
 }
 
 struct InProcess {
@@ -204,58 +211,78 @@ impl Target {
                 );
             }
             return Ok(Target {
-                api,
+                api: api.clone(),
+                nodes: vec![api],
                 tenant,
                 process: args.server_pid.map_or(ServerProcess::Unknown, ServerProcess::Pid),
                 description,
-                in_process: None,
+                in_process: Vec::new(),
+                delete_tenant: true,
             });
         }
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.subsec_nanos());
-        let data_dir = std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
         let admin_key = hookline_core::secret::generate_api_key("hka_");
-        let mut config = hookline_server::Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.clone(),
-            admin_key: Some(admin_key.clone()),
-            dangerous_allow_private_targets: true,
-            ..hookline_server::Config::default()
-        };
-        if scenario == Scenario::Backlog {
-            // The held deliveries must not time out (and be retried later) while the queue builds up.
-            config.delivery_timeout = DELIVERY_DEADLINE;
+        let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
+        let mut nodes = Vec::new();
+        let mut in_process = Vec::new();
+        for node in 0..args.nodes {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.subsec_nanos());
+            let data_dir = std::env::temp_dir().join(format!("hookline-bench-{}-{node}-{nanos}", std::process::id()));
+            let mut config = hookline_server::Config {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                data_dir: data_dir.clone(),
+                database: database.clone(),
+                admin_key: Some(admin_key.clone()),
+                dangerous_allow_private_targets: true,
+                ..hookline_server::Config::default()
+            };
+            if scenario == Scenario::Backlog {
+                // The held deliveries must not time out (and be retried later) while the queue builds up.
+                config.delivery_timeout = DELIVERY_DEADLINE;
+            }
+            let server = hookline_server::Server::bind(config).await?;
+            nodes.push(Api::new(client.clone(), &format!("http://{}", server.local_addr()?), &admin_key));
+            let shutdown = CancellationToken::new();
+            let serving = tokio::spawn(server.run(shutdown.clone()));
+            in_process.push(InProcess { shutdown, serving, data_dir });
         }
-        let server = hookline_server::Server::bind(config).await?;
-        let api = Api::new(client, &format!("http://{}", server.local_addr()?), &admin_key);
-        let shutdown = CancellationToken::new();
-        let serving = tokio::spawn(server.run(shutdown.clone()));
+        let (tenant, description) = match &database {
+            Some(hookline_server::Database::Postgres { .. }) => {
+                let millis = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis());
+                let nodes = if args.nodes == 1 { "one node".to_owned() } else { format!("{} nodes", args.nodes) };
+                (format!("bench-{millis}"), format!("in-process, PostgreSQL, {nodes} sharing one database"))
+            }
+            _ => ("bench".to_owned(), "in-process, SQLite (durable) on a temporary data dir".to_owned()),
+        };
         let target = Target {
-            api,
-            tenant: "bench".to_owned(),
+            api: nodes[0].clone(),
+            nodes,
+            tenant,
             process: ServerProcess::InProcess,
-            description: "in-process, SQLite (durable) on a temporary data dir".to_owned(),
-            in_process: Some(InProcess { shutdown, serving, data_dir }),
+            description,
+            in_process,
+            delete_tenant: database.is_some(),
         };
         target.api.call_json(http::Method::POST, "/v1/tenants", json!({"id": target.tenant})).await?;
         Ok(target)
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        match self.in_process {
-            Some(server) => {
-                server.shutdown.cancel();
-                let served = server.serving.await;
-                let _ = std::fs::remove_dir_all(&server.data_dir);
-                served.context("the server task failed")??;
-            }
-            None => {
-                let path = format!("/v1/tenants/{}", self.tenant);
-                self.api
-                    .call(http::Method::DELETE, &path, String::new())
-                    .await
-                    .context("could not delete the bench's tenant")?;
-            }
+        if self.delete_tenant {
+            let path = format!("/v1/tenants/{}", self.tenant);
+            self.api
+                .call(http::Method::DELETE, &path, String::new())
+                .await
+                .context("could not delete the bench's tenant")?;
+        }
+        for server in self.in_process {
+            server.shutdown.cancel();
+            let served = server.serving.await;
+            let _ = std::fs::remove_dir_all(&server.data_dir);
+            served.context("the server task failed")??;
         }
         Ok(())
     }
@@ -373,13 +400,14 @@ async fn measure(
     let accepted_buckets = Arc::new(Mutex::new(Buckets::default()));
     let started = epoch.elapsed();
     let publish_path: Arc<str> = Arc::from(format!("/v1/tenants/{}/events", target.tenant));
-    let (api, publish_accepted, publish_buckets) =
-        (target.api.clone(), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
+    let (nodes, publish_accepted, publish_buckets) =
+        (Arc::new(target.nodes.clone()), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
     let (rate, publishing_started) = (args.rate, Instant::now());
     let publish_elapsed = load
         .spawn(drive(args.events, args.concurrency, move |index| {
             let scheduled = rate.map(|rate| publishing_started + Duration::from_secs_f64(index as f64 / rate));
-            let (api, path, padding) = (api.clone(), Arc::clone(&publish_path), Arc::clone(&padding));
+            let api = nodes[(index % nodes.len() as u64) as usize].clone();
+            let (path, padding) = (Arc::clone(&publish_path), Arc::clone(&padding));
             let (accepted, buckets) = (Arc::clone(&publish_accepted), Arc::clone(&publish_buckets));
             async move {
                 if let Some(at) = scheduled {
