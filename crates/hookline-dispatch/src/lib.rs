@@ -16,7 +16,7 @@ use hookline_core::body::{EventParts, build_body};
 use hookline_core::id::EndpointId;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
-use hookline_store::{Attempt, AttemptError, AttemptOutcome, ClaimedDelivery, DeliveryStatus, NextStep, Store};
+use hookline_store::{Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, NextStep, Store};
 use hookline_verify::Signer;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -120,7 +120,14 @@ impl Dispatcher {
             }
             let now = Timestamp::now();
             let lease_until = now.saturating_add(lease_length(self.config.timeout));
-            let claimed = match self.store.claim_due(now, lease_until, free as u32, self.busy_endpoints()).await {
+            let claim = Claim {
+                now,
+                lease_until,
+                limit: free as u32,
+                per_endpoint: self.config.per_endpoint_concurrency.min(u32::MAX as usize) as u32,
+                busy_endpoints: self.busy_endpoints(),
+            };
+            let claimed = match self.store.claim_due(claim).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(error = %error_chain(&error), "claiming due deliveries failed; retrying in 1s");

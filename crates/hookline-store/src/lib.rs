@@ -116,6 +116,16 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
 }
 
+/// What a dispatcher asks of the queue: see `Store::claim_due`.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    pub per_endpoint: u32,
+    pub busy_endpoints: Vec<EndpointId>,
+}
+
 /// Where a list starts and how long it may be.
 #[derive(Clone, Debug)]
 pub struct PageRequest {
@@ -373,17 +383,12 @@ impl Store {
 
     // ----- the dispatcher's queue -----
 
-    /// Leases up to `limit` due deliveries of enabled endpoints (skipping `busy_endpoints`) until `lease_until`.
+    /// Leases up to `claim.limit` due deliveries of enabled endpoints until `claim.lease_until`, the earliest due
+    /// first, at most `claim.per_endpoint` of one endpoint, none of `claim.busy_endpoints`.
     /// A claim moves a delivery's due time to the lease's end, so a lease its node never settles (the node
     /// died) makes the delivery due again then. No two claims take the same delivery while its lease holds.
-    pub async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-        busy_endpoints: Vec<EndpointId>,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        on_backend!(self, claim_due(now, lease_until, limit, busy_endpoints))
+    pub async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        on_backend!(self, claim_due(claim))
     }
 
     /// Records attempts and moves their deliveries on, in one commit. An outcome whose lease was lost (another

@@ -24,7 +24,7 @@ use self::publish::Publisher;
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
-use crate::{DeliveryFilter, EventFilter, PageRequest, StoreError};
+use crate::{Claim, DeliveryFilter, EventFilter, PageRequest, StoreError};
 
 /// Connections per node. Each node also keeps one more, for `LISTEN`.
 const POOL_SIZE: usize = 12;
@@ -546,24 +546,28 @@ impl PostgresStore {
 
     // ----- the dispatcher's queue -----
 
-    pub(crate) async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-        busy_endpoints: Vec<EndpointId>,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
+    pub(crate) async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let busy: Vec<&str> = claim.busy_endpoints.iter().map(EndpointId::as_str).collect();
         let mut connection = self.pool.get().await?;
+        // Locks the earliest due deliveries (a window of a few batches) that no other claim holds, keeps at most
+        // `per_endpoint` of each endpoint, and leases those to this node; unkept rows are unlocked at once.
         let rows = session!(self, connection)
             .query(
                 &format!(
-                    "WITH due AS (
-                        SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                    "WITH candidate AS (
+                        SELECT d.id, d.endpoint_id, d.next_attempt_at
+                        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled
                           AND NOT (d.endpoint_id = ANY($5))
-                        ORDER BY d.next_attempt_at LIMIT $4
+                        ORDER BY d.next_attempt_at LIMIT $4::int8 * 4
                         FOR UPDATE OF d SKIP LOCKED
+                     ), due AS (
+                        SELECT id FROM (
+                            SELECT id, next_attempt_at,
+                                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+                            FROM candidate
+                        ) ranked
+                        WHERE position <= $7::int8 ORDER BY next_attempt_at LIMIT $4::int8
                      ), d AS (
                         UPDATE deliveries SET next_attempt_at = $2, lease = $3, lease_node = $6
                         FROM due WHERE deliveries.id = due.id
@@ -572,7 +576,15 @@ impl PostgresStore {
                      SELECT {CLAIMED_COLUMNS}
                      FROM d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id"
                 ),
-                &[&now.unix_millis(), &lease_until.unix_millis(), &lease_token(), &i64::from(limit), &busy, &self.node],
+                &[
+                    &claim.now.unix_millis(),
+                    &claim.lease_until.unix_millis(),
+                    &lease_token(),
+                    &i64::from(claim.limit),
+                    &busy,
+                    &self.node,
+                    &i64::from(claim.per_endpoint),
+                ],
             )
             .await?;
         read_all(rows, claimed_row)

@@ -86,8 +86,12 @@ impl Pool {
                 let class = &code.code()[..2];
                 class == "08" || class == "57"
             }
-            // No SQLSTATE: the error happened on the wire, not in the server.
-            None => true,
+            // No SQLSTATE: a closed connection or an I/O failure is the database out of reach; anything else
+            // (a parameter that does not fit its column) is a request it could not take.
+            None => {
+                use std::error::Error as _;
+                error.is_closed() || error.source().is_some_and(|source| source.is::<std::io::Error>())
+            }
         };
         if unreachable {
             StoreError::Unavailable { location: self.location.clone(), source: Some(error) }

@@ -19,7 +19,7 @@ use self::engine::Engine;
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
-use crate::{DeliveryFilter, EventFilter, PageRequest, StoreError};
+use crate::{Claim, DeliveryFilter, EventFilter, PageRequest, StoreError};
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, index: usize) -> Result<String, StoreError> {
@@ -540,30 +540,32 @@ impl SqliteStore {
 
     // ----- the dispatcher's queue -----
 
-    pub(crate) async fn claim_due(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-        busy_endpoints: Vec<EndpointId>,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    pub(crate) async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
         self.engine
             .write(move |connection| {
                 let lease = lease_token();
+                // The earliest due deliveries (a window of a few batches), at most `per_endpoint` of each endpoint.
                 let claimed = connection
                     .prepare_cached(
                         "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
-                            SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                            WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
-                              AND d.endpoint_id NOT IN (SELECT value FROM json_each(?5))
-                            ORDER BY d.next_attempt_at LIMIT ?4)",
+                            SELECT id FROM (
+                                SELECT id, next_attempt_at,
+                                    row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+                                FROM (
+                                    SELECT d.id, d.endpoint_id, d.next_attempt_at
+                                    FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                                    WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
+                                      AND d.endpoint_id NOT IN (SELECT value FROM json_each(?5))
+                                    ORDER BY d.next_attempt_at LIMIT ?4 * 4))
+                            WHERE position <= ?6 ORDER BY next_attempt_at LIMIT ?4)",
                     )?
                     .execute(params![
-                        now.unix_millis(),
-                        lease_until.unix_millis(),
+                        claim.now.unix_millis(),
+                        claim.lease_until.unix_millis(),
                         lease,
-                        limit,
-                        json_ids(&busy_endpoints)
+                        claim.limit,
+                        json_ids(&claim.busy_endpoints),
+                        claim.per_endpoint,
                     ])?;
                 if claimed == 0 {
                     return Ok(Vec::new());
@@ -573,7 +575,11 @@ impl SqliteStore {
                      FROM deliveries d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
                      WHERE d.lease = ?1 AND d.next_attempt_at = ?2 AND d.status = 'pending'"
                 );
-                all(&mut *connection.prepare_cached(&sql)?, params![lease, lease_until.unix_millis()], claimed_row)
+                all(
+                    &mut *connection.prepare_cached(&sql)?,
+                    params![lease, claim.lease_until.unix_millis()],
+                    claimed_row,
+                )
             })
             .await
     }
