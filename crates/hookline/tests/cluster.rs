@@ -297,3 +297,42 @@ async fn nodes_starting_together_on_an_empty_database_migrate_and_seed_once() {
     let found = nodes[2].admin("GET", "/v1/tenants/acme", None).await;
     assert_eq!(found.status, 200, "{:?}", found.body);
 }
+
+#[tokio::test]
+async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_worker() {
+    if !postgres_enabled("an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_worker") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let (api_dir, worker_dir) = (TempDir::new("role-api"), TempDir::new("role-worker"));
+    let api_env = [NODE_ENV, &[("HOOKLINE_ROLE", "api")]].concat();
+    let api = Hookline::start_node(api_dir.path(), Some(Arc::clone(&database)), &api_env).await;
+    api.tenant("acme").await;
+    let receiver = Receiver::start().await;
+    api.endpoint("acme", json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"]})).await;
+
+    // An API node accepts events but does not deliver them.
+    let first = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_1"}"#).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(receiver.requests().is_empty(), "an api node delivered: {:?}", receiver.requests());
+    assert_eq!(api.deliveries_of("acme", &first).await[0]["status"], "pending");
+
+    // A worker node serves no API, delivers what is queued, and then wakes for each new publish: without the
+    // notification it would look at the queue again only after its 30 s idle wait.
+    let worker_env = [NODE_ENV, &[("HOOKLINE_ROLE", "worker")]].concat();
+    let worker = Hookline::start_node(worker_dir.path(), Some(Arc::clone(&database)), &worker_env).await;
+    let refused = worker.admin("GET", "/v1/tenants", None).await;
+    assert_eq!((refused.status, refused.code()), (404, "no_route"), "{:?}", refused.body);
+    assert!(refused.body["detail"].as_str().unwrap().contains("--role worker"), "{:?}", refused.body);
+    assert_eq!(worker.call("GET", "/readyz", None, None).await.status, 200);
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    // Let the worker go idle, then publish through the API node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let published = Instant::now();
+    let second = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_2"}"#).await;
+    let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let woke_after = published.elapsed();
+    assert_eq!(event_id(&requests[1]), second);
+    assert!(woke_after < Duration::from_secs(10), "the worker was not woken: {woke_after:?}");
+    eprintln!("publish on the api node to delivery by the worker node: {woke_after:?}");
+}
