@@ -24,7 +24,7 @@
 pub const MAX_DEPTH: usize = 128;
 
 /// How strings are written by [`canonicalize`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Escape {
     /// Non-ASCII characters are written as raw UTF-8, as `JSON.stringify` does.
     Utf8,

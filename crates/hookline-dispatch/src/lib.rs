@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookline_core::body::{EventParts, build_body};
-use hookline_core::id::EndpointId;
+use hookline_core::body::{EventParts, Format, build_body};
+use hookline_core::id::{EndpointId, EventId};
+use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
 use hookline_store::{Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, NextStep, Store};
@@ -156,6 +157,8 @@ impl Dispatcher {
                 continue;
             }
             let mut over_cap = Vec::new();
+            // An event going to several endpoints in this batch has its body built once per format.
+            let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
             for delivery in claimed {
                 let endpoint_slots = Arc::clone(
                     self.endpoint_slots
@@ -175,9 +178,13 @@ impl Dispatcher {
                     config: Arc::clone(&self.config),
                     outcomes: outcomes.clone(),
                 };
+                let body = bodies
+                    .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
+                    .or_insert_with(|| Bytes::from(body_of(&delivery)))
+                    .clone();
                 let capacity_freed = Arc::clone(&self.capacity_freed);
                 tasks.spawn(async move {
-                    attempt.deliver(delivery).await;
+                    attempt.deliver(delivery, body).await;
                     drop((permit, endpoint_permit));
                     capacity_freed.notify_one();
                 });
@@ -216,19 +223,10 @@ struct Attempter {
 }
 
 impl Attempter {
-    async fn deliver(self, delivery: ClaimedDelivery) {
+    /// Sends `body` (the delivery's exact bytes, see `body_of`) signed, and queues the outcome.
+    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes) {
         let number = delivery.attempts + 1;
         let started = Timestamp::now();
-        let body = build_body(
-            delivery.format,
-            delivery.escape,
-            EventParts {
-                topic: delivery.topic.as_str(),
-                created: delivery.event_created,
-                data: &delivery.data,
-                meta: delivery.meta.as_deref(),
-            },
-        );
         let mut headers: Vec<(&'static str, String)> = vec![
             ("content-type", "application/json".to_owned()),
             ("user-agent", USER_AGENT.to_owned()),
@@ -240,16 +238,14 @@ impl Attempter {
         let mut signing_error = None;
         for scheme in &delivery.endpoint.signing {
             match Signer::new(*scheme, &delivery.endpoint.secret) {
-                Ok(signer) => {
-                    signer.sign(delivery.event_id.as_str(), started.unix_seconds(), body.as_bytes(), &mut headers)
-                }
+                Ok(signer) => signer.sign(delivery.event_id.as_str(), started.unix_seconds(), &body, &mut headers),
                 Err(error) => signing_error = Some(error.to_string()),
             }
         }
         let exchange = match signing_error {
             // A secret that cannot sign is the endpoint's configuration problem; sending unsigned would be worse.
             Some(detail) => client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Io, detail)) },
-            None => self.client.post(&delivery.endpoint.url, &headers, Bytes::from(body)).await,
+            None => self.client.post(&delivery.endpoint.url, &headers, body).await,
         };
         let (status, retry_after) = match &exchange.result {
             Ok(response) => {
@@ -309,15 +305,29 @@ impl Attempter {
     }
 }
 
+/// The exact bytes a delivery sends: the same on every attempt, so its signatures are the same too.
+fn body_of(delivery: &ClaimedDelivery) -> String {
+    build_body(
+        delivery.format,
+        delivery.escape,
+        EventParts {
+            topic: delivery.topic.as_str(),
+            created: delivery.event_created,
+            data: &delivery.data,
+            meta: delivery.meta.as_deref(),
+        },
+    )
+}
+
 /// Writes attempt outcomes in batches: whatever has arrived while the previous batch was committing.
 async fn record_outcomes(store: Store, mut queue: mpsc::UnboundedReceiver<AttemptOutcome>) {
     let work = store.work_signal();
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 1024).await > 0 {
         let retries = batch.iter().any(|outcome| matches!(outcome.next, NextStep::RetryAt(_)));
-        let outcomes = std::mem::take(&mut batch);
+        let outcomes: Arc<[AttemptOutcome]> = batch.drain(..).collect();
         loop {
-            match store.record_outcomes(outcomes.clone()).await {
+            match store.record_outcomes(Arc::clone(&outcomes)).await {
                 Ok(_) => break,
                 Err(hookline_store::StoreError::Closed) => return,
                 Err(error) => {

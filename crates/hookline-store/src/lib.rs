@@ -392,8 +392,9 @@ impl Store {
     }
 
     /// Records attempts and moves their deliveries on, in one commit. An outcome whose lease was lost (another
-    /// claim took the delivery) is dropped, so each attempt's outcome is recorded once.
-    pub async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> Result<usize, StoreError> {
+    /// claim took the delivery) is dropped, so each attempt's outcome is recorded once. The batch is shared, so
+    /// a caller can try it again after a failure without copying it.
+    pub async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
         if outcomes.is_empty() {
             return Ok(0);
         }

@@ -590,9 +590,9 @@ impl PostgresStore {
         read_all(rows, claimed_row)
     }
 
-    pub(crate) async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> Result<usize, StoreError> {
+    pub(crate) async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
         let mut columns = OutcomeColumns::default();
-        for outcome in &outcomes {
+        for outcome in outcomes.iter() {
             columns.push(outcome);
         }
         let mut connection = self.pool.get().await?;

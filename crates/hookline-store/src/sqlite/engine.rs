@@ -3,6 +3,9 @@
 //! Group commit: the writer takes every write that is waiting, runs each inside its own savepoint (so one
 //! failing write does not undo the others), commits once, and only then answers each caller. A caller's
 //! answer therefore always means "on disk", and many concurrent publishes share one fsync.
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a thread of their own, asked for by the
+//! writer every few groups, so the writer never stops to do them.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,8 @@ use crate::StoreError;
 const MAX_GROUP: usize = 512;
 /// How many reads may run at once.
 const READERS: usize = 4;
+/// The writer asks for a checkpoint after this many group commits.
+const GROUPS_PER_CHECKPOINT: u32 = 64;
 
 /// A queued write: runs inside the group transaction, then hears whether the group committed.
 trait Job: Send {
@@ -73,7 +78,8 @@ pub(crate) struct Engine {
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(path, flags)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
-    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    // Savepoint journals and sorts stay in memory: they never need to survive a crash.
+    connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
     Ok(connection)
 }
 
@@ -85,6 +91,14 @@ impl Engine {
             return Err(StoreError::Commit { detail: format!("journal mode is {mode}, not wal") });
         }
         schema::migrate(&mut connection)?;
+        // The checkpointer thread does this instead.
+        connection.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer = open(path, OpenFlags::default())?;
+        let (checkpoint_wanted, checkpoint_requests) = std::sync::mpsc::sync_channel::<()>(1);
+        thread::Builder::new()
+            .name("hookline-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests))
+            .map_err(|source| StoreError::Thread { source })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
@@ -92,7 +106,7 @@ impl Engine {
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>(4096);
         thread::Builder::new()
             .name("hookline-sqlite-writer".into())
-            .spawn(move || write_loop(connection, receiver))
+            .spawn(move || write_loop(connection, receiver, checkpoint_wanted))
             .map_err(|source| StoreError::Thread { source })?;
         Ok(Arc::new(Engine {
             writer: sender,
@@ -139,8 +153,13 @@ impl Engine {
     }
 }
 
-fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(
+    mut connection: Connection,
+    mut receiver: mpsc::Receiver<Box<dyn Job>>,
+    checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
+) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
+    let mut groups_since_checkpoint = 0;
     while let Some(first) = receiver.blocking_recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -155,6 +174,25 @@ fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn J
         }
         for job in group.drain(..) {
             job.finish(commit.as_ref().map(|_| ()));
+        }
+        groups_since_checkpoint += 1;
+        // A request already waiting covers this one too.
+        if groups_since_checkpoint >= GROUPS_PER_CHECKPOINT && checkpoint_wanted.try_send(()).is_ok() {
+            groups_since_checkpoint = 0;
+        }
+    }
+    // The last writes are in the WAL, which SQLite replays at the next open; one more checkpoint keeps it short.
+    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        tracing::debug!(%error, "the closing checkpoint failed");
+    }
+}
+
+/// Checkpoints whenever the writer asks; ends with the writer. A passive checkpoint copies what no reader still
+/// needs and never blocks the writer.
+fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<()>) {
+    while requests.recv().is_ok() {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
         }
     }
 }

@@ -584,12 +584,12 @@ impl SqliteStore {
             .await
     }
 
-    pub(crate) async fn record_outcomes(&self, outcomes: Vec<AttemptOutcome>) -> Result<usize, StoreError> {
+    pub(crate) async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
         self.engine
             .write(move |connection| {
                 let mut recorded = 0;
                 let now = Timestamp::now().unix_millis();
-                for outcome in &outcomes {
+                for outcome in outcomes.iter() {
                     let (status, next_attempt) = next_state(&outcome.next);
                     let attempt = &outcome.attempt;
                     let updated = connection
