@@ -43,13 +43,16 @@ where
 {
     fn run(&mut self, connection: &Connection) {
         let Some(work) = self.work.take() else { return };
-        let outcome = match connection.execute_batch("SAVEPOINT job") {
+        // Prepared once per connection: parsing these on every write was a good part of the writer's time.
+        let run = |sql: &str| connection.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
+        let outcome = match run("SAVEPOINT job") {
             Err(error) => Err(StoreError::from(error)),
-            Ok(()) => {
+            Ok(_) => {
                 let outcome = work(connection);
-                let close = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                match connection.execute_batch(close) {
-                    Ok(()) => outcome,
+                let closed =
+                    if outcome.is_ok() { run("RELEASE job") } else { run("ROLLBACK TO job").and(run("RELEASE job")) };
+                match closed {
+                    Ok(_) => outcome,
                     Err(error) => Err(StoreError::from(error)),
                 }
             }
