@@ -244,6 +244,31 @@ async fn a_slow_endpoint_does_not_delay_a_fast_one() {
 }
 
 #[tokio::test]
+async fn an_endpoint_at_its_concurrency_cap_with_a_queue_does_not_hold_up_the_others() {
+    let dir = TempDir::new("busy");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_ENDPOINT_CONCURRENCY", "2")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    server.tenant("acme").await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    slow.answer(Reply::status(200).after(Duration::from_secs(3)));
+    server.endpoint("acme", json!({"url": slow.url, "topics": ["pdf.processed"]})).await;
+    server.endpoint("acme", json!({"url": fast.url, "topics": ["pdf.processed"]})).await;
+    // The slow endpoint takes two attempts and then has eight queued behind them, due before any new event's.
+    for number in 0..10 {
+        server.publish("acme", "pdf.processed", &format!(r#"{{"n":{number}}}"#)).await;
+    }
+    slow.wait_for(2, Duration::from_secs(2)).await;
+    fast.wait_for(10, Duration::from_secs(2)).await;
+    let published = Instant::now();
+    let late = server.publish("acme", "pdf.processed", r#"{"n":10}"#).await;
+    let got = fast.wait_for(11, Duration::from_secs(2)).await;
+    assert_eq!(got[10].header("hookline-event-id"), Some(late.as_str()));
+    let waited = got[10].at.duration_since(published);
+    assert!(waited < Duration::from_millis(1500), "the fast endpoint waited {waited:?} behind the busy one");
+    assert_eq!(slow.requests().len(), 2, "the slow endpoint never has more than its cap in flight");
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_never_makes_a_second_event() {
     let dir = TempDir::new("idempotent");
     let server = Hookline::start(dir.path()).await;

@@ -548,27 +548,13 @@ impl PostgresStore {
 
     pub(crate) async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let busy: Vec<&str> = claim.busy_endpoints.iter().map(EndpointId::as_str).collect();
+        // Which deliveries: see `CLAIM_EARLIEST` and `CLAIM_AROUND_BUSY`. Rows another claim holds are skipped.
+        let due = if busy.is_empty() { CLAIM_EARLIEST } else { CLAIM_AROUND_BUSY };
         let mut connection = self.pool.get().await?;
-        // Locks the earliest due deliveries (a window of a few batches) that no other claim holds, keeps at most
-        // `per_endpoint` of each endpoint, and leases those to this node; unkept rows are unlocked at once.
         let rows = session!(self, connection)
             .query(
                 &format!(
-                    "WITH candidate AS (
-                        SELECT d.id, d.endpoint_id, d.next_attempt_at
-                        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                        WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled
-                          AND NOT (d.endpoint_id = ANY($5))
-                        ORDER BY d.next_attempt_at LIMIT $4::int8 * 4
-                        FOR UPDATE OF d SKIP LOCKED
-                     ), due AS (
-                        SELECT id FROM (
-                            SELECT id, next_attempt_at,
-                                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
-                            FROM candidate
-                        ) ranked
-                        WHERE position <= $7::int8 ORDER BY next_attempt_at LIMIT $4::int8
-                     ), d AS (
+                    "WITH {due}, d AS (
                         UPDATE deliveries SET next_attempt_at = $2, lease = $3, lease_node = $6
                         FROM due WHERE deliveries.id = due.id
                         RETURNING deliveries.*
@@ -675,6 +661,43 @@ impl PostgresStore {
         read_all(rows, |row| Ok((parse_status(&row.text(0)?)?, row.integer(1)?.max(0) as u64)))
     }
 }
+
+/// The deliveries a claim takes when no endpoint is busy: the earliest due (from a window of a few batches), at
+/// most `$7` of each endpoint. Parameters: `$1` now, `$4` the limit, `$5` busy endpoints (none here), `$7` the
+/// per-endpoint cap.
+const CLAIM_EARLIEST: &str = "candidate AS (
+        SELECT d.id, d.endpoint_id, d.next_attempt_at
+        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled AND cardinality($5::text[]) = 0
+        ORDER BY d.next_attempt_at LIMIT $4::int8 * 4
+        FOR UPDATE OF d SKIP LOCKED
+    ), due AS (
+        SELECT id FROM (
+            SELECT id, next_attempt_at,
+                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+            FROM candidate
+        ) ranked
+        WHERE position <= $7::int8 ORDER BY next_attempt_at LIMIT $4::int8
+    )";
+
+/// The deliveries a claim takes while some endpoints (`$5`) are busy: walking the queue in due order would step
+/// over every due delivery of a busy endpoint, and a slow endpoint piles up many, so each other endpoint with
+/// work due is visited through its own index instead, the longest waiting first.
+const CLAIM_AROUND_BUSY: &str = "ready AS (
+        SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                      WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+        FROM endpoints e
+        WHERE e.enabled AND NOT (e.id = ANY($5))
+    ), due AS (
+        SELECT picked.id FROM ready CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.endpoint_id = ready.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+            ORDER BY d.next_attempt_at LIMIT $7::int8
+            FOR UPDATE SKIP LOCKED
+        ) picked
+        WHERE ready.due <= $1
+        ORDER BY picked.next_attempt_at LIMIT $4::int8
+    )";
 
 /// Attempt outcomes as one array per column, for a batch written with `unnest`.
 #[derive(Default)]

@@ -5,7 +5,8 @@ use tokio_postgres::Client;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only; never edit a shipped one.
 /// Columns mirror the SQLite schema; every integer is `BIGINT` so both backends read rows the same way.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -97,7 +98,11 @@ CREATE TABLE attempts (
     error_detail TEXT,
     PRIMARY KEY (delivery_id, number)
 );
-"#];
+"#,
+    r#"
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
+"#,
+];
 
 /// The advisory lock that serialises migrations across nodes ("hookline" in ASCII).
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;

@@ -544,29 +544,11 @@ impl SqliteStore {
         self.engine
             .write(move |connection| {
                 let lease = lease_token();
-                // The earliest due deliveries (a window of a few batches), at most `per_endpoint` of each endpoint.
-                let claimed = connection
-                    .prepare_cached(
-                        "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
-                            SELECT id FROM (
-                                SELECT id, next_attempt_at,
-                                    row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
-                                FROM (
-                                    SELECT d.id, d.endpoint_id, d.next_attempt_at
-                                    FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                                    WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
-                                      AND d.endpoint_id NOT IN (SELECT value FROM json_each(?5))
-                                    ORDER BY d.next_attempt_at LIMIT ?4 * 4))
-                            WHERE position <= ?6 ORDER BY next_attempt_at LIMIT ?4)",
-                    )?
-                    .execute(params![
-                        claim.now.unix_millis(),
-                        claim.lease_until.unix_millis(),
-                        lease,
-                        claim.limit,
-                        json_ids(&claim.busy_endpoints),
-                        claim.per_endpoint,
-                    ])?;
+                let claimed = if claim.busy_endpoints.is_empty() {
+                    claim_earliest(connection, &claim, lease)?
+                } else {
+                    claim_around_busy(connection, &claim, lease)?
+                };
                 if claimed == 0 {
                     return Ok(Vec::new());
                 }
@@ -679,6 +661,63 @@ impl SqliteStore {
             })
             .await
     }
+}
+
+/// Leases the earliest due deliveries (from a window of a few batches), at most `per_endpoint` of each endpoint.
+fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, next_attempt_at,
+                        row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+                    FROM (
+                        SELECT d.id, d.endpoint_id, d.next_attempt_at
+                        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                        WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = 1
+                        ORDER BY d.next_attempt_at LIMIT ?4 * 4))
+                WHERE position <= ?5 ORDER BY next_attempt_at LIMIT ?4)",
+        )?
+        .execute(params![
+            claim.now.unix_millis(),
+            claim.lease_until.unix_millis(),
+            lease,
+            claim.limit,
+            claim.per_endpoint
+        ])?)
+}
+
+/// Leases due deliveries while some endpoints are busy (at their concurrency cap). Walking the queue in due
+/// order would step over every due delivery of a busy endpoint on each claim, and a slow endpoint piles up many:
+/// instead, each other endpoint with work due is visited through its own index, the longest waiting first.
+fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
+    let mut ready = connection.prepare_cached(
+        "SELECT id FROM (
+            SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                          WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+            FROM endpoints e
+            WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?2)))
+         WHERE due <= ?1 ORDER BY due",
+    )?;
+    let endpoints: Vec<String> = ready
+        .query_map(params![claim.now.unix_millis(), json_ids(&claim.busy_endpoints)], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut take = connection.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?3, lease = ?4 WHERE id IN (
+            SELECT id FROM deliveries
+            WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+            ORDER BY next_attempt_at LIMIT ?5)",
+    )?;
+    let mut claimed = 0;
+    for endpoint in &endpoints {
+        let room = claim.limit.saturating_sub(claimed as u32).min(claim.per_endpoint);
+        if room == 0 {
+            break;
+        }
+        claimed +=
+            take.execute(params![endpoint, claim.now.unix_millis(), claim.lease_until.unix_millis(), lease, room])?;
+    }
+    Ok(claimed)
 }
 
 /// Ids as a JSON array, for `json_each` (SQLite has no array parameters).

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Append only; never edit a shipped one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -94,7 +95,11 @@ CREATE TABLE attempts (
     error_detail TEXT,
     PRIMARY KEY (delivery_id, number)
 );
-"#];
+"#,
+    r#"
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
+"#,
+];
 
 /// Brings the schema up to date inside one transaction.
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
