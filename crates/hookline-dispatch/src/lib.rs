@@ -7,13 +7,13 @@
 
 pub mod client;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_core::body::{EventParts, Format, build_body};
-use hookline_core::id::{EndpointId, EventId};
+use hookline_core::id::{DeliveryId, EndpointId, EventId};
 use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
@@ -58,26 +58,59 @@ impl Default for DispatchConfig {
     }
 }
 
-/// Runs the dispatcher until `shutdown` is cancelled; then in-flight attempts finish and are recorded.
+/// Runs the dispatcher until `shutdown` is cancelled; then in-flight attempts finish and are recorded, and
+/// deliveries claimed but not started go back to the queue.
 pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationToken) {
     let client = HttpClient::new(config.target_policy, config.timeout, config.response_body_limit);
     let dispatcher = Dispatcher {
         store: store.clone(),
         client,
         slots: Arc::new(Semaphore::new(config.concurrency)),
-        endpoint_slots: HashMap::new(),
+        lanes: HashMap::new(),
         capacity_freed: Arc::new(Notify::new()),
         config: Arc::new(config),
     };
     let (outcomes, outcome_queue) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record_outcomes(store, outcome_queue));
+    let recorder = tokio::spawn(record_outcomes(store.clone(), outcome_queue));
     let tasks = TaskTracker::new();
-    dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
+    let lanes = dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
     tasks.close();
     tasks.wait().await;
+    // Attempt tasks stop taking waiting deliveries once shutdown starts: give back what they left.
+    let left: Vec<(DeliveryId, i64)> =
+        lanes.values().flat_map(|lane| lane.take_all()).map(|(delivery, _)| (delivery.id, delivery.lease)).collect();
+    if let Err(error) = store.release(left).await {
+        tracing::error!(error = %error_chain(&error), "releasing unstarted deliveries failed; their leases expire");
+    }
     // The claim loop and every attempt have dropped their senders, so the recorder drains and ends.
     if let Err(error) = recorder.await {
         tracing::error!(%error, "the outcome recorder failed");
+    }
+}
+
+/// One endpoint's share of the dispatcher: its slots, and deliveries already claimed (leased) for it that wait
+/// for a slot. An attempt that ends takes the next waiting delivery at once, so a busy endpoint never waits
+/// for a round trip to the store between attempts.
+struct Lane {
+    slots: Arc<Semaphore>,
+    waiting: std::sync::Mutex<VecDeque<(ClaimedDelivery, Bytes)>>,
+}
+
+impl Lane {
+    fn next(&self) -> Option<(ClaimedDelivery, Bytes)> {
+        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).pop_front()
+    }
+
+    fn push(&self, delivery: (ClaimedDelivery, Bytes)) {
+        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).push_back(delivery);
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).len()
+    }
+
+    fn take_all(&self) -> Vec<(ClaimedDelivery, Bytes)> {
+        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).drain(..).collect()
     }
 }
 
@@ -85,34 +118,38 @@ struct Dispatcher {
     store: Store,
     client: HttpClient,
     slots: Arc<Semaphore>,
-    endpoint_slots: HashMap<EndpointId, Arc<Semaphore>>,
+    lanes: HashMap<EndpointId, Arc<Lane>>,
     capacity_freed: Arc<Notify>,
     config: Arc<DispatchConfig>,
 }
 
-/// How long a claim holds a delivery: the attempt's timeout, then as long again (at least 5 s) to record the
-/// outcome. A lease that runs out (its node died, or could not record) makes the delivery due again: the attempt
-/// may then be made twice, never lost.
+/// How long a claim holds a delivery: it may wait in its lane for one attempt to end (the timeout at most), then
+/// take its own attempt (the timeout again), then 5 s to record the outcome. A lease that runs out (its node died,
+/// or could not record) makes the delivery due again: the attempt may then be made twice, never lost.
 fn lease_length(timeout: Duration) -> Duration {
-    timeout + timeout.max(Duration::from_secs(5))
+    timeout * 2 + Duration::from_secs(5)
 }
 
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.
 const MAX_IDLE: Duration = Duration::from_secs(30);
-/// How many deliveries one claim may take.
+/// How many deliveries one claim may take, and how many claimed deliveries may wait for a slot in all.
 const CLAIM_BATCH: usize = 256;
 
 impl Dispatcher {
+    /// Claims and starts deliveries until `shutdown`; returns the lanes, whose waiting deliveries the caller
+    /// gives back once every attempt has ended.
     async fn claim_loop(
         mut self,
         tasks: &TaskTracker,
         outcomes: mpsc::UnboundedSender<AttemptOutcome>,
         shutdown: CancellationToken,
-    ) {
+    ) -> HashMap<EndpointId, Arc<Lane>> {
         let work = self.store.work_signal();
         while !shutdown.is_cancelled() {
-            let free = self.slots.available_permits().min(CLAIM_BATCH);
-            if free == 0 {
+            self.start_waiting(tasks, &outcomes, &shutdown);
+            let waiting: usize = self.lanes.values().map(|lane| lane.waiting()).sum();
+            let room = CLAIM_BATCH.saturating_sub(waiting);
+            if room == 0 || self.slots.available_permits() == 0 {
                 tokio::select! {
                     _ = self.capacity_freed.notified() => {}
                     _ = shutdown.cancelled() => {}
@@ -124,7 +161,7 @@ impl Dispatcher {
             let claim = Claim {
                 now,
                 lease_until,
-                limit: free as u32,
+                limit: room as u32,
                 per_endpoint: self.config.per_endpoint_concurrency.min(u32::MAX as usize) as u32,
                 busy_endpoints: self.busy_endpoints(),
             };
@@ -156,66 +193,75 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let mut over_cap = Vec::new();
             // An event going to several endpoints in this batch has its body built once per format.
             let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
             for delivery in claimed {
-                let endpoint_slots = Arc::clone(
-                    self.endpoint_slots
-                        .entry(delivery.endpoint.id.clone())
-                        .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_endpoint_concurrency))),
-                );
-                let Ok(endpoint_permit) = endpoint_slots.try_acquire_owned() else {
-                    over_cap.push((delivery.id, delivery.lease));
-                    continue;
-                };
-                let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-                    over_cap.push((delivery.id, delivery.lease));
-                    continue;
-                };
+                let body = bodies
+                    .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
+                    .or_insert_with(|| Bytes::from(body_of(&delivery)))
+                    .clone();
+                let per_endpoint = self.config.per_endpoint_concurrency;
+                let lane = Arc::clone(self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| {
+                    Arc::new(Lane { slots: Arc::new(Semaphore::new(per_endpoint)), waiting: Default::default() })
+                }));
+                lane.push((delivery, body));
+            }
+            self.start_waiting(tasks, &outcomes, &shutdown);
+            self.forget_idle_endpoints();
+        }
+        self.lanes
+    }
+
+    /// Starts an attempt task for every waiting delivery that has a slot, for its endpoint and overall. Each task
+    /// goes on with its lane's next waiting delivery until there is none (or shutdown has begun).
+    fn start_waiting(
+        &self,
+        tasks: &TaskTracker,
+        outcomes: &mpsc::UnboundedSender<AttemptOutcome>,
+        shutdown: &CancellationToken,
+    ) {
+        for lane in self.lanes.values() {
+            while lane.waiting() > 0 {
+                let Ok(endpoint_permit) = Arc::clone(&lane.slots).try_acquire_owned() else { break };
+                let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else { return };
+                let Some(first) = lane.next() else { break };
                 let attempt = Attempter {
                     client: self.client.clone(),
                     config: Arc::clone(&self.config),
                     outcomes: outcomes.clone(),
                 };
-                let body = bodies
-                    .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
-                    .or_insert_with(|| Bytes::from(body_of(&delivery)))
-                    .clone();
-                let capacity_freed = Arc::clone(&self.capacity_freed);
+                let (lane, capacity_freed, stopping) =
+                    (Arc::clone(lane), Arc::clone(&self.capacity_freed), shutdown.clone());
                 tasks.spawn(async move {
-                    attempt.deliver(delivery, body).await;
+                    let mut next = Some(first);
+                    while let Some((delivery, body)) = next {
+                        attempt.clone().deliver(delivery, body).await;
+                        next = if stopping.is_cancelled() { None } else { lane.next() };
+                    }
                     drop((permit, endpoint_permit));
                     capacity_freed.notify_one();
                 });
             }
-            if !over_cap.is_empty()
-                && let Err(error) = self.store.release(over_cap).await
-            {
-                tracing::error!(error = %error_chain(&error), "releasing leases failed; they expire by themselves");
-            }
-            self.forget_idle_endpoints();
         }
     }
 
-    /// Endpoints with no free slot, which the next claim skips.
+    /// Endpoints with deliveries waiting in their lane, which the next claim skips. A lane with a free slot has
+    /// none waiting (they were started), so what waits is at most one claim's share, and each waits for one
+    /// attempt at most: that bounds the lease (`lease_length`).
     fn busy_endpoints(&self) -> Vec<EndpointId> {
-        self.endpoint_slots
-            .iter()
-            .filter(|(_, slots)| slots.available_permits() == 0)
-            .map(|(endpoint, _)| endpoint.clone())
-            .collect()
+        self.lanes.iter().filter(|(_, lane)| lane.waiting() > 0).map(|(endpoint, _)| endpoint.clone()).collect()
     }
 
     fn forget_idle_endpoints(&mut self) {
-        if self.endpoint_slots.len() > 4096 {
+        if self.lanes.len() > 4096 {
             let limit = self.config.per_endpoint_concurrency;
-            self.endpoint_slots.retain(|_, slots| slots.available_permits() < limit);
+            self.lanes.retain(|_, lane| lane.slots.available_permits() < limit || lane.waiting() > 0);
         }
     }
 }
 
 /// Everything one attempt needs, moved into its task.
+#[derive(Clone)]
 struct Attempter {
     client: HttpClient,
     config: Arc<DispatchConfig>,

@@ -25,7 +25,7 @@ fn postgres_enabled(test: &str) -> bool {
     on_postgres()
 }
 
-/// Short attempts, so leases (the timeout twice over, at least 5 s more) of a killed node run out quickly.
+/// Short attempts, so leases (twice the timeout and 5 s more) of a killed node run out quickly.
 const NODE_ENV: &[(&str, &str)] =
     &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_TIMEOUT", "1s")];
 
