@@ -17,7 +17,9 @@ use hookline_core::id::{DeliveryId, EndpointId, EventId};
 use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
-use hookline_store::{Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, NextStep, Store};
+use hookline_store::{
+    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, NextStep, Store,
+};
 use hookline_verify::Signer;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -94,9 +96,45 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
 struct Lane {
     slots: Arc<Semaphore>,
     waiting: std::sync::Mutex<VecDeque<(ClaimedDelivery, Bytes)>>,
+    signers: std::sync::Mutex<Option<PreparedSigners>>,
+}
+
+/// An endpoint's signers, prepared once for the secret and schemes they were made from.
+struct PreparedSigners {
+    secret: String,
+    schemes: Vec<hookline_verify::Scheme>,
+    signers: Result<Arc<[Signer]>, String>,
 }
 
 impl Lane {
+    fn new(per_endpoint: usize) -> Lane {
+        Lane { slots: Arc::new(Semaphore::new(per_endpoint)), waiting: Default::default(), signers: Default::default() }
+    }
+
+    /// The endpoint's signers, prepared again only when its secret or schemes changed; the error says why its
+    /// secret cannot sign.
+    fn signers(&self, endpoint: &Endpoint) -> Result<Arc<[Signer]>, String> {
+        let mut prepared = self.signers.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(prepared) = &*prepared
+            && prepared.secret == endpoint.secret
+            && prepared.schemes == endpoint.signing
+        {
+            return prepared.signers.clone();
+        }
+        let signers = endpoint
+            .signing
+            .iter()
+            .map(|scheme| Signer::new(*scheme, &endpoint.secret).map_err(|error| error.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Arc::from);
+        *prepared = Some(PreparedSigners {
+            secret: endpoint.secret.clone(),
+            schemes: endpoint.signing.clone(),
+            signers: signers.clone(),
+        });
+        signers
+    }
+
     fn next(&self) -> Option<(ClaimedDelivery, Bytes)> {
         self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).pop_front()
     }
@@ -201,9 +239,9 @@ impl Dispatcher {
                     .or_insert_with(|| Bytes::from(body_of(&delivery)))
                     .clone();
                 let per_endpoint = self.config.per_endpoint_concurrency;
-                let lane = Arc::clone(self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| {
-                    Arc::new(Lane { slots: Arc::new(Semaphore::new(per_endpoint)), waiting: Default::default() })
-                }));
+                let lane = Arc::clone(
+                    self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| Arc::new(Lane::new(per_endpoint))),
+                );
                 lane.push((delivery, body));
             }
             self.start_waiting(tasks, &outcomes, &shutdown);
@@ -235,7 +273,8 @@ impl Dispatcher {
                 tasks.spawn(async move {
                     let mut next = Some(first);
                     while let Some((delivery, body)) = next {
-                        attempt.clone().deliver(delivery, body).await;
+                        let signers = lane.signers(&delivery.endpoint);
+                        attempt.clone().deliver(delivery, body, signers).await;
                         next = if stopping.is_cancelled() { None } else { lane.next() };
                     }
                     drop((permit, endpoint_permit));
@@ -269,8 +308,8 @@ struct Attempter {
 }
 
 impl Attempter {
-    /// Sends `body` (the delivery's exact bytes, see `body_of`) signed, and queues the outcome.
-    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes) {
+    /// Sends `body` (the delivery's exact bytes, see `body_of`) signed by `signers`, and queues the outcome.
+    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes, signers: Result<Arc<[Signer]>, String>) {
         let number = delivery.attempts + 1;
         let started = Timestamp::now();
         let mut headers: Vec<(&'static str, String)> = vec![
@@ -281,17 +320,15 @@ impl Attempter {
             ("hookline-topic", delivery.topic.to_string()),
             ("hookline-attempt", number.to_string()),
         ];
-        let mut signing_error = None;
-        for scheme in &delivery.endpoint.signing {
-            match Signer::new(*scheme, &delivery.endpoint.secret) {
-                Ok(signer) => signer.sign(delivery.event_id.as_str(), started.unix_seconds(), &body, &mut headers),
-                Err(error) => signing_error = Some(error.to_string()),
+        let exchange = match signers {
+            Ok(signers) => {
+                for signer in signers.iter() {
+                    signer.sign(delivery.event_id.as_str(), started.unix_seconds(), &body, &mut headers);
+                }
+                self.client.post(&delivery.endpoint.url, &headers, body).await
             }
-        }
-        let exchange = match signing_error {
             // A secret that cannot sign is the endpoint's configuration problem; sending unsigned would be worse.
-            Some(detail) => client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Io, detail)) },
-            None => self.client.post(&delivery.endpoint.url, &headers, body).await,
+            Err(detail) => client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Io, detail)) },
         };
         let (status, retry_after) = match &exchange.result {
             Ok(response) => {
