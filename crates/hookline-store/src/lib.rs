@@ -174,11 +174,6 @@ impl Store {
         Ok(Store { backend, work })
     }
 
-    /// Opens the embedded store in `data_dir`.
-    pub async fn open_sqlite(data_dir: &std::path::Path) -> Result<Store, StoreError> {
-        Store::open(&Database::Sqlite { data_dir: data_dir.to_owned() }, data_dir).await
-    }
-
     /// Where the data lives, for operators' messages (a PostgreSQL url without its password).
     pub fn location(&self) -> String {
         match &self.backend {
@@ -413,10 +408,5 @@ impl Store {
     /// A leased delivery falls due when its lease expires.
     pub async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
         on_backend!(self, next_due(busy_endpoints))
-    }
-
-    /// Counts deliveries by status, for tests and operators.
-    pub async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        on_backend!(self, delivery_counts())
     }
 }

@@ -144,7 +144,7 @@ pub(crate) fn event_row(row: &dyn Columns) -> Result<Event, StoreError> {
     })
 }
 
-pub(crate) fn parse_status(text: &str) -> Result<DeliveryStatus, StoreError> {
+fn parse_status(text: &str) -> Result<DeliveryStatus, StoreError> {
     DeliveryStatus::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("delivery status {text:?}") })
 }
 

@@ -652,14 +652,6 @@ impl PostgresStore {
             .await?;
         Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
     }
-
-    pub(crate) async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        let mut connection = self.pool.get().await?;
-        let rows = session!(self, connection)
-            .query("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status", &[])
-            .await?;
-        read_all(rows, |row| Ok((parse_status(&row.text(0)?)?, row.integer(1)?.max(0) as u64)))
-    }
 }
 
 /// The deliveries a claim takes when no endpoint is busy: the earliest due (from a window of a few batches), at

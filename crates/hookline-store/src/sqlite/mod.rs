@@ -651,16 +651,6 @@ impl SqliteStore {
             })
             .await
     }
-
-    pub(crate) async fn delivery_counts(&self) -> Result<Vec<(DeliveryStatus, u64)>, StoreError> {
-        self.engine
-            .read(|connection| {
-                let mut statement = connection
-                    .prepare_cached("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")?;
-                all(&mut statement, [], |row| Ok((parse_status(&row.text(0)?)?, row.integer(1)?.max(0) as u64)))
-            })
-            .await
-    }
 }
 
 /// Leases the earliest due deliveries (from a window of a few batches), at most `per_endpoint` of each endpoint.
