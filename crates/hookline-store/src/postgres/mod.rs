@@ -733,7 +733,7 @@ impl OutcomeColumns {
 
 /// Wakes every node's dispatcher once this transaction commits.
 async fn notify_work<C: GenericClient + Sync>(session: &mut Session<'_, C>) -> Result<(), StoreError> {
-    session.execute("SELECT pg_notify('hookline_work', '')", &[]).await.map(|_| ())
+    session.execute(&format!("SELECT pg_notify('{WORK_CHANNEL}', '')"), &[]).await.map(|_| ())
 }
 
 async fn tenant_exists<C: GenericClient + Sync>(
