@@ -7,7 +7,7 @@
 
 pub mod client;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +69,7 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
         client,
         slots: Arc::new(Semaphore::new(config.concurrency)),
         lanes: HashMap::new(),
+        backlogged: HashSet::new(),
         capacity_freed: Arc::new(Notify::new()),
         config: Arc::new(config),
     };
@@ -157,6 +158,9 @@ struct Dispatcher {
     client: HttpClient,
     slots: Arc<Semaphore>,
     lanes: HashMap<EndpointId, Arc<Lane>>,
+    /// The endpoints whose lane may have deliveries waiting: the only lanes the claim loop looks at, so its work
+    /// does not grow with the number of endpoints.
+    backlogged: HashSet<EndpointId>,
     capacity_freed: Arc<Notify>,
     config: Arc<DispatchConfig>,
 }
@@ -185,7 +189,8 @@ impl Dispatcher {
         let work = self.store.work_signal();
         while !shutdown.is_cancelled() {
             self.start_waiting(tasks, &outcomes, &shutdown);
-            let waiting: usize = self.lanes.values().map(|lane| lane.waiting()).sum();
+            let waiting: usize =
+                self.backlogged.iter().filter_map(|endpoint| self.lanes.get(endpoint)).map(|lane| lane.waiting()).sum();
             let room = CLAIM_BATCH.saturating_sub(waiting);
             if room == 0 || self.slots.available_permits() == 0 {
                 tokio::select! {
@@ -242,6 +247,7 @@ impl Dispatcher {
                 let lane = Arc::clone(
                     self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| Arc::new(Lane::new(per_endpoint))),
                 );
+                self.backlogged.insert(delivery.endpoint.id.clone());
                 lane.push((delivery, body));
             }
             self.start_waiting(tasks, &outcomes, &shutdown);
@@ -253,15 +259,15 @@ impl Dispatcher {
     /// Starts an attempt task for every waiting delivery that has a slot, for its endpoint and overall. Each task
     /// goes on with its lane's next waiting delivery until there is none (or shutdown has begun).
     fn start_waiting(
-        &self,
+        &mut self,
         tasks: &TaskTracker,
         outcomes: &mpsc::UnboundedSender<AttemptOutcome>,
         shutdown: &CancellationToken,
     ) {
-        for lane in self.lanes.values() {
+        'lanes: for lane in self.backlogged.iter().filter_map(|endpoint| self.lanes.get(endpoint)) {
             while lane.waiting() > 0 {
                 let Ok(endpoint_permit) = Arc::clone(&lane.slots).try_acquire_owned() else { break };
-                let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else { return };
+                let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else { break 'lanes };
                 let Some(first) = lane.next() else { break };
                 let attempt = Attempter {
                     client: self.client.clone(),
@@ -282,19 +288,22 @@ impl Dispatcher {
                 });
             }
         }
+        let lanes = &self.lanes;
+        self.backlogged.retain(|endpoint| lanes.get(endpoint).is_some_and(|lane| lane.waiting() > 0));
     }
 
     /// Endpoints with deliveries waiting in their lane, which the next claim skips. A lane with a free slot has
     /// none waiting (they were started), so what waits is at most one claim's share, and each waits for one
     /// attempt at most: that bounds the lease (`lease_length`).
     fn busy_endpoints(&self) -> Vec<EndpointId> {
-        self.lanes.iter().filter(|(_, lane)| lane.waiting() > 0).map(|(endpoint, _)| endpoint.clone()).collect()
+        self.backlogged.iter().cloned().collect()
     }
 
     fn forget_idle_endpoints(&mut self) {
         if self.lanes.len() > 4096 {
             let limit = self.config.per_endpoint_concurrency;
-            self.lanes.retain(|_, lane| lane.slots.available_permits() < limit || lane.waiting() > 0);
+            let backlogged = &self.backlogged;
+            self.lanes.retain(|endpoint, lane| lane.slots.available_permits() < limit || backlogged.contains(endpoint));
         }
     }
 }

@@ -50,18 +50,15 @@ impl Server {
         let store = Store::open(&config.database(), &config.data_dir).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
             Some(key) => (hash_api_key(key), None),
-            None => match store.admin_key_hash().await? {
-                Some(hash) => (hash, None),
-                None => {
-                    // Several nodes may start on an empty database at once: one key wins, and only the node
-                    // whose key won prints it.
-                    let key = generate_api_key("hka_");
-                    let hash = hash_api_key(&key);
-                    let stored = store.settle_admin_key_hash(hash.clone()).await?;
-                    let generated = (stored == hash).then_some(key);
-                    (stored, generated)
-                }
-            },
+            None => {
+                // The first start stores a new key's hash; later starts (and nodes that lose the race to start
+                // first on an empty database) get the stored one back, and print nothing.
+                let key = generate_api_key("hka_");
+                let hash = hash_api_key(&key);
+                let stored = store.settle_admin_key_hash(hash.clone()).await?;
+                let generated = (stored == hash).then_some(key);
+                (stored, generated)
+            }
         };
         let listener = TcpListener::bind(config.listen)
             .await

@@ -85,10 +85,7 @@ impl Database {
     /// Reads a database url: `postgres://…` / `postgresql://…`, or `sqlite://DIR` for the embedded store in DIR.
     pub fn parse(url: &str) -> Result<Database, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            url.parse::<tokio_postgres::Config>().map_err(|_| StoreError::InvalidUrl {
-                url: url.to_owned(),
-                hint: "expected postgres://user@host:port/database",
-            })?;
+            postgres::parse_url(url)?;
             Ok(Database::Postgres { url: url.to_owned() })
         } else if let Some(dir) = url.strip_prefix("sqlite://") {
             if dir.is_empty() {
@@ -194,11 +191,6 @@ impl Store {
     }
 
     // ----- settings and keys -----
-
-    /// The stored hash of the generated admin key, if one was generated.
-    pub async fn admin_key_hash(&self) -> Result<Option<String>, StoreError> {
-        on_backend!(self, admin_key_hash())
-    }
 
     /// Stores `hash` as the admin key's unless one is stored already (another node may have won the race), and
     /// returns the hash that is stored.

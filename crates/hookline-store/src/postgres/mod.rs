@@ -80,6 +80,14 @@ pub(crate) struct PostgresStore {
     _lock: std::fs::File,
 }
 
+/// Reads a `postgres://` url into a connection configuration.
+pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse().map_err(|_| StoreError::InvalidUrl {
+        url: url.to_owned(),
+        hint: "expected postgres://user@host:port/database",
+    })
+}
+
 /// Reads the node's identity from its directory, making one on first start.
 fn node_identity(node_dir: &std::path::Path) -> Result<String, StoreError> {
     let path = node_dir.join("node-id");
@@ -135,10 +143,7 @@ impl PostgresStore {
         node_dir: &std::path::Path,
         work: Arc<Notify>,
     ) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::InvalidUrl {
-            url: url.to_owned(),
-            hint: "expected postgres://user@host:port/database",
-        })?;
+        let config = parse_url(url)?;
         let lock = lock_data_dir(node_dir)?;
         let node = node_identity(node_dir)?;
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
@@ -203,14 +208,6 @@ impl PostgresStore {
     }
 
     // ----- settings and keys -----
-
-    pub(crate) async fn admin_key_hash(&self) -> Result<Option<String>, StoreError> {
-        let mut connection = self.pool.get().await?;
-        let row = session!(self, connection)
-            .query_opt("SELECT value FROM settings WHERE key = 'admin_key_hash'", &[])
-            .await?;
-        row.map(|row| row.text(0)).transpose()
-    }
 
     pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
         let mut connection = self.pool.get().await?;

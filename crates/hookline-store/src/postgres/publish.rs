@@ -9,7 +9,7 @@ use hookline_core::id::DeliveryId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::pool::{Connection, Pool, Session};
-use super::{existing_event, notify_work, read_first};
+use super::{existing_event, notify_work};
 use crate::StoreError;
 use crate::model::{Event, Published};
 use crate::rows::{Columns, EVENT_COLUMNS, event_row};
@@ -61,32 +61,34 @@ async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJ
                 return;
             }
         }
-        let events: Vec<Event> = jobs.iter().map(|job| job.event.clone()).collect();
+        // Events and replies apart, so the batch is written from the events themselves, not copies.
+        let (events, replies): (Vec<Event>, Vec<oneshot::Sender<Answer>>) =
+            jobs.drain(..).map(|job| (job.event, job.reply)).unzip();
         match write_batch(&pool, &events).await {
             Ok(answers) => {
-                for (job, answer) in jobs.drain(..).zip(answers) {
+                for (reply, answer) in replies.into_iter().zip(answers) {
                     // The caller may have gone away; what was committed stands.
-                    let _ = job.reply.send(answer);
+                    let _ = reply.send(answer);
                 }
             }
             // Unreachable: nothing was written, and each caller hears so.
             Err(error) if error.is_unavailable() => {
-                for job in jobs.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Unavailable { location: pool.location().to_owned(), source: None }));
+                for reply in replies {
+                    let _ =
+                        reply.send(Err(StoreError::Unavailable { location: pool.location().to_owned(), source: None }));
                 }
                 tracing::warn!(error = %error, "publishing failed: the database is unreachable");
             }
             // Any other failure may be one event's: write each alone, so only that one fails.
             Err(error) => {
-                tracing::warn!(error = %error, jobs = jobs.len(), "a publish batch failed; writing its events one by one");
-                for job in jobs.drain(..) {
-                    let answer = match write_batch(&pool, std::slice::from_ref(&job.event)).await {
-                        Ok(mut answers) => answers.pop().unwrap_or(Err(StoreError::Closed)),
+                tracing::warn!(error = %error, jobs = events.len(), "a publish batch failed; writing its events one by one");
+                for (event, reply) in events.iter().zip(replies) {
+                    let answer = match write_batch(&pool, std::slice::from_ref(event)).await {
+                        // A batch of one has one answer.
+                        Ok(mut answers) => answers.pop().unwrap_or(Ok(None)),
                         Err(error) => Err(error),
                     };
-                    let _ = job.reply.send(answer);
+                    let _ = reply.send(answer);
                 }
             }
         }
@@ -211,7 +213,7 @@ async fn existing_by_key<'a>(
         .await?;
     for row in rows {
         let deliveries = row.integer(7)?.max(0) as u64;
-        let Some(event) = read_first(Some(row), event_row)? else { continue };
+        let event = event_row(&row)?;
         if let Some(key) = keyed
             .iter()
             .find(|(tenant, key)| *tenant == event.tenant.as_str() && Some(*key) == event.idempotency_key.as_deref())

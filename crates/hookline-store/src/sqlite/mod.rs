@@ -126,10 +126,6 @@ impl SqliteStore {
 
     // ----- settings and keys -----
 
-    pub(crate) async fn admin_key_hash(&self) -> Result<Option<String>, StoreError> {
-        self.engine.read(|connection| setting(connection, "admin_key_hash")).await
-    }
-
     pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
         self.engine
             .write(move |connection| {
@@ -257,9 +253,10 @@ impl SqliteStore {
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
         self.engine
             .write(move |connection| {
-                // Children first, so the cascade does not have to find them row by row.
+                // Children first, so the cascade does not have to find them row by row. SQLite reads the
+                // statements' `$1` as their first parameter, as PostgreSQL does.
                 for sql in TENANT_CHILDREN_DELETES {
-                    connection.execute(&sql.replace("$1", "?1"), [id.as_str()])?;
+                    connection.execute(sql, [id.as_str()])?;
                 }
                 Ok(connection.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()])? > 0)
             })
