@@ -61,6 +61,13 @@ macro_rules! prefixed_id {
             }
         }
 
+        /// Maps keyed by id can be searched with the id's text.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl FromStr for $name {
             type Err = IdError;
 

@@ -119,8 +119,9 @@ impl HttpClient {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            // Every connection stays pooled: the dispatcher's concurrency already bounds how many there are, and
+            // a cap below it made busy hosts (many endpoints on one receiver) reconnect all the time.
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
             .build(connector);
         HttpClient { client, policy, timeout, response_body_limit }
     }

@@ -18,11 +18,13 @@ use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
 use hookline_store::{
-    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, NextStep, Store,
+    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, Handoff, NextStep, Store,
+    StoreError,
 };
 use hookline_verify::Signer;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -64,9 +66,13 @@ impl Default for DispatchConfig {
 /// deliveries claimed but not started go back to the queue.
 pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationToken) {
     let client = HttpClient::new(config.target_policy, config.timeout, config.response_body_limit);
+    let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
+    let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, CLAIM_BATCH as u32));
+    store.accept_handoff(Arc::clone(&handoff));
     let dispatcher = Dispatcher {
         store: store.clone(),
         client,
+        handoff: Arc::clone(&handoff),
         slots: Arc::new(Semaphore::new(config.concurrency)),
         lanes: HashMap::new(),
         backlogged: HashSet::new(),
@@ -79,9 +85,11 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
     let lanes = dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
     tasks.close();
     tasks.wait().await;
-    // Attempt tasks stop taking waiting deliveries once shutdown starts: give back what they left.
+    // Attempt tasks stop taking waiting deliveries once shutdown starts: give back what they left, and what
+    // publishes handed over after the claim loop's last look.
+    let unstarted = lanes.values().flat_map(|lane| lane.take_all()).map(|(delivery, _)| delivery);
     let left: Vec<(DeliveryId, i64)> =
-        lanes.values().flat_map(|lane| lane.take_all()).map(|(delivery, _)| (delivery.id, delivery.lease)).collect();
+        unstarted.chain(handoff.close()).map(|delivery| (delivery.id, delivery.lease)).collect();
     if let Err(error) = store.release(left).await {
         tracing::error!(error = %error_chain(&error), "releasing unstarted deliveries failed; their leases expire");
     }
@@ -95,6 +103,8 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
 /// for a slot. An attempt that ends takes the next waiting delivery at once, so a busy endpoint never waits
 /// for a round trip to the store between attempts.
 struct Lane {
+    endpoint: EndpointId,
+    handoff: Arc<Handoff>,
     slots: Arc<Semaphore>,
     waiting: std::sync::Mutex<VecDeque<(ClaimedDelivery, Bytes)>>,
     signers: std::sync::Mutex<Option<PreparedSigners>>,
@@ -108,8 +118,15 @@ struct PreparedSigners {
 }
 
 impl Lane {
-    fn new(per_endpoint: usize) -> Lane {
-        Lane { slots: Arc::new(Semaphore::new(per_endpoint)), waiting: Default::default(), signers: Default::default() }
+    fn new(endpoint: EndpointId, handoff: Arc<Handoff>, per_endpoint: usize) -> Lane {
+        handoff.track(&endpoint);
+        Lane {
+            endpoint,
+            handoff,
+            slots: Arc::new(Semaphore::new(per_endpoint)),
+            waiting: Default::default(),
+            signers: Default::default(),
+        }
     }
 
     /// The endpoint's signers, prepared again only when its secret or schemes changed; the error says why its
@@ -136,8 +153,13 @@ impl Lane {
         signers
     }
 
+    /// The next waiting delivery, whose place in the handoff's count is then free.
     fn next(&self) -> Option<(ClaimedDelivery, Bytes)> {
-        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).pop_front()
+        let next = self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).pop_front();
+        if next.is_some() {
+            self.handoff.started(&self.endpoint);
+        }
+        next
     }
 
     fn push(&self, delivery: (ClaimedDelivery, Bytes)) {
@@ -156,6 +178,8 @@ impl Lane {
 struct Dispatcher {
     store: Store,
     client: HttpClient,
+    /// Deliveries published on this process come through here, and it counts every delivery that waits.
+    handoff: Arc<Handoff>,
     slots: Arc<Semaphore>,
     lanes: HashMap<EndpointId, Arc<Lane>>,
     /// The endpoints whose lane may have deliveries waiting: the only lanes the claim loop looks at, so its work
@@ -174,7 +198,7 @@ fn lease_length(timeout: Duration) -> Duration {
 
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.
 const MAX_IDLE: Duration = Duration::from_secs(30);
-/// How many deliveries one claim may take, and how many claimed deliveries may wait for a slot in all.
+/// How many deliveries one claim may take, and how many deliveries may wait for a slot in all.
 const CLAIM_BATCH: usize = 256;
 
 impl Dispatcher {
@@ -187,73 +211,102 @@ impl Dispatcher {
         shutdown: CancellationToken,
     ) -> HashMap<EndpointId, Arc<Lane>> {
         let work = self.store.work_signal();
+        // Whether a claim may find something: due deliveries come from publishes the handoff had no room for
+        // (they signal `work`), retries falling due, expired leases, and endpoints that are no longer busy.
+        let mut due_in_store = true;
+        let mut skipped_busy = false;
+        let mut next_look = Instant::now() + MAX_IDLE;
         while !shutdown.is_cancelled() {
-            self.start_waiting(tasks, &outcomes, &shutdown);
-            let waiting: usize =
-                self.backlogged.iter().filter_map(|endpoint| self.lanes.get(endpoint)).map(|lane| lane.waiting()).sum();
-            let room = CLAIM_BATCH.saturating_sub(waiting);
-            if room == 0 || self.slots.available_permits() == 0 {
-                tokio::select! {
-                    _ = self.capacity_freed.notified() => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                continue;
+            let handed = self.handoff.take();
+            if !handed.is_empty() {
+                self.enqueue(handed, false);
             }
-            let now = Timestamp::now();
-            let lease_until = now.saturating_add(lease_length(self.config.timeout));
-            let claim = Claim {
-                now,
-                lease_until,
-                limit: room as u32,
-                per_endpoint: self.config.per_endpoint_concurrency.min(u32::MAX as usize) as u32,
-                busy_endpoints: self.busy_endpoints(),
-            };
-            let claimed = match self.store.claim_due(claim).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::error!(error = %error_chain(&error), "claiming due deliveries failed; retrying in 1s");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => {}
+            self.start_waiting(tasks, &outcomes, &shutdown);
+            let room = CLAIM_BATCH.saturating_sub(self.handoff.queued());
+            let slots_free = self.slots.available_permits() > 0;
+            if due_in_store && room < CLAIM_BATCH / 2 {
+                // Publishes keep handing over new deliveries: make them leave room for the due ones.
+                self.handoff.want_room();
+            } else if due_in_store && slots_free {
+                let busy_endpoints = self.busy_endpoints();
+                skipped_busy = !busy_endpoints.is_empty();
+                match self.claim(room, busy_endpoints).await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        due_in_store = false;
+                        let wait = match self.store.next_due(self.busy_endpoints()).await {
+                            Ok(Some(due)) => {
+                                Duration::from_millis((due.unix_millis() - Timestamp::now().unix_millis()).max(1) as u64)
+                            }
+                            Ok(None) => MAX_IDLE,
+                            Err(error) => {
+                                tracing::error!(error = %error_chain(&error), "reading the queue failed");
+                                Duration::from_secs(1)
+                            }
+                        };
+                        next_look = Instant::now() + wait.min(MAX_IDLE);
                     }
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
-                let wait = match self.store.next_due(self.busy_endpoints()).await {
-                    Ok(Some(due)) => Duration::from_millis((due.unix_millis() - now.unix_millis()).max(1) as u64),
-                    Ok(None) => MAX_IDLE,
                     Err(error) => {
-                        tracing::error!(error = %error_chain(&error), "reading the queue failed");
-                        Duration::from_secs(1)
+                        tracing::error!(error = %error_chain(&error), "claiming due deliveries failed; retrying in 1s");
+                        due_in_store = false;
+                        next_look = Instant::now() + Duration::from_secs(1);
                     }
-                };
-                tokio::select! {
-                    _ = work.notified() => {}
-                    _ = self.capacity_freed.notified() => {}
-                    _ = tokio::time::sleep(wait.min(MAX_IDLE)) => {}
-                    _ = shutdown.cancelled() => {}
                 }
-                continue;
             }
-            // An event going to several endpoints in this batch has its body built once per format.
-            let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
-            for delivery in claimed {
-                let body = bodies
-                    .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
-                    .or_insert_with(|| Bytes::from(body_of(&delivery)))
-                    .clone();
-                let per_endpoint = self.config.per_endpoint_concurrency;
-                let lane = Arc::clone(
-                    self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| Arc::new(Lane::new(per_endpoint))),
-                );
-                self.backlogged.insert(delivery.endpoint.id.clone());
-                lane.push((delivery, body));
+            tokio::select! {
+                _ = self.handoff.arrived() => {}
+                _ = self.handoff.room_made() => {}
+                _ = work.notified() => due_in_store = true,
+                // A claim skips busy endpoints; once one has room, its due deliveries may be claimed.
+                _ = self.capacity_freed.notified() => due_in_store |= skipped_busy,
+                _ = tokio::time::sleep_until(next_look) => {
+                    due_in_store = true;
+                    next_look = Instant::now() + MAX_IDLE;
+                }
+                _ = shutdown.cancelled() => {}
             }
-            self.start_waiting(tasks, &outcomes, &shutdown);
-            self.forget_idle_endpoints();
         }
         self.lanes
+    }
+
+    /// Claims up to `room` due deliveries and starts what it can; false when there were none.
+    async fn claim(&mut self, room: usize, busy_endpoints: Vec<EndpointId>) -> Result<bool, StoreError> {
+        let now = Timestamp::now();
+        let claim = Claim {
+            now,
+            lease_until: now.saturating_add(lease_length(self.config.timeout)),
+            limit: room as u32,
+            per_endpoint: self.config.per_endpoint_concurrency.min(u32::MAX as usize) as u32,
+            busy_endpoints,
+        };
+        let claimed = self.store.claim_due(claim).await?;
+        if claimed.is_empty() {
+            return Ok(false);
+        }
+        self.enqueue(claimed, true);
+        self.forget_idle_endpoints();
+        Ok(true)
+    }
+
+    /// Puts deliveries in their endpoints' lanes, building each body once per event and format. `claimed` ones
+    /// take a place in the handoff's count; handed-over ones have theirs.
+    fn enqueue(&mut self, deliveries: Vec<ClaimedDelivery>, claimed: bool) {
+        let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
+        for delivery in deliveries {
+            let body = bodies
+                .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
+                .or_insert_with(|| Bytes::from(body_of(&delivery)))
+                .clone();
+            let per_endpoint = self.config.per_endpoint_concurrency;
+            let lane = self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| {
+                Arc::new(Lane::new(delivery.endpoint.id.clone(), Arc::clone(&self.handoff), per_endpoint))
+            });
+            if claimed {
+                self.handoff.joined(&delivery.endpoint.id);
+            }
+            self.backlogged.insert(delivery.endpoint.id.clone());
+            lane.push((delivery, body));
+        }
     }
 
     /// Starts an attempt task for every waiting delivery that has a slot, for its endpoint and overall. Each task
@@ -303,7 +356,14 @@ impl Dispatcher {
         if self.lanes.len() > 4096 {
             let limit = self.config.per_endpoint_concurrency;
             let backlogged = &self.backlogged;
-            self.lanes.retain(|endpoint, lane| lane.slots.available_permits() < limit || backlogged.contains(endpoint));
+            let handoff = &self.handoff;
+            self.lanes.retain(|endpoint, lane| {
+                let keep = lane.slots.available_permits() < limit || backlogged.contains(endpoint);
+                if !keep {
+                    handoff.forget(endpoint);
+                }
+                keep
+            });
         }
     }
 }
@@ -382,7 +442,7 @@ impl Attempter {
                 number,
                 started,
                 duration_ms: exchange.elapsed.as_millis() as u64,
-                url: delivery.endpoint.url,
+                url: delivery.endpoint.url.clone(),
                 request_headers: headers.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
                 response_status,
                 response_headers,

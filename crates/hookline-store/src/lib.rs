@@ -5,6 +5,7 @@
 //! is opened; callers see one `Store` with typed records and never learn which database is underneath. Every
 //! write resolves only once it is committed.
 
+mod handoff;
 pub mod model;
 mod postgres;
 mod rows;
@@ -19,6 +20,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use tokio::sync::Notify;
 
+pub use crate::handoff::Handoff;
 pub use crate::model::*;
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
@@ -190,6 +192,16 @@ impl Store {
         on_backend!(self, ping())
     }
 
+    /// Lets publishes on this process hand their deliveries straight to its dispatcher, as far as `handoff` has
+    /// room (see `Handoff`). The embedded store does; on PostgreSQL every delivery goes through a claim, so that
+    /// the nodes share the work, and `handoff` only keeps the dispatcher's count.
+    pub fn accept_handoff(&self, handoff: Arc<Handoff>) {
+        match &self.backend {
+            Backend::Sqlite(backend) => backend.accept_handoff(handoff),
+            Backend::Postgres(_) => {}
+        }
+    }
+
     // ----- settings and keys -----
 
     /// Stores `hash` as the admin key's unless one is stored already (another node may have won the race), and
@@ -320,7 +332,7 @@ impl Store {
             idempotency_key: new.idempotency_key,
         };
         let published = on_backend!(self, publish(event))?;
-        if published.as_ref().is_some_and(|published| published.deliveries > 0 && !published.replayed) {
+        if published.as_ref().is_some_and(|published| published.due > 0) {
             self.work.notify_one();
         }
         Ok(published)

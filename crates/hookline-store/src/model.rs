@@ -1,5 +1,6 @@
 //! The records the store keeps, as the rest of Hookline sees them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::Scheme;
@@ -119,6 +120,9 @@ pub struct Published {
     pub event: Event,
     pub deliveries: u64,
     pub replayed: bool,
+    /// How many of the deliveries were written due, for a dispatcher's claim to find; the others went straight
+    /// to this process's dispatcher (see `Handoff`).
+    pub due: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -238,9 +242,10 @@ pub struct ClaimedDelivery {
     pub event_id: EventId,
     pub topic: TopicName,
     pub event_created: Timestamp,
-    pub data: String,
-    pub meta: Option<String>,
-    pub endpoint: Endpoint,
+    /// Shared by the event's deliveries that one claim or one publish hands over.
+    pub data: Arc<str>,
+    pub meta: Option<Arc<str>>,
+    pub endpoint: Arc<Endpoint>,
 }
 
 /// What to do with a delivery after an attempt.

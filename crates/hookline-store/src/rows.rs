@@ -1,6 +1,7 @@
 //! Mapping between rows and records: column lists, row readers and the text forms of list-valued columns.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::Scheme;
@@ -35,9 +36,18 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, event_id, endpoint_id,
 pub(crate) const ATTEMPT_COLUMNS: &str = "number, started_at, duration_ms, url, request_headers, response_status, \
      response_headers, response_body, error_kind, error_detail";
 /// A claimed delivery with its event (`v`) and its endpoint (`e`).
-pub(crate) const CLAIMED_COLUMNS: &str = "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, \
-     v.created_at, v.data, v.meta, e.id, e.tenant_id, e.url, e.topics, e.description, e.enabled, e.format, \
-     e.signing, e.secret, e.retry_schedule, e.created_at, e.updated_at";
+/// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
+macro_rules! claimed_delivery_columns {
+    () => {
+        "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, v.created_at, v.data, v.meta"
+    };
+}
+pub(crate) const CLAIMED_DELIVERY_COLUMNS: &str = claimed_delivery_columns!();
+pub(crate) const CLAIMED_COLUMNS: &str = concat!(
+    claimed_delivery_columns!(),
+    ", e.id, e.tenant_id, e.url, e.topics, e.description, e.enabled, e.format, e.signing, e.secret, \
+     e.retry_schedule, e.created_at, e.updated_at"
+);
 
 pub(crate) fn parse_field<T: FromStr>(text: &str) -> Result<T, StoreError>
 where
@@ -189,6 +199,11 @@ pub(crate) fn attempt_row(row: &dyn Columns) -> Result<Attempt, StoreError> {
 }
 
 pub(crate) fn claimed_row(row: &dyn Columns) -> Result<ClaimedDelivery, StoreError> {
+    claimed_with(row, Arc::new(endpoint_at(row, 10)?))
+}
+
+/// The columns of `CLAIMED_DELIVERY_COLUMNS`, for a delivery to `endpoint`.
+pub(crate) fn claimed_with(row: &dyn Columns, endpoint: Arc<Endpoint>) -> Result<ClaimedDelivery, StoreError> {
     Ok(ClaimedDelivery {
         id: parse_field(&row.text(0)?)?,
         lease: row.integer(1)?,
@@ -198,8 +213,8 @@ pub(crate) fn claimed_row(row: &dyn Columns) -> Result<ClaimedDelivery, StoreErr
         event_id: parse_field(&row.text(5)?)?,
         topic: parse_field(&row.text(6)?)?,
         event_created: millis(row, 7)?,
-        data: row.text(8)?,
-        meta: row.optional_text(9)?,
-        endpoint: endpoint_at(row, 10)?,
+        data: Arc::from(row.text(8)?),
+        meta: row.optional_text(9)?.map(Arc::from),
+        endpoint,
     })
 }

@@ -757,7 +757,7 @@ async fn existing_event<C: GenericClient + Sync>(
         .query_one("SELECT COUNT(*) FROM deliveries WHERE event_id = $1", &[&existing.id.as_str()])
         .await?
         .integer(0)?;
-    Ok(Some(Published { event: existing, deliveries: deliveries.max(0) as u64, replayed: true }))
+    Ok(Some(Published { event: existing, deliveries: deliveries.max(0) as u64, replayed: true, due: 0 }))
 }
 
 async fn check_topics<C: GenericClient + Sync>(

@@ -164,11 +164,10 @@ async fn write_events(
                 // The first was not stored after all: this one is answered as it would have been.
                 _ => Err(StoreError::Conflict { what: "idempotency key", id: event.id.to_string() }),
             },
-            Plan::Insert if inserted.contains(event.id.as_str()) => Ok(Some(Published {
-                event: event.clone(),
-                deliveries: deliveries.get(event.id.as_str()).copied().unwrap_or(0),
-                replayed: false,
-            })),
+            Plan::Insert if inserted.contains(event.id.as_str()) => {
+                let deliveries = deliveries.get(event.id.as_str()).copied().unwrap_or(0);
+                Ok(Some(Published { event: event.clone(), deliveries, replayed: false, due: deliveries }))
+            }
             // A concurrent publish with the same key, on this node or another, committed first: that one is it.
             Plan::Insert => existing_event(session, event).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
                 detail: "an idempotency key conflicted with an event that cannot be read".into(),
@@ -218,7 +217,7 @@ async fn existing_by_key<'a>(
             .iter()
             .find(|(tenant, key)| *tenant == event.tenant.as_str() && Some(*key) == event.idempotency_key.as_deref())
         {
-            found.insert(*key, Published { event, deliveries, replayed: true });
+            found.insert(*key, Published { event, deliveries, replayed: true, due: 0 });
         }
     }
     Ok(found)

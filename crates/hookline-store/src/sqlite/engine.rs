@@ -30,16 +30,18 @@ trait Job: Send {
     fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
 }
 
-struct WriteJob<T, F> {
+struct WriteJob<T, F, A> {
     work: Option<F>,
+    after_commit: Option<A>,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T, F> Job for WriteJob<T, F>
+impl<T, F, A> Job for WriteJob<T, F, A>
 where
     T: Send,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    A: FnOnce(&mut Result<T, StoreError>, bool) + Send,
 {
     fn run(&mut self, connection: &Connection) {
         let Some(work) = self.work.take() else { return };
@@ -60,12 +62,15 @@ where
         self.outcome = Some(outcome);
     }
 
-    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
-        let answer = match (commit, self.outcome) {
+    fn finish(mut self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+        let mut answer = match (commit, self.outcome.take()) {
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Closed),
             (Err(error), _) => Err(StoreError::Commit { detail: error.to_string() }),
         };
+        if let Some(after_commit) = self.after_commit.take() {
+            after_commit(&mut answer, commit.is_ok());
+        }
         // The caller may have gone away (its request was cancelled); the write stands either way.
         let _ = self.reply.send(answer);
     }
@@ -129,8 +134,19 @@ impl Engine {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_then(work, |_: &mut Result<T, StoreError>, _| {}).await
+    }
+
+    /// As `write`; then, on the writer thread, `after_commit` sees the answer and whether the group committed
+    /// (when it did not, the answer is already the commit's error). It runs even if the caller has gone away.
+    pub(crate) async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&mut Result<T, StoreError>, bool) + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(WriteJob { work: Some(work), outcome: None, reply });
+        let job = Box::new(WriteJob { work: Some(work), after_commit: Some(after_commit), outcome: None, reply });
         self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }

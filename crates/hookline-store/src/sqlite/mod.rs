@@ -6,9 +6,10 @@
 mod engine;
 mod schema;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
@@ -19,7 +20,7 @@ use self::engine::Engine;
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
-use crate::{Claim, DeliveryFilter, EventFilter, PageRequest, StoreError};
+use crate::{Claim, DeliveryFilter, EventFilter, Handoff, PageRequest, StoreError};
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, index: usize) -> Result<String, StoreError> {
@@ -65,7 +66,43 @@ fn first<T>(
 
 pub(crate) struct SqliteStore {
     engine: Arc<Engine>,
+    local: Arc<Local>,
     _lock: File,
+}
+
+/// What the writer thread keeps beside the database, used only inside writes.
+#[derive(Default)]
+struct Local {
+    /// Endpoints as the writer last read them. Every change to an endpoint is a write, on the same thread,
+    /// and empties this, so what it holds is never stale.
+    endpoints: Mutex<HashMap<EndpointId, Arc<Endpoint>>>,
+    /// The local dispatcher's, once it runs: publishes hand it deliveries it has room for.
+    handoff: Mutex<Option<Arc<Handoff>>>,
+}
+
+impl Local {
+    /// The endpoint `id`, read from the database only if it is not held already.
+    fn endpoint(&self, connection: &Connection, id: &str) -> Result<Arc<Endpoint>, StoreError> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|poison| poison.into_inner());
+        if let Some(endpoint) = endpoints.get(id) {
+            return Ok(Arc::clone(endpoint));
+        }
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE id = ?1");
+        let endpoint = first(&mut *connection.prepare_cached(&sql)?, [id], endpoint_row)?
+            .ok_or_else(|| StoreError::Corrupt { detail: format!("endpoint {id} vanished in a write") })?;
+        let endpoint = Arc::new(endpoint);
+        endpoints.insert(endpoint.id.clone(), Arc::clone(&endpoint));
+        Ok(endpoint)
+    }
+
+    /// Called by every write that changes or deletes endpoints.
+    fn endpoints_changed(&self) {
+        self.endpoints.lock().unwrap_or_else(|poison| poison.into_inner()).clear();
+    }
+
+    fn handoff(&self) -> Option<Arc<Handoff>> {
+        self.handoff.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
 }
 
 impl SqliteStore {
@@ -76,7 +113,7 @@ impl SqliteStore {
         let path = data_dir.join("hookline.db");
         let engine =
             tokio::task::spawn_blocking(move || Engine::open(&path)).await.map_err(|_| StoreError::Closed)??;
-        let store = SqliteStore { engine, _lock: lock };
+        let store = SqliteStore { engine, local: Arc::default(), _lock: lock };
         store.seed_topics().await?;
         let released = store.release_all_leases().await?;
         if released > 0 {
@@ -122,6 +159,11 @@ impl SqliteStore {
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.engine.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    /// From now on, publishes hand `handoff` the deliveries it has room for.
+    pub(crate) fn accept_handoff(&self, handoff: Arc<Handoff>) {
+        *self.local.handoff.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(handoff);
     }
 
     // ----- settings and keys -----
@@ -251,8 +293,10 @@ impl SqliteStore {
     }
 
     pub(crate) async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
+        let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
+                local.endpoints_changed();
                 // Children first, so the cascade does not have to find them row by row. SQLite reads the
                 // statements' `$1` as their first parameter, as PostgreSQL does.
                 for sql in TENANT_CHILDREN_DELETES {
@@ -324,8 +368,10 @@ impl SqliteStore {
         id: EndpointId,
         patch: EndpointPatch,
     ) -> Result<Option<Endpoint>, StoreError> {
+        let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
+                local.endpoints_changed();
                 let Some(mut endpoint) = load_endpoint(connection, &tenant, &id)? else { return Ok(None) };
                 if let Some(topics) = &patch.topics {
                     check_subscribable(topics, &endpoint.topics, |topic| topic_deprecated(connection, topic))?;
@@ -355,8 +401,10 @@ impl SqliteStore {
     }
 
     pub(crate) async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
+        let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
+                local.endpoints_changed();
                 let deleted = connection.execute(
                     "DELETE FROM endpoints WHERE id = ?1 AND tenant_id = ?2",
                     [id.as_str(), tenant.as_str()],
@@ -376,74 +424,30 @@ impl SqliteStore {
 
     // ----- events -----
 
+    /// Publishes `event`. Deliveries the local dispatcher has room for are written leased to it and handed over
+    /// once committed; the others are written due.
     pub(crate) async fn publish(&self, event: Event) -> Result<Option<Published>, StoreError> {
-        self.engine
-            .write(move |connection| {
-                if !tenant_exists(connection, &event.tenant)? {
-                    return Ok(None);
-                }
-                if let Some(key) = &event.idempotency_key {
-                    let sql =
-                        format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2");
-                    let mut statement = connection.prepare_cached(&sql)?;
-                    if let Some(existing) = first(&mut statement, [event.tenant.as_str(), key], event_row)? {
-                        let deliveries: u64 = connection
-                            .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE event_id = ?1")?
-                            .query_row([existing.id.as_str()], |row| row.get(0))?;
-                        return Ok(Some(Published { event: existing, deliveries, replayed: true }));
+        let local = Arc::clone(&self.local);
+        let handoff = self.local.handoff();
+        let returned = handoff.clone();
+        let (published, _) = self
+            .engine
+            .write_then(
+                move |connection| publish_event(connection, &local, handoff.as_deref(), event),
+                move |answer, committed| {
+                    let Some(handoff) = returned else { return };
+                    if let Ok((_, handed)) = answer {
+                        let handed = std::mem::take(handed);
+                        if committed {
+                            handoff.hand(handed);
+                        } else {
+                            handoff.unreserve(handed.iter().map(|delivery| &delivery.endpoint.id));
+                        }
                     }
-                }
-                let topic_known: bool = connection
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM topics WHERE name = ?1)")?
-                    .query_row([event.topic.as_str()], |row| row.get(0))?;
-                if !topic_known {
-                    return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
-                }
-                let created = event.created.unix_millis();
-                connection
-                    .prepare_cached(
-                        "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?
-                    .execute(params![
-                        event.id.as_str(),
-                        event.tenant.as_str(),
-                        event.topic.as_str(),
-                        created,
-                        event.data,
-                        event.meta,
-                        event.idempotency_key,
-                    ])?;
-                let targets = connection
-                    .prepare_cached(
-                        "SELECT e.id, e.format, e.signing FROM endpoints e
-                         JOIN endpoint_topics t ON t.endpoint_id = e.id
-                         WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled = 1",
-                    )?
-                    .query_map([event.topic.as_str(), event.tenant.as_str()], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut insert = connection.prepare_cached(
-                    "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
-                        next_attempt_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?8)",
-                )?;
-                for (endpoint, format, signing) in &targets {
-                    insert.execute(params![
-                        DeliveryId::generate().as_str(),
-                        event.tenant.as_str(),
-                        event.id.as_str(),
-                        endpoint,
-                        event.topic.as_str(),
-                        format,
-                        escape_for_signing(signing)?,
-                        created,
-                    ])?;
-                }
-                Ok(Some(Published { event, deliveries: targets.len() as u64, replayed: false }))
-            })
-            .await
+                },
+            )
+            .await?;
+        Ok(published)
     }
 
     pub(crate) async fn list_events(
@@ -538,6 +542,7 @@ impl SqliteStore {
     // ----- the dispatcher's queue -----
 
     pub(crate) async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
                 let lease = lease_token();
@@ -550,15 +555,20 @@ impl SqliteStore {
                     return Ok(Vec::new());
                 }
                 let sql = format!(
-                    "SELECT {CLAIMED_COLUMNS}
-                     FROM deliveries d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+                    "SELECT {CLAIMED_DELIVERY_COLUMNS}, d.endpoint_id FROM deliveries d JOIN events v ON v.id = d.event_id
                      WHERE d.lease = ?1 AND d.next_attempt_at = ?2 AND d.status = 'pending'"
                 );
-                all(
-                    &mut *connection.prepare_cached(&sql)?,
-                    params![lease, claim.lease_until.unix_millis()],
-                    claimed_row,
-                )
+                let mut statement = connection.prepare_cached(&sql)?;
+                let mut rows = statement.query(params![lease, claim.lease_until.unix_millis()])?;
+                let mut claimed = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let endpoint_id = row.get_ref(10)?;
+                    let endpoint_id =
+                        endpoint_id.as_str().map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
+                    let endpoint = local.endpoint(connection, endpoint_id)?;
+                    claimed.push(claimed_with(row, endpoint)?);
+                }
+                Ok(claimed)
             })
             .await
     }
@@ -648,6 +658,133 @@ impl SqliteStore {
             })
             .await
     }
+}
+
+/// The publish write: the event, and a delivery per subscribed endpoint. Returns the deliveries leased to
+/// `handoff`, whose places are kept until the caller hands them over (or gives the places back).
+fn publish_event(
+    connection: &Connection,
+    local: &Local,
+    handoff: Option<&Handoff>,
+    event: Event,
+) -> Result<(Option<Published>, Vec<ClaimedDelivery>), StoreError> {
+    if !tenant_exists(connection, &event.tenant)? {
+        return Ok((None, Vec::new()));
+    }
+    if let Some(key) = &event.idempotency_key {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND idempotency_key = ?2");
+        let mut statement = connection.prepare_cached(&sql)?;
+        if let Some(existing) = first(&mut statement, [event.tenant.as_str(), key], event_row)? {
+            let deliveries: u64 = connection
+                .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE event_id = ?1")?
+                .query_row([existing.id.as_str()], |row| row.get(0))?;
+            return Ok((Some(Published { event: existing, deliveries, replayed: true, due: 0 }), Vec::new()));
+        }
+    }
+    let topic_known: bool = connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM topics WHERE name = ?1)")?
+        .query_row([event.topic.as_str()], |row| row.get(0))?;
+    if !topic_known {
+        return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
+    }
+    let created = event.created.unix_millis();
+    connection
+        .prepare_cached(
+            "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            event.id.as_str(),
+            event.tenant.as_str(),
+            event.topic.as_str(),
+            created,
+            event.data,
+            event.meta,
+            event.idempotency_key,
+        ])?;
+    let targets = connection
+        .prepare_cached(
+            "SELECT e.id FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
+             WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled = 1",
+        )?
+        .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
+        .map(|id| local.endpoint(connection, &id?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leased = match handoff {
+        Some(handoff) => handoff.reserve(targets.iter().map(|endpoint| &endpoint.id)),
+        None => vec![false; targets.len()],
+    };
+    let inserted = insert_deliveries(connection, &event, &targets, &leased, handoff);
+    let handed = match inserted {
+        Ok(handed) => handed,
+        Err(error) => {
+            if let Some(handoff) = handoff {
+                let reserved = targets.iter().zip(&leased).filter(|(_, leased)| **leased);
+                handoff.unreserve(reserved.map(|(endpoint, _)| &endpoint.id));
+            }
+            return Err(error);
+        }
+    };
+    let due = (targets.len() - handed.len()) as u64;
+    Ok((Some(Published { event, deliveries: targets.len() as u64, replayed: false, due }), handed))
+}
+
+/// Writes a delivery of `event` to each of `targets`: leased to `handoff` where `leased` says so (and returned,
+/// ready to send), due now otherwise.
+fn insert_deliveries(
+    connection: &Connection,
+    event: &Event,
+    targets: &[Arc<Endpoint>],
+    leased: &[bool],
+    handoff: Option<&Handoff>,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let created = event.created.unix_millis();
+    let lease = lease_token();
+    let lease_until =
+        handoff.map(|handoff| event.created.saturating_add(handoff.lease_length()).unix_millis()).unwrap_or(created);
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
+            next_attempt_at, lease, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10, ?10)",
+    )?;
+    let mut handed = Vec::new();
+    let mut shared: Option<(Arc<str>, Option<Arc<str>>)> = None;
+    for (endpoint, leased) in targets.iter().zip(leased) {
+        let id = DeliveryId::generate();
+        let escape = hookline_core::body::escape_for(&endpoint.signing);
+        let (next_attempt_at, lease) = if *leased { (lease_until, Some(lease)) } else { (created, None) };
+        insert.execute(params![
+            id.as_str(),
+            event.tenant.as_str(),
+            event.id.as_str(),
+            endpoint.id.as_str(),
+            event.topic.as_str(),
+            endpoint.format.as_str(),
+            escape_name(escape),
+            next_attempt_at,
+            lease,
+            created,
+        ])?;
+        if let Some(lease) = lease {
+            let (data, meta) = shared
+                .get_or_insert_with(|| (Arc::from(event.data.as_str()), event.meta.as_deref().map(Arc::from)))
+                .clone();
+            handed.push(ClaimedDelivery {
+                id,
+                lease,
+                attempts: 0,
+                format: endpoint.format,
+                escape,
+                event_id: event.id.clone(),
+                topic: event.topic.clone(),
+                event_created: event.created,
+                data,
+                meta,
+                endpoint: Arc::clone(endpoint),
+            });
+        }
+    }
+    Ok(handed)
 }
 
 /// Leases the earliest due deliveries (from a window of a few batches), at most `per_endpoint` of each endpoint.
