@@ -67,7 +67,7 @@ impl Default for DispatchConfig {
 pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationToken) {
     let client = HttpClient::new(config.target_policy, config.timeout, config.response_body_limit);
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
-    let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, CLAIM_BATCH as u32));
+    let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, WAITING as u32));
     store.accept_handoff(Arc::clone(&handoff));
     let dispatcher = Dispatcher {
         store: store.clone(),
@@ -198,8 +198,10 @@ fn lease_length(timeout: Duration) -> Duration {
 
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.
 const MAX_IDLE: Duration = Duration::from_secs(30);
-/// How many deliveries one claim may take, and how many deliveries may wait for a slot in all.
+/// How many deliveries one claim may take.
 const CLAIM_BATCH: usize = 256;
+/// How many deliveries may wait for a slot in all, claimed or handed over by publishes.
+const WAITING: usize = 1024;
 
 impl Dispatcher {
     /// Claims and starts deliveries until `shutdown`; returns the lanes, whose waiting deliveries the caller
@@ -222,11 +224,11 @@ impl Dispatcher {
                 self.enqueue(handed, false);
             }
             self.start_waiting(tasks, &outcomes, &shutdown);
-            let room = CLAIM_BATCH.saturating_sub(self.handoff.queued());
+            let room = WAITING.saturating_sub(self.handoff.queued()).min(CLAIM_BATCH);
             let slots_free = self.slots.available_permits() > 0;
             if due_in_store && room < CLAIM_BATCH / 2 {
                 // Publishes keep handing over new deliveries: make them leave room for the due ones.
-                self.handoff.want_room();
+                self.handoff.want_room(CLAIM_BATCH as u32);
             } else if due_in_store && slots_free {
                 let busy_endpoints = self.busy_endpoints();
                 skipped_busy = !busy_endpoints.is_empty();

@@ -31,9 +31,9 @@ pub struct Handoff {
 #[derive(Default)]
 struct State {
     closed: bool,
-    /// A claim waits for room: publishes hand nothing over until half the capacity is free, so deliveries that
-    /// are due in the store are not overtaken for ever by new ones.
-    room_wanted: bool,
+    /// A claim waits until no more than this many deliveries are queued: publishes hand nothing over meanwhile,
+    /// so deliveries due in the store are not overtaken for ever by new ones.
+    room_wanted: Option<u32>,
     /// Per endpoint the dispatcher has a lane for: deliveries reserved by a publish, handed over, or waiting in
     /// the lane for an attempt to start. A publish leases only to endpoints listed here.
     queued: HashMap<EndpointId, u32>,
@@ -73,7 +73,7 @@ impl Handoff {
         let state = &mut *state;
         endpoints
             .map(|endpoint| {
-                if state.closed || state.room_wanted || state.total >= self.capacity {
+                if state.closed || state.room_wanted.is_some() || state.total >= self.capacity {
                     return false;
                 }
                 match state.queued.get_mut(endpoint) {
@@ -133,19 +133,20 @@ impl Handoff {
     pub fn started(&self, endpoint: &EndpointId) {
         let mut state = self.state();
         state.leave(endpoint);
-        if state.room_wanted && state.total <= self.capacity / 2 {
-            state.room_wanted = false;
+        if state.room_wanted.is_some_and(|most| state.total <= most) {
+            state.room_wanted = None;
             self.room_made.notify_one();
         }
     }
 
-    /// Asks for half the capacity to be left to a claim; `room_made` resolves once it is.
-    pub fn want_room(&self) {
+    /// Asks for `room` places to be left to a claim; `room_made` resolves once they are free.
+    pub fn want_room(&self, room: u32) {
         let mut state = self.state();
-        if state.total <= self.capacity / 2 {
+        let most = self.capacity.saturating_sub(room);
+        if state.total <= most {
             self.room_made.notify_one();
         } else {
-            state.room_wanted = true;
+            state.room_wanted = Some(most);
         }
     }
 
@@ -208,7 +209,7 @@ mod tests {
         handoff.joined(&b);
         assert_eq!(handoff.queued(), 3);
         handoff.track(&b);
-        handoff.want_room();
+        handoff.want_room(2);
         assert_eq!(handoff.reserve([&b].into_iter()), [false], "room is kept for a claim");
         handoff.started(&b);
         assert_eq!(handoff.reserve([&b].into_iter()), [false], "two of three still wait");

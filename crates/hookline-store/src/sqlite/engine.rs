@@ -26,11 +26,24 @@ const GROUPS_PER_CHECKPOINT: u32 = 64;
 
 /// A queued write: runs inside the group transaction, then hears whether the group committed.
 trait Job: Send {
-    fn run(&mut self, connection: &Connection);
+    /// Runs the write; false when it has spoiled the group, which must then be rolled back.
+    fn run(&mut self, connection: &Connection) -> bool;
     fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
 }
 
+/// How a write is kept apart from the others in its group commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// In a savepoint of its own, so that its failure undoes only what it did.
+    Savepoint,
+    /// Without one, which saves copying every page it touches: for writes that make all their checks before
+    /// they change anything, so that a failure changes nothing. Should one fail after a change all the same, the
+    /// whole group is rolled back and every write in it fails.
+    ChecksFirst,
+}
+
 struct WriteJob<T, F, A> {
+    isolation: Isolation,
     work: Option<F>,
     after_commit: Option<A>,
     outcome: Option<Result<T, StoreError>>,
@@ -43,23 +56,36 @@ where
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
     A: FnOnce(&mut Result<T, StoreError>, bool) + Send,
 {
-    fn run(&mut self, connection: &Connection) {
-        let Some(work) = self.work.take() else { return };
+    fn run(&mut self, connection: &Connection) -> bool {
+        let Some(work) = self.work.take() else { return true };
         // Prepared once per connection: parsing these on every write was a good part of the writer's time.
         let run = |sql: &str| connection.prepare_cached(sql).and_then(|mut statement| statement.execute([]));
-        let outcome = match run("SAVEPOINT job") {
-            Err(error) => Err(StoreError::from(error)),
-            Ok(_) => {
-                let outcome = work(connection);
-                let closed =
-                    if outcome.is_ok() { run("RELEASE job") } else { run("ROLLBACK TO job").and(run("RELEASE job")) };
-                match closed {
-                    Ok(_) => outcome,
-                    Err(error) => Err(StoreError::from(error)),
+        let (outcome, kept) = match self.isolation {
+            Isolation::Savepoint => match run("SAVEPOINT job") {
+                Err(error) => (Err(StoreError::from(error)), true),
+                Ok(_) => {
+                    let outcome = work(connection);
+                    let closed = if outcome.is_ok() {
+                        run("RELEASE job")
+                    } else {
+                        run("ROLLBACK TO job").and(run("RELEASE job"))
+                    };
+                    match closed {
+                        Ok(_) => (outcome, true),
+                        Err(error) => (Err(StoreError::from(error)), true),
+                    }
                 }
+            },
+            Isolation::ChecksFirst => {
+                let before = connection.total_changes();
+                let outcome = work(connection);
+                let kept = outcome.is_ok() || connection.total_changes() == before;
+                (outcome, kept)
             }
         };
         self.outcome = Some(outcome);
+        // SQLite rolls the whole transaction back itself after some errors (a full disk, say).
+        kept && !connection.is_autocommit()
     }
 
     fn finish(mut self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
@@ -128,25 +154,33 @@ impl Engine {
         &self.path
     }
 
-    /// Runs `work` in the next group transaction; resolves once that transaction is committed.
+    /// Runs `work` in the next group transaction, in a savepoint of its own; resolves once that transaction is
+    /// committed.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write_then(work, |_: &mut Result<T, StoreError>, _| {}).await
+        self.write_as(Isolation::Savepoint, work, |_: &mut Result<T, StoreError>, _| {}).await
     }
 
-    /// As `write`; then, on the writer thread, `after_commit` sees the answer and whether the group committed
-    /// (when it did not, the answer is already the commit's error). It runs even if the caller has gone away.
-    pub(crate) async fn write_then<T, F, A>(&self, work: F, after_commit: A) -> Result<T, StoreError>
+    /// As `write`, kept apart as `isolation` says; then, on the writer thread, `after_commit` sees the answer and
+    /// whether the group committed (when it did not, the answer is already the error). It runs even if the
+    /// caller has gone away.
+    pub(crate) async fn write_as<T, F, A>(
+        &self,
+        isolation: Isolation,
+        work: F,
+        after_commit: A,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         A: FnOnce(&mut Result<T, StoreError>, bool) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(WriteJob { work: Some(work), after_commit: Some(after_commit), outcome: None, reply });
+        let job =
+            Box::new(WriteJob { isolation, work: Some(work), after_commit: Some(after_commit), outcome: None, reply });
         self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -218,8 +252,98 @@ fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<(
 
 fn run_group(connection: &mut Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut spoiled = false;
     for job in group.iter_mut() {
-        job.run(&transaction);
+        // After a spoiling write the others still run, so that each has an outcome; none of it is kept.
+        spoiled |= !job.run(&transaction);
+    }
+    if spoiled {
+        transaction.rollback()?;
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("a write in the same group commit failed halfway; nothing of the group was kept".into()),
+        ));
     }
     transaction.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Reply = oneshot::Receiver<Result<(), StoreError>>;
+
+    fn job(
+        isolation: Isolation,
+        work: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> (Box<dyn Job>, Reply) {
+        let (reply, answer) = oneshot::channel();
+        let after_commit = |_: &mut Result<(), StoreError>, _| {};
+        (
+            Box::new(WriteJob { isolation, work: Some(work), after_commit: Some(after_commit), outcome: None, reply }),
+            answer,
+        )
+    }
+
+    fn insert(value: i64) -> impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static {
+        move |connection| {
+            connection.execute("INSERT INTO t (x) VALUES (?1)", [value])?;
+            Ok(())
+        }
+    }
+
+    fn refused() -> StoreError {
+        StoreError::Corrupt { detail: "refused".into() }
+    }
+
+    /// Runs `jobs` as one group and returns each one's answer and the rows kept.
+    fn group(jobs: Vec<(Box<dyn Job>, Reply)>) -> (Vec<Result<(), String>>, Vec<i64>) {
+        let mut connection = Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)").unwrap();
+        let (mut jobs, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let commit = run_group(&mut connection, &mut jobs);
+        for job in jobs {
+            job.finish(commit.as_ref().map(|_| ()));
+        }
+        let answers = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap().map_err(|error| error.to_string()))
+            .collect();
+        let mut statement = connection.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        (answers, rows)
+    }
+
+    #[test]
+    fn a_failed_write_is_undone_alone_by_its_savepoint_or_by_changing_nothing() {
+        let (answers, rows) = group(vec![
+            job(Isolation::Savepoint, insert(1)),
+            job(Isolation::Savepoint, |connection| {
+                insert(2)(connection)?;
+                Err(refused())
+            }),
+            job(Isolation::ChecksFirst, |_| Err(refused())),
+            job(Isolation::ChecksFirst, insert(4)),
+        ]);
+        assert_eq!(rows, [1, 4]);
+        assert!(answers[0].is_ok() && answers[3].is_ok(), "{answers:?}");
+        assert_eq!(answers[1].as_ref().unwrap_err(), "stored data is damaged: refused");
+        assert_eq!(answers[2].as_ref().unwrap_err(), "stored data is damaged: refused");
+    }
+
+    #[test]
+    fn a_write_without_savepoint_that_fails_after_a_change_fails_its_whole_group() {
+        let (answers, rows) = group(vec![
+            job(Isolation::Savepoint, insert(1)),
+            job(Isolation::ChecksFirst, |connection| {
+                insert(2)(connection)?;
+                Err(refused())
+            }),
+            job(Isolation::ChecksFirst, insert(3)),
+        ]);
+        assert_eq!(rows, Vec::<i64>::new(), "nothing of the group is kept");
+        for answer in answers {
+            assert!(answer.unwrap_err().contains("failed halfway"));
+        }
+    }
 }

@@ -16,7 +16,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
 use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 
-use self::engine::Engine;
+use self::engine::{Engine, Isolation};
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
@@ -432,7 +432,8 @@ impl SqliteStore {
         let returned = handoff.clone();
         let (published, _) = self
             .engine
-            .write_then(
+            .write_as(
+                Isolation::ChecksFirst,
                 move |connection| publish_event(connection, &local, handoff.as_deref(), event),
                 move |answer, committed| {
                     let Some(handoff) = returned else { return };
@@ -574,56 +575,61 @@ impl SqliteStore {
     }
 
     pub(crate) async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
+        let no_hook = |_: &mut Result<usize, StoreError>, _| {};
         self.engine
-            .write(move |connection| {
-                let mut recorded = 0;
-                let now = Timestamp::now().unix_millis();
-                for outcome in outcomes.iter() {
-                    let (status, next_attempt) = next_state(&outcome.next);
-                    let attempt = &outcome.attempt;
-                    let updated = connection
-                        .prepare_cached(
-                            "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
+            .write_as(
+                Isolation::ChecksFirst,
+                move |connection| {
+                    let mut recorded = 0;
+                    let now = Timestamp::now().unix_millis();
+                    for outcome in outcomes.iter() {
+                        let (status, next_attempt) = next_state(&outcome.next);
+                        let attempt = &outcome.attempt;
+                        let updated = connection
+                            .prepare_cached(
+                                "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
                                 last_status = ?6, last_error = ?7, updated_at = ?8
                              WHERE id = ?1 AND lease = ?2",
-                        )?
-                        .execute(params![
-                            outcome.delivery.as_str(),
-                            outcome.lease,
-                            status,
-                            attempt.number,
-                            next_attempt,
-                            attempt.response_status,
-                            attempt.error_detail,
-                            now,
-                        ])?;
-                    if updated == 0 {
-                        continue;
-                    }
-                    connection
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
+                            )?
+                            .execute(params![
+                                outcome.delivery.as_str(),
+                                outcome.lease,
+                                status,
+                                attempt.number,
+                                next_attempt,
+                                attempt.response_status,
+                                attempt.error_detail,
+                                now,
+                            ])?;
+                        if updated == 0 {
+                            continue;
+                        }
+                        connection
+                            .prepare_cached(
+                                "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
                                 request_headers, response_status, response_headers, response_body, error_kind,
                                 error_detail)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                        )?
-                        .execute(params![
-                            outcome.delivery.as_str(),
-                            attempt.number,
-                            attempt.started.unix_millis(),
-                            attempt.duration_ms as i64,
-                            attempt.url,
-                            headers_json(&attempt.request_headers),
-                            attempt.response_status,
-                            headers_json(&attempt.response_headers),
-                            attempt.response_body,
-                            attempt.error.map(|error| error.as_str()),
-                            attempt.error_detail,
-                        ])?;
-                    recorded += 1;
-                }
-                Ok(recorded)
-            })
+                            )?
+                            .execute(params![
+                                outcome.delivery.as_str(),
+                                attempt.number,
+                                attempt.started.unix_millis(),
+                                attempt.duration_ms as i64,
+                                attempt.url,
+                                headers_json(&attempt.request_headers),
+                                attempt.response_status,
+                                headers_json(&attempt.response_headers),
+                                attempt.response_body,
+                                attempt.error.map(|error| error.as_str()),
+                                attempt.error_detail,
+                            ])?;
+                        recorded += 1;
+                    }
+                    Ok(recorded)
+                },
+                no_hook,
+            )
             .await
     }
 
@@ -687,6 +693,15 @@ fn publish_event(
     if !topic_known {
         return Err(StoreError::UnknownTopic { name: event.topic.to_string() });
     }
+    // Every read and check comes before the first change: the write runs without a savepoint of its own.
+    let targets = connection
+        .prepare_cached(
+            "SELECT e.id FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
+             WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled = 1",
+        )?
+        .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
+        .map(|id| local.endpoint(connection, &id?))
+        .collect::<Result<Vec<_>, _>>()?;
     let created = event.created.unix_millis();
     connection
         .prepare_cached(
@@ -702,14 +717,6 @@ fn publish_event(
             event.meta,
             event.idempotency_key,
         ])?;
-    let targets = connection
-        .prepare_cached(
-            "SELECT e.id FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
-             WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled = 1",
-        )?
-        .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
-        .map(|id| local.endpoint(connection, &id?))
-        .collect::<Result<Vec<_>, _>>()?;
     let leased = match handoff {
         Some(handoff) => handoff.reserve(targets.iter().map(|endpoint| &endpoint.id)),
         None => vec![false; targets.len()],
