@@ -639,14 +639,17 @@ impl PostgresStore {
     pub(crate) async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
         let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
         let mut connection = self.pool.get().await?;
-        let row = session!(self, connection)
-            .query_opt(
-                "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 WHERE d.status = 'pending' AND e.enabled AND NOT (d.endpoint_id = ANY($1))
-                 ORDER BY d.next_attempt_at LIMIT 1",
-                &[&busy],
-            )
-            .await?;
+        // As on SQLite: with some endpoints busy, each other one is asked for its earliest through its own index.
+        let sql = if busy.is_empty() {
+            "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.status = 'pending' AND e.enabled AND cardinality($1::text[]) = 0
+             ORDER BY d.next_attempt_at LIMIT 1"
+        } else {
+            "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
+                         WHERE d.endpoint_id = e.id AND d.status = 'pending'))
+             FROM endpoints e WHERE e.enabled AND NOT (e.id = ANY($1))"
+        };
+        let row = session!(self, connection).query_opt(sql, &[&busy]).await?;
         Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
     }
 }
