@@ -311,3 +311,43 @@ async fn the_same_idempotency_key_never_makes_a_second_event() {
     server.wait_for_none("acme", "pending", Duration::from_secs(10)).await;
     assert_eq!(receiver.requests().len(), 2);
 }
+
+/// Publishes hand deliveries straight to the dispatcher with the endpoint as the store last read it: a change to
+/// the endpoint must reach the very next publish.
+#[tokio::test]
+async fn a_change_to_an_endpoint_applies_from_the_next_publish() {
+    let dir = TempDir::new("endpoint-change");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let (before, after) = (Receiver::start().await, Receiver::start().await);
+    let endpoint =
+        server.endpoint("acme", json!({"url": before.url, "topics": ["pdf.processed"], "signing": ["heron"]})).await;
+    let path = format!("/v1/tenants/acme/endpoints/{}", endpoint["id"].as_str().unwrap());
+    for number in 0..3 {
+        let event = server.publish("acme", "pdf.processed", &format!(r#"{{"n":{number}}}"#)).await;
+        server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    }
+    assert_eq!(before.requests().len(), 3);
+
+    let secret = "sec_0123456789abcdefXYZ";
+    let patched = server.admin("PATCH", &path, Some(json!({"url": after.url, "secret": secret}))).await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let event = server.publish("acme", "pdf.processed", r#"{"n":3}"#).await;
+    let request = after.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(request.header("hookline-event-id"), Some(event.as_str()));
+    let headers: Vec<(&str, &str)> =
+        request.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let verified = Verifier::new(Scheme::Heron, secret).unwrap().verify(headers.iter().copied(), &request.body, now);
+    assert!(verified.is_ok(), "signed with the new secret: {verified:?}");
+    assert_eq!(before.requests().len(), 3, "nothing more goes to the old url");
+
+    let disabled = server.admin("PATCH", &path, Some(json!({"enabled": false}))).await;
+    assert_eq!(disabled.status, 200, "{:?}", disabled.body);
+    let accepted = server
+        .call("POST", "/v1/tenants/acme/events", Some(ADMIN_KEY), Some(r#"{"topic":"pdf.processed","data":{}}"#))
+        .await;
+    assert_eq!((accepted.status, &accepted.body["endpoints"]), (202, &json!(0)), "{:?}", accepted.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((before.requests().len(), after.requests().len()), (3, 1), "a disabled endpoint gets nothing");
+}
