@@ -89,14 +89,16 @@ where
     }
 
     fn finish(mut self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
-        let mut answer = match (commit, self.outcome.take()) {
+        let mut outcome = self.outcome.take();
+        // The hook sees the write's own outcome even when the group failed, so it can undo what it set aside.
+        if let (Some(after_commit), Some(outcome)) = (self.after_commit.take(), outcome.as_mut()) {
+            after_commit(outcome, commit.is_ok());
+        }
+        let answer = match (commit, outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Closed),
             (Err(error), _) => Err(StoreError::Commit { detail: error.to_string() }),
         };
-        if let Some(after_commit) = self.after_commit.take() {
-            after_commit(&mut answer, commit.is_ok());
-        }
         // The caller may have gone away (its request was cancelled); the write stands either way.
         let _ = self.reply.send(answer);
     }
@@ -164,9 +166,9 @@ impl Engine {
         self.write_as(Isolation::Savepoint, work, |_: &mut Result<T, StoreError>, _| {}).await
     }
 
-    /// As `write`, kept apart as `isolation` says; then, on the writer thread, `after_commit` sees the answer and
-    /// whether the group committed (when it did not, the answer is already the error). It runs even if the
-    /// caller has gone away.
+    /// As `write`, kept apart as `isolation` says; then, on the writer thread, `after_commit` sees the write's
+    /// own outcome and whether its group committed (when it did not, the caller gets the commit's error whatever
+    /// the outcome was). It runs even if the caller has gone away.
     pub(crate) async fn write_as<T, F, A>(
         &self,
         isolation: Isolation,
@@ -277,8 +279,15 @@ mod tests {
         isolation: Isolation,
         work: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> (Box<dyn Job>, Reply) {
+        job_then(isolation, work, |_: &mut Result<(), StoreError>, _| {})
+    }
+
+    fn job_then(
+        isolation: Isolation,
+        work: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+        after_commit: impl FnOnce(&mut Result<(), StoreError>, bool) + Send + 'static,
+    ) -> (Box<dyn Job>, Reply) {
         let (reply, answer) = oneshot::channel();
-        let after_commit = |_: &mut Result<(), StoreError>, _| {};
         (
             Box::new(WriteJob { isolation, work: Some(work), after_commit: Some(after_commit), outcome: None, reply }),
             answer,
@@ -333,8 +342,12 @@ mod tests {
 
     #[test]
     fn a_write_without_savepoint_that_fails_after_a_change_fails_its_whole_group() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::clone(&seen);
         let (answers, rows) = group(vec![
-            job(Isolation::Savepoint, insert(1)),
+            job_then(Isolation::Savepoint, insert(1), move |outcome, committed| {
+                hook.lock().unwrap().push((outcome.is_ok(), committed));
+            }),
             job(Isolation::ChecksFirst, |connection| {
                 insert(2)(connection)?;
                 Err(refused())
@@ -342,6 +355,7 @@ mod tests {
             job(Isolation::ChecksFirst, insert(3)),
         ]);
         assert_eq!(rows, Vec::<i64>::new(), "nothing of the group is kept");
+        assert_eq!(*seen.lock().unwrap(), [(true, false)], "the hook sees its own write's outcome, and no commit");
         for answer in answers {
             assert!(answer.unwrap_err().contains("failed halfway"));
         }
