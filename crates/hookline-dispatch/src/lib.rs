@@ -347,11 +347,11 @@ impl Dispatcher {
         self.backlogged.retain(|endpoint| lanes.get(endpoint).is_some_and(|lane| lane.waiting() > 0));
     }
 
-    /// Endpoints with deliveries waiting in their lane, which the next claim skips. A lane with a free slot has
-    /// none waiting (they were started), so what waits is at most one claim's share, and each waits for one
-    /// attempt at most: that bounds the lease (`lease_length`).
+    /// Endpoints with deliveries waiting in their lane or on their way to it, which the next claim skips. A
+    /// claim takes at most an endpoint's cap of each of the others, so what waits in a lane is one cap at most,
+    /// and each waits for one attempt at most: that bounds the lease (`lease_length`).
     fn busy_endpoints(&self) -> Vec<EndpointId> {
-        self.backlogged.iter().cloned().collect()
+        self.handoff.busy()
     }
 
     fn forget_idle_endpoints(&mut self) {

@@ -242,7 +242,7 @@ pub struct ClaimedDelivery {
     pub event_id: EventId,
     pub topic: TopicName,
     pub event_created: Timestamp,
-    /// Shared by the event's deliveries that one claim or one publish hands over.
+    /// Shared by the deliveries of an event that one publish hands over; a claim reads it for each delivery.
     pub data: Arc<str>,
     pub meta: Option<Arc<str>>,
     pub endpoint: Arc<Endpoint>,

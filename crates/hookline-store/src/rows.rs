@@ -35,7 +35,6 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, event_id, endpoint_id,
 
 pub(crate) const ATTEMPT_COLUMNS: &str = "number, started_at, duration_ms, url, request_headers, response_status, \
      response_headers, response_body, error_kind, error_detail";
-/// A claimed delivery with its event (`v`) and its endpoint (`e`).
 /// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
 macro_rules! claimed_delivery_columns {
     () => {
@@ -43,6 +42,7 @@ macro_rules! claimed_delivery_columns {
     };
 }
 pub(crate) const CLAIMED_DELIVERY_COLUMNS: &str = claimed_delivery_columns!();
+/// A claimed delivery with its event (`v`) and its endpoint (`e`).
 pub(crate) const CLAIMED_COLUMNS: &str = concat!(
     claimed_delivery_columns!(),
     ", e.id, e.tenant_id, e.url, e.topics, e.description, e.enabled, e.format, e.signing, e.secret, \

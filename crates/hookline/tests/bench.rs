@@ -75,11 +75,7 @@ fn several_nodes_need_a_shared_database() {
 
 #[tokio::test]
 async fn a_short_bench_on_two_postgresql_nodes_delivers_everything() {
-    if !support::on_postgres() {
-        eprintln!("skipping: it needs PostgreSQL; set HOOKLINE_TEST_BACKEND=postgres to run it");
-        return;
-    }
-    let database = support::TestDatabase::create().await;
+    let Some(database) = support::postgres_database().await else { return };
     let output = tokio::process::Command::new(binary())
         .args(["bench", "--events", "400", "--endpoints", "2", "--nodes", "2", "--json", "--database", &database.url])
         .output()
@@ -92,4 +88,22 @@ async fn a_short_bench_on_two_postgresql_nodes_delivers_everything() {
     assert!(report["deliveries_per_sec"].as_f64().is_some_and(|rate| rate > 0.0), "{report}");
     // The bench deletes its tenant: the database holds nothing of the run afterwards.
     assert_eq!(database.query("SELECT COUNT(*) FROM events").await, ["0"]);
+}
+
+#[tokio::test]
+async fn bad_options_and_an_unreachable_server_get_a_clear_error() {
+    let unreachable = support::closed_port_url().await;
+    let cases: [(&[&str], &str); 4] = [
+        (&["--nodes", "0", "--database", "sqlite://unused"], "--nodes must be at least 1"),
+        (&["--events", "0"], "--events, --endpoints and --concurrency must each be at least 1"),
+        (&["--rate", "0.000001"], "invalid --rate 0.000001; expected at least 0.01 events per second"),
+        (&["--server", &unreachable, "--key", "hka_x"], "could not create the bench's tenant on"),
+    ];
+    for (flags, message) in cases {
+        let output =
+            tokio::process::Command::new(binary()).arg("bench").args(flags).output().await.expect("hookline runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flags:?}");
+        assert!(stderr.contains(message) && !stderr.contains("panicked"), "{flags:?}: {stderr}");
+    }
 }

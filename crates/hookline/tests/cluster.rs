@@ -12,18 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    Hookline, Publisher, Receiver, Reply, TempDir, TestDatabase, event_id, on_postgres, requests_per_event,
+    Hookline, Publisher, Receiver, Reply, TempDir, TestDatabase, event_id, postgres_database, requests_per_event,
     wait_until_all_seen,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-
-fn postgres_enabled(test: &str) -> bool {
-    if !on_postgres() {
-        eprintln!("skipping {test}: it needs PostgreSQL; set HOOKLINE_TEST_BACKEND=postgres to run it");
-    }
-    on_postgres()
-}
 
 /// Short attempts, so leases (twice the timeout and 5 s more) of a killed node run out quickly.
 const NODE_ENV: &[(&str, &str)] =
@@ -39,10 +32,7 @@ async fn start_nodes(database: &Arc<TestDatabase>, dirs: &[TempDir]) -> Vec<Hook
 
 #[tokio::test]
 async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
-    if !postgres_enabled("three_nodes_share_the_work_and_a_killed_node_loses_nothing") {
-        return;
-    }
-    let database = TestDatabase::create().await;
+    let Some(database) = postgres_database().await else { return };
     let dirs = [TempDir::new("node-a"), TempDir::new("node-b"), TempDir::new("node-c")];
     let mut nodes = start_nodes(&database, &dirs).await;
     nodes[0].tenant("acme").await;
@@ -132,10 +122,7 @@ async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
 
 #[tokio::test]
 async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
-    if !postgres_enabled("two_nodes_claiming_at_once_never_attempt_a_delivery_twice") {
-        return;
-    }
-    let database = TestDatabase::create().await;
+    let Some(database) = postgres_database().await else { return };
     let dirs = [TempDir::new("claim-a"), TempDir::new("claim-b")];
     let nodes = start_nodes(&database, &dirs).await;
     nodes[0].tenant("acme").await;
@@ -235,10 +222,7 @@ impl Relay {
 
 #[tokio::test]
 async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() {
-    if !postgres_enabled("a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged") {
-        return;
-    }
-    let database = TestDatabase::create().await;
+    let Some(database) = postgres_database().await else { return };
     let server_address = {
         let config: tokio_postgres::Config = database.url.parse().unwrap();
         let host = match &config.get_hosts()[0] {
@@ -292,10 +276,7 @@ async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() 
 
 #[tokio::test]
 async fn nodes_starting_together_on_an_empty_database_migrate_and_seed_once() {
-    if !postgres_enabled("nodes_starting_together_on_an_empty_database_migrate_and_seed_once") {
-        return;
-    }
-    let database = TestDatabase::create().await;
+    let Some(database) = postgres_database().await else { return };
     let dirs = [TempDir::new("start-a"), TempDir::new("start-b"), TempDir::new("start-c")];
     let (first, second, third) = tokio::join!(
         Hookline::start_node(dirs[0].path(), Some(Arc::clone(&database)), NODE_ENV),
@@ -320,10 +301,7 @@ async fn nodes_starting_together_on_an_empty_database_migrate_and_seed_once() {
 
 #[tokio::test]
 async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_worker() {
-    if !postgres_enabled("an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_worker") {
-        return;
-    }
-    let database = TestDatabase::create().await;
+    let Some(database) = postgres_database().await else { return };
     let (api_dir, worker_dir) = (TempDir::new("role-api"), TempDir::new("role-worker"));
     let api_env = [NODE_ENV, &[("HOOKLINE_ROLE", "api")]].concat();
     let api = Hookline::start_node(api_dir.path(), Some(Arc::clone(&database)), &api_env).await;

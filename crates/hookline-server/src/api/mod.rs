@@ -129,10 +129,9 @@ impl Caller {
         }
     }
 
-    /// The tenant in the path, if this caller may act for it. A tenant key naming another tenant gets the same
-    /// answer as an unknown tenant, so it learns nothing about the others.
     /// The tenant a request names, when the caller may act for it, without checking that it exists: for writes
-    /// whose store call reports an unknown tenant itself (a publish), which saves a read per request.
+    /// whose store call reports an unknown tenant itself (a publish), which saves a read per request. A tenant
+    /// key naming another tenant gets the same answer as an unknown tenant, so it learns nothing about the others.
     pub fn tenant_unchecked(&self, tenant: &str) -> Result<TenantId, ApiError> {
         let id: TenantId = tenant.parse().map_err(|_| ApiError::tenant_not_found(tenant))?;
         match &self.0 {
@@ -141,16 +140,13 @@ impl Caller {
         }
     }
 
+    /// The tenant in the path, if this caller may act for it and it exists (a tenant key's own tenant does).
     pub async fn tenant(&self, state: &AppState, tenant: &str) -> Result<TenantId, ApiError> {
-        let id: TenantId = tenant.parse().map_err(|_| ApiError::tenant_not_found(tenant))?;
-        match &self.0 {
-            Principal::Tenant(own) if *own == id => Ok(id),
-            Principal::Tenant(_) => Err(ApiError::tenant_not_found(tenant)),
-            Principal::Admin => match state.store.get_tenant(id.clone()).await? {
-                Some(_) => Ok(id),
-                None => Err(ApiError::tenant_not_found(tenant)),
-            },
+        let id = self.tenant_unchecked(tenant)?;
+        if matches!(self.0, Principal::Admin) && state.store.get_tenant(id.clone()).await?.is_none() {
+            return Err(ApiError::tenant_not_found(tenant));
         }
+        Ok(id)
     }
 }
 

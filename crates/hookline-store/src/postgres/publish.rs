@@ -178,7 +178,7 @@ async fn write_events(
     Ok(answers)
 }
 
-fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+fn unique<T: Copy + Eq + std::hash::Hash>(values: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     values.filter(|value| seen.insert(*value)).collect()
 }
@@ -263,14 +263,7 @@ async fn insert_deliveries(
     if events.is_empty() {
         return Ok(counts);
     }
-    let pairs: Vec<(&str, &str)> = {
-        let mut seen = HashSet::new();
-        events
-            .iter()
-            .map(|event| (event.tenant.as_str(), event.topic.as_str()))
-            .filter(|pair| seen.insert(*pair))
-            .collect()
-    };
+    let pairs = unique(events.iter().map(|event| (event.tenant.as_str(), event.topic.as_str())));
     let (tenants, topics): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
     let rows = session
         .query(

@@ -1,8 +1,8 @@
 //! The SQLite engine: one writer thread that commits queued writes in groups, and a small pool of readers.
 //!
-//! Group commit: the writer takes every write that is waiting, runs each inside its own savepoint (so one
-//! failing write does not undo the others), commits once, and only then answers each caller. A caller's
-//! answer therefore always means "on disk", and many concurrent publishes share one fsync.
+//! Group commit: the writer takes every write that is waiting, runs each kept apart from the others (in its own
+//! savepoint, or checked before its first change: see `Isolation`), commits once, and only then answers each
+//! caller. A caller's answer therefore always means "on disk", and many concurrent publishes share one fsync.
 //!
 //! Checkpoints (copying the WAL back into the database file) run on a thread of their own, asked for by the
 //! writer every few groups, so the writer never stops to do them.

@@ -576,61 +576,7 @@ impl SqliteStore {
 
     pub(crate) async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
         let no_hook = |_: &mut Result<usize, StoreError>, _| {};
-        self.engine
-            .write_as(
-                Isolation::ChecksFirst,
-                move |connection| {
-                    let mut recorded = 0;
-                    let now = Timestamp::now().unix_millis();
-                    for outcome in outcomes.iter() {
-                        let (status, next_attempt) = next_state(&outcome.next);
-                        let attempt = &outcome.attempt;
-                        let updated = connection
-                            .prepare_cached(
-                                "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
-                                last_status = ?6, last_error = ?7, updated_at = ?8
-                             WHERE id = ?1 AND lease = ?2",
-                            )?
-                            .execute(params![
-                                outcome.delivery.as_str(),
-                                outcome.lease,
-                                status,
-                                attempt.number,
-                                next_attempt,
-                                attempt.response_status,
-                                attempt.error_detail,
-                                now,
-                            ])?;
-                        if updated == 0 {
-                            continue;
-                        }
-                        connection
-                            .prepare_cached(
-                                "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
-                                request_headers, response_status, response_headers, response_body, error_kind,
-                                error_detail)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                            )?
-                            .execute(params![
-                                outcome.delivery.as_str(),
-                                attempt.number,
-                                attempt.started.unix_millis(),
-                                attempt.duration_ms as i64,
-                                attempt.url,
-                                headers_json(&attempt.request_headers),
-                                attempt.response_status,
-                                headers_json(&attempt.response_headers),
-                                attempt.response_body,
-                                attempt.error.map(|error| error.as_str()),
-                                attempt.error_detail,
-                            ])?;
-                        recorded += 1;
-                    }
-                    Ok(recorded)
-                },
-                no_hook,
-            )
-            .await
+        self.engine.write_as(Isolation::ChecksFirst, move |connection| record(connection, &outcomes), no_hook).await
     }
 
     pub(crate) async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
@@ -657,15 +603,12 @@ impl SqliteStore {
                     "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                      WHERE d.status = 'pending' AND e.enabled = 1 AND ?1 = '[]'
                      ORDER BY d.next_attempt_at LIMIT 1"
+                        .to_owned()
                 } else {
-                    "SELECT MIN(due) FROM (
-                        SELECT (SELECT MIN(d.next_attempt_at) FROM deliveries d
-                                WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
-                        FROM endpoints e
-                        WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?1)))"
+                    format!("SELECT MIN(due) FROM ({EARLIEST_DUE_BUT_BUSY})")
                 };
                 let next: Option<Option<i64>> = connection
-                    .prepare_cached(sql)?
+                    .prepare_cached(&sql)?
                     .query_row([json_ids(&busy_endpoints)], |row| row.get(0))
                     .optional()?;
                 Ok(next.flatten().map(Timestamp::from_unix_millis))
@@ -802,6 +745,57 @@ fn insert_deliveries(
     Ok(handed)
 }
 
+/// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
+/// holds. Its only checks are the leases, so it needs no savepoint of its own.
+fn record(connection: &Connection, outcomes: &[AttemptOutcome]) -> Result<usize, StoreError> {
+    let mut recorded = 0;
+    let now = Timestamp::now().unix_millis();
+    for outcome in outcomes {
+        let (status, next_attempt) = next_state(&outcome.next);
+        let attempt = &outcome.attempt;
+        let updated = connection
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
+                    last_status = ?6, last_error = ?7, updated_at = ?8
+                 WHERE id = ?1 AND lease = ?2",
+            )?
+            .execute(params![
+                outcome.delivery.as_str(),
+                outcome.lease,
+                status,
+                attempt.number,
+                next_attempt,
+                attempt.response_status,
+                attempt.error_detail,
+                now,
+            ])?;
+        if updated == 0 {
+            continue;
+        }
+        connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
+                    request_headers, response_status, response_headers, response_body, error_kind, error_detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                outcome.delivery.as_str(),
+                attempt.number,
+                attempt.started.unix_millis(),
+                attempt.duration_ms as i64,
+                attempt.url,
+                headers_json(&attempt.request_headers),
+                attempt.response_status,
+                headers_json(&attempt.response_headers),
+                attempt.response_body,
+                attempt.error.map(|error| error.as_str()),
+                attempt.error_detail,
+            ])?;
+        recorded += 1;
+    }
+    Ok(recorded)
+}
+
 /// Leases the earliest due deliveries (from a window of a few batches), at most `per_endpoint` of each endpoint.
 fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
     Ok(connection
@@ -830,16 +824,10 @@ fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<
 /// order would step over every due delivery of a busy endpoint on each claim, and a slow endpoint piles up many:
 /// instead, each other endpoint with work due is visited through its own index, the longest waiting first.
 fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
-    let mut ready = connection.prepare_cached(
-        "SELECT id FROM (
-            SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
-                          WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
-            FROM endpoints e
-            WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?2)))
-         WHERE due <= ?1 ORDER BY due",
-    )?;
+    let mut ready =
+        connection.prepare_cached(&format!("SELECT id FROM ({EARLIEST_DUE_BUT_BUSY}) WHERE due <= ?2 ORDER BY due"))?;
     let endpoints: Vec<String> = ready
-        .query_map(params![claim.now.unix_millis(), json_ids(&claim.busy_endpoints)], |row| row.get(0))?
+        .query_map(params![json_ids(&claim.busy_endpoints), claim.now.unix_millis()], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut take = connection.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?3, lease = ?4 WHERE id IN (
@@ -858,6 +846,12 @@ fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Resu
     }
     Ok(claimed)
 }
+
+/// Each enabled endpoint but the busy ones (`?1`, a JSON array) with the earliest due time of its pending
+/// deliveries (`due`, NULL when none), found through the per-endpoint due index.
+const EARLIEST_DUE_BUT_BUSY: &str = "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+        WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+    FROM endpoints e WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?1))";
 
 /// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
 fn json_ids(ids: &[EndpointId]) -> String {

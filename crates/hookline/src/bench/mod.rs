@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
+use hookline_core::time::Timestamp;
 use hookline_dispatch::{HttpClient, TargetPolicy};
 use hookline_verify::{Scheme, Verifier};
 use serde_json::{Value, json};
@@ -115,18 +116,24 @@ impl Scenario {
     }
 }
 
+/// The slowest `--rate`: slower would schedule publishes beyond any run one would wait for.
+const MIN_RATE: f64 = 0.01;
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
-    if args.nodes == 0 || (args.nodes > 1 && !matches!(database, Some(hookline_server::Database::Postgres { .. }))) {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.nodes > 1 && !matches!(database, Some(hookline_server::Database::Postgres { .. })) {
         bail!("--nodes {} needs a shared database: give --database postgres://…", args.nodes);
     }
     if args.events == 0 || args.endpoints == 0 || args.concurrency == 0 {
         bail!("--events, --endpoints and --concurrency must each be at least 1");
     }
     if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate > 0.0)
+        && !(rate.is_finite() && rate >= MIN_RATE)
     {
-        bail!("invalid --rate {rate}; expected a positive number of events per second");
+        bail!("invalid --rate {rate}; expected at least {MIN_RATE} events per second");
     }
     let scenario = match (args.slow_endpoint, args.backlog) {
         (true, _) => Scenario::SlowEndpoint,
@@ -138,10 +145,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("could not start the load's runtime")?;
-    let result = bench(&args, scenario, load.handle()).await;
+    let result = bench(&args, database, scenario, load.handle()).await;
     load.shutdown_background();
     let (figures, chart) = result?;
-    if let Some(path) = &args.chart {
+    if let (Some(path), Some(chart)) = (&args.chart, chart) {
         std::fs::write(path, chart).with_context(|| format!("could not write the chart to {path:?}"))?;
     }
     if args.json {
@@ -159,12 +166,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Starts the target, runs the scenario, stops the target whatever happened.
-async fn bench(args: &BenchArgs, scenario: Scenario, load: &Handle) -> anyhow::Result<(Figures, String)> {
+async fn bench(
+    args: &BenchArgs,
+    database: Option<hookline_server::Database>,
+    scenario: Scenario,
+    load: &Handle,
+) -> anyhow::Result<(Figures, Option<String>)> {
     let epoch = Instant::now();
     let slow_endpoint = (scenario == Scenario::SlowEndpoint).then_some(args.endpoints as usize);
     let gate_open = scenario != Scenario::Backlog;
     let sink = Arc::new(Sink::new(epoch, slow_endpoint, SLOW_ANSWER, gate_open));
-    let target = Target::start(args, scenario).await?;
+    let target = Target::start(args, database, scenario).await?;
     let result = measure(args, scenario, load, &target, &sink, epoch).await;
     // Held requests would keep an in-process server's shutdown waiting for them.
     sink.open_gate();
@@ -176,8 +188,7 @@ async fn bench(args: &BenchArgs, scenario: Scenario, load: &Handle) -> anyhow::R
 
 /// The server under test and how to reach it.
 struct Target {
-    api: Api,
-    /// Every node's API, which publishers take in turn (the first is `api`).
+    /// Every node's API, which publishers take in turn.
     nodes: Vec<Api>,
     tenant: String,
     process: ServerProcess,
@@ -194,16 +205,18 @@ struct InProcess {
 }
 
 impl Target {
-    async fn start(args: &BenchArgs, scenario: Scenario) -> anyhow::Result<Target> {
+    async fn start(
+        args: &BenchArgs,
+        database: Option<hookline_server::Database>,
+        scenario: Scenario,
+    ) -> anyhow::Result<Target> {
         let client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, Duration::from_secs(60), 64 * 1024);
         if let (Some(url), Some(key)) = (&args.server, &args.key) {
             let api = Api::new(client, url.trim_end_matches('/'), key);
-            let millis =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis());
-            let tenant = format!("bench-{millis}");
+            let tenant = shared_store_tenant();
             api.call_json(http::Method::POST, "/v1/tenants", json!({"id": tenant, "name": "hookline bench"}))
                 .await
-                .context("could not create the bench's tenant; --key must be the server's admin key")?;
+                .with_context(|| format!("could not create the bench's tenant on {url}"))?;
             let mut description = format!("{url} (its own process and store)");
             if scenario == Scenario::Backlog {
                 description.push_str(
@@ -211,7 +224,6 @@ impl Target {
                 );
             }
             return Ok(Target {
-                api: api.clone(),
                 nodes: vec![api],
                 tenant,
                 process: args.server_pid.map_or(ServerProcess::Unknown, ServerProcess::Pid),
@@ -221,14 +233,11 @@ impl Target {
             });
         }
         let admin_key = hookline_core::secret::generate_api_key("hka_");
-        let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
         let mut nodes = Vec::new();
         let mut in_process = Vec::new();
         for node in 0..args.nodes {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.subsec_nanos());
-            let data_dir = std::env::temp_dir().join(format!("hookline-bench-{}-{node}-{nanos}", std::process::id()));
+            let millis = Timestamp::now().unix_millis();
+            let data_dir = std::env::temp_dir().join(format!("hookline-bench-{}-{node}-{millis}", std::process::id()));
             let mut config = hookline_server::Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 data_dir: data_dir.clone(),
@@ -241,24 +250,32 @@ impl Target {
                 // The held deliveries must not time out (and be retried later) while the queue builds up.
                 config.delivery_timeout = DELIVERY_DEADLINE;
             }
-            let server = hookline_server::Server::bind(config).await?;
-            nodes.push(Api::new(client.clone(), &format!("http://{}", server.local_addr()?), &admin_key));
+            let bound: anyhow::Result<_> = async {
+                let server = hookline_server::Server::bind(config).await?;
+                let address = server.local_addr()?;
+                Ok((server, address))
+            }
+            .await;
+            let (server, address) = match bound {
+                Ok(bound) => bound,
+                Err(error) => {
+                    stop_servers(in_process).await;
+                    return Err(error);
+                }
+            };
+            nodes.push(Api::new(client.clone(), &format!("http://{address}"), &admin_key));
             let shutdown = CancellationToken::new();
             let serving = tokio::spawn(server.run(shutdown.clone()));
             in_process.push(InProcess { shutdown, serving, data_dir });
         }
         let (tenant, description) = match &database {
             Some(hookline_server::Database::Postgres { .. }) => {
-                let millis = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |since| since.as_millis());
                 let nodes = if args.nodes == 1 { "one node".to_owned() } else { format!("{} nodes", args.nodes) };
-                (format!("bench-{millis}"), format!("in-process, PostgreSQL, {nodes} sharing one database"))
+                (shared_store_tenant(), format!("in-process, PostgreSQL, {nodes} sharing one database"))
             }
             _ => ("bench".to_owned(), "in-process, SQLite (durable) on a temporary data dir".to_owned()),
         };
         let target = Target {
-            api: nodes[0].clone(),
             nodes,
             tenant,
             process: ServerProcess::InProcess,
@@ -266,14 +283,24 @@ impl Target {
             in_process,
             delete_tenant: database.is_some(),
         };
-        target.api.call_json(http::Method::POST, "/v1/tenants", json!({"id": target.tenant})).await?;
+        if let Err(error) =
+            target.api().call_json(http::Method::POST, "/v1/tenants", json!({"id": target.tenant})).await
+        {
+            stop_servers(target.in_process).await;
+            return Err(error.context("could not create the bench's tenant"));
+        }
         Ok(target)
+    }
+
+    /// The first node's API, where the bench sets up its tenant and endpoints.
+    fn api(&self) -> &Api {
+        &self.nodes[0]
     }
 
     async fn stop(self) -> anyhow::Result<()> {
         if self.delete_tenant {
             let path = format!("/v1/tenants/{}", self.tenant);
-            self.api
+            self.api()
                 .call(http::Method::DELETE, &path, String::new())
                 .await
                 .context("could not delete the bench's tenant")?;
@@ -286,6 +313,20 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// Stops servers started before a later step of the set-up failed, and removes their data dirs.
+async fn stop_servers(servers: Vec<InProcess>) {
+    for server in servers {
+        server.shutdown.cancel();
+        let _ = server.serving.await;
+        let _ = std::fs::remove_dir_all(&server.data_dir);
+    }
+}
+
+/// A tenant name of its own for a run on a store that outlives it (another server's, or PostgreSQL).
+fn shared_store_tenant() -> String {
+    format!("bench-{}", Timestamp::now().unix_millis())
 }
 
 /// A client of the server's API.
@@ -327,7 +368,7 @@ async fn measure(
     target: &Target,
     sink: &Arc<Sink>,
     epoch: Instant,
-) -> anyhow::Result<(Figures, String)> {
+) -> anyhow::Result<(Figures, Option<String>)> {
     let sink_address = load.spawn(Arc::clone(sink).listen(args.sink_listen)).await??;
     let sink_base = match &args.sink_url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -350,7 +391,7 @@ async fn measure(
             "description": if index < fast_endpoints { "hookline bench" } else { "hookline bench: answers after 200 ms" },
         });
         let created = target
-            .api
+            .api()
             .call_json(http::Method::POST, &format!("/v1/tenants/{}/endpoints", target.tenant), endpoint)
             .await?;
         let secret = created["secret"].as_str().context("the endpoint's answer has no secret")?;
@@ -371,7 +412,7 @@ async fn measure(
         r#"{{"topic":"{TOPIC}","created":"2026-01-01T00:00:00+00:00","data":{{{SENT_MARKER}{},"pad":"{padding}"}},"meta":null}}"#,
         u64::MAX / 2
     ));
-    let raw_client = target.api.client.clone();
+    let raw_client = target.api().client.clone();
     let raw_url: Arc<str> = Arc::from(format!("{sink_base}{}", Sink::RAW_PATH));
     let raw_elapsed = load
         .spawn(drive(raw_requests, raw_concurrency, move |_| {
@@ -434,15 +475,15 @@ async fn measure(
         ticker.set(Phase::Deliveries { label: "delivering", events: args.events, deliveries: wanted, fast_only });
     }
     let mut counts = sink.counts();
-    let arrived = counts.wait_for(|counts| if fast_only { counts.fast } else { counts.fast + counts.slow } >= wanted);
+    let arrived = counts.wait_for(|counts| counts.answered(fast_only) >= wanted);
     tokio::time::timeout(DELIVERY_DEADLINE, arrived)
         .await
         .map_err(|_| anyhow!("not every delivery arrived within {} s", DELIVERY_DEADLINE.as_secs()))?
         .context("the sink stopped")?;
     let cpu_after = target.process.cpu_seconds();
     let load_cpu_after = load_cpu_seconds(target.process);
-    let peak_rss_bytes =
-        if peak_reset || target.process.peak_rss_bytes().is_none() { target.process.peak_rss_bytes() } else { None };
+    // Without a reset the peak may be from before the run, so there is none to report.
+    let peak_rss_bytes = if peak_reset { target.process.peak_rss_bytes() } else { None };
     let memory = ticker.finish().await;
 
     let mut record = sink.record();
@@ -451,7 +492,7 @@ async fn measure(
     record.slow.latencies_us.sort_unstable();
     let last = if fast_only { record.fast.last_at } else { record.fast.last_at.max(record.slow.last_at) };
     let elapsed = last.saturating_sub(started).max(Duration::from_micros(1));
-    let deliveries = if fast_only { counted.fast } else { counted.fast + counted.slow };
+    let deliveries = counted.answered(fast_only);
     let deliveries_per_sec = deliveries as f64 / elapsed.as_secs_f64();
     let figures = Figures {
         scenario: scenario.name(),
@@ -500,6 +541,9 @@ async fn measure(
         .filter(|(at, _)| *at >= started)
         .map(|(at, bytes)| ((at - started).as_secs_f64(), bytes))
         .collect();
+    if args.chart.is_none() {
+        return Ok((figures, None));
+    }
     let chart = chart::render(&chart::ChartData {
         title: format!(
             "hookline bench, {}: {} deliveries/s ({:.1}% of the raw ceiling, {} /s)",
@@ -527,7 +571,7 @@ async fn measure(
         memory: &memory,
         memory_scope: target.process.rss_scope(),
     });
-    Ok((figures, chart))
+    Ok((figures, Some(chart)))
 }
 
 /// The load's CPU seconds: its own threads beside an in-process server, else the whole bench process.

@@ -107,7 +107,7 @@ async fn tick(
                 )
             }
             Phase::Deliveries { label, events, deliveries, fast_only } => {
-                let answered = if fast_only { counts.fast } else { counts.fast + counts.slow };
+                let answered = counts.answered(fast_only);
                 recent.push_back((now, answered));
                 while recent.front().is_some_and(|(at, _)| now.duration_since(*at) > Duration::from_secs(1)) {
                     recent.pop_front();

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -29,6 +29,13 @@ pub struct Counts {
     pub fast: u64,
     pub slow: u64,
     pub raw: u64,
+}
+
+impl Counts {
+    /// The deliveries that count for the figures: the fast endpoints' alone, or all of them.
+    pub fn answered(&self, fast_only: bool) -> u64 {
+        if fast_only { self.fast } else { self.fast + self.slow }
+    }
 }
 
 /// What one kind of endpoint (the fast ones, or the slow one) received.
@@ -199,7 +206,7 @@ impl Sink {
             return Err(format!("a delivery came to endpoint {index}, whose secret the sink does not know"));
         };
         let headers = headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
+        let now = hookline_core::time::Timestamp::now().unix_seconds();
         verifier.verify(headers, body, now).map(|_| ()).map_err(|error| format!("endpoint {index}: {error}"))
     }
 }

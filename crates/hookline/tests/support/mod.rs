@@ -63,6 +63,15 @@ pub fn on_postgres() -> bool {
     }
 }
 
+/// A database of its own for a test that needs PostgreSQL, or `None` (saying so) when this run is on SQLite.
+pub async fn postgres_database() -> Option<Arc<TestDatabase>> {
+    if !on_postgres() {
+        eprintln!("skipping: this test needs PostgreSQL; set HOOKLINE_TEST_BACKEND=postgres to run it");
+        return None;
+    }
+    Some(TestDatabase::create().await)
+}
+
 /// A PostgreSQL database of its own for one test, dropped (with its connections) when the last handle goes.
 pub struct TestDatabase {
     pub url: String,
