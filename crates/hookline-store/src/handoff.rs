@@ -163,12 +163,6 @@ impl Handoff {
         }
     }
 
-    /// The endpoints with deliveries reserved, handed over or waiting: a claim must skip them, so that no
-    /// endpoint has more than its share waiting (see `Handoff::new`).
-    pub fn busy(&self) -> Vec<EndpointId> {
-        self.state().queued.iter().filter(|(_, queued)| **queued > 0).map(|(endpoint, _)| endpoint.clone()).collect()
-    }
-
     /// Deliveries reserved, handed over or waiting, in all.
     pub fn queued(&self) -> usize {
         self.state().total as usize
