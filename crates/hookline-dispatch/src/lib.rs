@@ -52,7 +52,7 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            concurrency: 512,
+            concurrency: 1024,
             per_endpoint_concurrency: 64,
             timeout: Duration::from_secs(15),
             default_schedule: RetrySchedule::standard(),

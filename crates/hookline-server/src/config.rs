@@ -78,7 +78,7 @@ impl Default for Config {
             default_signing: vec![Scheme::Standard],
             max_payload_bytes: 256 * 1024,
             delivery_timeout: Duration::from_secs(15),
-            delivery_concurrency: 512,
+            delivery_concurrency: 1024,
             endpoint_concurrency: 64,
             retry_schedule: None,
             log_format: LogFormat::Text,
