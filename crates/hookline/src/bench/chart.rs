@@ -136,14 +136,22 @@ pub fn render(data: &ChartData<'_>) -> String {
     svg
 }
 
-fn throughput(svg: &mut String, data: &ChartData<'_>, top: f64) {
+/// The time axis the throughput and memory panels share: from the first publish to a round number of seconds
+/// past the last bucket or memory sample, with its ticks.
+fn time_axis(data: &ChartData<'_>) -> (f64, Vec<(f64, String)>) {
     let buckets = data.delivered.len().max(data.accepted.len()).max(data.slow.map_or(0, <[u64]>::len)).max(1);
-    let seconds = buckets as f64 * data.bucket_seconds;
+    let last_sample = data.memory.last().map_or(0.0, |(at, _)| *at);
+    let ticks = nice_ticks((buckets as f64 * data.bucket_seconds).max(last_sample).max(0.1));
+    let end = ticks.last().copied().unwrap_or(1.0);
+    (end, ticks.into_iter().map(|value| (value, format!("{value} s"))).collect())
+}
+
+fn throughput(svg: &mut String, data: &ChartData<'_>, top: f64) {
     let highest =
         data.delivered.iter().chain(data.accepted).chain(data.slow.unwrap_or(&[])).copied().max().unwrap_or(0);
     let y_ticks = nice_ticks(highest.max(1) as f64);
+    let (seconds, x_ticks) = time_axis(data);
     let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
-    let x_ticks = nice_ticks(seconds).into_iter().map(|value| (value, format!("{value} s"))).collect::<Vec<_>>();
     let y_labels = y_ticks.iter().map(|&value| (value, super::report::thousands(value as u64))).collect::<Vec<_>>();
     let per = format!("per {} ms", (data.bucket_seconds * 1000.0).round());
     panel.axes(
@@ -215,11 +223,10 @@ fn latency(svg: &mut String, data: &ChartData<'_>, top: f64) {
 
 fn memory(svg: &mut String, data: &ChartData<'_>, top: f64) {
     let title = format!("Resident memory ({})", data.memory_scope);
-    let seconds = data.memory.last().map_or(1.0, |(at, _)| at.max(0.1));
     let highest = data.memory.iter().map(|(_, bytes)| *bytes as f64 / 1e6).fold(1.0, f64::max);
     let y_ticks = nice_ticks(highest);
+    let (seconds, x_ticks) = time_axis(data);
     let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
-    let x_ticks = nice_ticks(seconds).into_iter().map(|value| (value, format!("{value} s"))).collect::<Vec<_>>();
     let y_labels = y_ticks.iter().map(|&value| (value, format!("{value} MB"))).collect::<Vec<_>>();
     panel.axes(svg, &title, "time since the first publish", &x_ticks, &y_labels);
     panel.polyline(svg, data.memory.iter().map(|(at, bytes)| (*at, *bytes as f64 / 1e6)), MEMORY_COLOUR, "rss");
