@@ -22,6 +22,30 @@ fn slow_tests_enabled(test: &str) -> bool {
     enabled
 }
 
+/// Waits until the receiver has seen every accepted event; past `limit`, fails with what the store says of the
+/// deliveries that have not succeeded, so a failure shows why they are late.
+async fn wait_until_all_delivered(
+    server: &Hookline,
+    receiver: &Receiver,
+    accepted: &HashSet<String>,
+    limit: Duration,
+) -> Vec<support::Received> {
+    let waiting = wait_until_all_seen(receiver, accepted, limit + Duration::from_secs(60));
+    match tokio::time::timeout(limit, waiting).await {
+        Ok(requests) => requests,
+        Err(_) => {
+            let seen: HashSet<String> = receiver.requests().iter().map(event_id).collect();
+            let missing: Vec<&String> = accepted.difference(&seen).collect();
+            let deliveries = server.all_deliveries("acme", None).await;
+            let late: Vec<&Value> = deliveries.iter().filter(|delivery| delivery["status"] != "succeeded").collect();
+            panic!(
+                "not every accepted event delivered within {limit:?}: {} missing ({missing:?}); deliveries not succeeded: {late:?}",
+                missing.len()
+            );
+        }
+    }
+}
+
 /// Asserts that every delivery of `tenant` succeeded and that there is one per accepted event.
 async fn assert_all_succeeded(server: &Hookline, tenant: &str, accepted: &HashSet<String>) {
     server.wait_for_none(tenant, "pending", Duration::from_secs(15)).await;
@@ -73,7 +97,7 @@ async fn sigkill_mid_delivery_loses_no_accepted_event() {
     server.kill().await;
     server.restart().await;
 
-    wait_until_all_seen(&receiver, &accepted, Duration::from_secs(20)).await;
+    wait_until_all_delivered(&server, &receiver, &accepted, Duration::from_secs(20)).await;
     assert_all_succeeded(&server, "acme", &accepted).await;
     let requests = receiver.requests();
     let sent_again = requests_per_event(&requests).values().filter(|count| **count > 1).count();
@@ -142,7 +166,7 @@ async fn sigkill_while_publishing_keeps_every_accepted_event() {
         let found = server.admin("GET", &format!("/v1/tenants/acme/events/{event}"), None).await;
         assert_eq!(found.status, 200, "accepted event {event} is gone after the kill: {:?}", found.body);
     }
-    wait_until_all_seen(&receiver, &accepted, Duration::from_secs(15)).await;
+    wait_until_all_delivered(&server, &receiver, &accepted, Duration::from_secs(15)).await;
     assert_all_succeeded(&server, "acme", &accepted).await;
 }
 
@@ -183,7 +207,7 @@ async fn sigterm_finishes_in_flight_deliveries_and_exits_cleanly() {
     // A sentinel published after the restart: once it has arrived, anything the restart would re-send has too.
     let sentinel = server.publish("acme", "pdf.processed", r#"{"pdf_id":"sentinel"}"#).await;
     accepted.insert(sentinel);
-    let requests = wait_until_all_seen(&receiver, &accepted, Duration::from_secs(15)).await;
+    let requests = wait_until_all_delivered(&server, &receiver, &accepted, Duration::from_secs(15)).await;
     assert_all_succeeded(&server, "acme", &accepted).await;
     let per_event = requests_per_event(&receiver.requests());
     let sent_twice: Vec<_> = per_event.iter().filter(|(_, count)| **count > 1).collect();
