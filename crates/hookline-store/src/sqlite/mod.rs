@@ -603,12 +603,11 @@ impl SqliteStore {
                     "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
                      WHERE d.status = 'pending' AND e.enabled = 1 AND ?1 = '[]'
                      ORDER BY d.next_attempt_at LIMIT 1"
-                        .to_owned()
                 } else {
-                    format!("SELECT MIN(due) FROM ({EARLIEST_DUE_BUT_BUSY})")
+                    concat!("SELECT MIN(due) FROM (", earliest_due_but_busy!(), ")")
                 };
                 let next: Option<Option<i64>> = connection
-                    .prepare_cached(&sql)?
+                    .prepare_cached(sql)?
                     .query_row([json_ids(&busy_endpoints)], |row| row.get(0))
                     .optional()?;
                 Ok(next.flatten().map(Timestamp::from_unix_millis))
@@ -824,8 +823,11 @@ fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<
 /// order would step over every due delivery of a busy endpoint on each claim, and a slow endpoint piles up many:
 /// instead, each other endpoint with work due is visited through its own index, the longest waiting first.
 fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
-    let mut ready =
-        connection.prepare_cached(&format!("SELECT id FROM ({EARLIEST_DUE_BUT_BUSY}) WHERE due <= ?2 ORDER BY due"))?;
+    let mut ready = connection.prepare_cached(concat!(
+        "SELECT id FROM (",
+        earliest_due_but_busy!(),
+        ") WHERE due <= ?2 ORDER BY due"
+    ))?;
     let endpoints: Vec<String> = ready
         .query_map(params![json_ids(&claim.busy_endpoints), claim.now.unix_millis()], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
@@ -848,10 +850,16 @@ fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Resu
 }
 
 /// Each enabled endpoint but the busy ones (`?1`, a JSON array) with the earliest due time of its pending
-/// deliveries (`due`, NULL when none), found through the per-endpoint due index.
-const EARLIEST_DUE_BUT_BUSY: &str = "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
-    FROM endpoints e WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?1))";
+/// deliveries (`due`, NULL when none), found through the per-endpoint due index. A macro, so that the queries
+/// built on it are constants.
+macro_rules! earliest_due_but_busy {
+    () => {
+        "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+        FROM endpoints e WHERE e.enabled = 1 AND e.id NOT IN (SELECT value FROM json_each(?1))"
+    };
+}
+use earliest_due_but_busy;
 
 /// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
 fn json_ids(ids: &[EndpointId]) -> String {
