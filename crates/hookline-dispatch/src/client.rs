@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookline_core::target::forbidden_reason;
 use hookline_store::AttemptError;
 use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
@@ -19,28 +18,20 @@ use hyper::body::Body;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 
-/// How the client treats private and internal addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetPolicy {
-    /// Refuse loopback, private, link-local, CGNAT and metadata addresses (the default).
-    PublicOnly,
-    /// Allow every address. For tests and local demos only.
-    DangerousAllowPrivate,
-}
+use crate::guard::{Refusal, TargetGuard, TargetPolicy};
 
-/// A name resolved only to addresses the guard refuses.
+/// A name that resolved only to addresses the guard refuses.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to a {reason} address ({address}); the SSRF guard refuses it")]
+#[error("{host} resolves to {address} only, which is {reason}; the SSRF guard refuses it", address = refusal.address, reason = refusal.reason)]
 pub struct BlockedAddress {
     pub host: String,
-    pub address: IpAddr,
-    pub reason: &'static str,
+    pub refusal: Refusal,
 }
 
-/// Resolves names with the system resolver, then drops every address the policy refuses.
+/// Resolves names with the system resolver, then drops every address the guard refuses.
 #[derive(Clone)]
 pub struct GuardedResolver {
-    policy: TargetPolicy,
+    guard: TargetGuard,
 }
 
 type ResolveFuture =
@@ -56,27 +47,25 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let policy = self.policy;
+        let guard = self.guard.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if policy == TargetPolicy::DangerousAllowPrivate {
-                return Ok(resolved.into_iter());
-            }
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
-                .filter(|address| match forbidden_reason(address.ip()) {
-                    Some(reason) => {
-                        refused = Some((address.ip(), reason));
+                .filter(|address| match guard.check(address.ip()) {
+                    Err(refusal) => {
+                        refused = Some(refusal);
                         false
                     }
-                    None => true,
+                    Ok(()) => true,
                 })
                 .collect();
+            // The connector connects to exactly these addresses, so what was checked is what is reached.
             match (allowed.is_empty(), refused) {
                 // The error itself is boxed, not a box of it, so `classify` can downcast the cause.
-                (true, Some((address, reason))) => Err(BlockedAddress { host, address, reason }.into()),
+                (true, Some(refusal)) => Err(BlockedAddress { host, refusal }.into()),
                 _ => Ok(allowed.into_iter()),
             }
         })
@@ -96,9 +85,22 @@ pub struct HttpClient {
 struct Shared {
     connector: Connector,
     pool: Mutex<Pool>,
-    policy: TargetPolicy,
+    guard: TargetGuard,
     timeout: Duration,
     response_body_limit: usize,
+    headers_limit: HeadersLimit,
+}
+
+/// How much of a response's headers a request keeps: whole headers, in the order received, while both the count
+/// and the total size of names and values stay within the limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadersLimit {
+    pub count: usize,
+    pub bytes: usize,
+}
+
+impl HeadersLimit {
+    pub const UNLIMITED: HeadersLimit = HeadersLimit { count: usize::MAX, bytes: usize::MAX };
 }
 
 /// Idle connections by host, the most recently used last.
@@ -128,6 +130,8 @@ const READY_WAIT: Duration = Duration::from_millis(100);
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// How many headers were past the limit and not kept.
+    pub headers_omitted: u32,
     pub body: String,
 }
 
@@ -161,7 +165,18 @@ impl HeaderNameSource for String {
 
 impl HttpClient {
     pub fn new(policy: TargetPolicy, timeout: Duration, response_body_limit: usize) -> HttpClient {
-        let mut http = HttpConnector::new_with_resolver(GuardedResolver { policy });
+        HttpClient::with_guard(TargetGuard::new(policy), timeout, response_body_limit, HeadersLimit::UNLIMITED)
+    }
+
+    /// A client whose requests go only where `guard` allows, keeping at most `headers_limit` of a response's
+    /// headers.
+    pub fn with_guard(
+        guard: TargetGuard,
+        timeout: Duration,
+        response_body_limit: usize,
+        headers_limit: HeadersLimit,
+    ) -> HttpClient {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver { guard: guard.clone() });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
@@ -173,7 +188,7 @@ impl HttpClient {
         // Every idle connection stays pooled: the dispatcher's concurrency already bounds how many there are, and
         // a cap below it made busy hosts (many endpoints on one receiver) reconnect all the time.
         let pool = Mutex::new(Pool { idle: HashMap::new(), swept: Instant::now() });
-        HttpClient { shared: Arc::new(Shared { connector, pool, policy, timeout, response_body_limit }) }
+        HttpClient { shared: Arc::new(Shared { connector, pool, guard, timeout, response_body_limit, headers_limit }) }
     }
 
     /// POSTs `body` to `url` with `headers`, within the client's timeout.
@@ -217,11 +232,11 @@ impl HttpClient {
         let (Some(authority), Some(host)) = (uri.authority().cloned(), uri.host()) else {
             return Err(invalid(&"it has no host"));
         };
-        if self.shared.policy == TargetPolicy::PublicOnly
-            && let Ok(address) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
-            && let Some(reason) = forbidden_reason(address)
+        // An address in the URL is connected to without resolving, so it is checked here.
+        if let Ok(address) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>()
+            && let Err(refusal) = self.shared.guard.check(address)
         {
-            return Err((AttemptError::Blocked, format!("{address} is a {reason} address; the SSRF guard refuses it")));
+            return Err((AttemptError::Blocked, refusal.to_string()));
         }
         let host = host_header(&uri, https).map_err(|error| invalid(&error))?;
         // Sent in origin form (the path), as a request to the origin server is.
@@ -247,11 +262,7 @@ impl HttpClient {
         let pooled = self.checkout(&key).await;
         let (response, sender) = self.send_on(pooled, &uri, &build).await?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect();
+        let (headers, headers_omitted) = kept_headers(response.headers(), self.shared.headers_limit);
         let limit = self.shared.response_body_limit;
         let mut body = response.into_body();
         let mut collected = Vec::new();
@@ -276,7 +287,7 @@ impl HttpClient {
         if complete || body.is_end_stream() {
             self.put(key, sender);
         }
-        Ok(Response { status, headers, body: String::from_utf8_lossy(&collected).into_owned() })
+        Ok(Response { status, headers, headers_omitted, body: String::from_utf8_lossy(&collected).into_owned() })
     }
 
     /// Sends the request `build` makes on `pooled`, or on a new connection. A pooled connection that the
@@ -361,6 +372,22 @@ impl HttpClient {
         });
         Ok(sender)
     }
+}
+
+/// The headers `limit` keeps, and how many it left out.
+fn kept_headers(headers: &http::HeaderMap, limit: HeadersLimit) -> (Vec<(String, String)>, u32) {
+    let mut kept = Vec::with_capacity(headers.len().min(limit.count));
+    let (mut bytes, mut omitted) = (0usize, 0u32);
+    for (name, value) in headers {
+        let size = name.as_str().len() + value.len();
+        if kept.len() < limit.count && bytes.saturating_add(size) <= limit.bytes {
+            bytes += size;
+            kept.push((name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        } else {
+            omitted = omitted.saturating_add(1);
+        }
+    }
+    (kept, omitted)
 }
 
 /// The `Host` header for `uri`: its host, with the port unless it is the scheme's default.

@@ -6,6 +6,7 @@
 //! pool for the whole dispatcher and one per endpoint, so a slow endpoint cannot take every slot.
 
 pub mod client;
+pub mod guard;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::client::{HttpClient, TargetPolicy};
+pub use crate::client::{HeadersLimit, HttpClient};
+pub use crate::guard::{TargetGuard, TargetPolicy};
 
 /// The `User-Agent` every webhook request carries.
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"), " (+webhooks)");
@@ -46,6 +48,8 @@ pub struct DispatchConfig {
     pub default_schedule: RetrySchedule,
     /// How much of a response body the delivery log keeps.
     pub response_body_limit: usize,
+    /// How much of a response's headers the delivery log keeps.
+    pub response_headers_limit: HeadersLimit,
     pub target_policy: TargetPolicy,
 }
 
@@ -57,6 +61,7 @@ impl Default for DispatchConfig {
             timeout: Duration::from_secs(15),
             default_schedule: RetrySchedule::standard(),
             response_body_limit: 4096,
+            response_headers_limit: HeadersLimit { count: 64, bytes: 4096 },
             target_policy: TargetPolicy::PublicOnly,
         }
     }
@@ -65,7 +70,12 @@ impl Default for DispatchConfig {
 /// Runs the dispatcher until `shutdown` is cancelled; then in-flight attempts finish and are recorded, and
 /// deliveries claimed but not started go back to the queue.
 pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationToken) {
-    let client = HttpClient::new(config.target_policy, config.timeout, config.response_body_limit);
+    let client = HttpClient::with_guard(
+        TargetGuard::new(config.target_policy),
+        config.timeout,
+        config.response_body_limit,
+        config.response_headers_limit,
+    );
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
     let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, WAITING as u32));
     store.accept_handoff(Arc::clone(&handoff));
@@ -415,7 +425,11 @@ impl Attempter {
             }
             Err(_) => (None, None),
         };
+        // The guard's answer does not change by waiting: retrying through the schedule would only fill the log.
+        // The delivery stays failed and visible, and can be retried by hand once the operator changes the guard.
+        let blocked = matches!(exchange.result, Err((AttemptError::Blocked, _)));
         let next = match verdict(status) {
+            _ if blocked => NextStep::Done(DeliveryStatus::Failed),
             Verdict::Delivered => NextStep::Done(DeliveryStatus::Succeeded),
             Verdict::Gone => NextStep::Done(DeliveryStatus::Failed),
             Verdict::Retry => {
@@ -430,15 +444,17 @@ impl Attempter {
                 }
             }
         };
-        let (response_status, response_headers, response_body, error, error_detail) = match exchange.result {
-            Ok(response) => {
-                let failed = !(200..300).contains(&response.status);
-                let detail = failed.then(|| format!("the endpoint answered {}", response.status));
-                let error = failed.then_some(AttemptError::Status);
-                (Some(response.status), response.headers, Some(response.body), error, detail)
-            }
-            Err((kind, detail)) => (None, Vec::new(), None, Some(kind), Some(detail)),
-        };
+        let (response_status, response_headers, response_headers_omitted, response_body, error, error_detail) =
+            match exchange.result {
+                Ok(response) => {
+                    let failed = !(200..300).contains(&response.status);
+                    let detail = failed.then(|| format!("the endpoint answered {}", response.status));
+                    let error = failed.then_some(AttemptError::Status);
+                    let body = Some(response.body);
+                    (Some(response.status), response.headers, response.headers_omitted, body, error, detail)
+                }
+                Err((kind, detail)) => (None, Vec::new(), 0, None, Some(kind), Some(detail)),
+            };
         tracing::debug!(delivery = %delivery.id, attempt = number, status = ?response_status, ?error, "attempt finished");
         let outcome = AttemptOutcome {
             delivery: delivery.id,
@@ -451,6 +467,7 @@ impl Attempter {
                 request_headers: headers.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
                 response_status,
                 response_headers,
+                response_headers_omitted,
                 response_body,
                 error,
                 error_detail,

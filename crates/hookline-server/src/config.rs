@@ -62,6 +62,17 @@ pub struct Config {
     pub endpoint_concurrency: usize,
     /// The retry schedule of endpoints without their own; `None` is the built-in jittered default.
     pub retry_schedule: Option<Vec<Duration>>,
+    /// The most response headers an attempt keeps, by count and by total bytes (names and values).
+    pub response_headers_max_count: usize,
+    pub response_headers_max_bytes: usize,
+    /// API connections open at once (lowered at start-up to leave deliveries room under the open file limit).
+    pub api_max_connections: usize,
+    /// How long a request head may take, from a new connection or from its first byte.
+    pub api_header_timeout: Duration,
+    /// How long a kept-alive API connection may stay silent between requests.
+    pub api_idle_timeout: Duration,
+    /// How long an API request may take from its complete head to its response, its body included.
+    pub api_request_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -81,6 +92,12 @@ impl Default for Config {
             delivery_concurrency: 1024,
             endpoint_concurrency: 64,
             retry_schedule: None,
+            response_headers_max_count: 64,
+            response_headers_max_bytes: 4096,
+            api_max_connections: 4096,
+            api_header_timeout: Duration::from_secs(10),
+            api_idle_timeout: Duration::from_secs(75),
+            api_request_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
         }
     }
@@ -116,6 +133,12 @@ struct FileLayer {
     delivery_concurrency: Option<usize>,
     endpoint_concurrency: Option<usize>,
     retry_schedule: Option<Vec<String>>,
+    response_headers_max_count: Option<usize>,
+    response_headers_max_bytes: Option<usize>,
+    api_max_connections: Option<usize>,
+    api_header_timeout: Option<String>,
+    api_idle_timeout: Option<String>,
+    api_request_timeout: Option<String>,
     log_format: Option<String>,
 }
 
@@ -136,6 +159,11 @@ pub struct Sources<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub flags: Flags,
 }
+
+/// The accepted ranges of the limits.
+const HEADER_COUNTS: std::ops::RangeInclusive<usize> = 0..=1000;
+const HEADER_BYTES: std::ops::RangeInclusive<usize> = 0..=1024 * 1024;
+const CONNECTIONS: std::ops::RangeInclusive<usize> = 16..=1_000_000;
 
 fn invalid(key: &str, value: &str, hint: &str) -> ConfigError {
     ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), hint: hint.to_owned() }
@@ -279,6 +307,26 @@ impl Config {
         if let Some(delays) = file.retry_schedule {
             self.retry_schedule = Some(parse_schedule("retry_schedule", &delays)?);
         }
+        if let Some(count) = file.response_headers_max_count {
+            self.response_headers_max_count =
+                parse_count("response_headers_max_count", &count.to_string(), HEADER_COUNTS)?;
+        }
+        if let Some(bytes) = file.response_headers_max_bytes {
+            self.response_headers_max_bytes =
+                parse_count("response_headers_max_bytes", &bytes.to_string(), HEADER_BYTES)?;
+        }
+        if let Some(count) = file.api_max_connections {
+            self.api_max_connections = parse_count("api_max_connections", &count.to_string(), CONNECTIONS)?;
+        }
+        if let Some(timeout) = file.api_header_timeout {
+            self.api_header_timeout = parse_timeout("api_header_timeout", &timeout)?;
+        }
+        if let Some(timeout) = file.api_idle_timeout {
+            self.api_idle_timeout = parse_timeout("api_idle_timeout", &timeout)?;
+        }
+        if let Some(timeout) = file.api_request_timeout {
+            self.api_request_timeout = parse_timeout("api_request_timeout", &timeout)?;
+        }
         if let Some(format) = file.log_format {
             self.log_format = parse_log_format("log_format", &format)?;
         }
@@ -322,6 +370,25 @@ impl Config {
         }
         if let Some(value) = env("HOOKLINE_RETRY_SCHEDULE") {
             self.retry_schedule = Some(parse_schedule("HOOKLINE_RETRY_SCHEDULE", &list(&value))?);
+        }
+        if let Some(value) = env("HOOKLINE_RESPONSE_HEADERS_MAX_COUNT") {
+            self.response_headers_max_count =
+                parse_count("HOOKLINE_RESPONSE_HEADERS_MAX_COUNT", &value, HEADER_COUNTS)?;
+        }
+        if let Some(value) = env("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES") {
+            self.response_headers_max_bytes = parse_count("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES", &value, HEADER_BYTES)?;
+        }
+        if let Some(value) = env("HOOKLINE_API_MAX_CONNECTIONS") {
+            self.api_max_connections = parse_count("HOOKLINE_API_MAX_CONNECTIONS", &value, CONNECTIONS)?;
+        }
+        if let Some(value) = env("HOOKLINE_API_HEADER_TIMEOUT") {
+            self.api_header_timeout = parse_timeout("HOOKLINE_API_HEADER_TIMEOUT", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_API_IDLE_TIMEOUT") {
+            self.api_idle_timeout = parse_timeout("HOOKLINE_API_IDLE_TIMEOUT", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_API_REQUEST_TIMEOUT") {
+            self.api_request_timeout = parse_timeout("HOOKLINE_API_REQUEST_TIMEOUT", &value)?;
         }
         if let Some(value) = env("HOOKLINE_LOG_FORMAT") {
             self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
@@ -437,6 +504,21 @@ mod tests {
             "invalid HOOKLINE_DATABASE_URL \"(hidden)\"; expected postgres://… or sqlite://DIR",
         );
         check_error(Some("role = \"both\""), &[], "invalid role \"both\"; expected api, worker or all");
+        check_error(
+            Some("api_max_connections = 2"),
+            &[],
+            "invalid api_max_connections \"2\"; expected a whole number from 16 to 1000000",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_API_HEADER_TIMEOUT", "0s")],
+            "invalid HOOKLINE_API_HEADER_TIMEOUT \"0s\"; use a timeout from 100ms to 5m",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES", "lots")],
+            "invalid HOOKLINE_RESPONSE_HEADERS_MAX_BYTES \"lots\"; expected a whole number from 0 to 1048576",
+        );
         check_error(
             None,
             &[("HOOKLINE_ADMIN_KEY", "short")],

@@ -6,13 +6,14 @@
 
 mod api;
 pub mod config;
+mod connections;
 mod error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hookline_core::secret::{generate_api_key, hash_api_key};
-use hookline_dispatch::{DispatchConfig, TargetPolicy};
+use hookline_dispatch::{DispatchConfig, HeadersLimit, TargetGuard, TargetPolicy};
 use hookline_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,8 +32,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the HTTP server failed")]
-    Http(#[source] std::io::Error),
 }
 
 /// A server that has opened its store and bound its port, ready to run.
@@ -42,6 +41,7 @@ pub struct Server {
     listener: TcpListener,
     admin_key_hash: String,
     generated_admin_key: Option<String>,
+    connection_limits: connections::ConnectionLimits,
 }
 
 impl Server {
@@ -63,7 +63,24 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { address: config.listen, source })?;
-        Ok(Server { config, store, listener, admin_key_hash, generated_admin_key })
+        let open_file_limit = connections::raise_open_file_limit();
+        let max_connections =
+            connections::connection_cap(config.api_max_connections, open_file_limit, config.delivery_concurrency);
+        if max_connections < config.api_max_connections {
+            tracing::warn!(
+                configured = config.api_max_connections,
+                max_connections,
+                open_file_limit,
+                "api_max_connections lowered to leave deliveries room under the open file limit"
+            );
+        }
+        let connection_limits = connections::ConnectionLimits {
+            max_connections,
+            header_timeout: config.api_header_timeout,
+            idle_timeout: config.api_idle_timeout,
+            request_timeout: config.api_request_timeout,
+        };
+        Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits })
     }
 
     /// The address actually bound (useful with port 0).
@@ -97,6 +114,10 @@ impl Server {
             timeout: config.delivery_timeout,
             default_schedule: config.default_schedule(),
             response_body_limit: 4096,
+            response_headers_limit: HeadersLimit {
+                count: config.response_headers_max_count,
+                bytes: config.response_headers_max_bytes,
+            },
             target_policy: policy,
         };
         let state = api::AppState {
@@ -105,7 +126,7 @@ impl Server {
             settings: Arc::new(api::ApiSettings {
                 max_payload_bytes: config.max_payload_bytes,
                 default_signing: config.default_signing.clone(),
-                allow_private_targets: config.dangerous_allow_private_targets,
+                target_guard: TargetGuard::new(policy),
             }),
         };
         let dispatcher_stop = CancellationToken::new();
@@ -115,16 +136,14 @@ impl Server {
             .then(|| tokio::spawn(hookline_dispatch::run(self.store.clone(), dispatch, dispatcher_stop.clone())));
         let app = if config.role.serves_api() { api::router(state) } else { api::health_router(state) }
             .layer(axum::middleware::from_fn(request_span));
-        let http_stop = shutdown.clone();
-        let served =
-            axum::serve(self.listener, app).with_graceful_shutdown(async move { http_stop.cancelled().await }).await;
+        connections::serve(self.listener, app, self.connection_limits, shutdown).await;
         dispatcher_stop.cancel();
         if let Some(dispatcher) = dispatcher
             && let Err(error) = dispatcher.await
         {
             tracing::error!(%error, "the dispatcher task failed");
         }
-        served.map_err(ServeError::Http)
+        Ok(())
     }
 }
 

@@ -226,6 +226,8 @@ pub struct Attempt {
     pub request_headers: Vec<(String, String)>,
     pub response_status: Option<u16>,
     pub response_headers: Vec<(String, String)>,
+    /// How many response headers were not kept, past the count or size an attempt keeps.
+    pub response_headers_omitted: u32,
     pub response_body: Option<String>,
     pub error: Option<AttemptError>,
     pub error_detail: Option<String>,

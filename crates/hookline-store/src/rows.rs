@@ -34,7 +34,7 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, tenant_id, event_id, endpoint_id,
      next_attempt_at, last_status, last_error, created_at, updated_at, format, text_escape";
 
 pub(crate) const ATTEMPT_COLUMNS: &str = "number, started_at, duration_ms, url, request_headers, response_status, \
-     response_headers, response_body, error_kind, error_detail";
+     response_headers, response_body, error_kind, error_detail, response_headers_omitted";
 /// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
 macro_rules! claimed_delivery_columns {
     () => {
@@ -195,6 +195,7 @@ pub(crate) fn attempt_row(row: &dyn Columns) -> Result<Attempt, StoreError> {
             })
             .transpose()?,
         error_detail: row.optional_text(9)?,
+        response_headers_omitted: narrow(row.integer(10)?, "omitted header count")?,
     })
 }
 

@@ -269,6 +269,9 @@ async fn private_and_metadata_addresses_are_refused_unless_the_dangerous_switch_
         "http://0.0.0.0/hook",
         "http://[::1]:8080/hook",
         "http://[::ffff:127.0.0.1]/hook",
+        "http://192.0.2.2:19100/a",
+        "http://[::127.0.0.1]/hook",
+        "http://[2002:7f00:1::1]/hook",
     ] {
         let body = json!({"url": url, "topics": ["pdf.processed"]}).to_string();
         let answer = server.call("POST", ENDPOINTS, Some(ADMIN_KEY), Some(&body)).await;

@@ -180,6 +180,57 @@ async fn the_delivery_log_records_every_attempt() {
     assert_eq!(delivered["response_body"], "thanks");
 }
 
+#[tokio::test]
+async fn an_attempt_keeps_a_bounded_part_of_the_response_headers() {
+    // 90 headers of 3.9 KB each: 351 KB a response, which every attempt used to store whole.
+    let big = "h".repeat(3900);
+    let mut flood = Reply::status(500);
+    for number in 0..90 {
+        flood = flood.with_header(&format!("x-flood-{number:02}"), &big);
+    }
+    let endpoint = json!({"topics": ["pdf.processed"], "retry_schedule": ["100ms"]});
+    let (_dir, server, receiver, _) = set_up("response-headers-cap", endpoint).await;
+    receiver.script(vec![flood.clone().with_header("x-first", "kept")]);
+    receiver.answer(flood);
+    let event = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
+    let delivery = settled(&server, &event, "failed").await;
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{delivery:?}");
+    for attempt in attempts {
+        let headers: Vec<(String, String)> = serde_json::from_value(attempt["response_headers"].clone()).unwrap();
+        let size: usize = headers.iter().map(|(name, value)| name.len() + value.len()).sum();
+        // The default keeps 4 KiB: the small headers before the flood, and none of the flood's 3.9 KB ones past it.
+        assert!(size <= 4096, "{size} bytes of headers kept");
+        assert!(headers.iter().any(|(name, _)| name == "x-flood-00"), "the first header that fits is kept");
+        let omitted = attempt["response_headers_omitted"].as_u64().unwrap();
+        assert_eq!(omitted as usize + headers.len(), 90 + 2 + usize::from(attempt["number"] == 1), "{headers:?}");
+        assert!(omitted >= 89, "{omitted} omitted");
+    }
+
+    // The count is capped too, and both limits are settings.
+    let dir = TempDir::new("response-headers-count");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_RESPONSE_HEADERS_MAX_COUNT", "2")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    server.tenant("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.answer(Reply::status(200).with_header("x-one", "1").with_header("x-two", "2").with_header("x-three", "3"));
+    let attempt = only_successful_attempt(&server, &receiver.url).await;
+    let headers: Vec<(String, String)> = serde_json::from_value(attempt["response_headers"].clone()).unwrap();
+    assert_eq!(headers, [("x-one".to_owned(), "1".to_owned()), ("x-two".to_owned(), "2".to_owned())]);
+    // x-three, content-length and date.
+    assert_eq!(attempt["response_headers_omitted"], 3, "{attempt:?}");
+}
+
+/// The one attempt of a delivery to `url` under `server`, once the delivery has succeeded.
+async fn only_successful_attempt(server: &Hookline, url: &str) -> Value {
+    server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
+    let event = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
+    let delivery = settled(server, &event, "succeeded").await;
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{delivery:?}");
+    attempts[0].clone()
+}
+
 /// The one attempt of a delivery to `url` under `server`, once the delivery has failed.
 async fn only_attempt(server: &Hookline, url: &str) -> Value {
     server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"], "retry_schedule": []})).await;

@@ -12,7 +12,7 @@ use hookline_core::duration::parse_duration;
 use hookline_core::id::EndpointId;
 use hookline_core::retry::RetrySchedule;
 use hookline_core::secret::{generate_secret, validate_secret};
-use hookline_core::target::{EndpointUrl, Host, forbidden_reason};
+use hookline_core::target::{EndpointUrl, Host};
 use hookline_core::topic::TopicName;
 use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -54,15 +54,15 @@ impl From<Endpoint> for EndpointWithSecret {
 
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     let parsed = EndpointUrl::parse(url).map_err(|error| ApiError::unprocessable("invalid_url", error.to_string()))?;
-    if !state.settings.allow_private_targets
-        && let Host::Ip(address) = parsed.host()
-        && let Some(reason) = forbidden_reason(*address)
+    if let Host::Ip(address) = parsed.host()
+        && let Err(refusal) = state.settings.target_guard.check(*address)
     {
         return Err(ApiError::unprocessable(
             "blocked_url",
             format!(
-                "endpoint url {url:?} points at a {reason} address; webhooks go to public addresses \
-                 (operators can set HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS=true for local testing)"
+                "endpoint url {url:?} points at {reason}; webhooks go to public addresses \
+                 (operators can set HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS=true for local testing)",
+                reason = refusal.reason
             ),
         ));
     }

@@ -37,7 +37,8 @@ pub struct AppState {
 pub struct ApiSettings {
     pub max_payload_bytes: usize,
     pub default_signing: Vec<hookline_core::Scheme>,
-    pub allow_private_targets: bool,
+    /// Where endpoints may point: an address written in a URL is checked when it is set.
+    pub target_guard: hookline_dispatch::TargetGuard,
 }
 
 pub fn router(state: AppState) -> Router {

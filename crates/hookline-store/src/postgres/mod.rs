@@ -592,11 +592,12 @@ impl PostgresStore {
                     RETURNING d.id
                  )
                  INSERT INTO attempts (delivery_id, number, started_at, duration_ms, url, request_headers,
-                    response_status, response_headers, response_body, error_kind, error_detail)
+                    response_status, response_headers, response_body, error_kind, error_detail,
+                    response_headers_omitted)
                  SELECT a.* FROM unnest($1::text[], $4::int8[], $9::int8[], $10::int8[], $11::text[], $12::text[],
-                    $6::int8[], $13::text[], $14::text[], $15::text[], $7::text[])
+                    $6::int8[], $13::text[], $14::text[], $15::text[], $7::text[], $16::int8[])
                     AS a(delivery_id, number, started_at, duration_ms, url, request_headers, response_status,
-                        response_headers, response_body, error_kind, error_detail)
+                        response_headers, response_body, error_kind, error_detail, response_headers_omitted)
                  WHERE a.delivery_id IN (SELECT id FROM moved)
                  ON CONFLICT (delivery_id, number) DO NOTHING
                  RETURNING delivery_id",
@@ -616,6 +617,7 @@ impl PostgresStore {
                     &columns.response_headers,
                     &columns.response_bodies,
                     &columns.error_kinds,
+                    &columns.response_headers_omitted,
                 ],
             )
             .await?;
@@ -708,6 +710,7 @@ struct OutcomeColumns {
     response_headers: Vec<String>,
     response_bodies: Vec<Option<String>>,
     error_kinds: Vec<Option<&'static str>>,
+    response_headers_omitted: Vec<i64>,
 }
 
 impl OutcomeColumns {
@@ -728,6 +731,7 @@ impl OutcomeColumns {
         self.response_headers.push(headers_json(&attempt.response_headers));
         self.response_bodies.push(attempt.response_body.clone());
         self.error_kinds.push(attempt.error.map(|error| error.as_str()));
+        self.response_headers_omitted.push(i64::from(attempt.response_headers_omitted));
     }
 }
 

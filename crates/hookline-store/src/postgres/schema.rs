@@ -102,6 +102,9 @@ CREATE TABLE attempts (
     r#"
 CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
 "#,
+    r#"
+ALTER TABLE attempts ADD COLUMN response_headers_omitted BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The advisory lock that serialises migrations across nodes ("hookline" in ASCII).

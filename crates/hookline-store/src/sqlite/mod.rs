@@ -774,8 +774,9 @@ fn record(connection: &Connection, outcomes: &[AttemptOutcome]) -> Result<usize,
         connection
             .prepare_cached(
                 "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
-                    request_headers, response_status, response_headers, response_body, error_kind, error_detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    request_headers, response_status, response_headers, response_body, error_kind, error_detail,
+                    response_headers_omitted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 outcome.delivery.as_str(),
@@ -789,6 +790,7 @@ fn record(connection: &Connection, outcomes: &[AttemptOutcome]) -> Result<usize,
                 attempt.response_body,
                 attempt.error.map(|error| error.as_str()),
                 attempt.error_detail,
+                attempt.response_headers_omitted,
             ])?;
         recorded += 1;
     }

@@ -99,6 +99,9 @@ CREATE TABLE attempts (
     r#"
 CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
 "#,
+    r#"
+ALTER TABLE attempts ADD COLUMN response_headers_omitted INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to date inside one transaction.

@@ -248,6 +248,11 @@ impl Hookline {
         self.child = Some(child);
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).expect("server running")
+    }
+
     /// Stops the process with SIGKILL: no chance to clean up.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -267,6 +272,15 @@ impl Hookline {
     pub async fn restart(&mut self) {
         let listen = self.url.trim_start_matches("http://").to_owned();
         self.spawn(&listen).await;
+    }
+
+    /// Starts the server again on the same data dir and address, with `changes` made to its environment.
+    pub async fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        for (key, value) in changes {
+            self.env.retain(|(name, _)| name != key);
+            self.env.push((key.to_string(), value.to_string()));
+        }
+        self.restart().await;
     }
 
     /// Calls the API with `key`, sending `body` as written.
@@ -414,9 +428,14 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver answering 200 to everything.
+    /// Starts a receiver on 127.0.0.1 answering 200 to everything.
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::start_on(std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Starts a receiver on `ip` answering 200 to everything.
+    pub async fn start_on(ip: std::net::IpAddr) -> Receiver {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
         let state = Arc::new(ReceiverState {
             requests: Mutex::new(Vec::new()),
