@@ -10,7 +10,7 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::duration::{format_duration, parse_duration};
 use hookline_core::retry::RetrySchedule;
-use hookline_store::Database;
+use hookline_store::{Database, StoreOptions};
 use serde::Deserialize;
 
 /// The address `hookline serve` listens on when nothing says otherwise.
@@ -74,6 +74,8 @@ pub struct Config {
     /// How long an API request may take from its complete head to its response, its body included.
     pub api_request_timeout: Duration,
     pub log_format: LogFormat,
+    /// The embedded store's write-ahead log file stays under about this many bytes.
+    pub max_wal_bytes: u64,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             api_idle_timeout: Duration::from_secs(75),
             api_request_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
+            max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES,
         }
     }
 }
@@ -140,6 +143,7 @@ struct FileLayer {
     api_idle_timeout: Option<String>,
     api_request_timeout: Option<String>,
     log_format: Option<String>,
+    max_wal_bytes: Option<u64>,
 }
 
 /// Values given as command-line flags, which win over everything else.
@@ -202,6 +206,15 @@ fn parse_count(key: &str, value: &str, range: std::ops::RangeInclusive<usize>) -
     match value.parse::<usize>() {
         Ok(count) if range.contains(&count) => Ok(count),
         _ => Err(invalid(key, value, &format!("expected a whole number from {} to {}", range.start(), range.end()))),
+    }
+}
+
+/// The WAL bound: below a few MiB the log would be restarted every few commits.
+fn parse_wal_bytes(key: &str, value: &str) -> Result<u64, ConfigError> {
+    const RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+    match value.parse::<u64>() {
+        Ok(bytes) if RANGE.contains(&bytes) => Ok(bytes),
+        _ => Err(invalid(key, value, "expected a number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)")),
     }
 }
 
@@ -330,6 +343,9 @@ impl Config {
         if let Some(format) = file.log_format {
             self.log_format = parse_log_format("log_format", &format)?;
         }
+        if let Some(bytes) = file.max_wal_bytes {
+            self.max_wal_bytes = parse_wal_bytes("max_wal_bytes", &bytes.to_string())?;
+        }
         Ok(())
     }
 
@@ -393,6 +409,9 @@ impl Config {
         if let Some(value) = env("HOOKLINE_LOG_FORMAT") {
             self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
         }
+        if let Some(value) = env("HOOKLINE_MAX_WAL_BYTES") {
+            self.max_wal_bytes = parse_wal_bytes("HOOKLINE_MAX_WAL_BYTES", &value)?;
+        }
         Ok(())
     }
 
@@ -402,6 +421,11 @@ impl Config {
             Some(database) => database.clone(),
             None => Database::Sqlite { data_dir: self.data_dir.clone() },
         }
+    }
+
+    /// What the store is told at open, whichever database it is.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { max_wal_bytes: self.max_wal_bytes }
     }
 
     /// The retry schedule endpoints without their own follow.
@@ -466,6 +490,15 @@ mod tests {
         assert_eq!(config.role, Role::Api);
     }
 
+    #[test]
+    fn the_wal_bound_reaches_the_store_from_each_layer() {
+        let bound =
+            |file, env: &[(&str, &str)]| load(file, env, Flags::default()).unwrap().store_options().max_wal_bytes;
+        assert_eq!(bound(None, &[]), 64 << 20);
+        assert_eq!(bound(Some("max_wal_bytes = 4194304"), &[]), 4 << 20);
+        assert_eq!(bound(Some("max_wal_bytes = 4194304"), &[("HOOKLINE_MAX_WAL_BYTES", "1048576")]), 1 << 20);
+    }
+
     fn check_error(file: Option<&str>, env: &[(&str, &str)], expected: &str) {
         assert_eq!(load(file, env, Flags::default()).unwrap_err(), expected);
     }
@@ -518,6 +551,16 @@ mod tests {
             None,
             &[("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES", "lots")],
             "invalid HOOKLINE_RESPONSE_HEADERS_MAX_BYTES \"lots\"; expected a whole number from 0 to 1048576",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_MAX_WAL_BYTES", "64MiB")],
+            "invalid HOOKLINE_MAX_WAL_BYTES \"64MiB\"; expected a number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)",
+        );
+        check_error(
+            Some("max_wal_bytes = 4096"),
+            &[],
+            "invalid max_wal_bytes \"4096\"; expected a number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)",
         );
         check_error(
             None,

@@ -47,7 +47,7 @@ pub struct Server {
 impl Server {
     /// Opens the store (running migrations), settles the admin key, and binds the listen address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open(&config.database(), &config.data_dir).await?;
+        let store = Store::open(&config.database(), &config.data_dir, &config.store_options()).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
             Some(key) => (hash_api_key(key), None),
             None => {
@@ -143,6 +143,8 @@ impl Server {
         {
             tracing::error!(%error, "the dispatcher task failed");
         }
+        // Every other handle went with the API and the dispatcher: the embedded store can now empty its WAL.
+        self.store.close().await;
         Ok(())
     }
 }

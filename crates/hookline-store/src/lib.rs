@@ -100,6 +100,26 @@ impl Database {
     }
 }
 
+/// How the store may use the machine it runs on. Each backend takes what concerns it, so callers pass the same
+/// options whichever database they open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The embedded store keeps its write-ahead log file under about this many bytes (a single larger commit, or
+    /// a read that lasts, can take it past for a moment). PostgreSQL manages its own log.
+    pub max_wal_bytes: u64,
+}
+
+impl StoreOptions {
+    /// The default bound of the embedded store's write-ahead log.
+    pub const DEFAULT_MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES }
+    }
+}
+
 /// Filters for listing events.
 #[derive(Clone, Debug, Default)]
 pub struct EventFilter {
@@ -162,15 +182,32 @@ impl Store {
     /// in the directory its `Database` names. On PostgreSQL the directory holds the node's identity, which its
     /// leases carry: a node restarted on the same directory releases the leases it held when it died, and the
     /// leases of a node that never comes back expire.
-    pub async fn open(database: &Database, node_dir: &std::path::Path) -> Result<Store, StoreError> {
+    pub async fn open(
+        database: &Database,
+        node_dir: &std::path::Path,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
         let work = Arc::new(Notify::new());
         let backend = match database {
-            Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(SqliteStore::open(data_dir).await?)),
+            Database::Sqlite { data_dir } => {
+                Backend::Sqlite(Arc::new(SqliteStore::open(data_dir, options.max_wal_bytes).await?))
+            }
             Database::Postgres { url } => {
                 Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&work)).await?))
             }
         };
         Ok(Store { backend, work })
+    }
+
+    /// Lets go of this handle. When it is the last one, the embedded store commits every write still queued and
+    /// empties its WAL file before this returns, so that a stopped server leaves nothing to replay. PostgreSQL
+    /// has nothing to wait for.
+    pub async fn close(self) {
+        if let Backend::Sqlite(backend) = self.backend
+            && let Ok(backend) = Arc::try_unwrap(backend)
+        {
+            backend.close().await;
+        }
     }
 
     /// Where the data lives, for operators' messages (a PostgreSQL url without its password).

@@ -4,12 +4,20 @@
 //! savepoint, or checked before its first change: see `Isolation`), commits once, and only then answers each
 //! caller. A caller's answer therefore always means "on disk", and many concurrent publishes share one fsync.
 //!
-//! Checkpoints (copying the WAL back into the database file) run on a thread of their own, asked for by the
-//! writer every few groups, so the writer never stops to do them.
+//! The WAL is kept under a bound (see `WalUpkeep`). SQLite writes a WAL from its start again only when a write
+//! transaction begins after a checkpoint copied all of it back and no reader still reads from it; under steady
+//! writes and reads a passive checkpoint never gets there, so the WAL would grow for ever. So a checkpointer
+//! thread copies the log back every few groups, off the writer's path, and the writer itself, once the log passes
+//! half the bound, finishes the copy between two groups and waits briefly for readers to leave the old log (a
+//! restart checkpoint): the next commit then starts the log again. The file is emptied at open, by the
+//! checkpointer once the store has been idle for a moment, and by the writer when the store closes.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -21,8 +29,21 @@ use crate::StoreError;
 const MAX_GROUP: usize = 512;
 /// How many reads may run at once.
 const READERS: usize = 4;
-/// The writer asks for a checkpoint after this many group commits.
+/// The writer asks for a (passive) checkpoint after this many group commits.
 const GROUPS_PER_CHECKPOINT: u32 = 64;
+/// How long a connection waits for a lock in ordinary use.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a restart or emptying checkpoint waits for readers to leave the old log (and, when the checkpointer
+/// empties the log, for the writer to finish a group) before it gives up until the next try. Reads are short;
+/// writes queue behind a restart, so this is also the longest a restart may hold them up waiting.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(10);
+/// After a restart that could not finish, the writer lets this many groups pass before it tries again.
+const GROUPS_BETWEEN_RESTART_TRIES: u32 = 8;
+/// The store counts as idle once no group has been committed for this long; the checkpointer then empties the
+/// WAL file.
+const IDLE: Duration = Duration::from_secs(1);
+/// Each frame of the WAL holds one page and a header of this many bytes.
+const WAL_FRAME_HEADER: u64 = 24;
 
 /// A queued write: runs inside the group transaction, then hears whether the group committed.
 trait Job: Send {
@@ -106,6 +127,7 @@ where
 
 pub(crate) struct Engine {
     writer: mpsc::Sender<Box<dyn Job>>,
+    writer_thread: thread::JoinHandle<()>,
     readers: Mutex<Vec<Connection>>,
     reader_slots: Semaphore,
     path: std::path::PathBuf,
@@ -113,39 +135,63 @@ pub(crate) struct Engine {
 
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(path, flags)?;
-    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     // Savepoint journals and sorts stay in memory: they never need to survive a crash.
     connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
     Ok(connection)
 }
 
 impl Engine {
-    pub(crate) fn open(path: &Path) -> Result<Arc<Engine>, StoreError> {
+    /// Opens the database at `path`, keeping its WAL file under about `max_wal_bytes` (see `WalUpkeep`).
+    pub(crate) fn open(path: &Path, max_wal_bytes: u64) -> Result<Arc<Engine>, StoreError> {
         let mut connection = open(path, OpenFlags::default())?;
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Commit { detail: format!("journal mode is {mode}, not wal") });
         }
         schema::migrate(&mut connection)?;
-        // The checkpointer thread does this instead.
+        // The checkpointer thread and the writer's restarts do this instead. Setting it removes any WAL hook, so
+        // it comes first.
         connection.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        connection.wal_hook(Some(note_wal_frames));
+        // After a restart the first commit cuts a file that grew past this back to it; the file is not cut
+        // further, so that commits overwrite blocks the file already has rather than grow it again.
+        connection.execute_batch(&format!("PRAGMA journal_size_limit = {max_wal_bytes}"))?;
+        let page_size: u64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        // A log left long by an earlier run (killed, say) goes back into the database file, and the file is
+        // emptied, before anyone else reads it. Nothing else has the database open yet.
+        if !Checkpoint::Truncate.run(&connection)? {
+            tracing::warn!("the WAL could not be emptied at open; it will be at the first idle moment");
+        }
         let checkpointer = open(path, OpenFlags::default())?;
+        checkpointer.busy_handler(Some(wait_briefly))?;
         let (checkpoint_wanted, checkpoint_requests) = std::sync::mpsc::sync_channel::<()>(1);
+        let commits = Arc::new(AtomicU64::new(0));
+        let commits_seen = Arc::clone(&commits);
         thread::Builder::new()
             .name("hookline-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests))
+            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &commits_seen))
             .map_err(|source| StoreError::Thread { source })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
         }
+        let upkeep = WalUpkeep {
+            // Half the bound: the other half is room for the log to grow while a restart waits for its turn.
+            restart_frames: (max_wal_bytes / 2 / (page_size + WAL_FRAME_HEADER)).max(1),
+            groups_since_checkpoint: 0,
+            groups_until_restart_try: 0,
+            checkpoint_wanted,
+            commits,
+        };
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>(4096);
-        thread::Builder::new()
+        let writer_thread = thread::Builder::new()
             .name("hookline-sqlite-writer".into())
-            .spawn(move || write_loop(connection, receiver, checkpoint_wanted))
+            .spawn(move || write_loop(connection, receiver, upkeep))
             .map_err(|source| StoreError::Thread { source })?;
         Ok(Arc::new(Engine {
             writer: sender,
+            writer_thread,
             readers: Mutex::new(readers),
             reader_slots: Semaphore::new(READERS),
             path: path.to_owned(),
@@ -154,6 +200,16 @@ impl Engine {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Closes the readers, lets the writer commit what is queued, and waits while it empties the WAL. Blocks.
+    pub(crate) fn close(self) {
+        let Engine { writer, writer_thread, readers, .. } = self;
+        drop(readers);
+        drop(writer);
+        if writer_thread.join().is_err() {
+            tracing::error!("the sqlite writer thread panicked");
+        }
     }
 
     /// Runs `work` in the next group transaction, in a savepoint of its own; resolves once that transaction is
@@ -208,13 +264,8 @@ impl Engine {
     }
 }
 
-fn write_loop(
-    mut connection: Connection,
-    mut receiver: mpsc::Receiver<Box<dyn Job>>,
-    checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
-) {
+fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, mut upkeep: WalUpkeep) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
-    let mut groups_since_checkpoint = 0;
     while let Some(first) = receiver.blocking_recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -230,25 +281,144 @@ fn write_loop(
         for job in group.drain(..) {
             job.finish(commit.as_ref().map(|_| ()));
         }
-        groups_since_checkpoint += 1;
-        // A request already waiting covers this one too.
-        if groups_since_checkpoint >= GROUPS_PER_CHECKPOINT && checkpoint_wanted.try_send(()).is_ok() {
-            groups_since_checkpoint = 0;
-        }
+        upkeep.after_group(&connection);
     }
-    // The last writes are in the WAL, which SQLite replays at the next open; one more checkpoint keeps it short.
-    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-        tracing::debug!(%error, "the closing checkpoint failed");
+    // The last writes go back into the database file and the log is emptied, so a stopped store leaves no WAL
+    // behind to replay. Should this fail (or the process end first), the next open does it.
+    drop(upkeep); // Ends the checkpointer, which might otherwise be in the middle of a pass.
+    let emptied = connection.busy_handler(Some(wait_briefly)).and_then(|()| Checkpoint::Truncate.run(&connection));
+    if !matches!(emptied, Ok(true)) {
+        tracing::debug!(?emptied, "the closing checkpoint could not empty the WAL");
     }
 }
 
-/// Checkpoints whenever the writer asks; ends with the writer. A passive checkpoint copies what no reader still
-/// needs and never blocks the writer.
-fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<()>) {
-    while requests.recv().is_ok() {
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
+thread_local! {
+    /// Frames in the WAL as the last commit on this thread left it: SQLite's WAL hook sets it on the writer thread,
+    /// which reads it after each group.
+    static WAL_FRAMES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(u64::try_from(frames).unwrap_or(0));
+    Ok(())
+}
+
+/// The writer's part in keeping the WAL short. Every few groups it asks the checkpointer to copy the log back
+/// (passive: that waits for nothing, and the writer goes on). Once the log passes half the bound, it restarts the
+/// log itself between two groups: then nothing is being written, so the checkpoint can finish, and what is left to
+/// copy is only what came since the checkpointer's last pass.
+struct WalUpkeep {
+    restart_frames: u64,
+    groups_since_checkpoint: u32,
+    groups_until_restart_try: u32,
+    checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
+    /// Groups committed so far, which the checkpointer watches to see the store go idle.
+    commits: Arc<AtomicU64>,
+}
+
+impl WalUpkeep {
+    fn after_group(&mut self, connection: &Connection) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.groups_since_checkpoint += 1;
+        // A request already waiting covers this one too.
+        if self.groups_since_checkpoint >= GROUPS_PER_CHECKPOINT && self.checkpoint_wanted.try_send(()).is_ok() {
+            self.groups_since_checkpoint = 0;
         }
+        if WAL_FRAMES.get() < self.restart_frames {
+            return;
+        }
+        if self.groups_until_restart_try > 0 {
+            self.groups_until_restart_try -= 1;
+            return;
+        }
+        let started = Instant::now();
+        // Waiting briefly: the writes queued meanwhile wait too.
+        let restarted = connection.busy_handler(Some(wait_briefly)).and_then(|()| Checkpoint::Restart.run(connection));
+        match connection.busy_timeout(BUSY_TIMEOUT).and(restarted) {
+            Ok(true) => {
+                WAL_FRAMES.set(0);
+                tracing::debug!(frames = self.restart_frames, took = ?started.elapsed(), "the WAL restarts");
+            }
+            // A reader still in the old log, or the checkpointer in the middle of a pass.
+            Ok(false) => {
+                self.groups_until_restart_try = GROUPS_BETWEEN_RESTART_TRIES;
+                tracing::debug!(took = ?started.elapsed(), "the WAL could not restart yet");
+            }
+            Err(error) => {
+                self.groups_until_restart_try = GROUPS_BETWEEN_RESTART_TRIES;
+                tracing::warn!(%error, "a WAL restart failed; the writer will try again");
+            }
+        }
+    }
+}
+
+/// The checkpointer: copies the WAL back whenever the writer asks, and empties the file once the store has been
+/// idle for a moment. Ends with the writer. A passive checkpoint copies what no reader still needs and never
+/// blocks the writer; emptying the file takes the write lock for as long as the last copy and an fsync take.
+fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<()>, commits: &AtomicU64) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut last_seen = (commits.load(Ordering::Relaxed), Instant::now());
+    // The open emptied the file.
+    let mut emptied_after = Some(last_seen.0);
+    loop {
+        match requests.recv_timeout(IDLE) {
+            Ok(()) => {
+                if let Err(error) = Checkpoint::Passive.run(&connection) {
+                    tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let committed = commits.load(Ordering::Relaxed);
+        if committed != last_seen.0 {
+            last_seen = (committed, Instant::now());
+        } else if last_seen.1.elapsed() >= IDLE && emptied_after != Some(committed) {
+            match Checkpoint::Truncate.run(&connection) {
+                Ok(true) => emptied_after = Some(committed),
+                // Busy after all: the next idle moment will do.
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "emptying the idle WAL failed; the next idle moment will retry"),
+            }
+        }
+    }
+}
+
+/// The busy handler of restart and emptying checkpoints: waits up to `CHECKPOINT_WAIT` in short steps (SQLite's
+/// own timeout waits a whole millisecond first, longer than most reads take).
+fn wait_briefly(attempts: i32) -> bool {
+    const STEP: Duration = Duration::from_micros(100);
+    if STEP * u32::try_from(attempts).unwrap_or(u32::MAX) >= CHECKPOINT_WAIT {
+        return false;
+    }
+    thread::sleep(STEP);
+    true
+}
+
+/// The checkpoints the store uses.
+#[derive(Clone, Copy, Debug)]
+enum Checkpoint {
+    /// Copies what no reader still needs; waits for nothing.
+    Passive,
+    /// Copies all of the log, then waits until no reader still reads from it, so that the next commit writes the
+    /// log from its start.
+    Restart,
+    /// As `Restart`, and empties the file.
+    Truncate,
+}
+
+impl Checkpoint {
+    /// Runs the checkpoint; true when it copied the whole log (and, but for `Passive`, freed it).
+    fn run(self, connection: &Connection) -> rusqlite::Result<bool> {
+        let sql = match self {
+            Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            Checkpoint::Restart => "PRAGMA wal_checkpoint(RESTART)",
+            Checkpoint::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        // One row: whether it was blocked, the frames in the log, the frames copied back (-1 when not in WAL).
+        let (busy, log, copied): (bool, i64, i64) =
+            connection.query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(!busy && log == copied)
     }
 }
 

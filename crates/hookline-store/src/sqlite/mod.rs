@@ -107,12 +107,14 @@ impl Local {
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, runs migrations, seeds the topic catalogue on first
-    /// start and releases the leases of a previous run. Fails if another process holds the directory.
-    pub(crate) async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+    /// start and releases the leases of a previous run. Fails if another process holds the directory. The WAL
+    /// file stays under about `max_wal_bytes`.
+    pub(crate) async fn open(data_dir: &Path, max_wal_bytes: u64) -> Result<SqliteStore, StoreError> {
         let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
-        let engine =
-            tokio::task::spawn_blocking(move || Engine::open(&path)).await.map_err(|_| StoreError::Closed)??;
+        let engine = tokio::task::spawn_blocking(move || Engine::open(&path, max_wal_bytes))
+            .await
+            .map_err(|_| StoreError::Closed)??;
         let store = SqliteStore { engine, local: Arc::default(), _lock: lock };
         store.seed_topics().await?;
         let released = store.release_all_leases().await?;
@@ -120,6 +122,16 @@ impl SqliteStore {
             tracing::info!(released, "deliveries left in flight by the previous run go back to the queue");
         }
         Ok(store)
+    }
+
+    /// Waits until every queued write is committed and the WAL emptied, when no other handle is left (else the
+    /// next open empties it). The data directory stays locked until then.
+    pub(crate) async fn close(self) {
+        let SqliteStore { engine, _lock: lock, .. } = self;
+        if let Ok(engine) = Arc::try_unwrap(engine) {
+            let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+        }
+        drop(lock);
     }
 
     pub(crate) fn location(&self) -> PathBuf {
