@@ -1,0 +1,645 @@
+//! The store's contract: what every public method of `Store` promises, driven directly (no HTTP, no binary), on
+//! the embedded SQLite store always and on PostgreSQL whenever the suite has one (`HOOKLINE_TEST_POSTGRES_URL`).
+//! Each test runs on a fresh database of each backend, so a behaviour that differs between them fails here first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_core::Scheme;
+use hookline_core::body::Format;
+use hookline_core::id::{DeliveryId, EndpointId, TenantId};
+use hookline_core::time::Timestamp;
+use hookline_core::topic::TopicName;
+use hookline_store::{
+    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
+    EndpointPatch, EventFilter, NewEndpoint, NewEvent, NextStep, PageRequest, Store, StoreError, StoreOptions,
+};
+
+// ----- fixtures -----
+
+/// One backend's store on a fresh database, and what to clean up after it.
+struct Fixture {
+    backend: &'static str,
+    store: Store,
+    _dir: TempDir,
+    _database: Option<PostgresDatabase>,
+}
+
+/// A store per backend this run has, each on a fresh database.
+async fn fixtures(label: &str) -> Vec<Fixture> {
+    let mut fixtures = Vec::new();
+    let dir = TempDir::new(&format!("{label}-sqlite"));
+    let store = Store::open(&Database::Sqlite { data_dir: dir.0.clone() }, &dir.0, &StoreOptions::default())
+        .await
+        .expect("the embedded store opens");
+    fixtures.push(Fixture { backend: "sqlite", store, _dir: dir, _database: None });
+    if let Some(admin_url) = postgres_admin_url() {
+        let database = PostgresDatabase::create(&admin_url).await;
+        let dir = TempDir::new(&format!("{label}-postgres"));
+        let store = Store::open(&Database::Postgres { url: database.url.clone() }, &dir.0, &StoreOptions::default())
+            .await
+            .expect("the PostgreSQL store opens");
+        fixtures.push(Fixture { backend: "postgres", store, _dir: dir, _database: Some(database) });
+    }
+    fixtures
+}
+
+/// The PostgreSQL server of this run, if it has one. `HOOKLINE_TEST_REQUIRE_POSTGRES=1` (as in CI) makes its
+/// absence an error rather than a skip.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("HOOKLINE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("HOOKLINE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("HOOKLINE_TEST_REQUIRE_POSTGRES=1 but HOOKLINE_TEST_POSTGRES_URL is not set")
+        }
+        _ => {
+            eprintln!("note: the contract runs on SQLite only; set HOOKLINE_TEST_POSTGRES_URL to run it on PostgreSQL");
+            None
+        }
+    }
+}
+
+/// Runs a test body once per backend, saying which one is running (nextest shows it when the test fails).
+macro_rules! contract {
+    ($(#[$attribute:meta])* async fn $name:ident($store:ident) $body:block) => {
+        $(#[$attribute])*
+        #[tokio::test]
+        async fn $name() {
+            for fixture in fixtures(stringify!($name)).await {
+                eprintln!("backend: {}", fixture.backend);
+                let $store: &Store = &fixture.store;
+                $body
+            }
+        }
+    };
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("hookline-contract-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A database of its own on the suite's PostgreSQL server, dropped with its connections afterwards.
+struct PostgresDatabase {
+    url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl PostgresDatabase {
+    async fn create(admin_url: &str) -> PostgresDatabase {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("hookline_contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url}: {error}"));
+        tokio::spawn(connection);
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("the url names a database").0);
+        PostgresDatabase { url, name, admin_url: admin_url.to_owned() }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // A thread of its own can block whether or not this runs inside a runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+// ----- helpers -----
+
+fn tenant(id: &str) -> TenantId {
+    id.parse().unwrap()
+}
+
+fn topic(name: &str) -> TopicName {
+    name.parse().unwrap()
+}
+
+fn page(limit: u32) -> PageRequest {
+    PageRequest { cursor: None, limit }
+}
+
+fn new_endpoint(tenant_id: &str, url: &str, topics: &[&str]) -> NewEndpoint {
+    NewEndpoint {
+        tenant: tenant(tenant_id),
+        url: url.to_owned(),
+        topics: topics.iter().map(|name| topic(name)).collect(),
+        description: String::new(),
+        enabled: true,
+        format: Format::Envelope,
+        signing: vec![Scheme::Standard],
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        retry_schedule: None,
+    }
+}
+
+async fn make_tenant(store: &Store, id: &str) {
+    store.create_tenant(tenant(id), format!("{id} Inc")).await.unwrap();
+}
+
+async fn make_endpoint(store: &Store, tenant_id: &str, topics: &[&str]) -> EndpointId {
+    let url = format!("https://{tenant_id}.example.com/hooks");
+    store.create_endpoint(new_endpoint(tenant_id, &url, topics)).await.unwrap().expect("the tenant exists").id
+}
+
+fn event(tenant_id: &str, topic_name: &str, data: &str) -> NewEvent {
+    NewEvent {
+        tenant: tenant(tenant_id),
+        topic: topic(topic_name),
+        data: data.to_owned(),
+        meta: None,
+        idempotency_key: None,
+    }
+}
+
+/// A claim at `now` with a 30 s lease, taking up to 100 deliveries, 10 per endpoint.
+fn claim_at(now: Timestamp) -> Claim {
+    Claim {
+        now,
+        lease_until: now.saturating_add(Duration::from_secs(30)),
+        limit: 100,
+        per_endpoint: 10,
+        busy_endpoints: vec![],
+    }
+}
+
+fn later(seconds: u64) -> Timestamp {
+    Timestamp::now().saturating_add(Duration::from_secs(seconds))
+}
+
+fn outcome(delivery: &ClaimedDelivery, status: Option<u16>, next: NextStep) -> AttemptOutcome {
+    let failed = !status.is_some_and(|status| (200..300).contains(&status));
+    AttemptOutcome {
+        delivery: delivery.id.clone(),
+        lease: delivery.lease,
+        attempt: Attempt {
+            number: delivery.attempts + 1,
+            started: Timestamp::now(),
+            duration_ms: 12,
+            url: delivery.endpoint.url.clone(),
+            request_headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            response_status: status,
+            response_headers: vec![("x-answer".to_owned(), "yes".to_owned())],
+            response_headers_omitted: 3,
+            response_body: status.map(|_| "thanks".to_owned()),
+            error: failed.then_some(if status.is_some() { AttemptError::Status } else { AttemptError::Connect }),
+            error_detail: failed.then(|| "the endpoint answered 500".to_owned()),
+        },
+        next,
+    }
+}
+
+async fn status_of(store: &Store, tenant_id: &str, delivery: &DeliveryId) -> DeliveryStatus {
+    store.get_delivery(tenant(tenant_id), delivery.clone()).await.unwrap().expect("the delivery exists").0.status
+}
+
+// ----- tenants, keys, topics -----
+
+contract! {
+    async fn tenants_are_created_listed_by_page_and_deleted(store) {
+        for id in ["acme", "globex", "initech"] {
+            make_tenant(store, id).await;
+        }
+        let duplicate = store.create_tenant(tenant("acme"), "again".into()).await.unwrap_err();
+        assert!(matches!(duplicate, StoreError::Conflict { what: "tenant", .. }), "{duplicate:?}");
+        let first = store.list_tenants(page(2)).await.unwrap();
+        assert_eq!(first.data.len(), 2);
+        let cursor = first.next_cursor.clone().expect("a second page");
+        let second = store.list_tenants(PageRequest { cursor: Some(cursor), limit: 2 }).await.unwrap();
+        assert_eq!(second.data.len(), 1);
+        assert_eq!(second.next_cursor, None);
+        let mut ids: Vec<String> = first.data.iter().chain(&second.data).map(|tenant| tenant.id.to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["acme", "globex", "initech"]);
+        assert_eq!(store.get_tenant(tenant("globex")).await.unwrap().unwrap().name, "globex Inc");
+        assert!(store.delete_tenant(tenant("globex")).await.unwrap());
+        assert!(!store.delete_tenant(tenant("globex")).await.unwrap());
+        assert!(store.get_tenant(tenant("globex")).await.unwrap().is_none());
+    }
+}
+
+contract! {
+    async fn the_first_admin_key_hash_stays_and_tenant_keys_find_their_tenant(store) {
+        assert_eq!(store.settle_admin_key_hash("first".into()).await.unwrap(), "first");
+        assert_eq!(store.settle_admin_key_hash("second".into()).await.unwrap(), "first");
+        make_tenant(store, "acme").await;
+        let key = store.insert_api_key(tenant("acme"), "hash-a".into(), "ci".into()).await.unwrap().unwrap();
+        assert_eq!((key.tenant.as_str(), key.name.as_str()), ("acme", "ci"));
+        assert!(store.insert_api_key(tenant("nobody"), "hash-b".into(), "x".into()).await.unwrap().is_none());
+        assert_eq!(store.tenant_for_key_hash("hash-a".into()).await.unwrap(), Some(tenant("acme")));
+        assert_eq!(store.tenant_for_key_hash("hash-b".into()).await.unwrap(), None);
+        // A deleted tenant's keys go with it.
+        store.delete_tenant(tenant("acme")).await.unwrap();
+        assert_eq!(store.tenant_for_key_hash("hash-a".into()).await.unwrap(), None);
+    }
+}
+
+contract! {
+    async fn the_catalogue_is_seeded_and_topics_are_added_and_deprecated(store) {
+        let topics = store.list_topics().await.unwrap();
+        assert_eq!(topics.len(), 11, "{topics:?}");
+        assert!(topics.iter().any(|topic| topic.name.as_str() == "end_user.transactions_updated" && topic.deprecated));
+        let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into()).await.unwrap();
+        assert!(!created.deprecated);
+        let duplicate = store.create_topic(topic("pdf.archived"), String::new()).await.unwrap_err();
+        assert!(matches!(duplicate, StoreError::Conflict { .. }), "{duplicate:?}");
+        let updated = store.update_topic(topic("pdf.archived"), Some("archived".into()), Some(true)).await.unwrap().unwrap();
+        assert_eq!((updated.description.as_str(), updated.deprecated), ("archived", true));
+        let kept = store.update_topic(topic("pdf.archived"), None, None).await.unwrap().unwrap();
+        assert_eq!((kept.description.as_str(), kept.deprecated), ("archived", true));
+        assert!(store.update_topic(topic("pdf.unknown"), None, Some(true)).await.unwrap().is_none());
+        assert_eq!(store.list_topics().await.unwrap().len(), 12);
+    }
+}
+
+// ----- endpoints -----
+
+contract! {
+    async fn endpoints_keep_what_they_are_given_and_belong_to_one_tenant(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        assert!(store.create_endpoint(new_endpoint("nobody", "https://x.example/", &["pdf.processed"])).await.unwrap().is_none());
+        let mut wanted = new_endpoint("acme", "https://acme.example.com/a", &["pdf.processed", "end_user.processed"]);
+        wanted.description = "main".into();
+        wanted.format = Format::Data;
+        wanted.signing = vec![Scheme::Heron, Scheme::Standard];
+        wanted.retry_schedule = Some(vec![Duration::from_secs(180), Duration::from_secs(180)]);
+        let created = store.create_endpoint(wanted.clone()).await.unwrap().unwrap();
+        let read = store.get_endpoint(tenant("acme"), created.id.clone()).await.unwrap().unwrap();
+        assert_eq!(read.url, wanted.url);
+        assert_eq!(read.topics, wanted.topics);
+        assert_eq!((read.description.as_str(), read.enabled, read.format), ("main", true, Format::Data));
+        assert_eq!(read.signing, wanted.signing);
+        assert_eq!(read.secret, wanted.secret);
+        assert_eq!(read.retry_schedule, wanted.retry_schedule);
+        // Another tenant sees nothing of it, by any route.
+        assert!(store.get_endpoint(tenant("globex"), created.id.clone()).await.unwrap().is_none());
+        assert!(store.list_endpoints(tenant("globex"), page(10)).await.unwrap().data.is_empty());
+        let patch = EndpointPatch { enabled: Some(false), ..EndpointPatch::default() };
+        assert!(store.update_endpoint(tenant("globex"), created.id.clone(), patch).await.unwrap().is_none());
+        assert!(!store.delete_endpoint(tenant("globex"), created.id.clone()).await.unwrap());
+        assert!(store.get_endpoint(tenant("acme"), created.id.clone()).await.unwrap().unwrap().enabled);
+    }
+}
+
+contract! {
+    async fn subscriptions_to_unknown_or_deprecated_topics_are_refused(store) {
+        make_tenant(store, "acme").await;
+        let unknown = store.create_endpoint(new_endpoint("acme", "https://a.example/", &["pdf.nope"])).await.unwrap_err();
+        assert!(matches!(&unknown, StoreError::UnknownTopic { name } if name == "pdf.nope"), "{unknown:?}");
+        let deprecated = store
+            .create_endpoint(new_endpoint("acme", "https://a.example/", &["end_user.transactions_updated"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(deprecated, StoreError::DeprecatedTopic { .. }), "{deprecated:?}");
+        // A subscription made before the deprecation stays, and may be kept through a patch.
+        let id = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        store.update_topic(topic("pdf.processed"), None, Some(true)).await.unwrap();
+        let keep = EndpointPatch { topics: Some(vec![topic("pdf.processed")]), ..EndpointPatch::default() };
+        assert!(store.update_endpoint(tenant("acme"), id.clone(), keep).await.unwrap().is_some());
+        let add = EndpointPatch {
+            topics: Some(vec![topic("pdf.processed"), topic("end_user.transactions_updated")]),
+            ..EndpointPatch::default()
+        };
+        let refused = store.update_endpoint(tenant("acme"), id, add).await.unwrap_err();
+        assert!(matches!(refused, StoreError::DeprecatedTopic { .. }), "{refused:?}");
+    }
+}
+
+contract! {
+    async fn a_patch_changes_only_what_it_names(store) {
+        make_tenant(store, "acme").await;
+        let mut wanted = new_endpoint("acme", "https://acme.example.com/a", &["pdf.processed"]);
+        wanted.retry_schedule = Some(vec![Duration::from_secs(60)]);
+        let created = store.create_endpoint(wanted).await.unwrap().unwrap();
+        let patch = EndpointPatch {
+            url: Some("https://acme.example.com/b".into()),
+            description: Some("moved".into()),
+            retry_schedule: Some(None),
+            ..EndpointPatch::default()
+        };
+        let patched = store.update_endpoint(tenant("acme"), created.id.clone(), patch).await.unwrap().unwrap();
+        assert_eq!((patched.url.as_str(), patched.description.as_str()), ("https://acme.example.com/b", "moved"));
+        assert_eq!(patched.retry_schedule, None);
+        assert_eq!((patched.topics, patched.signing, patched.secret), (created.topics, created.signing, created.secret));
+        assert!(patched.updated >= created.updated);
+        let read = store.get_endpoint(tenant("acme"), created.id).await.unwrap().unwrap();
+        assert_eq!(read.url, "https://acme.example.com/b");
+    }
+}
+
+contract! {
+    async fn endpoints_are_listed_by_page(store) {
+        make_tenant(store, "acme").await;
+        let mut made = Vec::new();
+        for _ in 0..5 {
+            made.push(make_endpoint(store, "acme", &["pdf.processed"]).await);
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let listed = store.list_endpoints(tenant("acme"), PageRequest { cursor, limit: 2 }).await.unwrap();
+            assert!(listed.data.len() <= 2);
+            seen.extend(listed.data.into_iter().map(|endpoint| endpoint.id));
+            match listed.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        seen.sort_by(|left, right| left.as_str().cmp(right.as_str()));
+        made.sort_by(|left, right| left.as_str().cmp(right.as_str()));
+        assert_eq!(seen, made);
+    }
+}
+
+// ----- publish and fan-out -----
+
+contract! {
+    async fn a_publish_fans_out_to_the_enabled_endpoints_subscribed_to_its_topic(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let subscribed = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let both = make_endpoint(store, "acme", &["end_user.processed", "pdf.processed"]).await;
+        make_endpoint(store, "acme", &["end_user.processed"]).await;
+        let disabled = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let off = EndpointPatch { enabled: Some(false), ..EndpointPatch::default() };
+        store.update_endpoint(tenant("acme"), disabled, off).await.unwrap();
+        make_endpoint(store, "globex", &["pdf.processed"]).await;
+
+        let published = store.publish(event("acme", "pdf.processed", r#"{"pdf_id":"pdf_1"}"#)).await.unwrap().unwrap();
+        assert_eq!((published.deliveries, published.replayed), (2, false));
+        let filter = DeliveryFilter { event: Some(published.event.id.clone()), ..DeliveryFilter::default() };
+        let deliveries = store.list_deliveries(tenant("acme"), filter, page(10)).await.unwrap().data;
+        let mut endpoints: Vec<&str> = deliveries.iter().map(|delivery| delivery.endpoint.as_str()).collect();
+        endpoints.sort();
+        let mut wanted = vec![subscribed.as_str(), both.as_str()];
+        wanted.sort();
+        assert_eq!(endpoints, wanted);
+        assert!(deliveries.iter().all(|delivery| delivery.status == DeliveryStatus::Pending && delivery.attempts == 0));
+        assert!(store.list_deliveries(tenant("globex"), DeliveryFilter::default(), page(10)).await.unwrap().data.is_empty());
+
+        let stored = store.get_event(tenant("acme"), published.event.id.clone()).await.unwrap().unwrap();
+        assert_eq!((stored.data.as_str(), stored.meta.as_deref()), (r#"{"pdf_id":"pdf_1"}"#, None));
+        assert!(store.get_event(tenant("globex"), published.event.id).await.unwrap().is_none());
+        assert!(store.publish(event("nobody", "pdf.processed", "{}")).await.unwrap().is_none());
+        // An event nobody subscribed to is stored all the same.
+        let lonely = store.publish(event("globex", "end_user.processed", "{}")).await.unwrap().unwrap();
+        assert_eq!(lonely.deliveries, 0);
+    }
+}
+
+contract! {
+    async fn an_idempotency_key_makes_one_event_per_tenant(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let keyed = |tenant_id: &str, data: &str| NewEvent { idempotency_key: Some("job-42".into()), ..event(tenant_id, "pdf.processed", data) };
+        let first = store.publish(keyed("acme", r#"{"n":1}"#)).await.unwrap().unwrap();
+        let again = store.publish(keyed("acme", r#"{"n":2}"#)).await.unwrap().unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.event.id, first.event.id);
+        assert_eq!(again.event.data, r#"{"n":1}"#);
+        let deliveries = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(10)).await.unwrap().data;
+        assert_eq!(deliveries.len(), 1, "the replay made no delivery");
+        let other = store.publish(keyed("globex", r#"{"n":3}"#)).await.unwrap().unwrap();
+        assert!(!other.replayed);
+        assert_ne!(other.event.id, first.event.id);
+    }
+}
+
+contract! {
+    async fn events_are_listed_newest_first_and_filtered_by_topic(store) {
+        make_tenant(store, "acme").await;
+        let mut ids = Vec::new();
+        for (number, topic_name) in ["pdf.processed", "end_user.processed", "pdf.processed"].iter().enumerate() {
+            let published = store.publish(event("acme", topic_name, &format!(r#"{{"n":{number}}}"#))).await.unwrap().unwrap();
+            ids.push(published.event.id);
+        }
+        let listed = store.list_events(tenant("acme"), EventFilter::default(), page(10)).await.unwrap().data;
+        let listed: Vec<_> = listed.into_iter().map(|event| event.id).collect();
+        assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+        let filter = EventFilter { topic: Some(topic("pdf.processed")), ..EventFilter::default() };
+        let pdfs = store.list_events(tenant("acme"), filter, page(1)).await.unwrap();
+        assert_eq!(pdfs.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [ids[2].clone()]);
+        let next = PageRequest { cursor: pdfs.next_cursor, limit: 10 };
+        let filter = EventFilter { topic: Some(topic("pdf.processed")), ..EventFilter::default() };
+        let rest = store.list_events(tenant("acme"), filter, next).await.unwrap();
+        assert_eq!(rest.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [ids[0].clone()]);
+        assert!(store.list_events(tenant("globex"), EventFilter::default(), page(10)).await.unwrap().data.is_empty());
+    }
+}
+
+// ----- the queue -----
+
+contract! {
+    async fn a_claim_leases_due_deliveries_until_the_lease_runs_out(store) {
+        make_tenant(store, "acme").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let published = store.publish(event("acme", "pdf.processed", r#"{"n":1}"#)).await.unwrap().unwrap();
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let delivery = &claimed[0];
+        assert_eq!((&delivery.event_id, &delivery.endpoint.id, delivery.attempts), (&published.event.id, &endpoint, 0));
+        assert_eq!(&*delivery.data, r#"{"n":1}"#);
+        // Leased: nothing to claim until the lease ends, then the same delivery under a new lease.
+        assert!(store.claim_due(claim_at(later(2))).await.unwrap().is_empty());
+        let expired = store.claim_due(claim_at(later(40))).await.unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].id, delivery.id);
+        assert_ne!(expired[0].lease, delivery.lease);
+        // The first lease is lost: its outcome is not recorded; the current lease's is.
+        let stale = outcome(delivery, Some(200), NextStep::Done(DeliveryStatus::Succeeded));
+        assert_eq!(store.record_outcomes(Arc::from([stale])).await.unwrap(), 0);
+        assert_eq!(status_of(store, "acme", &delivery.id).await, DeliveryStatus::Pending);
+        let current = outcome(&expired[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded));
+        assert_eq!(store.record_outcomes(Arc::from([current.clone()])).await.unwrap(), 1);
+        // Recording the same outcome twice records it once.
+        assert_eq!(store.record_outcomes(Arc::from([current])).await.unwrap(), 0);
+        let (stored, attempts) = store.get_delivery(tenant("acme"), delivery.id.clone()).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.attempts, stored.last_status), (DeliveryStatus::Succeeded, 1, Some(200)));
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].response_headers, [("x-answer".to_owned(), "yes".to_owned())]);
+        assert_eq!((attempts[0].response_headers_omitted, attempts[0].response_body.as_deref()), (3, Some("thanks")));
+        assert!(store.claim_due(claim_at(later(100))).await.unwrap().is_empty(), "a settled delivery is never claimed");
+    }
+}
+
+contract! {
+    async fn a_retry_waits_for_its_time_and_a_release_makes_it_due_again(store) {
+        make_tenant(store, "acme").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let claimed = store.claim_due(claim_at(Timestamp::now())).await.unwrap();
+        let retry_at = later(600);
+        let failed = outcome(&claimed[0], Some(500), NextStep::RetryAt(retry_at));
+        assert_eq!(store.record_outcomes(Arc::from([failed])).await.unwrap(), 1);
+        let (stored, attempts) = store.get_delivery(tenant("acme"), claimed[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.next_attempt, stored.last_status), (DeliveryStatus::Pending, Some(retry_at), Some(500)));
+        assert_eq!(attempts[0].error, Some(AttemptError::Status));
+        assert_eq!(store.next_due(vec![]).await.unwrap(), Some(retry_at));
+        assert!(store.claim_due(claim_at(later(300))).await.unwrap().is_empty());
+        let again = store.claim_due(claim_at(later(601))).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        // Given back untouched, it is due at once, with its attempts as they were.
+        store.release(vec![(again[0].id.clone(), again[0].lease)]).await.unwrap();
+        let released = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!((released.len(), released[0].attempts), (1, 1));
+        let done = outcome(&released[0], None, NextStep::Done(DeliveryStatus::Failed));
+        store.record_outcomes(Arc::from([done])).await.unwrap();
+        assert_eq!(status_of(store, "acme", &released[0].id).await, DeliveryStatus::Failed);
+        assert_eq!(store.next_due(vec![]).await.unwrap(), None);
+        // A manual retry makes a failed delivery due now.
+        let retried = store.retry_delivery(tenant("acme"), released[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(retried.status, DeliveryStatus::Pending);
+        assert_eq!(store.claim_due(claim_at(later(1))).await.unwrap().len(), 1);
+        assert!(store.retry_delivery(tenant("globex"), released[0].id.clone()).await.unwrap().is_none());
+    }
+}
+
+contract! {
+    async fn a_claim_takes_at_most_the_cap_of_an_endpoint_and_skips_busy_and_disabled_ones(store) {
+        make_tenant(store, "acme").await;
+        let first = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let second = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let third = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        for number in 0..5 {
+            store.publish(event("acme", "pdf.processed", &format!(r#"{{"n":{number}}}"#))).await.unwrap().unwrap();
+        }
+        // Deliveries made before an endpoint was disabled wait for it to be enabled again.
+        let off = EndpointPatch { enabled: Some(false), ..EndpointPatch::default() };
+        store.update_endpoint(tenant("acme"), third.clone(), off).await.unwrap();
+        let now = later(1);
+        let claim = Claim { per_endpoint: 2, busy_endpoints: vec![second.clone()], ..claim_at(now) };
+        let claimed = store.claim_due(claim).await.unwrap();
+        assert_eq!(claimed.len(), 2, "two of the first endpoint's, none of the busy one's");
+        assert!(claimed.iter().all(|delivery| delivery.endpoint.id == first));
+        let next = Claim { limit: 3, ..claim_at(now) };
+        let claimed = store.claim_due(next).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        assert!(claimed.iter().all(|delivery| delivery.endpoint.id != third), "a disabled endpoint's are held");
+        let nothing_else = store.next_due(vec![first.clone(), second.clone()]).await.unwrap();
+        assert!(nothing_else.is_none(), "nothing due outside the busy ones: {nothing_else:?}");
+        // Re-enabling the third endpoint makes its deliveries claimable.
+        let on = EndpointPatch { enabled: Some(true), ..EndpointPatch::default() };
+        store.update_endpoint(tenant("acme"), third.clone(), on).await.unwrap();
+        let claim = Claim { busy_endpoints: vec![first, second], ..claim_at(later(2)) };
+        let claimed = store.claim_due(claim).await.unwrap();
+        assert_eq!(claimed.len(), 5);
+        assert!(claimed.iter().all(|delivery| delivery.endpoint.id == third));
+    }
+}
+
+contract! {
+    async fn deleting_an_endpoint_cancels_its_pending_deliveries_and_keeps_the_log(store) {
+        make_tenant(store, "acme").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        assert!(store.delete_endpoint(tenant("acme"), endpoint.clone()).await.unwrap());
+        assert!(store.get_endpoint(tenant("acme"), endpoint.clone()).await.unwrap().is_none());
+        let filter = DeliveryFilter { event: Some(published.event.id), ..DeliveryFilter::default() };
+        let deliveries = store.list_deliveries(tenant("acme"), filter, page(10)).await.unwrap().data;
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].status, DeliveryStatus::Cancelled);
+        assert!(store.claim_due(claim_at(later(100))).await.unwrap().is_empty());
+    }
+}
+
+contract! {
+    async fn deliveries_are_filtered_by_endpoint_event_and_status_within_their_tenant(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let first = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let second = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let one = store.publish(event("acme", "pdf.processed", r#"{"n":1}"#)).await.unwrap().unwrap();
+        store.publish(event("acme", "pdf.processed", r#"{"n":2}"#)).await.unwrap().unwrap();
+        let claim = Claim { busy_endpoints: vec![second.clone()], ..claim_at(later(1)) };
+        for delivery in store.claim_due(claim).await.unwrap() {
+            let done = outcome(&delivery, Some(200), NextStep::Done(DeliveryStatus::Succeeded));
+            store.record_outcomes(Arc::from([done])).await.unwrap();
+        }
+        let list = |filter: DeliveryFilter| store.list_deliveries(tenant("acme"), filter, page(10));
+        assert_eq!(list(DeliveryFilter::default()).await.unwrap().data.len(), 4);
+        let by_endpoint = list(DeliveryFilter { endpoint: Some(first.clone()), ..DeliveryFilter::default() }).await.unwrap();
+        assert!(by_endpoint.data.len() == 2 && by_endpoint.data.iter().all(|delivery| delivery.endpoint == first));
+        let by_event = list(DeliveryFilter { event: Some(one.event.id.clone()), ..DeliveryFilter::default() }).await.unwrap();
+        assert!(by_event.data.len() == 2 && by_event.data.iter().all(|delivery| delivery.event == one.event.id));
+        let succeeded = list(DeliveryFilter { status: Some(DeliveryStatus::Succeeded), ..DeliveryFilter::default() }).await.unwrap();
+        assert!(succeeded.data.len() == 2 && succeeded.data.iter().all(|delivery| delivery.endpoint == first));
+        let pending_second = list(DeliveryFilter {
+            endpoint: Some(second.clone()),
+            status: Some(DeliveryStatus::Pending),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(pending_second.data.len(), 2);
+        // Paged, every delivery comes once.
+        let first_page = list_page(store, 3, None).await;
+        let second_page = list_page(store, 3, first_page.1.clone()).await;
+        assert_eq!((first_page.0.len(), second_page.0.len(), second_page.1), (3, 1, None));
+        // Another tenant's filters find nothing of acme's.
+        let foreign = DeliveryFilter { endpoint: Some(first), ..DeliveryFilter::default() };
+        assert!(store.list_deliveries(tenant("globex"), foreign, page(10)).await.unwrap().data.is_empty());
+        let delivery = by_event.data[0].id.clone();
+        assert!(store.get_delivery(tenant("globex"), delivery).await.unwrap().is_none());
+    }
+}
+
+async fn list_page(store: &Store, limit: u32, cursor: Option<String>) -> (Vec<DeliveryId>, Option<String>) {
+    let listed =
+        store.list_deliveries(tenant("acme"), DeliveryFilter::default(), PageRequest { cursor, limit }).await.unwrap();
+    (listed.data.into_iter().map(|delivery| delivery.id).collect(), listed.next_cursor)
+}
+
+contract! {
+    async fn deleting_a_tenant_removes_what_it_owns_and_nothing_else(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        make_endpoint(store, "globex", &["pdf.processed"]).await;
+        store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let kept = store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
+        assert!(store.delete_tenant(tenant("acme")).await.unwrap());
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(claimed.len(), 1, "only globex's delivery is left");
+        assert_eq!(claimed[0].event_id, kept.event.id);
+        assert!(store.list_events(tenant("acme"), EventFilter::default(), page(10)).await.unwrap().data.is_empty());
+        assert_eq!(store.list_endpoints(tenant("globex"), page(10)).await.unwrap().data.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_store_answers_pings_on_every_backend() {
+    for fixture in fixtures("ping").await {
+        fixture.store.ping().await.unwrap_or_else(|error| panic!("{}: {error}", fixture.backend));
+    }
+}
