@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O (no files, no sockets, no database); it only reads the clock
 //! and the random number generator.
 
+pub mod attempt;
 pub mod body;
 pub mod duration;
 pub mod id;

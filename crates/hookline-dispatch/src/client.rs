@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hookline_store::AttemptError;
+use hookline_core::attempt::AttemptError;
 use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
@@ -26,6 +26,15 @@ use crate::guard::{Refusal, TargetGuard, TargetPolicy};
 pub struct BlockedAddress {
     pub host: String,
     pub refusal: Refusal,
+}
+
+/// A name the system resolver could not resolve.
+#[derive(Debug, thiserror::Error)]
+#[error("could not resolve {host}")]
+pub struct ResolveError {
+    pub host: String,
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// Resolves names with the system resolver, then drops every address the guard refuses.
@@ -50,7 +59,13 @@ impl tower_service::Service<Name> for GuardedResolver {
         let guard = self.guard.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let looked_up: std::io::Result<Vec<SocketAddr>> =
+                tokio::net::lookup_host((host.as_str(), 0)).await.map(Iterator::collect);
+            let resolved = match looked_up {
+                Ok(addresses) => addresses,
+                // Boxed as itself, so `classify` can downcast the cause.
+                Err(source) => return Err(ResolveError { host, source }.into()),
+            };
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -421,7 +436,7 @@ fn classify(mut kind: AttemptError, error: &(dyn StdError + 'static)) -> (Attemp
                 kind = AttemptError::Timeout;
             }
         }
-        if cause.to_string().starts_with("dns error") {
+        if cause.is::<ResolveError>() {
             kind = AttemptError::Dns;
         }
         source = cause.source();

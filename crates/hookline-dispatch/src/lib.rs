@@ -22,7 +22,7 @@ use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, Handoff, NextStep, Store,
     StoreError,
 };
-use hookline_verify::Signer;
+use hookline_verify::{SecretError, Signer};
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::time::Instant;
@@ -124,7 +124,7 @@ struct Lane {
 struct PreparedSigners {
     secret: String,
     schemes: Vec<hookline_verify::Scheme>,
-    signers: Result<Arc<[Signer]>, String>,
+    signers: Result<Arc<[Signer]>, SecretError>,
 }
 
 impl Lane {
@@ -141,7 +141,7 @@ impl Lane {
 
     /// The endpoint's signers, prepared again only when its secret or schemes changed; the error says why its
     /// secret cannot sign.
-    fn signers(&self, endpoint: &Endpoint) -> Result<Arc<[Signer]>, String> {
+    fn signers(&self, endpoint: &Endpoint) -> Result<Arc<[Signer]>, SecretError> {
         let mut prepared = self.signers.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(prepared) = &*prepared
             && prepared.secret == endpoint.secret
@@ -152,7 +152,7 @@ impl Lane {
         let signers = endpoint
             .signing
             .iter()
-            .map(|scheme| Signer::new(*scheme, &endpoint.secret).map_err(|error| error.to_string()))
+            .map(|scheme| Signer::new(*scheme, &endpoint.secret))
             .collect::<Result<Vec<_>, _>>()
             .map(Arc::from);
         *prepared = Some(PreparedSigners {
@@ -393,7 +393,7 @@ struct Attempter {
 
 impl Attempter {
     /// Sends `body` (the delivery's exact bytes, see `body_of`) signed by `signers`, and queues the outcome.
-    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes, signers: Result<Arc<[Signer]>, String>) {
+    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes, signers: Result<Arc<[Signer]>, SecretError>) {
         let number = delivery.attempts + 1;
         let started = Timestamp::now();
         let mut headers: Vec<(&'static str, String)> = vec![
@@ -412,7 +412,9 @@ impl Attempter {
                 self.client.post(&delivery.endpoint.url, &headers, body).await
             }
             // A secret that cannot sign is the endpoint's configuration problem; sending unsigned would be worse.
-            Err(detail) => client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Io, detail)) },
+            Err(error) => {
+                client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Signing, error.to_string())) }
+            }
         };
         let (status, retry_after) = match &exchange.result {
             Ok(response) => {
@@ -433,10 +435,7 @@ impl Attempter {
             Verdict::Delivered => NextStep::Done(DeliveryStatus::Succeeded),
             Verdict::Gone => NextStep::Done(DeliveryStatus::Failed),
             Verdict::Retry => {
-                let schedule = match &delivery.endpoint.retry_schedule {
-                    Some(delays) => RetrySchedule::exact(delays.clone()).unwrap_or_default(),
-                    None => self.config.default_schedule.clone(),
-                };
+                let schedule = delivery.endpoint.retry_schedule.as_ref().unwrap_or(&self.config.default_schedule);
                 let jitter = rand::rng().random::<f64>();
                 match schedule.next_delay(number, retry_after, jitter) {
                     Some(delay) => NextStep::RetryAt(Timestamp::now().saturating_add(delay)),

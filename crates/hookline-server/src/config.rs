@@ -61,7 +61,7 @@ pub struct Config {
     pub delivery_concurrency: usize,
     pub endpoint_concurrency: usize,
     /// The retry schedule of endpoints without their own; `None` is the built-in jittered default.
-    pub retry_schedule: Option<Vec<Duration>>,
+    pub retry_schedule: Option<RetrySchedule>,
     /// The most response headers an attempt keeps, by count and by total bytes (names and values).
     pub response_headers_max_count: usize,
     pub response_headers_max_bytes: usize,
@@ -233,13 +233,12 @@ fn parse_signing(key: &str, names: &[String]) -> Result<Vec<Scheme>, ConfigError
         .collect()
 }
 
-fn parse_schedule(key: &str, delays: &[String]) -> Result<Vec<Duration>, ConfigError> {
+fn parse_schedule(key: &str, delays: &[String]) -> Result<RetrySchedule, ConfigError> {
     let parsed = delays
         .iter()
         .map(|delay| parse_duration(delay.trim()).map_err(|error| invalid(key, delay, &error.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    RetrySchedule::exact(parsed.clone()).map_err(|error| invalid(key, &delays.join(","), &error.to_string()))?;
-    Ok(parsed)
+    RetrySchedule::exact(parsed).map_err(|error| invalid(key, &delays.join(","), &error.to_string()))
 }
 
 fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -430,11 +429,7 @@ impl Config {
 
     /// The retry schedule endpoints without their own follow.
     pub fn default_schedule(&self) -> RetrySchedule {
-        match &self.retry_schedule {
-            // Validated at load.
-            Some(delays) => RetrySchedule::exact(delays.clone()).unwrap_or_default(),
-            None => RetrySchedule::standard(),
-        }
+        self.retry_schedule.clone().unwrap_or_else(RetrySchedule::standard)
     }
 
     /// The default schedule as shown to operators.

@@ -1,12 +1,13 @@
 //! The records the store keeps, as the rest of Hookline sees them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hookline_core::Scheme;
+pub use hookline_core::attempt::AttemptError;
 use hookline_core::body::Format;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
 use hookline_core::json::Escape;
+use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use serde::Serialize;
@@ -58,7 +59,7 @@ pub struct Endpoint {
     pub secret: String,
     /// The endpoint's own schedule, or `None` for the server's default.
     #[serde(serialize_with = "serialize_schedule")]
-    pub retry_schedule: Option<Vec<Duration>>,
+    pub retry_schedule: Option<RetrySchedule>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
@@ -74,7 +75,7 @@ pub struct NewEndpoint {
     pub format: Format,
     pub signing: Vec<Scheme>,
     pub secret: String,
-    pub retry_schedule: Option<Vec<Duration>>,
+    pub retry_schedule: Option<RetrySchedule>,
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is.
@@ -87,7 +88,7 @@ pub struct EndpointPatch {
     pub format: Option<Format>,
     pub signing: Option<Vec<Scheme>>,
     pub secret: Option<String>,
-    pub retry_schedule: Option<Option<Vec<Duration>>>,
+    pub retry_schedule: Option<Option<RetrySchedule>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -175,47 +176,6 @@ pub struct Delivery {
     pub updated: Timestamp,
 }
 
-/// Why an attempt failed without (or despite) a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptError {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Blocked,
-    Status,
-    Io,
-}
-
-impl AttemptError {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptError::Timeout => "timeout",
-            AttemptError::Connect => "connect",
-            AttemptError::Dns => "dns",
-            AttemptError::Tls => "tls",
-            AttemptError::Blocked => "blocked",
-            AttemptError::Status => "status",
-            AttemptError::Io => "io",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [
-            AttemptError::Timeout,
-            AttemptError::Connect,
-            AttemptError::Dns,
-            AttemptError::Tls,
-            AttemptError::Blocked,
-            AttemptError::Status,
-            AttemptError::Io,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == value)
-    }
-}
-
 /// One attempt as recorded in the delivery log.
 #[derive(Clone, Debug, Serialize)]
 pub struct Attempt {
@@ -282,14 +242,13 @@ fn serialize_schemes<S: serde::Serializer>(schemes: &[Scheme], serializer: S) ->
 }
 
 fn serialize_schedule<S: serde::Serializer>(
-    schedule: &Option<Vec<Duration>>,
+    schedule: &Option<RetrySchedule>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match schedule {
         None => serializer.serialize_none(),
-        Some(delays) => {
-            serializer.collect_seq(delays.iter().map(|delay| hookline_core::duration::format_duration(*delay)))
-        }
+        Some(schedule) => serializer
+            .collect_seq(schedule.delays().iter().map(|delay| hookline_core::duration::format_duration(*delay))),
     }
 }
 

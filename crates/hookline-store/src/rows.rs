@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hookline_core::Scheme;
 use hookline_core::json::Escape;
+use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
@@ -76,11 +77,15 @@ pub(crate) fn join_schedule(delays: &[Duration]) -> String {
     delays.iter().map(|delay| delay.as_millis().to_string()).collect::<Vec<_>>().join(",")
 }
 
-fn split_schedule(text: &str) -> Result<Vec<Duration>, StoreError> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',').map(|millis| parse_field::<u64>(millis).map(Duration::from_millis)).collect()
+/// A stored schedule; one that is no longer valid is damaged data, not the default.
+fn split_schedule(text: &str) -> Result<RetrySchedule, StoreError> {
+    let delays = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(',').map(|millis| parse_field::<u64>(millis).map(Duration::from_millis)).collect::<Result<_, _>>()?
+    };
+    RetrySchedule::exact(delays)
+        .map_err(|error| StoreError::Corrupt { detail: format!("retry schedule {text:?}: {error}") })
 }
 
 pub(crate) fn escape_name(escape: Escape) -> &'static str {

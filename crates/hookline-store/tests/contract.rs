@@ -9,6 +9,7 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::body::Format;
 use hookline_core::id::{DeliveryId, EndpointId, TenantId};
+use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
@@ -292,7 +293,7 @@ contract! {
         wanted.description = "main".into();
         wanted.format = Format::Data;
         wanted.signing = vec![Scheme::Heron, Scheme::Standard];
-        wanted.retry_schedule = Some(vec![Duration::from_secs(180), Duration::from_secs(180)]);
+        wanted.retry_schedule = Some(RetrySchedule::exact(vec![Duration::from_secs(180), Duration::from_secs(180)]).unwrap());
         let created = store.create_endpoint(wanted.clone()).await.unwrap().unwrap();
         let read = store.get_endpoint(tenant("acme"), created.id.clone()).await.unwrap().unwrap();
         assert_eq!(read.url, wanted.url);
@@ -339,7 +340,7 @@ contract! {
     async fn a_patch_changes_only_what_it_names(store) {
         make_tenant(store, "acme").await;
         let mut wanted = new_endpoint("acme", "https://acme.example.com/a", &["pdf.processed"]);
-        wanted.retry_schedule = Some(vec![Duration::from_secs(60)]);
+        wanted.retry_schedule = Some(RetrySchedule::exact(vec![Duration::from_secs(60)]).unwrap());
         let created = store.create_endpoint(wanted).await.unwrap().unwrap();
         let patch = EndpointPatch {
             url: Some("https://acme.example.com/b".into()),
@@ -642,4 +643,22 @@ async fn the_store_answers_pings_on_every_backend() {
     for fixture in fixtures("ping").await {
         fixture.store.ping().await.unwrap_or_else(|error| panic!("{}: {error}", fixture.backend));
     }
+}
+
+#[tokio::test]
+async fn a_stored_retry_schedule_that_is_no_longer_valid_is_an_error_not_the_default() {
+    let fixture = fixtures("corrupt-schedule").await.into_iter().next().expect("the SQLite fixture comes first");
+    let store = &fixture.store;
+    make_tenant(store, "acme").await;
+    let id = make_endpoint(store, "acme", &["pdf.processed"]).await;
+    // 31 delays: more than a schedule may hold (as a hand edit, or an older release with other limits, could leave).
+    let too_long = vec!["1000"; 31].join(",");
+    let database = rusqlite::Connection::open(fixture._dir.0.join("hookline.db")).unwrap();
+    database.busy_timeout(Duration::from_secs(5)).unwrap();
+    let changed = database
+        .execute("UPDATE endpoints SET retry_schedule = ?1 WHERE id = ?2", rusqlite::params![too_long, id.as_str()])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let error = store.get_endpoint(tenant("acme"), id).await.unwrap_err();
+    assert!(matches!(&error, StoreError::Corrupt { detail } if detail.contains("retry schedule")), "{error:?}");
 }

@@ -1,8 +1,6 @@
 //! `/v1/tenants/{tenant}/endpoints`: where a tenant's webhooks go, which topics they carry, and how they are
 //! signed and retried.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -113,14 +111,13 @@ fn check_signing(names: &[String]) -> Result<Vec<Scheme>, ApiError> {
     Ok(schemes)
 }
 
-fn check_schedule(delays: &[String]) -> Result<Vec<Duration>, ApiError> {
+fn check_schedule(delays: &[String]) -> Result<RetrySchedule, ApiError> {
     let invalid = |detail: String| ApiError::unprocessable("invalid_retry_schedule", detail);
     let parsed = delays
         .iter()
         .map(|delay| parse_duration(delay).map_err(|error| invalid(error.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    RetrySchedule::exact(parsed.clone()).map_err(|error| invalid(error.to_string()))?;
-    Ok(parsed)
+    RetrySchedule::exact(parsed).map_err(|error| invalid(error.to_string()))
 }
 
 fn check_description(description: &str) -> Result<(), ApiError> {

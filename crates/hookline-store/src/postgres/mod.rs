@@ -350,7 +350,7 @@ impl PostgresStore {
                         &endpoint.format.as_str(),
                         &join_schemes(&endpoint.signing),
                         &endpoint.secret,
-                        &endpoint.retry_schedule.as_deref().map(join_schedule),
+                        &endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays())),
                         &endpoint.created.unix_millis(),
                     ],
                 )
@@ -408,7 +408,7 @@ impl PostgresStore {
                         &endpoint.enabled,
                         &endpoint.format.as_str(),
                         &join_schemes(&endpoint.signing),
-                        &endpoint.retry_schedule.as_deref().map(join_schedule),
+                        &endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays())),
                         &endpoint.updated.unix_millis(),
                         &endpoint.secret,
                     ],

@@ -342,7 +342,7 @@ impl SqliteStore {
                         endpoint.format.as_str(),
                         join_schemes(&endpoint.signing),
                         endpoint.secret,
-                        endpoint.retry_schedule.as_deref().map(join_schedule),
+                        endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays())),
                         endpoint.created.unix_millis(),
                     ],
                 )?;
@@ -402,7 +402,7 @@ impl SqliteStore {
                         endpoint.enabled,
                         endpoint.format.as_str(),
                         join_schemes(&endpoint.signing),
-                        endpoint.retry_schedule.as_deref().map(join_schedule),
+                        endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays())),
                         endpoint.updated.unix_millis(),
                         endpoint.secret,
                     ],
