@@ -38,8 +38,14 @@ pub enum StoreError {
         #[source]
         source: Option<tokio_postgres::Error>,
     },
-    #[error("could not commit to the database: {detail}")]
-    Commit { detail: String },
+    #[error("could not commit to the database")]
+    Commit {
+        /// Shared by every write of the group that failed to commit.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    #[error("the database file is in journal mode {mode:?} and could not be put in WAL mode")]
+    NotWal { mode: String },
     #[error("the store is shut down")]
     Closed,
     #[error("could not start the database writer thread")]

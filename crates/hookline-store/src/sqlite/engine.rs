@@ -49,7 +49,7 @@ const WAL_FRAME_HEADER: u64 = 24;
 trait Job: Send {
     /// Runs the write; false when it has spoiled the group, which must then be rolled back.
     fn run(&mut self, connection: &Connection) -> bool;
-    fn finish(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
+    fn finish(self: Box<Self>, commit: Result<(), &Arc<rusqlite::Error>>);
 }
 
 /// How a write is kept apart from the others in its group commit.
@@ -109,7 +109,7 @@ where
         kept && !connection.is_autocommit()
     }
 
-    fn finish(mut self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
+    fn finish(mut self: Box<Self>, commit: Result<(), &Arc<rusqlite::Error>>) {
         let mut outcome = self.outcome.take();
         // The hook sees the write's own outcome even when the group failed, so it can undo what it set aside.
         if let (Some(after_commit), Some(outcome)) = (self.after_commit.take(), outcome.as_mut()) {
@@ -118,7 +118,7 @@ where
         let answer = match (commit, outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Closed),
-            (Err(error), _) => Err(StoreError::Commit { detail: error.to_string() }),
+            (Err(error), _) => Err(StoreError::Commit { source: Arc::clone(error) }),
         };
         // The caller may have gone away (its request was cancelled); the write stands either way.
         let _ = self.reply.send(answer);
@@ -147,7 +147,7 @@ impl Engine {
         let mut connection = open(path, OpenFlags::default())?;
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Commit { detail: format!("journal mode is {mode}, not wal") });
+            return Err(StoreError::NotWal { mode });
         }
         schema::migrate(&mut connection)?;
         // The checkpointer thread and the writer's restarts do this instead. Setting it removes any WAL hook, so
@@ -274,7 +274,8 @@ fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn J
                 Err(_) => break,
             }
         }
-        let commit = run_group(&mut connection, &mut group);
+        // Every write of the group hears the same failure.
+        let commit = run_group(&mut connection, &mut group).map_err(Arc::new);
         if let Err(error) = &commit {
             tracing::error!(%error, jobs = group.len(), "sqlite group commit failed");
         }
@@ -475,18 +476,29 @@ mod tests {
         StoreError::Corrupt { detail: "refused".into() }
     }
 
+    /// An error with its causes.
+    fn error_chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
     /// Runs `jobs` as one group and returns each one's answer and the rows kept.
     fn group(jobs: Vec<(Box<dyn Job>, Reply)>) -> (Vec<Result<(), String>>, Vec<i64>) {
         let mut connection = Connection::open_in_memory().unwrap();
         connection.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)").unwrap();
         let (mut jobs, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-        let commit = run_group(&mut connection, &mut jobs);
+        let commit = run_group(&mut connection, &mut jobs).map_err(Arc::new);
         for job in jobs {
             job.finish(commit.as_ref().map(|_| ()));
         }
         let answers = answers
             .into_iter()
-            .map(|mut answer| answer.try_recv().unwrap().map_err(|error| error.to_string()))
+            .map(|mut answer| answer.try_recv().unwrap().map_err(|error| error_chain(&error)))
             .collect();
         let mut statement = connection.prepare("SELECT x FROM t ORDER BY x").unwrap();
         let rows = statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
