@@ -662,3 +662,38 @@ async fn a_stored_retry_schedule_that_is_no_longer_valid_is_an_error_not_the_def
     let error = store.get_endpoint(tenant("acme"), id).await.unwrap_err();
     assert!(matches!(&error, StoreError::Corrupt { detail } if detail.contains("retry schedule")), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_dropped_postgres_store_closes_its_connections_and_its_listener_at_once() {
+    let Some(fixture) = fixtures("dropped").await.into_iter().find(|fixture| fixture.backend == "postgres") else {
+        eprintln!("note: this test needs PostgreSQL (HOOKLINE_TEST_POSTGRES_URL)");
+        return;
+    };
+    let database = fixture._database.as_ref().expect("a PostgreSQL fixture has its database");
+    let (admin_url, name) = (database.admin_url.clone(), database.name.clone());
+    let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let count = async |sql: &str| -> i64 { client.query_one(sql, &[&name]).await.unwrap().get(0) };
+    let listening = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'";
+    let connected = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(listening).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the store never listened for work");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Fixture { store, _dir: _kept_dir, .. } = fixture;
+    drop(store);
+    // The listener used to look every 5 s whether its store was gone; now the drop itself ends it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = count(connected).await;
+        if left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} connections still open 2 s after the store was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

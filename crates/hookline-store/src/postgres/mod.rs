@@ -9,13 +9,13 @@ mod pool;
 mod publish;
 mod schema;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row};
 
@@ -78,6 +78,8 @@ pub(crate) struct PostgresStore {
     /// This node's identity, which its leases carry.
     node: String,
     _lock: std::fs::File,
+    /// Dropped with the store, which ends the work listener.
+    _listener_stop: oneshot::Sender<()>,
 }
 
 /// Reads a `postgres://` url into a connection configuration.
@@ -148,7 +150,8 @@ impl PostgresStore {
         let node = node_identity(node_dir)?;
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
         let publisher = Publisher::start(Arc::clone(&pool));
-        let store = PostgresStore { pool, publisher, node, _lock: lock };
+        let (listener_stop, stopped) = oneshot::channel();
+        let store = PostgresStore { pool, publisher, node, _lock: lock, _listener_stop: listener_stop };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection.client).await.map_err(|error| store.pool.classify(error))?;
@@ -158,7 +161,7 @@ impl PostgresStore {
         if released > 0 {
             tracing::info!(released, node = %store.node, "deliveries this node left in flight go back to the queue");
         }
-        tokio::spawn(listen(store.pool.config().clone(), Arc::downgrade(&work)));
+        tokio::spawn(listen(store.pool.config().clone(), work, stopped));
         Ok(store)
     }
 
@@ -819,25 +822,23 @@ async fn load_endpoint<C: GenericClient + Sync>(
 
 /// Keeps a connection that `LISTEN`s for work published on any node and wakes this node's dispatcher; reconnects
 /// when the connection drops, and wakes the dispatcher then too, in case it missed something meanwhile. Ends when
-/// the store is gone.
-async fn listen(config: tokio_postgres::Config, work: Weak<Notify>) {
+/// the store is dropped (`stopped` resolves).
+async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, mut stopped: oneshot::Receiver<()>) {
     let mut failures = 0u32;
     loop {
-        if work.strong_count() == 0 {
-            return;
-        }
-        match config.connect(NoTls).await {
+        let connected = tokio::select! {
+            connected = config.connect(NoTls) => connected,
+            _ = &mut stopped => return,
+        };
+        match connected {
             Ok((client, mut connection)) => {
                 let mut driver = {
-                    let work = work.clone();
+                    let work = Arc::clone(&work);
                     tokio::spawn(async move {
                         while let Some(message) = std::future::poll_fn(|context| connection.poll_message(context)).await
                         {
                             match message {
-                                Ok(AsyncMessage::Notification(_)) => match work.upgrade() {
-                                    Some(work) => work.notify_one(),
-                                    None => return,
-                                },
+                                Ok(AsyncMessage::Notification(_)) => work.notify_one(),
                                 Ok(_) => {}
                                 Err(error) => {
                                     tracing::warn!(%error, "the work listener's database connection failed");
@@ -847,22 +848,24 @@ async fn listen(config: tokio_postgres::Config, work: Weak<Notify>) {
                         }
                     })
                 };
-                if let Err(error) = listen_on(&client).await {
-                    tracing::warn!(%error, "could not LISTEN for work from other nodes");
-                } else {
-                    failures = 0;
-                    if let Some(work) = work.upgrade() {
-                        work.notify_one();
+                let listening = tokio::select! {
+                    listening = listen_on(&client) => listening,
+                    _ = &mut stopped => {
+                        driver.abort();
+                        return;
                     }
-                    // While the store lives, wait for the connection to end; check now and then whether it still does.
-                    loop {
+                };
+                match listening {
+                    Err(error) => tracing::warn!(%error, "could not LISTEN for work from other nodes"),
+                    Ok(()) => {
+                        failures = 0;
+                        work.notify_one();
+                        // Until the connection ends or the store is dropped.
                         tokio::select! {
-                            _ = &mut driver => break,
-                            _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                                if work.strong_count() == 0 {
-                                    driver.abort();
-                                    return;
-                                }
+                            _ = &mut driver => {}
+                            _ = &mut stopped => {
+                                driver.abort();
+                                return;
                             }
                         }
                     }
@@ -876,7 +879,11 @@ async fn listen(config: tokio_postgres::Config, work: Weak<Notify>) {
                 failures += 1;
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A pause between reconnections, so an unreachable database is not asked in a tight loop.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut stopped => return,
+        }
     }
 }
 
