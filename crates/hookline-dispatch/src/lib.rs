@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod guard;
+mod handoff;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_core::time::Timestamp;
 use hookline_store::{
-    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, Handoff, NextStep, Store,
+    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, NextStep, Store,
     StoreError,
 };
 use hookline_verify::{SecretError, Signer};
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::client::{HeadersLimit, HttpClient};
 pub use crate::guard::{TargetGuard, TargetPolicy};
+pub use crate::handoff::Handoff;
 
 /// The `User-Agent` every webhook request carries.
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"), " (+webhooks)");
@@ -78,7 +80,7 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
     );
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
     let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, WAITING as u32));
-    store.accept_handoff(Arc::clone(&handoff));
+    store.accept_handoff(Arc::clone(&handoff) as Arc<dyn hookline_store::HandoffSink>);
     let dispatcher = Dispatcher {
         store: store.clone(),
         client,

@@ -20,7 +20,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use tokio::sync::Notify;
 
-pub use crate::handoff::Handoff;
+pub use crate::handoff::HandoffSink;
 pub use crate::model::*;
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
@@ -236,9 +236,9 @@ impl Store {
     }
 
     /// Lets publishes on this process hand their deliveries straight to its dispatcher, as far as `handoff` has
-    /// room (see `Handoff`). The embedded store does; on PostgreSQL every delivery goes through a claim, so that
+    /// room (see `HandoffSink`). The embedded store does; on PostgreSQL every delivery goes through a claim, so that
     /// the nodes share the work, and `handoff` only keeps the dispatcher's count.
-    pub fn accept_handoff(&self, handoff: Arc<Handoff>) {
+    pub fn accept_handoff(&self, handoff: Arc<dyn HandoffSink>) {
         match &self.backend {
             Backend::Sqlite(backend) => backend.accept_handoff(handoff),
             Backend::Postgres(_) => {}

@@ -122,7 +122,7 @@ pub struct Published {
     pub deliveries: u64,
     pub replayed: bool,
     /// How many of the deliveries were written due, for a dispatcher's claim to find; the others went straight
-    /// to this process's dispatcher (see `Handoff`).
+    /// to this process's dispatcher (see `HandoffSink`).
     pub due: u64,
 }
 

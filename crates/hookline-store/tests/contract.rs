@@ -445,16 +445,22 @@ contract! {
             let published = store.publish(event("acme", topic_name, &format!(r#"{{"n":{number}}}"#))).await.unwrap().unwrap();
             ids.push(published.event.id);
         }
+        // Ids are ordered by time (to the millisecond, events of one millisecond in any order): newest first is
+        // the ids in descending order.
         let listed = store.list_events(tenant("acme"), EventFilter::default(), page(10)).await.unwrap().data;
         let listed: Vec<_> = listed.into_iter().map(|event| event.id).collect();
-        assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+        let mut newest_first = ids.clone();
+        newest_first.sort_by(|left, right| right.as_str().cmp(left.as_str()));
+        assert_eq!(listed, newest_first);
+        let mut pdf_ids = [ids[0].clone(), ids[2].clone()];
+        pdf_ids.sort_by(|left, right| right.as_str().cmp(left.as_str()));
         let filter = EventFilter { topic: Some(topic("pdf.processed")), ..EventFilter::default() };
         let pdfs = store.list_events(tenant("acme"), filter, page(1)).await.unwrap();
-        assert_eq!(pdfs.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [ids[2].clone()]);
+        assert_eq!(pdfs.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [pdf_ids[0].clone()]);
         let next = PageRequest { cursor: pdfs.next_cursor, limit: 10 };
         let filter = EventFilter { topic: Some(topic("pdf.processed")), ..EventFilter::default() };
         let rest = store.list_events(tenant("acme"), filter, next).await.unwrap();
-        assert_eq!(rest.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [ids[0].clone()]);
+        assert_eq!(rest.data.iter().map(|event| event.id.clone()).collect::<Vec<_>>(), [pdf_ids[1].clone()]);
         assert!(store.list_events(tenant("globex"), EventFilter::default(), page(10)).await.unwrap().data.is_empty());
     }
 }

@@ -20,7 +20,7 @@ use self::engine::{Engine, Isolation};
 use crate::model::*;
 use crate::rows::*;
 use crate::shared::*;
-use crate::{Claim, DeliveryFilter, EventFilter, Handoff, PageRequest, StoreError};
+use crate::{Claim, DeliveryFilter, EventFilter, HandoffSink, PageRequest, StoreError};
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, index: usize) -> Result<String, StoreError> {
@@ -77,7 +77,7 @@ struct Local {
     /// and empties this, so what it holds is never stale.
     endpoints: Mutex<HashMap<EndpointId, Arc<Endpoint>>>,
     /// The local dispatcher's, once it runs: publishes hand it deliveries it has room for.
-    handoff: Mutex<Option<Arc<Handoff>>>,
+    handoff: Mutex<Option<Arc<dyn HandoffSink>>>,
 }
 
 impl Local {
@@ -100,7 +100,7 @@ impl Local {
         self.endpoints.lock().unwrap_or_else(|poison| poison.into_inner()).clear();
     }
 
-    fn handoff(&self) -> Option<Arc<Handoff>> {
+    fn handoff(&self) -> Option<Arc<dyn HandoffSink>> {
         self.handoff.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 }
@@ -174,7 +174,7 @@ impl SqliteStore {
     }
 
     /// From now on, publishes hand `handoff` the deliveries it has room for.
-    pub(crate) fn accept_handoff(&self, handoff: Arc<Handoff>) {
+    pub(crate) fn accept_handoff(&self, handoff: Arc<dyn HandoffSink>) {
         *self.local.handoff.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(handoff);
     }
 
@@ -454,7 +454,7 @@ impl SqliteStore {
                         if committed {
                             handoff.hand(handed);
                         } else {
-                            handoff.unreserve(handed.iter().map(|delivery| &delivery.endpoint.id));
+                            handoff.unreserve(&mut handed.iter().map(|delivery| &delivery.endpoint.id));
                         }
                     }
                 },
@@ -633,7 +633,7 @@ impl SqliteStore {
 fn publish_event(
     connection: &Connection,
     local: &Local,
-    handoff: Option<&Handoff>,
+    handoff: Option<&dyn HandoffSink>,
     event: Event,
 ) -> Result<(Option<Published>, Vec<ClaimedDelivery>), StoreError> {
     if !tenant_exists(connection, &event.tenant)? {
@@ -680,7 +680,7 @@ fn publish_event(
             event.idempotency_key,
         ])?;
     let leased = match handoff {
-        Some(handoff) => handoff.reserve(targets.iter().map(|endpoint| &endpoint.id)),
+        Some(handoff) => handoff.reserve(&mut targets.iter().map(|endpoint| &endpoint.id)),
         None => vec![false; targets.len()],
     };
     let inserted = insert_deliveries(connection, &event, &targets, &leased, handoff);
@@ -689,7 +689,7 @@ fn publish_event(
         Err(error) => {
             if let Some(handoff) = handoff {
                 let reserved = targets.iter().zip(&leased).filter(|(_, leased)| **leased);
-                handoff.unreserve(reserved.map(|(endpoint, _)| &endpoint.id));
+                handoff.unreserve(&mut reserved.map(|(endpoint, _)| &endpoint.id));
             }
             return Err(error);
         }
@@ -705,7 +705,7 @@ fn insert_deliveries(
     event: &Event,
     targets: &[Arc<Endpoint>],
     leased: &[bool],
-    handoff: Option<&Handoff>,
+    handoff: Option<&dyn HandoffSink>,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let created = event.created.unix_millis();
     let lease = lease_token();
