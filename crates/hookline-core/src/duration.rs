@@ -4,6 +4,11 @@
 //! `m`, `s` and `ms`, each at most once and largest first (`1h30m`, not
 //! `30m1h`). A bare `0` is allowed; any other number needs a unit. Durations
 //! are whole milliseconds and at most [`MAX`] (30 days).
+//!
+//! Written by hand rather than on jiff's friendly format or humantime: both read forms this grammar refuses
+//! (`1.5s`, `5 s`, `5sec`, `1h 30m`; jiff also `-5s`, humantime also `30m1h`), neither writes the compact `1d12h`
+//! (jiff's `SignedDuration` has no days, humantime writes `1day 12h`), and their errors do not say which rule a
+//! value broke, which [`DurationError`] tells the operator.
 
 use std::fmt::Write as _;
 use std::time::Duration;

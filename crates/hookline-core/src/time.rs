@@ -1,19 +1,20 @@
-//! Timestamps as unix milliseconds, written and read as RFC 3339 without a date crate.
+//! Timestamps as unix milliseconds, written and read as RFC 3339 in UTC, with jiff's calendar.
 //!
-//! Dates use the proleptic Gregorian calendar in UTC. The conversions between a
-//! day count and a civil date follow Howard Hinnant's `days_from_civil` and
-//! `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>):
-//! years are counted from March so that the leap day falls at the end, and
-//! time is cut into 400-year eras of exactly 146 097 days.
+//! The store keeps times as unix milliseconds, so that is what a [`Timestamp`] holds; jiff's civil date and
+//! time do the calendar (month lengths, leap years, days since the epoch) and the writing. Reading checks
+//! RFC 3339's shape here before jiff does the rest: jiff's own parsers also take forms this API refuses (a
+//! space for `T`, no seconds, `+0000`, a bracketed zone, `:60` read as `:59`), and their errors do not say
+//! which field was out of range.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MILLIS_PER_DAY: i64 = 86_400_000;
+use jiff::SignedDuration;
+use jiff::civil::{Date, DateTime};
 
-/// Days from 0000-03-01 (the start of the first era) to 1970-01-01.
-const EPOCH_SHIFT_DAYS: i64 = 719_468;
-/// Days in one 400-year cycle of the Gregorian calendar.
-const DAYS_PER_ERA: i64 = 146_097;
+/// The unix epoch as a civil date and time in UTC. Times go through jiff's civil `DateTime` rather than its
+/// `Timestamp`, whose range stops at 9999-12-30T22:00Z so that every offset has room; RFC 3339 goes on to
+/// the end of 9999-12-31.
+const EPOCH: DateTime = DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
 
 /// How much of a bad value an error message repeats.
 const SHOWN_CHARS: usize = 64;
@@ -49,6 +50,9 @@ impl Timestamp {
     }
 
     /// The current time from the system clock.
+    ///
+    /// Read with std rather than jiff's `Timestamp::now`, which is no faster and panics on a clock outside
+    /// its range; this runs on every publish and attempt.
     pub fn now() -> Self {
         let millis = match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
@@ -59,29 +63,22 @@ impl Timestamp {
 
     /// Whole seconds in UTC, e.g. `2021-05-20T09:23:53+00:00`.
     ///
-    /// Years outside 0000..=9999 are written with a sign and more digits
-    /// (`+10000-01-01T…`), which [`Timestamp::parse_rfc3339`] does not read.
+    /// Years before 0000 are written with a sign and six digits (`-000001-12-31T…`), which
+    /// [`Timestamp::parse_rfc3339`] does not read; times beyond jiff's years -9999..=9999 are written as the
+    /// first or last millisecond of that range.
     pub fn to_rfc3339(self) -> String {
-        self.format(false)
+        format!("{:.0}+00:00", self.civil())
     }
 
     /// Milliseconds in UTC, e.g. `2021-05-20T09:23:53.123+00:00`.
     pub fn to_rfc3339_millis(self) -> String {
-        self.format(true)
+        format!("{:.3}+00:00", self.civil())
     }
 
-    fn format(self, millis: bool) -> String {
-        let days = self.0.div_euclid(MILLIS_PER_DAY);
-        let in_day = self.0.rem_euclid(MILLIS_PER_DAY);
-        let (year, month, day) = civil_from_days(days);
-        let (secs, ms) = (in_day / 1000, in_day % 1000);
-        let (hour, minute, second) = (secs / 3600, secs / 60 % 60, secs % 60);
-        let year = if (0..=9999).contains(&year) { format!("{year:04}") } else { format!("{year:+05}") };
-        if millis {
-            format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}+00:00")
-        } else {
-            format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}+00:00")
-        }
+    /// This time as a civil date and time in UTC, held within jiff's range.
+    fn civil(self) -> DateTime {
+        let since_epoch = SignedDuration::from_millis(self.0);
+        EPOCH.checked_add(since_epoch).unwrap_or(if self.0 < 0 { DateTime::MIN } else { DateTime::MAX })
     }
 
     /// Reads `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)`.
@@ -140,12 +137,13 @@ impl Timestamp {
             _ => return Err(malformed()),
         };
 
+        // Four digits each at most 9999 and two digits at most 99, so the casts below keep their value.
+        let (year, month, day) = (year as i16, month as i8, day as i8);
         if !(1..=12).contains(&month) {
             return Err(out_of_range("month"));
         }
-        if day < 1 || day > days_in_month(year, month) {
-            return Err(out_of_range("day"));
-        }
+        // The year and month are in range by now, so only the day can be refused.
+        let date = Date::new(year, month, day).map_err(|_| out_of_range("day"))?;
         if hour > 23 {
             return Err(out_of_range("hour"));
         }
@@ -156,9 +154,11 @@ impl Timestamp {
             return Err(out_of_range("second"));
         }
 
-        let days = days_from_civil(year, month, day);
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-        Ok(Timestamp(seconds * 1000 + millis))
+        let datetime = date.at(hour as i8, minute as i8, second as i8, 0);
+        let local_millis = datetime.duration_since(EPOCH).as_millis();
+        // Years 0000..=9999 are a few hundred billion seconds from the epoch: far inside an i64 of milliseconds.
+        let local_millis = i64::try_from(local_millis).expect("a four-digit year fits in i64 milliseconds");
+        Ok(Timestamp(local_millis + millis - offset_minutes * 60_000))
     }
 
     /// This time plus `d` (whole milliseconds), stopping at the largest
@@ -206,51 +206,6 @@ fn shown(s: &str) -> String {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s.to_owned(),
     }
-}
-
-fn is_leap_year(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap_year(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a valid civil date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Count years from March, so January and February belong to the year
-    // before and the leap day is the last day of its year.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400; // 0..=399
-    let month_from_march = (month + 9) % 12; // March = 0 … February = 11
-    // Month lengths from March repeat 31 30 31 30 31 every five months, which
-    // (153 * m + 2) / 5 turns into the days before month m.
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1; // 0..=365
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * DAYS_PER_ERA + day_of_era - EPOCH_SHIFT_DAYS
-}
-
-/// The civil date (year, month, day) that is `days` after 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let days = days + EPOCH_SHIFT_DAYS;
-    let era = days.div_euclid(DAYS_PER_ERA);
-    let day_of_era = days - era * DAYS_PER_ERA; // 0..=146_096
-    // Remove the leap days before this one (one every 4 years, none every
-    // 100, one again at the era's last day) to get whole 365-day years.
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // 1..=31
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // Both are small by construction (1..=12 and 1..=31), so they fit.
-    (year, month as u32, day as u32)
 }
 
 #[cfg(test)]
@@ -310,11 +265,13 @@ mod tests {
 
     #[test]
     fn every_day_round_trips() {
-        // 0000-01-01 to 9999-12-31, one day at a time.
-        for days in -719_528..=2_932_896 {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), days);
-            assert!(i64::from(d) <= days_in_month(y, i64::from(m)));
+        // Every midnight from 1900 to 2100, and every 29th from 0000-01-01 to 9999-12-31.
+        let days = (-25_567..=47_482).chain((-719_528..=2_932_896).step_by(29)).chain([2_932_896]);
+        for days in days {
+            let ts = Timestamp::from_unix_millis(days * 86_400_000);
+            let text = ts.to_rfc3339();
+            assert!(text.ends_with("T00:00:00+00:00"), "{text}");
+            assert_eq!(Timestamp::parse_rfc3339(&text), Ok(ts), "{text}");
         }
     }
 
@@ -402,13 +359,13 @@ mod tests {
 
     #[test]
     fn outside_four_digit_years() {
-        let ts = Timestamp::from_unix_millis(253_402_300_800_000);
-        assert_eq!(ts.to_rfc3339(), "+10000-01-01T00:00:00+00:00");
         let ts = Timestamp::from_unix_millis(-62_167_219_200_001);
-        assert_eq!(ts.to_rfc3339_millis(), "-0001-12-31T23:59:59.999+00:00");
-        // The extremes format without overflowing.
-        assert!(Timestamp::from_unix_millis(i64::MAX).to_rfc3339().starts_with('+'));
-        assert!(Timestamp::from_unix_millis(i64::MIN).to_rfc3339().starts_with('-'));
+        assert_eq!(ts.to_rfc3339_millis(), "-000001-12-31T23:59:59.999+00:00");
+        // Beyond jiff's years -9999..=9999: the range's first or last millisecond.
+        let ts = Timestamp::from_unix_millis(253_402_300_800_000);
+        assert_eq!(ts.to_rfc3339_millis(), "9999-12-31T23:59:59.999+00:00");
+        assert_eq!(Timestamp::from_unix_millis(i64::MAX).to_rfc3339(), "9999-12-31T23:59:59+00:00");
+        assert_eq!(Timestamp::from_unix_millis(i64::MIN).to_rfc3339_millis(), "-009999-01-01T00:00:00.000+00:00");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `hookline bench` in its short mode, run as the real binary: the JSON figures are all there and make sense,
-//! and the chart is an SVG with its three panels.
+//! the chart is an SVG with its three panels, and no progress line is drawn when stderr is not a terminal.
 
 mod support;
 
@@ -38,6 +38,9 @@ fn a_short_bench_reports_sane_figures_and_writes_a_chart() {
     assert!(number("ratio_to_ceiling") < 1.5, "the server outran the raw ceiling by far: {report}");
     assert!(number("peak_rss_bytes") > 1e6, "{report}");
     assert!(number("signatures_checked") >= 1.0 && number("signature_failures") == 0.0, "{report}");
+    // stderr is a pipe here, not a terminal: no progress line is drawn on it.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains('█') && !stderr.contains("setting up"), "a progress line on a pipe: {stderr}");
 
     let svg = std::fs::read_to_string(&chart).expect("the chart was written");
     assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"), "{svg}");

@@ -12,14 +12,15 @@ mod schema;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
 use tokio::sync::{Notify, oneshot};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, GenericClient, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
-use self::pool::{Connection, Pool, Session};
+use self::pool::{Pool, Session};
 use self::publish::Publisher;
 use crate::model::*;
 use crate::rows::*;
@@ -110,20 +111,18 @@ fn write_identity(path: &std::path::Path) -> std::io::Result<String> {
 
 /// Opens a session on a pooled connection (outside any transaction).
 macro_rules! session {
-    ($store:expr, $connection:ident) => {{
-        let Connection { client, statements } = &mut *$connection;
-        Session { client: &*client, statements, pool: &$store.pool }
-    }};
+    ($store:expr, $connection:ident) => {
+        Session { client: &$connection, pool: &$store.pool }
+    };
 }
 
 /// Runs `$body` with `$session` inside one transaction on a pooled connection, committing if it succeeds.
 macro_rules! in_transaction {
     ($store:expr, |$session:ident| $body:block) => {{
         let mut connection = $store.pool.get().await?;
-        let Connection { client, statements } = &mut *connection;
-        let transaction = client.transaction().await.map_err(|error| $store.pool.classify(error))?;
+        let transaction = connection.transaction().await.map_err(|error| $store.pool.classify(error))?;
         let outcome = {
-            let mut $session = Session { client: &transaction, statements, pool: &$store.pool };
+            let mut $session = Session { client: &transaction, pool: &$store.pool };
             let $session = &mut $session;
             $body
         };
@@ -154,7 +153,7 @@ impl PostgresStore {
         let store = PostgresStore { pool, publisher, node, _lock: lock, _listener_stop: listener_stop };
         {
             let mut connection = store.pool.get().await?;
-            schema::migrate(&mut connection.client).await.map_err(|error| store.pool.classify(error))?;
+            schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
         }
         store.seed_topics().await?;
         let released = store.release_own_leases().await?;
@@ -195,7 +194,7 @@ impl PostgresStore {
 
     /// The leases a previous run of this node held belong to a dead process: make those deliveries due now.
     async fn release_own_leases(&self) -> Result<u64, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         session!(self, connection)
             .execute(
                 "UPDATE deliveries SET lease = NULL, lease_node = NULL, next_attempt_at = LEAST(next_attempt_at, $2)
@@ -206,14 +205,14 @@ impl PostgresStore {
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         session!(self, connection).query_one("SELECT 1", &[]).await.map(|_| ())
     }
 
     // ----- settings and keys -----
 
     pub(crate) async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let mut session = session!(self, connection);
         session
             .execute(
@@ -225,7 +224,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn tenant_for_key_hash(&self, hash: String) -> Result<Option<TenantId>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let row = session!(self, connection)
             .query_opt("SELECT tenant_id FROM api_keys WHERE key_hash = $1", &[&hash])
             .await?;
@@ -233,7 +232,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn insert_api_key(&self, key: ApiKey, hash: String) -> Result<Option<ApiKey>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let inserted = session!(self, connection)
             .execute(
                 "INSERT INTO api_keys (id, tenant_id, key_hash, name, created_at)
@@ -247,7 +246,7 @@ impl PostgresStore {
     // ----- topics -----
 
     pub(crate) async fn list_topics(&self) -> Result<Vec<Topic>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query("SELECT name, description, deprecated, created_at FROM topics ORDER BY name", &[])
             .await?;
@@ -255,7 +254,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn create_topic(&self, topic: Topic) -> Result<Topic, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let inserted = session!(self, connection)
             .execute(
                 "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, FALSE, $3)
@@ -275,7 +274,7 @@ impl PostgresStore {
         description: Option<String>,
         deprecated: Option<bool>,
     ) -> Result<Option<Topic>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let row = session!(self, connection)
             .query_opt(
                 "UPDATE topics SET description = COALESCE($2, description), deprecated = COALESCE($3, deprecated)
@@ -289,7 +288,7 @@ impl PostgresStore {
     // ----- tenants -----
 
     pub(crate) async fn create_tenant(&self, tenant: Tenant) -> Result<Tenant, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let inserted = session!(self, connection)
             .execute(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
@@ -303,7 +302,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
                 "SELECT id, name, created_at FROM tenants WHERE id > $1 ORDER BY id LIMIT $2",
@@ -314,7 +313,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let row = session!(self, connection)
             .query_opt("SELECT id, name, created_at FROM tenants WHERE id = $1", &[&id.as_str()])
             .await?;
@@ -368,7 +367,7 @@ impl PostgresStore {
         tenant: TenantId,
         page: PageRequest,
     ) -> Result<Page<Endpoint>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
                 &format!(
@@ -381,7 +380,7 @@ impl PostgresStore {
     }
 
     pub(crate) async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         load_endpoint(&mut session!(self, connection), &tenant, &id, false).await
     }
 
@@ -461,13 +460,13 @@ impl PostgresStore {
         query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
         query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
         let (sql, values) = query.finish(page.limit, placeholder);
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection).query_dynamic(&sql, &bind_values(&values)).await?;
         Ok(paginate(read_all(rows, event_row)?, page.limit, |event| event.id.to_string()))
     }
 
     pub(crate) async fn get_event(&self, tenant: TenantId, id: EventId) -> Result<Option<Event>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let row = session!(self, connection)
             .query_opt(
                 &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND tenant_id = $2"),
@@ -488,7 +487,7 @@ impl PostgresStore {
         let mut query = ListQuery::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries"), tenant);
         query.delivery_filter(filter, page.cursor);
         let (sql, values) = query.finish(page.limit, placeholder);
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection).query_dynamic(&sql, &bind_values(&values)).await?;
         Ok(paginate(read_all(rows, delivery_row)?, page.limit, |delivery| delivery.id.to_string()))
     }
@@ -498,7 +497,7 @@ impl PostgresStore {
         tenant: TenantId,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let mut session = session!(self, connection);
         let row = session
             .query_opt(
@@ -550,7 +549,7 @@ impl PostgresStore {
         let busy: Vec<&str> = claim.busy_endpoints.iter().map(EndpointId::as_str).collect();
         // Which deliveries: see `CLAIM_EARLIEST` and `CLAIM_AROUND_BUSY`. Rows another claim holds are skipped.
         let due = if busy.is_empty() { CLAIM_EARLIEST } else { CLAIM_AROUND_BUSY };
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
                 &format!(
@@ -581,7 +580,7 @@ impl PostgresStore {
         for outcome in outcomes.iter() {
             columns.push(outcome);
         }
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         let rows = session!(self, connection)
             .query(
                 "WITH outcome AS (
@@ -629,7 +628,7 @@ impl PostgresStore {
 
     pub(crate) async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
         let (ids, tokens): (Vec<&str>, Vec<i64>) = leases.iter().map(|(id, lease)| (id.as_str(), *lease)).unzip();
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         session!(self, connection)
             .execute(
                 "UPDATE deliveries d SET next_attempt_at = $3, lease = NULL
@@ -643,7 +642,7 @@ impl PostgresStore {
 
     pub(crate) async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
         let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
-        let mut connection = self.pool.get().await?;
+        let connection = self.pool.get().await?;
         // As on SQLite: with some endpoints busy, each other one is asked for its earliest through its own index.
         let sql = if busy.is_empty() {
             "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
@@ -739,19 +738,16 @@ impl OutcomeColumns {
 }
 
 /// Wakes every node's dispatcher once this transaction commits.
-async fn notify_work<C: GenericClient + Sync>(session: &mut Session<'_, C>) -> Result<(), StoreError> {
+async fn notify_work<C: GenericClient>(session: &mut Session<'_, C>) -> Result<(), StoreError> {
     session.execute(&format!("SELECT pg_notify('{WORK_CHANNEL}', '')"), &[]).await.map(|_| ())
 }
 
-async fn tenant_exists<C: GenericClient + Sync>(
-    session: &mut Session<'_, C>,
-    tenant: &TenantId,
-) -> Result<bool, StoreError> {
+async fn tenant_exists<C: GenericClient>(session: &mut Session<'_, C>, tenant: &TenantId) -> Result<bool, StoreError> {
     session.query_one("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", &[&tenant.as_str()]).await?.flag(0)
 }
 
 /// The event a publish with this one's idempotency key already made, as a replayed answer.
-async fn existing_event<C: GenericClient + Sync>(
+async fn existing_event<C: GenericClient>(
     session: &mut Session<'_, C>,
     event: &Event,
 ) -> Result<Option<Published>, StoreError> {
@@ -770,7 +766,7 @@ async fn existing_event<C: GenericClient + Sync>(
     Ok(Some(Published { event: existing, deliveries: deliveries.max(0) as u64, replayed: true, due: 0 }))
 }
 
-async fn check_topics<C: GenericClient + Sync>(
+async fn check_topics<C: GenericClient>(
     session: &mut Session<'_, C>,
     topics: &[TopicName],
     current: &[TopicName],
@@ -786,7 +782,7 @@ async fn check_topics<C: GenericClient + Sync>(
     })
 }
 
-async fn write_endpoint_topics<C: GenericClient + Sync>(
+async fn write_endpoint_topics<C: GenericClient>(
     session: &mut Session<'_, C>,
     endpoint: &EndpointId,
     topics: &[TopicName],
@@ -805,7 +801,7 @@ async fn write_endpoint_topics<C: GenericClient + Sync>(
 
 /// An endpoint of a tenant; `for_update` locks its row until the transaction ends, so concurrent patches of one
 /// endpoint apply one after the other.
-async fn load_endpoint<C: GenericClient + Sync>(
+async fn load_endpoint<C: GenericClient>(
     session: &mut Session<'_, C>,
     tenant: &TenantId,
     id: &EndpointId,

@@ -1,72 +1,47 @@
-//! A small pool of PostgreSQL connections, each with its own cache of prepared statements.
+//! The pool of PostgreSQL connections (deadpool-postgres), each with its own cache of prepared statements.
 //!
-//! A connection that broke (the server restarted, the network dropped) is thrown away when it comes back to
-//! the pool, and the next caller opens a fresh one; while the server is unreachable callers get
-//! `StoreError::Unavailable` at once instead of waiting forever.
+//! A connection that broke (the server restarted, the network dropped) is found closed when it is next taken
+//! from the pool and thrown away, and a fresh one is opened in its place; while the server is unreachable
+//! callers get `StoreError::Unavailable` at once instead of waiting forever. The `LISTEN` connection is not
+//! one of these: it is opened on its own from [`Pool::config`].
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use crate::StoreError;
 
 /// How long a caller waits for a free connection before calling the database unavailable.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) struct Connection {
-    pub(crate) client: Client,
-    pub(crate) statements: HashMap<String, Statement>,
-}
-
 pub(crate) struct Pool {
+    connections: deadpool_postgres::Pool,
     config: tokio_postgres::Config,
     location: String,
-    idle: Mutex<Vec<Connection>>,
-    slots: Semaphore,
 }
 
-/// A connection taken from the pool; it goes back when dropped, unless it broke.
-pub(crate) struct Pooled<'a> {
-    pool: &'a Pool,
-    connection: Option<Connection>,
-    _slot: SemaphorePermit<'a>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        // Only `drop` takes the connection out.
-        self.connection.as_ref().expect("a pooled connection is present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        // Only `drop` takes the connection out.
-        self.connection.as_mut().expect("a pooled connection is present until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(connection) = self.connection.take()
-            && !connection.client.is_closed()
-        {
-            self.pool.idle.lock().unwrap_or_else(|poison| poison.into_inner()).push(connection);
-        }
-    }
-}
+/// A connection taken from the pool; it goes back when dropped.
+pub(crate) type Pooled = Object;
 
 impl Pool {
     pub(crate) fn new(mut config: tokio_postgres::Config, size: usize) -> Pool {
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("hookline");
         let location = describe(&config);
-        Pool { config, location, idle: Mutex::new(Vec::new()), slots: Semaphore::new(size) }
+        // Fast: a connection taken from the pool is only checked for being closed, with no round trip; a call
+        // that fails on it reports the failure all the same.
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let connections = deadpool_postgres::Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CHECKOUT_TIMEOUT))
+            .build()
+            // Building fails only when a timeout is set without a runtime to run it, and the runtime is set.
+            .expect("a pool with a runtime for its timeout");
+        Pool { connections, config, location }
     }
 
     pub(crate) fn config(&self) -> &tokio_postgres::Config {
@@ -100,33 +75,13 @@ impl Pool {
         }
     }
 
-    pub(crate) async fn get(&self) -> Result<Pooled<'_>, StoreError> {
-        let slot = match tokio::time::timeout(CHECKOUT_TIMEOUT, self.slots.acquire()).await {
-            Ok(Ok(slot)) => slot,
-            // The semaphore is never closed; waiting this long means every connection is stuck on the server.
-            _ => return Err(StoreError::Unavailable { location: self.location.clone(), source: None }),
-        };
-        let idle = {
-            let mut idle = self.idle.lock().unwrap_or_else(|poison| poison.into_inner());
-            idle.retain(|connection| !connection.client.is_closed());
-            idle.pop()
-        };
-        let connection = match idle {
-            Some(connection) => connection,
-            None => self.connect().await?,
-        };
-        Ok(Pooled { pool: self, connection: Some(connection), _slot: slot })
-    }
-
-    /// Opens a fresh connection whose driver runs on its own task.
-    pub(crate) async fn connect(&self) -> Result<Connection, StoreError> {
-        let (client, driver) = self.config.connect(NoTls).await.map_err(|error| self.classify(error))?;
-        tokio::spawn(async move {
-            if let Err(error) = driver.await {
-                tracing::debug!(%error, "a database connection closed");
-            }
-        });
-        Ok(Connection { client, statements: HashMap::new() })
+    pub(crate) async fn get(&self) -> Result<Pooled, StoreError> {
+        self.connections.get().await.map_err(|error| match error {
+            PoolError::Backend(error) => self.classify(error),
+            // A timeout: waiting this long means every connection is stuck on the server. The pool is never
+            // closed, and it has a runtime and no hooks, so nothing else comes here.
+            _ => StoreError::Unavailable { location: self.location.clone(), source: None },
+        })
     }
 }
 
@@ -140,21 +95,16 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
-/// Runs prepared statements on a client or a transaction, preparing each SQL text once per connection.
+/// Runs prepared statements on a pooled client or a transaction on one, preparing each SQL text once per
+/// connection (deadpool's statement cache).
 pub(crate) struct Session<'a, C> {
     pub(crate) client: &'a C,
-    pub(crate) statements: &'a mut HashMap<String, Statement>,
     pub(crate) pool: &'a Pool,
 }
 
-impl<C: GenericClient + Sync> Session<'_, C> {
+impl<C: GenericClient> Session<'_, C> {
     async fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql).await.map_err(|error| self.pool.classify(error))?;
-        self.statements.insert(sql.to_owned(), statement.clone());
-        Ok(statement)
+        self.client.prepare_cached(sql).await.map_err(|error| self.pool.classify(error))
     }
 
     pub(crate) async fn query(

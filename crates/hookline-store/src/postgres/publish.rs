@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hookline_core::id::DeliveryId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::pool::{Connection, Pool, Session};
+use super::pool::{Pool, Session};
 use super::{existing_event, notify_work};
 use crate::StoreError;
 use crate::model::{Event, Published};
@@ -98,10 +98,9 @@ async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJ
 /// Writes a batch in one transaction; one answer per event, in order.
 async fn write_batch(pool: &Pool, events: &[Event]) -> Result<Vec<Answer>, StoreError> {
     let mut connection = pool.get().await?;
-    let Connection { client, statements } = &mut *connection;
-    let transaction = client.transaction().await.map_err(|error| pool.classify(error))?;
+    let transaction = connection.transaction().await.map_err(|error| pool.classify(error))?;
     let answers = {
-        let mut session = Session { client: &transaction, statements, pool };
+        let mut session = Session { client: &transaction, pool };
         write_events(&mut session, events).await?
     };
     transaction.commit().await.map_err(|error| pool.classify(error))?;
@@ -117,7 +116,7 @@ enum Plan {
 }
 
 async fn write_events(
-    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
     events: &[Event],
 ) -> Result<Vec<Answer>, StoreError> {
     let tenants: Vec<&str> = unique(events.iter().map(|event| event.tenant.as_str()));
@@ -189,7 +188,7 @@ fn names(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, StoreError> 
 
 /// The events already stored under the batch's idempotency keys, as replayed answers.
 async fn existing_by_key<'a>(
-    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
     events: &'a [Event],
 ) -> Result<HashMap<(&'a str, &'a str), Published>, StoreError> {
     let keyed: Vec<(&str, &str)> = events
@@ -225,7 +224,7 @@ async fn existing_by_key<'a>(
 
 /// Inserts the events; returns the ids actually inserted (an idempotency key taken meanwhile skips its event).
 async fn insert_events(
-    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
     events: &[&Event],
 ) -> Result<HashSet<String>, StoreError> {
     if events.is_empty() {
@@ -254,7 +253,7 @@ async fn insert_events(
 /// Makes one delivery per enabled endpoint subscribed to each inserted event's topic; returns how many each
 /// event got.
 async fn insert_deliveries(
-    session: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
     events: &[&Event],
     inserted: &HashSet<String>,
 ) -> Result<HashMap<String, u64>, StoreError> {
