@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_core::body::{EventParts, Format, build_body};
+use hookline_core::clock::{Clock, SystemClock};
 use hookline_core::id::{DeliveryId, EndpointId, EventId};
 use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
-use hookline_core::time::Timestamp;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, NextStep, Store,
     StoreError,
@@ -53,6 +53,8 @@ pub struct DispatchConfig {
     /// How much of a response's headers the delivery log keeps.
     pub response_headers_limit: HeadersLimit,
     pub target_policy: TargetPolicy,
+    /// The dispatcher's only source of "now" (the store's, when a server runs both).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for DispatchConfig {
@@ -65,6 +67,7 @@ impl Default for DispatchConfig {
             response_body_limit: 4096,
             response_headers_limit: HeadersLimit { count: 64, bytes: 4096 },
             target_policy: TargetPolicy::PublicOnly,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -250,9 +253,9 @@ impl Dispatcher {
                     Ok(false) => {
                         due_in_store = false;
                         let wait = match self.store.next_due(self.busy_endpoints()).await {
-                            Ok(Some(due)) => {
-                                Duration::from_millis((due.unix_millis() - Timestamp::now().unix_millis()).max(1) as u64)
-                            }
+                            Ok(Some(due)) => Duration::from_millis(
+                                (due.unix_millis() - self.config.clock.now().unix_millis()).max(1) as u64,
+                            ),
                             Ok(None) => MAX_IDLE,
                             Err(error) => {
                                 tracing::error!(error = %error_chain(&error), "reading the queue failed");
@@ -286,7 +289,7 @@ impl Dispatcher {
 
     /// Claims up to `room` due deliveries and starts what it can; false when there were none.
     async fn claim(&mut self, room: usize, busy_endpoints: Vec<EndpointId>) -> Result<bool, StoreError> {
-        let now = Timestamp::now();
+        let now = self.config.clock.now();
         let claim = Claim {
             now,
             lease_until: now.saturating_add(lease_length(self.config.timeout)),
@@ -397,7 +400,7 @@ impl Attempter {
     /// Sends `body` (the delivery's exact bytes, see `body_of`) signed by `signers`, and queues the outcome.
     async fn deliver(self, delivery: ClaimedDelivery, body: Bytes, signers: Result<Arc<[Signer]>, SecretError>) {
         let number = delivery.attempts + 1;
-        let started = Timestamp::now();
+        let started = self.config.clock.now();
         let mut headers: Vec<(&'static str, String)> = vec![
             ("content-type", "application/json".to_owned()),
             ("user-agent", USER_AGENT.to_owned()),
@@ -440,7 +443,7 @@ impl Attempter {
                 let schedule = delivery.endpoint.retry_schedule.as_ref().unwrap_or(&self.config.default_schedule);
                 let jitter = rand::rng().random::<f64>();
                 match schedule.next_delay(number, retry_after, jitter) {
-                    Some(delay) => NextStep::RetryAt(Timestamp::now().saturating_add(delay)),
+                    Some(delay) => NextStep::RetryAt(self.config.clock.now().saturating_add(delay)),
                     None => NextStep::Done(DeliveryStatus::Failed),
                 }
             }

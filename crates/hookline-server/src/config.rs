@@ -424,7 +424,7 @@ impl Config {
 
     /// What the store is told at open, whichever database it is.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { max_wal_bytes: self.max_wal_bytes }
+        StoreOptions { max_wal_bytes: self.max_wal_bytes, ..StoreOptions::default() }
     }
 
     /// The retry schedule endpoints without their own follow.

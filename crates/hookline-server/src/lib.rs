@@ -119,6 +119,7 @@ impl Server {
                 bytes: config.response_headers_max_bytes,
             },
             target_policy: policy,
+            clock: self.store.clock(),
         };
         let state = api::AppState {
             store: self.store.clone(),

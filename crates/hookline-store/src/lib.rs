@@ -15,6 +15,7 @@ mod sqlite;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hookline_core::clock::{Clock, SystemClock};
 use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
@@ -108,11 +109,13 @@ impl Database {
 
 /// How the store may use the machine it runs on. Each backend takes what concerns it, so callers pass the same
 /// options whichever database they open.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// The embedded store keeps its write-ahead log file under about this many bytes (a single larger commit, or
     /// a read that lasts, can take it past for a moment). PostgreSQL manages its own log.
     pub max_wal_bytes: u64,
+    /// The store's only source of "now": creation times, due times of releases and retries, lease checks.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StoreOptions {
@@ -122,7 +125,7 @@ impl StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES }
+        StoreOptions { max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES, clock: Arc::new(SystemClock) }
     }
 }
 
@@ -169,6 +172,7 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     work: Arc<Notify>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Calls the same method on whichever backend the store has.
@@ -195,14 +199,14 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let work = Arc::new(Notify::new());
         let backend = match database {
-            Database::Sqlite { data_dir } => {
-                Backend::Sqlite(Arc::new(SqliteStore::open(data_dir, options.max_wal_bytes).await?))
-            }
-            Database::Postgres { url } => {
-                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&work)).await?))
-            }
+            Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(
+                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock)).await?,
+            )),
+            Database::Postgres { url } => Backend::Postgres(Arc::new(
+                PostgresStore::open(url, node_dir, Arc::clone(&work), Arc::clone(&options.clock)).await?,
+            )),
         };
-        Ok(Store { backend, work })
+        Ok(Store { backend, work, clock: Arc::clone(&options.clock) })
     }
 
     /// Lets go of this handle. When it is the last one, the embedded store commits every write still queued and
@@ -214,6 +218,11 @@ impl Store {
         {
             backend.close().await;
         }
+    }
+
+    /// The clock the store was opened with, for the parts that work beside it.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// Where the data lives, for operators' messages (a PostgreSQL url without its password).
@@ -265,7 +274,7 @@ impl Store {
         hash: String,
         name: String,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let key = ApiKey { id: KeyId::generate(), tenant, name, created: Timestamp::now() };
+        let key = ApiKey { id: KeyId::generate(), tenant, name, created: self.clock.now() };
         on_backend!(self, insert_api_key(key, hash))
     }
 
@@ -276,7 +285,7 @@ impl Store {
     }
 
     pub async fn create_topic(&self, name: TopicName, description: String) -> Result<Topic, StoreError> {
-        let topic = Topic { name, description, deprecated: false, created: Timestamp::now() };
+        let topic = Topic { name, description, deprecated: false, created: self.clock.now() };
         on_backend!(self, create_topic(topic))
     }
 
@@ -293,7 +302,7 @@ impl Store {
     // ----- tenants -----
 
     pub async fn create_tenant(&self, id: TenantId, name: String) -> Result<Tenant, StoreError> {
-        on_backend!(self, create_tenant(Tenant { id, name, created: Timestamp::now() }))
+        on_backend!(self, create_tenant(Tenant { id, name, created: self.clock.now() }))
     }
 
     pub async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, StoreError> {
@@ -313,7 +322,7 @@ impl Store {
 
     /// Creates an endpoint; `None` when the tenant does not exist.
     pub async fn create_endpoint(&self, new: NewEndpoint) -> Result<Option<Endpoint>, StoreError> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let endpoint = Endpoint {
             id: EndpointId::generate(),
             tenant: new.tenant,
@@ -369,7 +378,7 @@ impl Store {
             id: EventId::generate(),
             tenant: new.tenant,
             topic: new.topic,
-            created: Timestamp::now(),
+            created: self.clock.now(),
             data: new.data,
             meta: new.meta,
             idempotency_key: new.idempotency_key,

@@ -48,8 +48,8 @@ pub(crate) fn check_subscribable(
     Ok(())
 }
 
-/// Applies the fields a patch sets and stamps the endpoint as updated now.
-pub(crate) fn apply_patch(endpoint: &mut Endpoint, patch: EndpointPatch) {
+/// Applies the fields a patch sets and stamps the endpoint as updated at `now`.
+pub(crate) fn apply_patch(endpoint: &mut Endpoint, patch: EndpointPatch, now: hookline_core::time::Timestamp) {
     fn set<T>(field: &mut T, value: Option<T>) {
         if let Some(value) = value {
             *field = value;
@@ -63,7 +63,7 @@ pub(crate) fn apply_patch(endpoint: &mut Endpoint, patch: EndpointPatch) {
     set(&mut endpoint.signing, patch.signing);
     set(&mut endpoint.secret, patch.secret);
     set(&mut endpoint.retry_schedule, patch.retry_schedule);
-    endpoint.updated = hookline_core::time::Timestamp::now();
+    endpoint.updated = now;
 }
 
 /// A fresh lease token. Several nodes claim from one database, so tokens are random rather than counted.

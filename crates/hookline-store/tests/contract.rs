@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hookline_core::Scheme;
 use hookline_core::body::Format;
+use hookline_core::clock::{Clock, ManualClock};
 use hookline_core::id::{DeliveryId, EndpointId, TenantId};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
@@ -29,16 +30,21 @@ struct Fixture {
 
 /// A store per backend this run has, each on a fresh database.
 async fn fixtures(label: &str) -> Vec<Fixture> {
+    fixtures_with(label, &StoreOptions::default()).await
+}
+
+/// A store per backend this run has, each on a fresh database, opened with `options`.
+async fn fixtures_with(label: &str, options: &StoreOptions) -> Vec<Fixture> {
     let mut fixtures = Vec::new();
     let dir = TempDir::new(&format!("{label}-sqlite"));
-    let store = Store::open(&Database::Sqlite { data_dir: dir.0.clone() }, &dir.0, &StoreOptions::default())
+    let store = Store::open(&Database::Sqlite { data_dir: dir.0.clone() }, &dir.0, options)
         .await
         .expect("the embedded store opens");
     fixtures.push(Fixture { backend: "sqlite", store, _dir: dir, _database: None });
     if let Some(admin_url) = postgres_admin_url() {
         let database = PostgresDatabase::create(&admin_url).await;
         let dir = TempDir::new(&format!("{label}-postgres"));
-        let store = Store::open(&Database::Postgres { url: database.url.clone() }, &dir.0, &StoreOptions::default())
+        let store = Store::open(&Database::Postgres { url: database.url.clone() }, &dir.0, options)
             .await
             .expect("the PostgreSQL store opens");
         fixtures.push(Fixture { backend: "postgres", store, _dir: dir, _database: Some(database) });
@@ -701,5 +707,53 @@ async fn a_dropped_postgres_store_closes_its_connections_and_its_listener_at_onc
             "{left} connections still open 2 s after the store was dropped"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_time_the_store_writes_comes_from_its_clock() {
+    // 2030-01-01T00:00:00Z: far from the machine's own time, so a "now" read elsewhere would show.
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
+        let Some(fixture) = fixtures_with(&format!("clock-{backend}"), &options)
+            .await
+            .into_iter()
+            .find(|fixture| fixture.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        let created = store.create_tenant(tenant("acme"), "Acme".into()).await.unwrap();
+        assert_eq!(created.created, start);
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        assert_eq!(published.event.created, start);
+        let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+        // Due at the clock's time of the publish, not the machine's.
+        let claim =
+            |now: Timestamp| Claim { now, lease_until: now.saturating_add(Duration::from_secs(30)), ..claim_at(now) };
+        let claimed = store.claim_due(claim(at(0))).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // A release makes the delivery due at the clock's now.
+        clock.advance(Duration::from_secs(60));
+        store.release(vec![(claimed[0].id.clone(), claimed[0].lease)]).await.unwrap();
+        assert_eq!(store.next_due(vec![]).await.unwrap(), Some(at(60)));
+        assert!(store.claim_due(claim(at(59))).await.unwrap().is_empty());
+        let again = store.claim_due(claim(at(60))).await.unwrap();
+        assert_eq!(again.len(), 1);
+        clock.advance(Duration::from_secs(60));
+        let done = outcome(&again[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded));
+        store.record_outcomes(Arc::from([done])).await.unwrap();
+        let (delivery, _) = store.get_delivery(tenant("acme"), again[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(delivery.updated, at(120));
+        clock.advance(Duration::from_secs(60));
+        let retried = store.retry_delivery(tenant("acme"), again[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(retried.next_attempt, Some(at(180)));
+        let patch = EndpointPatch { description: Some("later".into()), ..EndpointPatch::default() };
+        let patched = store.update_endpoint(tenant("acme"), endpoint, patch).await.unwrap().unwrap();
+        assert_eq!(patched.updated, at(180));
     }
 }

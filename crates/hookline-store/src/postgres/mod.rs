@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
+use hookline_core::clock::Clock;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
@@ -78,6 +79,7 @@ pub(crate) struct PostgresStore {
     publisher: Publisher,
     /// This node's identity, which its leases carry.
     node: String,
+    clock: Arc<dyn Clock>,
     _lock: std::fs::File,
     /// Dropped with the store, which ends the work listener.
     _listener_stop: oneshot::Sender<()>,
@@ -143,6 +145,7 @@ impl PostgresStore {
         url: &str,
         node_dir: &std::path::Path,
         work: Arc<Notify>,
+        clock: Arc<dyn Clock>,
     ) -> Result<PostgresStore, StoreError> {
         let config = parse_url(url)?;
         let lock = lock_data_dir(node_dir)?;
@@ -150,7 +153,7 @@ impl PostgresStore {
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
         let publisher = Publisher::start(Arc::clone(&pool));
         let (listener_stop, stopped) = oneshot::channel();
-        let store = PostgresStore { pool, publisher, node, _lock: lock, _listener_stop: listener_stop };
+        let store = PostgresStore { pool, publisher, node, clock, _lock: lock, _listener_stop: listener_stop };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
@@ -177,7 +180,7 @@ impl PostgresStore {
                 )
                 .await?;
             if inserted > 0 {
-                let now = Timestamp::now().unix_millis();
+                let now = self.clock.now().unix_millis();
                 for topic in SEED_TOPICS {
                     session
                         .execute(
@@ -199,7 +202,7 @@ impl PostgresStore {
             .execute(
                 "UPDATE deliveries SET lease = NULL, lease_node = NULL, next_attempt_at = LEAST(next_attempt_at, $2)
                  WHERE lease_node = $1 AND lease IS NOT NULL AND status = 'pending'",
-                &[&self.node, &Timestamp::now().unix_millis()],
+                &[&self.node, &self.clock.now().unix_millis()],
             )
             .await
     }
@@ -396,7 +399,7 @@ impl PostgresStore {
                 check_topics(session, topics, &endpoint.topics).await?;
                 write_endpoint_topics(session, &endpoint.id, topics).await?;
             }
-            apply_patch(&mut endpoint, patch);
+            apply_patch(&mut endpoint, patch, self.clock.now());
             session
                 .execute(
                     "UPDATE endpoints SET url = $2, topics = $3, description = $4, enabled = $5, format = $6,
@@ -434,7 +437,7 @@ impl PostgresStore {
                         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
                             last_error = 'endpoint deleted', updated_at = $2
                          WHERE endpoint_id = $1 AND status = 'pending'",
-                        &[&id.as_str(), &Timestamp::now().unix_millis()],
+                        &[&id.as_str(), &self.clock.now().unix_millis()],
                     )
                     .await?;
             }
@@ -521,7 +524,7 @@ impl PostgresStore {
         id: DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
         in_transaction!(self, |session| {
-            let now = Timestamp::now().unix_millis();
+            let now = self.clock.now().unix_millis();
             session
                 .execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3
@@ -611,7 +614,7 @@ impl PostgresStore {
                     &columns.next_attempts,
                     &columns.response_statuses,
                     &columns.error_details,
-                    &Timestamp::now().unix_millis(),
+                    &self.clock.now().unix_millis(),
                     &columns.started,
                     &columns.durations,
                     &columns.urls,
@@ -634,7 +637,7 @@ impl PostgresStore {
                 "UPDATE deliveries d SET next_attempt_at = $3, lease = NULL
                  FROM unnest($1::text[], $2::int8[]) AS released(id, lease)
                  WHERE d.id = released.id AND d.lease = released.lease",
-                &[&ids, &tokens, &Timestamp::now().unix_millis()],
+                &[&ids, &tokens, &self.clock.now().unix_millis()],
             )
             .await?;
         Ok(())

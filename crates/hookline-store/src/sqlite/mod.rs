@@ -11,6 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use hookline_core::clock::Clock;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
@@ -67,6 +68,7 @@ fn first<T>(
 pub(crate) struct SqliteStore {
     engine: Arc<Engine>,
     local: Arc<Local>,
+    clock: Arc<dyn Clock>,
     _lock: File,
 }
 
@@ -109,13 +111,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, runs migrations, seeds the topic catalogue on first
     /// start and releases the leases of a previous run. Fails if another process holds the directory. The WAL
     /// file stays under about `max_wal_bytes`.
-    pub(crate) async fn open(data_dir: &Path, max_wal_bytes: u64) -> Result<SqliteStore, StoreError> {
+    pub(crate) async fn open(
+        data_dir: &Path,
+        max_wal_bytes: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqliteStore, StoreError> {
         let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
         let engine = tokio::task::spawn_blocking(move || Engine::open(&path, max_wal_bytes))
             .await
             .map_err(|_| StoreError::Closed)??;
-        let store = SqliteStore { engine, local: Arc::default(), _lock: lock };
+        let store = SqliteStore { engine, local: Arc::default(), clock, _lock: lock };
         store.seed_topics().await?;
         let released = store.release_all_leases().await?;
         if released > 0 {
@@ -139,10 +145,10 @@ impl SqliteStore {
     }
 
     async fn seed_topics(&self) -> Result<(), StoreError> {
+        let now = self.clock.now().unix_millis();
         self.engine
-            .write(|connection| {
+            .write(move |connection| {
                 if setting(connection, "topics_seeded")?.is_none() {
-                    let now = Timestamp::now().unix_millis();
                     for topic in SEED_TOPICS {
                         connection.execute(
                             "INSERT OR IGNORE INTO topics (name, description, deprecated, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -158,12 +164,13 @@ impl SqliteStore {
 
     /// Every lease belongs to a dead process here: make those deliveries due now.
     async fn release_all_leases(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now().unix_millis();
         self.engine
-            .write(|connection| {
+            .write(move |connection| {
                 Ok(connection.execute(
                     "UPDATE deliveries SET lease = NULL, next_attempt_at = MIN(next_attempt_at, ?1)
                      WHERE lease IS NOT NULL",
-                    [Timestamp::now().unix_millis()],
+                    [now],
                 )?)
             })
             .await
@@ -380,6 +387,7 @@ impl SqliteStore {
         id: EndpointId,
         patch: EndpointPatch,
     ) -> Result<Option<Endpoint>, StoreError> {
+        let now = self.clock.now();
         let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
@@ -389,7 +397,7 @@ impl SqliteStore {
                     check_subscribable(topics, &endpoint.topics, |topic| topic_deprecated(connection, topic))?;
                     write_endpoint_topics(connection, &endpoint.id, topics)?;
                 }
-                apply_patch(&mut endpoint, patch);
+                apply_patch(&mut endpoint, patch, now);
                 connection.execute(
                     "UPDATE endpoints SET url = ?2, topics = ?3, description = ?4, enabled = ?5, format = ?6,
                         signing = ?7, retry_schedule = ?8, updated_at = ?9, secret = ?10
@@ -413,6 +421,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
+        let now = self.clock.now().unix_millis();
         let local = Arc::clone(&self.local);
         self.engine
             .write(move |connection| {
@@ -426,7 +435,7 @@ impl SqliteStore {
                         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
                             last_error = 'endpoint deleted', updated_at = ?2
                          WHERE endpoint_id = ?1 AND status = 'pending'",
-                        params![id.as_str(), Timestamp::now().unix_millis()],
+                        params![id.as_str(), now],
                     )?;
                 }
                 Ok(deleted > 0)
@@ -538,9 +547,9 @@ impl SqliteStore {
         tenant: TenantId,
         id: DeliveryId,
     ) -> Result<Option<Delivery>, StoreError> {
+        let now = self.clock.now().unix_millis();
         self.engine
             .write(move |connection| {
-                let now = Timestamp::now().unix_millis();
                 connection.execute(
                     "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, updated_at = ?3
                      WHERE id = ?1 AND tenant_id = ?2 AND (lease IS NULL OR next_attempt_at < ?3)",
@@ -588,16 +597,19 @@ impl SqliteStore {
 
     pub(crate) async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
         let no_hook = |_: &mut Result<usize, StoreError>, _| {};
-        self.engine.write_as(Isolation::ChecksFirst, move |connection| record(connection, &outcomes), no_hook).await
+        let now = self.clock.now().unix_millis();
+        self.engine
+            .write_as(Isolation::ChecksFirst, move |connection| record(connection, &outcomes, now), no_hook)
+            .await
     }
 
     pub(crate) async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
+        let now = self.clock.now().unix_millis();
         self.engine
             .write(move |connection| {
                 let mut statement = connection.prepare_cached(
                     "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL WHERE id = ?1 AND lease = ?2",
                 )?;
-                let now = Timestamp::now().unix_millis();
                 for (id, lease) in &leases {
                     statement.execute(params![id.as_str(), lease, now])?;
                 }
@@ -758,9 +770,8 @@ fn insert_deliveries(
 
 /// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
 /// holds. Its only checks are the leases, so it needs no savepoint of its own.
-fn record(connection: &Connection, outcomes: &[AttemptOutcome]) -> Result<usize, StoreError> {
+fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Result<usize, StoreError> {
     let mut recorded = 0;
-    let now = Timestamp::now().unix_millis();
     for outcome in outcomes {
         let (status, next_attempt) = next_state(&outcome.next);
         let attempt = &outcome.attempt;
