@@ -51,9 +51,14 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A new, time-ordered id.
+            /// A new, time-ordered id, made now by the system's clock.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, generate_body(Timestamp::now())))
+                Self::generate_at(Timestamp::now())
+            }
+
+            /// A new id ordered at `now` (a clock's time).
+            pub fn generate_at(now: Timestamp) -> Self {
+                Self(format!("{}{}", $prefix, generate_body(now)))
             }
 
             pub fn as_str(&self) -> &str {

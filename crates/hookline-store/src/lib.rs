@@ -274,7 +274,8 @@ impl Store {
         hash: String,
         name: String,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let key = ApiKey { id: KeyId::generate(), tenant, name, created: self.clock.now() };
+        let now = self.clock.now();
+        let key = ApiKey { id: KeyId::generate_at(now), tenant, name, created: now };
         on_backend!(self, insert_api_key(key, hash))
     }
 
@@ -324,7 +325,7 @@ impl Store {
     pub async fn create_endpoint(&self, new: NewEndpoint) -> Result<Option<Endpoint>, StoreError> {
         let now = self.clock.now();
         let endpoint = Endpoint {
-            id: EndpointId::generate(),
+            id: EndpointId::generate_at(now),
             tenant: new.tenant,
             url: new.url,
             topics: new.topics,
@@ -374,11 +375,12 @@ impl Store {
     /// transaction. With an idempotency key already used by the tenant, returns the original event instead.
     /// `None` when the tenant does not exist.
     pub async fn publish(&self, new: NewEvent) -> Result<Option<Published>, StoreError> {
+        let now = self.clock.now();
         let event = Event {
-            id: EventId::generate(),
+            id: EventId::generate_at(now),
             tenant: new.tenant,
             topic: new.topic,
-            created: self.clock.now(),
+            created: now,
             data: new.data,
             meta: new.meta,
             idempotency_key: new.idempotency_key,

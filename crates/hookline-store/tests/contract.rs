@@ -731,6 +731,9 @@ async fn every_time_the_store_writes_comes_from_its_clock() {
         let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
         let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
         assert_eq!(published.event.created, start);
+        // Ids are ordered by the same clock (in 2030): an id made by the system's clock sorts before it.
+        let system_now = hookline_core::id::EventId::generate();
+        assert!(published.event.id.as_str() > system_now.as_str(), "{} {}", published.event.id, system_now);
         let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
         // Due at the clock's time of the publish, not the machine's.
         let claim =

@@ -284,7 +284,7 @@ async fn insert_deliveries(
         let endpoints = targets.get(&key).map(Vec::as_slice).unwrap_or_default();
         counts.insert(event.id.to_string(), endpoints.len() as u64);
         for target in endpoints {
-            columns.ids.push(DeliveryId::generate().to_string());
+            columns.ids.push(DeliveryId::generate_at(event.created).to_string());
             columns.tenants.push(event.tenant.as_str());
             columns.events.push(event.id.as_str());
             columns.endpoints.push(target.endpoint.as_str());

@@ -731,7 +731,7 @@ fn insert_deliveries(
     let mut handed = Vec::new();
     let mut shared: Option<(Arc<str>, Option<Arc<str>>)> = None;
     for (endpoint, leased) in targets.iter().zip(leased) {
-        let id = DeliveryId::generate();
+        let id = DeliveryId::generate_at(event.created);
         let escape = hookline_core::body::escape_for(&endpoint.signing);
         let (next_attempt_at, lease) = if *leased { (lease_until, Some(lease)) } else { (created, None) };
         insert.execute(params![
