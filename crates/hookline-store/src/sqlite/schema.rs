@@ -114,3 +114,41 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     }
     transaction.commit()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_made_by_the_previous_release_migrates_and_keeps_its_rows() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        // The previous release's schema (version 2), with an attempt in its delivery log.
+        for migration in &MIGRATIONS[..2] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 2;
+                 INSERT INTO tenants VALUES ('acme', 'Acme', 1);
+                 INSERT INTO events (id, tenant_id, topic, created_at, data) VALUES ('evt_1', 'acme', 'pdf.processed', 1, '{}');
+                 INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
+                     created_at, updated_at)
+                     VALUES ('del_1', 'acme', 'evt_1', 'ep_1', 'pdf.processed', 'envelope', 'utf8', 'failed', 1, 1);
+                 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, url, request_headers,
+                     response_status, response_headers)
+                     VALUES ('del_1', 1, 1, 5, 'https://example.com/', '[]', 500, '[[\"x-a\",\"1\"]]');",
+            )
+            .unwrap();
+        migrate(&mut connection).unwrap();
+        let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let (headers, omitted): (String, i64) = connection
+            .query_row("SELECT response_headers, response_headers_omitted FROM attempts", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((headers.as_str(), omitted), (r#"[["x-a","1"]]"#, 0));
+        // Migrating again changes nothing.
+        migrate(&mut connection).unwrap();
+    }
+}
