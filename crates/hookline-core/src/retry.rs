@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::attempt::AttemptError;
+
 /// Delays before each retry, counted from the end of the previous attempt. The first attempt is immediate,
 /// so a schedule of `n` delays allows `n + 1` attempts in all. Herald's policy is `["3m", "3m"]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,15 +95,19 @@ pub enum Verdict {
     Delivered,
     /// `410 Gone`: the receiver asked us to stop; no more attempts.
     Gone,
+    /// The SSRF guard refused the endpoint's address. Waiting does not change its answer, so no more attempts:
+    /// the delivery stays in the log, to be retried by hand once the operator changes the guard's settings.
+    Blocked,
     /// Any other answer or a transport error: try again if the schedule allows.
     Retry,
 }
 
-/// Classifies an HTTP status (or `None` when no response arrived).
-pub fn verdict(status: Option<u16>) -> Verdict {
-    match status {
-        Some(200..=299) => Verdict::Delivered,
-        Some(410) => Verdict::Gone,
+/// Classifies an attempt: the HTTP status of its response, or why it got none.
+pub fn verdict(outcome: Result<u16, AttemptError>) -> Verdict {
+    match outcome {
+        Ok(200..=299) => Verdict::Delivered,
+        Ok(410) => Verdict::Gone,
+        Err(AttemptError::Blocked) => Verdict::Blocked,
         _ => Verdict::Retry,
     }
 }
@@ -165,12 +171,13 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(verdict(Some(200)), Verdict::Delivered);
-        assert_eq!(verdict(Some(204)), Verdict::Delivered);
-        assert_eq!(verdict(Some(301)), Verdict::Retry);
-        assert_eq!(verdict(Some(410)), Verdict::Gone);
-        assert_eq!(verdict(Some(500)), Verdict::Retry);
-        assert_eq!(verdict(None), Verdict::Retry);
+        assert_eq!(verdict(Ok(200)), Verdict::Delivered);
+        assert_eq!(verdict(Ok(204)), Verdict::Delivered);
+        assert_eq!(verdict(Ok(301)), Verdict::Retry);
+        assert_eq!(verdict(Ok(410)), Verdict::Gone);
+        assert_eq!(verdict(Ok(500)), Verdict::Retry);
+        assert_eq!(verdict(Err(AttemptError::Timeout)), Verdict::Retry);
+        assert_eq!(verdict(Err(AttemptError::Blocked)), Verdict::Blocked);
         assert_eq!(parse_retry_after_seconds(" 120 "), Some(secs(120)));
         assert_eq!(parse_retry_after_seconds("soon"), None);
     }

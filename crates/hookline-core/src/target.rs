@@ -223,19 +223,18 @@ const FORBIDDEN_V6: &[(Ipv6Addr, u8, &str)] = &[
 ];
 
 fn forbidden_v4(address: Ipv4Addr) -> Option<&'static str> {
-    let bits = address.to_bits();
+    let bits = u128::from(address.to_bits());
     FORBIDDEN_V4
         .iter()
-        .find(|(network, length, _)| same_prefix_v4(bits, network.to_bits(), *length))
+        .find(|(network, length, _)| same_prefix(bits, u128::from(network.to_bits()), 32 - u32::from(*length)))
         .map(|entry| entry.2)
 }
 
 fn forbidden_v6(address: Ipv6Addr) -> Option<&'static str> {
     let bits = address.to_bits();
-    if let Some((_, _, reason)) = FORBIDDEN_V6.iter().find(|(network, length, _)| {
-        let shift = 128 - u32::from(*length);
-        bits.checked_shr(shift) == network.to_bits().checked_shr(shift)
-    }) {
+    if let Some((_, _, reason)) =
+        FORBIDDEN_V6.iter().find(|(network, length, _)| same_prefix(bits, network.to_bits(), 128 - u32::from(*length)))
+    {
         return Some(reason);
     }
     let (form, embedded) = embedded_v4(address)?;
@@ -247,9 +246,9 @@ fn forbidden_v6(address: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-fn same_prefix_v4(address: u32, network: u32, length: u8) -> bool {
-    let shift = 32 - u32::from(length);
-    address.checked_shr(shift) == network.checked_shr(shift)
+/// Whether two addresses agree in every bit above the lowest `host_bits`.
+fn same_prefix(address: u128, network: u128, host_bits: u32) -> bool {
+    address.checked_shr(host_bits) == network.checked_shr(host_bits)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

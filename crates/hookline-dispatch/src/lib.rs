@@ -52,7 +52,8 @@ pub struct DispatchConfig {
     pub response_body_limit: usize,
     /// How much of a response's headers the delivery log keeps.
     pub response_headers_limit: HeadersLimit,
-    pub target_policy: TargetPolicy,
+    /// Where requests may go; the API checks endpoint URLs with the same guard.
+    pub target_guard: TargetGuard,
     /// The dispatcher's only source of "now" (the store's, when a server runs both).
     pub clock: Arc<dyn Clock>,
 }
@@ -66,7 +67,7 @@ impl Default for DispatchConfig {
             default_schedule: RetrySchedule::standard(),
             response_body_limit: 4096,
             response_headers_limit: HeadersLimit { count: 64, bytes: 4096 },
-            target_policy: TargetPolicy::PublicOnly,
+            target_guard: TargetGuard::new(TargetPolicy::PublicOnly),
             clock: Arc::new(SystemClock),
         }
     }
@@ -76,7 +77,7 @@ impl Default for DispatchConfig {
 /// deliveries claimed but not started go back to the queue.
 pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationToken) {
     let client = HttpClient::with_guard(
-        TargetGuard::new(config.target_policy),
+        config.target_guard.clone(),
         config.timeout,
         config.response_body_limit,
         config.response_headers_limit,
@@ -421,24 +422,13 @@ impl Attempter {
                 client::Exchange { elapsed: Duration::ZERO, result: Err((AttemptError::Signing, error.to_string())) }
             }
         };
-        let (status, retry_after) = match &exchange.result {
-            Ok(response) => {
-                let retry_after = response
-                    .headers
-                    .iter()
-                    .find(|(name, _)| name == "retry-after")
-                    .and_then(|(_, value)| parse_retry_after_seconds(value));
-                (Some(response.status), retry_after)
-            }
-            Err(_) => (None, None),
-        };
-        // The guard's answer does not change by waiting: retrying through the schedule would only fill the log.
-        // The delivery stays failed and visible, and can be retried by hand once the operator changes the guard.
-        let blocked = matches!(exchange.result, Err((AttemptError::Blocked, _)));
-        let next = match verdict(status) {
-            _ if blocked => NextStep::Done(DeliveryStatus::Failed),
+        let retry_after = exchange.result.as_ref().ok().and_then(|response| {
+            let (_, value) = response.headers.iter().find(|(name, _)| name == "retry-after")?;
+            parse_retry_after_seconds(value)
+        });
+        let next = match verdict(exchange.result.as_ref().map(|response| response.status).map_err(|(kind, _)| *kind)) {
             Verdict::Delivered => NextStep::Done(DeliveryStatus::Succeeded),
-            Verdict::Gone => NextStep::Done(DeliveryStatus::Failed),
+            Verdict::Gone | Verdict::Blocked => NextStep::Done(DeliveryStatus::Failed),
             Verdict::Retry => {
                 let schedule = delivery.endpoint.retry_schedule.as_ref().unwrap_or(&self.config.default_schedule);
                 let jitter = rand::rng().random::<f64>();

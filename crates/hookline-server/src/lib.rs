@@ -108,6 +108,8 @@ impl Server {
         } else {
             TargetPolicy::PublicOnly
         };
+        // One guard, so that the host's interfaces are read by one cache.
+        let target_guard = TargetGuard::new(policy);
         let dispatch = DispatchConfig {
             concurrency: config.delivery_concurrency,
             per_endpoint_concurrency: config.endpoint_concurrency,
@@ -118,7 +120,7 @@ impl Server {
                 count: config.response_headers_max_count,
                 bytes: config.response_headers_max_bytes,
             },
-            target_policy: policy,
+            target_guard: target_guard.clone(),
             clock: self.store.clock(),
         };
         let state = api::AppState {
@@ -127,7 +129,7 @@ impl Server {
             settings: Arc::new(api::ApiSettings {
                 max_payload_bytes: config.max_payload_bytes,
                 default_signing: config.default_signing.clone(),
-                target_guard: TargetGuard::new(policy),
+                target_guard,
             }),
         };
         let dispatcher_stop = CancellationToken::new();
