@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hookline_core::id::EndpointId;
 
-use crate::model::ClaimedDelivery;
+use crate::deliveries::ClaimedDelivery;
 
 /// What a publish may ask of the local dispatcher.
 pub trait HandoffSink: Send + Sync {

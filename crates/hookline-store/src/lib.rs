@@ -5,26 +5,71 @@
 //! is opened; callers see one `Store` with typed records and never learn which database is underneath. Every
 //! write resolves only once it is committed.
 
+//!
+//! The code is grouped by aggregate: each module holds one part of the domain with its records, its rules and its
+//! SQL, written once for both databases where their dialects agree (see `sql`), and side by side where they do
+//! not. `sqlite` and `postgres` hold only what makes each backend run: connections, the writer thread, the pool,
+//! schemas, the listener.
+
+/// Runs `$body` as one write on whichever backend the store has: on SQLite in the writer's next group commit,
+/// in a savepoint of its own; on PostgreSQL in a transaction. Inside, `$sql` is the backend's `Sql`; the body is
+/// written once and compiled for each.
+macro_rules! writing {
+    ($store:expr, |$sql:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite(backend) => {
+                backend.write(move |$sql| $crate::sql::ready(async move { $body })).await
+            }
+            $crate::Backend::Postgres(backend) => $crate::postgres::in_transaction!(backend, |$sql| $body),
+        }
+    };
+}
+
+/// Runs `$body` as one read on whichever backend the store has: on SQLite on a reader connection, on PostgreSQL
+/// on a pooled connection outside any transaction.
+macro_rules! reading {
+    ($store:expr, |$sql:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite(backend) => {
+                backend.read(move |$sql| $crate::sql::ready(async move { $body })).await
+            }
+            $crate::Backend::Postgres(backend) => $crate::postgres::in_session!(backend, |$sql| $body),
+        }
+    };
+}
+
+mod attempts;
+mod deliveries;
+mod endpoints;
+mod events;
 mod handoff;
-pub mod model;
 mod postgres;
-mod rows;
-mod shared;
+mod schema;
+mod sql;
 mod sqlite;
+mod tenants;
+mod topics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use hookline_core::clock::{Clock, SystemClock};
-use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
-use hookline_core::time::Timestamp;
-use hookline_core::topic::TopicName;
 use tokio::sync::Notify;
 
+pub use hookline_core::attempt::AttemptError;
+
+pub use crate::attempts::Attempt;
+pub use crate::deliveries::{
+    AttemptOutcome, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep,
+};
+pub use crate::endpoints::{Endpoint, EndpointPatch, NewEndpoint};
+pub use crate::events::{Event, EventFilter, NewEvent, Published};
 pub use crate::handoff::HandoffSink;
-pub use crate::model::*;
 use crate::postgres::PostgresStore;
+pub use crate::sql::{Page, PageRequest};
 use crate::sqlite::SqliteStore;
+pub use crate::tenants::{ApiKey, Principal, Tenant};
+pub use crate::topics::Topic;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,38 +174,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// Filters for listing events.
-#[derive(Clone, Debug, Default)]
-pub struct EventFilter {
-    pub topic: Option<TopicName>,
-    pub after: Option<Timestamp>,
-}
-
-/// Filters for listing deliveries.
-#[derive(Clone, Debug, Default)]
-pub struct DeliveryFilter {
-    pub endpoint: Option<EndpointId>,
-    pub event: Option<EventId>,
-    pub status: Option<DeliveryStatus>,
-}
-
-/// What a dispatcher asks of the queue: see `Store::claim_due`.
-#[derive(Clone, Debug)]
-pub struct Claim {
-    pub now: Timestamp,
-    pub lease_until: Timestamp,
-    pub limit: u32,
-    pub per_endpoint: u32,
-    pub busy_endpoints: Vec<EndpointId>,
-}
-
-/// Where a list starts and how long it may be.
-#[derive(Clone, Debug)]
-pub struct PageRequest {
-    pub cursor: Option<String>,
-    pub limit: u32,
-}
-
 #[derive(Clone)]
 enum Backend {
     Sqlite(Arc<SqliteStore>),
@@ -200,13 +213,16 @@ impl Store {
         let work = Arc::new(Notify::new());
         let backend = match database {
             Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(
-                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock)).await?,
+                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock), Arc::clone(&work))
+                    .await?,
             )),
             Database::Postgres { url } => Backend::Postgres(Arc::new(
                 PostgresStore::open(url, node_dir, Arc::clone(&work), Arc::clone(&options.clock)).await?,
             )),
         };
-        Ok(Store { backend, work, clock: Arc::clone(&options.clock) })
+        let store = Store { backend, work, clock: Arc::clone(&options.clock) };
+        store.seed_topics().await?;
+        Ok(store)
     }
 
     /// Lets go of this handle. When it is the last one, the embedded store commits every write still queued and
@@ -253,218 +269,15 @@ impl Store {
             Backend::Postgres(_) => {}
         }
     }
+}
 
-    // ----- settings and keys -----
-
-    /// Stores `hash` as the admin key's unless one is stored already (another node may have won the race), and
-    /// returns the hash that is stored.
-    pub async fn settle_admin_key_hash(&self, hash: String) -> Result<String, StoreError> {
-        on_backend!(self, settle_admin_key_hash(hash))
+/// Creates and locks a node's data directory: only one process may use it at a time.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let dir_error = |source| StoreError::DataDir { path: data_dir.to_owned(), source };
+    std::fs::create_dir_all(data_dir).map_err(dir_error)?;
+    let lock = std::fs::File::create(data_dir.join("hookline.lock")).map_err(dir_error)?;
+    if lock.try_lock().is_err() {
+        return Err(StoreError::Locked { path: data_dir.to_owned() });
     }
-
-    /// The tenant whose key hashes to `hash`, if any.
-    pub async fn tenant_for_key_hash(&self, hash: String) -> Result<Option<TenantId>, StoreError> {
-        on_backend!(self, tenant_for_key_hash(hash))
-    }
-
-    /// Stores a tenant key's hash; `None` when the tenant does not exist.
-    pub async fn insert_api_key(
-        &self,
-        tenant: TenantId,
-        hash: String,
-        name: String,
-    ) -> Result<Option<ApiKey>, StoreError> {
-        let now = self.clock.now();
-        let key = ApiKey { id: KeyId::generate_at(now), tenant, name, created: now };
-        on_backend!(self, insert_api_key(key, hash))
-    }
-
-    // ----- topics -----
-
-    pub async fn list_topics(&self) -> Result<Vec<Topic>, StoreError> {
-        on_backend!(self, list_topics())
-    }
-
-    pub async fn create_topic(&self, name: TopicName, description: String) -> Result<Topic, StoreError> {
-        let topic = Topic { name, description, deprecated: false, created: self.clock.now() };
-        on_backend!(self, create_topic(topic))
-    }
-
-    /// Changes a topic's description or deprecation; `None` when there is no such topic.
-    pub async fn update_topic(
-        &self,
-        name: TopicName,
-        description: Option<String>,
-        deprecated: Option<bool>,
-    ) -> Result<Option<Topic>, StoreError> {
-        on_backend!(self, update_topic(name, description, deprecated))
-    }
-
-    // ----- tenants -----
-
-    pub async fn create_tenant(&self, id: TenantId, name: String) -> Result<Tenant, StoreError> {
-        on_backend!(self, create_tenant(Tenant { id, name, created: self.clock.now() }))
-    }
-
-    pub async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, StoreError> {
-        on_backend!(self, list_tenants(page))
-    }
-
-    pub async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
-        on_backend!(self, get_tenant(id))
-    }
-
-    /// Deletes a tenant with everything it owns; `false` when there was no such tenant.
-    pub async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
-        on_backend!(self, delete_tenant(id))
-    }
-
-    // ----- endpoints -----
-
-    /// Creates an endpoint; `None` when the tenant does not exist.
-    pub async fn create_endpoint(&self, new: NewEndpoint) -> Result<Option<Endpoint>, StoreError> {
-        let now = self.clock.now();
-        let endpoint = Endpoint {
-            id: EndpointId::generate_at(now),
-            tenant: new.tenant,
-            url: new.url,
-            topics: new.topics,
-            description: new.description,
-            enabled: new.enabled,
-            format: new.format,
-            signing: new.signing,
-            secret: new.secret,
-            retry_schedule: new.retry_schedule,
-            created: now,
-            updated: now,
-        };
-        on_backend!(self, create_endpoint(endpoint))
-    }
-
-    pub async fn list_endpoints(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Endpoint>, StoreError> {
-        on_backend!(self, list_endpoints(tenant, page))
-    }
-
-    pub async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        on_backend!(self, get_endpoint(tenant, id))
-    }
-
-    /// Applies `patch`; `None` when the endpoint does not exist for that tenant.
-    pub async fn update_endpoint(
-        &self,
-        tenant: TenantId,
-        id: EndpointId,
-        patch: EndpointPatch,
-    ) -> Result<Option<Endpoint>, StoreError> {
-        let endpoint = on_backend!(self, update_endpoint(tenant, id, patch))?;
-        if endpoint.as_ref().is_some_and(|endpoint| endpoint.enabled) {
-            // Re-enabling an endpoint may make its held deliveries due.
-            self.work.notify_one();
-        }
-        Ok(endpoint)
-    }
-
-    /// Deletes an endpoint and cancels its pending deliveries (the delivery log stays); `false` when unknown.
-    pub async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
-        on_backend!(self, delete_endpoint(tenant, id))
-    }
-
-    // ----- events -----
-
-    /// Stores an event and one delivery per enabled endpoint of its tenant subscribed to its topic, in one
-    /// transaction. With an idempotency key already used by the tenant, returns the original event instead.
-    /// `None` when the tenant does not exist.
-    pub async fn publish(&self, new: NewEvent) -> Result<Option<Published>, StoreError> {
-        let now = self.clock.now();
-        let event = Event {
-            id: EventId::generate_at(now),
-            tenant: new.tenant,
-            topic: new.topic,
-            created: now,
-            data: new.data,
-            meta: new.meta,
-            idempotency_key: new.idempotency_key,
-        };
-        let published = on_backend!(self, publish(event))?;
-        if published.as_ref().is_some_and(|published| published.due > 0) {
-            self.work.notify_one();
-        }
-        Ok(published)
-    }
-
-    pub async fn list_events(
-        &self,
-        tenant: TenantId,
-        filter: EventFilter,
-        page: PageRequest,
-    ) -> Result<Page<Event>, StoreError> {
-        on_backend!(self, list_events(tenant, filter, page))
-    }
-
-    pub async fn get_event(&self, tenant: TenantId, id: EventId) -> Result<Option<Event>, StoreError> {
-        on_backend!(self, get_event(tenant, id))
-    }
-
-    // ----- deliveries -----
-
-    pub async fn list_deliveries(
-        &self,
-        tenant: TenantId,
-        filter: DeliveryFilter,
-        page: PageRequest,
-    ) -> Result<Page<Delivery>, StoreError> {
-        on_backend!(self, list_deliveries(tenant, filter, page))
-    }
-
-    /// A delivery with all its attempts, oldest first.
-    pub async fn get_delivery(
-        &self,
-        tenant: TenantId,
-        id: DeliveryId,
-    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        on_backend!(self, get_delivery(tenant, id))
-    }
-
-    /// Makes a delivery due now, whatever its state (a manual "send again"); `None` when unknown.
-    pub async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
-        let delivery = on_backend!(self, retry_delivery(tenant, id))?;
-        if delivery.is_some() {
-            self.work.notify_one();
-        }
-        Ok(delivery)
-    }
-
-    // ----- the dispatcher's queue -----
-
-    /// Leases up to `claim.limit` due deliveries of enabled endpoints until `claim.lease_until`, the earliest due
-    /// first, at most `claim.per_endpoint` of one endpoint, none of `claim.busy_endpoints`.
-    /// A claim moves a delivery's due time to the lease's end, so a lease its node never settles (the node
-    /// died) makes the delivery due again then. No two claims take the same delivery while its lease holds.
-    pub async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        on_backend!(self, claim_due(claim))
-    }
-
-    /// Records attempts and moves their deliveries on, in one commit. An outcome whose lease was lost (another
-    /// claim took the delivery) is dropped, so each attempt's outcome is recorded once. The batch is shared, so
-    /// a caller can try it again after a failure without copying it.
-    pub async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
-        if outcomes.is_empty() {
-            return Ok(0);
-        }
-        on_backend!(self, record_outcomes(outcomes))
-    }
-
-    /// Gives leased deliveries back to the queue untouched (shutdown, or a claim beyond an endpoint's cap).
-    pub async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
-        if leases.is_empty() {
-            return Ok(());
-        }
-        on_backend!(self, release(leases))
-    }
-
-    /// When the next pending delivery of an enabled endpoint not in `busy_endpoints` falls due, if any.
-    /// A leased delivery falls due when its lease expires.
-    pub async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
-        on_backend!(self, next_due(busy_endpoints))
-    }
+    Ok(lock)
 }

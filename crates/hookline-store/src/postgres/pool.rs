@@ -107,7 +107,7 @@ impl<C: GenericClient> Session<'_, C> {
         self.client.prepare_cached(sql).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn query(
+    pub(crate) async fn pg_query(
         &mut self,
         sql: &str,
         parameters: &[&(dyn ToSql + Sync)],
@@ -116,7 +116,7 @@ impl<C: GenericClient> Session<'_, C> {
         self.client.query(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn query_opt(
+    pub(crate) async fn pg_query_opt(
         &mut self,
         sql: &str,
         parameters: &[&(dyn ToSql + Sync)],
@@ -125,22 +125,21 @@ impl<C: GenericClient> Session<'_, C> {
         self.client.query_opt(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn query_one(&mut self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+    pub(crate) async fn pg_query_one(
+        &mut self,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
         let statement = self.statement(sql).await?;
         self.client.query_one(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 
-    pub(crate) async fn execute(&mut self, sql: &str, parameters: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let statement = self.statement(sql).await?;
-        self.client.execute(&statement, parameters).await.map_err(|error| self.pool.classify(error))
-    }
-
-    /// Runs SQL built at run time (list queries with optional filters), unprepared and uncached.
-    pub(crate) async fn query_dynamic(
+    pub(crate) async fn pg_execute(
         &mut self,
         sql: &str,
         parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
-        self.client.query(sql, parameters).await.map_err(|error| self.pool.classify(error))
+    ) -> Result<u64, StoreError> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, parameters).await.map_err(|error| self.pool.classify(error))
     }
 }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use hookline_core::id::DeliveryId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::pool::{Pool, Session};
-use super::{existing_event, notify_work};
+use super::{Event, Published, event_columns, event_row, replayed};
 use crate::StoreError;
-use crate::model::{Event, Published};
-use crate::rows::{Columns, EVENT_COLUMNS, event_row};
-use crate::shared::escape_for_signing;
+use crate::deliveries::escape_name;
+use crate::endpoints::split_schemes;
+use crate::postgres::notify_work;
+use crate::postgres::pool::{Pool, Session};
+use crate::sql::Columns;
 
 /// How many publishes one batch may carry.
 const MAX_BATCH: usize = 256;
@@ -120,9 +121,9 @@ async fn write_events(
     events: &[Event],
 ) -> Result<Vec<Answer>, StoreError> {
     let tenants: Vec<&str> = unique(events.iter().map(|event| event.tenant.as_str()));
-    let known_tenants = names(session.query("SELECT id FROM tenants WHERE id = ANY($1)", &[&tenants]).await?)?;
+    let known_tenants = names(session.pg_query("SELECT id FROM tenants WHERE id = ANY($1)", &[&tenants]).await?)?;
     let topics: Vec<&str> = unique(events.iter().map(|event| event.topic.as_str()));
-    let known_topics = names(session.query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
+    let known_topics = names(session.pg_query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
     let existing = existing_by_key(session, events).await?;
 
     let mut plans = Vec::with_capacity(events.len());
@@ -168,9 +169,12 @@ async fn write_events(
                 Ok(Some(Published { event: event.clone(), deliveries, replayed: false, due: deliveries }))
             }
             // A concurrent publish with the same key, on this node or another, committed first: that one is it.
-            Plan::Insert => existing_event(session, event).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
-                detail: "an idempotency key conflicted with an event that cannot be read".into(),
-            }),
+            Plan::Insert => {
+                let key = event.idempotency_key.as_deref().unwrap_or_default();
+                replayed(session, &event.tenant, key).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
+                    detail: "an idempotency key conflicted with an event that cannot be read".into(),
+                })
+            }
         };
         answers.push(answer);
     }
@@ -201,9 +205,11 @@ async fn existing_by_key<'a>(
     }
     let (tenants, keys): (Vec<&str>, Vec<&str>) = keyed.iter().copied().unzip();
     let rows = session
-        .query(
-            &format!(
-                "SELECT {EVENT_COLUMNS}, (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id)
+        .pg_query(
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                ", (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id)
                  FROM events WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
             ),
             &[&tenants, &keys],
@@ -239,7 +245,7 @@ async fn insert_events(
     let keys: Vec<Option<&str>> = events.iter().map(|event| event.idempotency_key.as_deref()).collect();
     // A concurrent publish with the same idempotency key makes its row wait for that one, then skip.
     let rows = session
-        .query(
+        .pg_query(
             "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
@@ -265,7 +271,7 @@ async fn insert_deliveries(
     let pairs = unique(events.iter().map(|event| (event.tenant.as_str(), event.topic.as_str())));
     let (tenants, topics): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
     let rows = session
-        .query(
+        .pg_query(
             "SELECT e.tenant_id, t.topic, e.id, e.format, e.signing
              FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
              WHERE e.enabled AND (e.tenant_id, t.topic) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
@@ -296,7 +302,7 @@ async fn insert_deliveries(
     }
     if !columns.ids.is_empty() {
         session
-            .execute(
+            .pg_execute(
                 "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
                     next_attempt_at, created_at, updated_at)
                  SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.topic, d.format, d.text_escape, 'pending',
@@ -337,4 +343,9 @@ struct DeliveryColumns<'a> {
     formats: Vec<&'a str>,
     escapes: Vec<&'static str>,
     created: Vec<i64>,
+}
+
+/// How a delivery's body escapes text, from the stored signing column of its endpoint.
+fn escape_for_signing(signing: &str) -> Result<&'static str, StoreError> {
+    Ok(escape_name(hookline_core::body::escape_for(&split_schemes(signing)?)))
 }

@@ -1,0 +1,334 @@
+//! The delivery queue: one delivery per event and endpoint, leased to a dispatcher for each attempt, moved on by
+//! the attempt's outcome (done, or due again at the retry's time), released untouched at shutdown, cancelled
+//! when its endpoint is deleted, and sent again by hand.
+//!
+//! Listing, reading, retrying and cancelling are shared. Claiming, recording outcomes, releasing and finding the
+//! next due time are the dispatcher's hot path and are written for each database (`sqlite.rs`, `postgres.rs`):
+//! SQLite runs them on its one writer, PostgreSQL as set-based statements that several nodes run at once.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::sync::Arc;
+
+use hookline_core::body::Format;
+use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
+use hookline_core::json::Escape;
+use hookline_core::time::Timestamp;
+use hookline_core::topic::TopicName;
+use serde::Serialize;
+
+use crate::attempts::{Attempt, attempts_of};
+use crate::endpoints::Endpoint;
+use crate::sql::{Columns, ListQuery, PageRequest, Sql, millis, narrow, parse_field};
+use crate::{Backend, Page, Store, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(DeliveryStatus::Pending),
+            "succeeded" => Some(DeliveryStatus::Succeeded),
+            "failed" => Some(DeliveryStatus::Failed),
+            "cancelled" => Some(DeliveryStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub tenant: TenantId,
+    pub event: EventId,
+    pub endpoint: EndpointId,
+    pub topic: TopicName,
+    #[serde(serialize_with = "serialize_display")]
+    pub format: Format,
+    #[serde(skip)]
+    pub escape: Escape,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt: Option<Timestamp>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// Filters for listing deliveries.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    pub endpoint: Option<EndpointId>,
+    pub event: Option<EventId>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// A delivery the dispatcher has leased, with everything needed to send it.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    pub id: DeliveryId,
+    pub lease: i64,
+    pub attempts: u32,
+    pub format: Format,
+    pub escape: Escape,
+    pub event_id: EventId,
+    pub topic: TopicName,
+    pub event_created: Timestamp,
+    /// Shared by the deliveries of an event that one publish hands over; a claim reads it for each delivery.
+    pub data: Arc<str>,
+    pub meta: Option<Arc<str>>,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// What a dispatcher asks of the queue: see `Store::claim_due`.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    pub limit: u32,
+    pub per_endpoint: u32,
+    pub busy_endpoints: Vec<EndpointId>,
+}
+
+/// What to do with a delivery after an attempt.
+#[derive(Clone, Debug)]
+pub enum NextStep {
+    Done(DeliveryStatus),
+    RetryAt(Timestamp),
+}
+
+/// One attempt's outcome, to record and to move its delivery on.
+#[derive(Clone, Debug)]
+pub struct AttemptOutcome {
+    pub delivery: DeliveryId,
+    pub lease: i64,
+    pub attempt: Attempt,
+    pub next: NextStep,
+}
+
+/// A delivery's columns, in the order `delivery_row` reads them.
+macro_rules! delivery_columns {
+    () => {
+        "id, tenant_id, event_id, endpoint_id, topic, status, attempts, next_attempt_at, last_status, last_error, \
+         created_at, updated_at, format, text_escape"
+    };
+}
+
+const SELECT_DELIVERY: &str = concat!("SELECT ", delivery_columns!(), " FROM deliveries");
+
+/// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
+macro_rules! claimed_delivery_columns {
+    () => {
+        "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, v.created_at, v.data, v.meta"
+    };
+}
+pub(crate) use claimed_delivery_columns;
+
+/// How many columns `claimed_delivery_columns!` has: the endpoint's, when a query joins them, come after.
+pub(crate) const CLAIMED_DELIVERY_WIDTH: usize = 10;
+
+fn parse_status(text: &str) -> Result<DeliveryStatus, StoreError> {
+    DeliveryStatus::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("delivery status {text:?}") })
+}
+
+pub(crate) fn escape_name(escape: Escape) -> &'static str {
+    match escape {
+        Escape::Ascii => "ascii",
+        Escape::Utf8 => "utf8",
+    }
+}
+
+fn parse_escape(text: &str) -> Result<Escape, StoreError> {
+    match text {
+        "ascii" => Ok(Escape::Ascii),
+        "utf8" => Ok(Escape::Utf8),
+        other => Err(StoreError::Corrupt { detail: format!("escape style {other:?}") }),
+    }
+}
+
+fn delivery_row(row: &dyn Columns) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: parse_field(&row.text(0)?)?,
+        tenant: parse_field(&row.text(1)?)?,
+        event: parse_field(&row.text(2)?)?,
+        endpoint: parse_field(&row.text(3)?)?,
+        topic: parse_field(&row.text(4)?)?,
+        status: parse_status(&row.text(5)?)?,
+        attempts: narrow(row.integer(6)?, "attempt count")?,
+        next_attempt: row.optional_integer(7)?.map(Timestamp::from_unix_millis),
+        last_status: row.optional_integer(8)?.map(|status| narrow(status, "status code")).transpose()?,
+        last_error: row.optional_text(9)?,
+        created: millis(row, 10)?,
+        updated: millis(row, 11)?,
+        format: parse_field(&row.text(12)?)?,
+        escape: parse_escape(&row.text(13)?)?,
+    })
+}
+
+/// The columns of `claimed_delivery_columns!`, for a delivery to `endpoint`.
+pub(crate) fn claimed_with(row: &dyn Columns, endpoint: Arc<Endpoint>) -> Result<ClaimedDelivery, StoreError> {
+    Ok(ClaimedDelivery {
+        id: parse_field(&row.text(0)?)?,
+        lease: row.integer(1)?,
+        attempts: narrow(row.integer(2)?, "attempt count")?,
+        format: parse_field(&row.text(3)?)?,
+        escape: parse_escape(&row.text(4)?)?,
+        event_id: parse_field(&row.text(5)?)?,
+        topic: parse_field(&row.text(6)?)?,
+        event_created: millis(row, 7)?,
+        data: Arc::from(row.text(8)?),
+        meta: row.optional_text(9)?.map(Arc::from),
+        endpoint,
+    })
+}
+
+/// A fresh lease token. Several nodes claim from one database, so tokens are random rather than counted.
+pub(crate) fn lease_token() -> i64 {
+    rand::random::<i64>()
+}
+
+/// The status and next due time (unix milliseconds) a delivery takes after an attempt.
+pub(crate) fn next_state(next: &NextStep) -> (&'static str, Option<i64>) {
+    match next {
+        NextStep::Done(status) => (status.as_str(), None),
+        NextStep::RetryAt(when) => (DeliveryStatus::Pending.as_str(), Some(when.unix_millis())),
+    }
+}
+
+/// Cancels the pending deliveries of a deleted endpoint; their log stays.
+pub(crate) async fn cancel_for_endpoint(
+    sql: &mut impl Sql,
+    endpoint: &EndpointId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    sql.execute(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
+            last_error = 'endpoint deleted', updated_at = $1
+         WHERE endpoint_id = $2 AND status = 'pending'",
+        &[&now.unix_millis(), &endpoint.as_str()],
+    )
+    .await
+}
+
+async fn load_delivery(sql: &mut impl Sql, tenant: &TenantId, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    let statement = concat!("SELECT ", delivery_columns!(), " FROM deliveries WHERE id = $1 AND tenant_id = $2");
+    sql.first(statement, &[&id.as_str(), &tenant.as_str()], delivery_row).await
+}
+
+impl Store {
+    pub async fn list_deliveries(
+        &self,
+        tenant: TenantId,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let mut query = ListQuery::new(SELECT_DELIVERY, &tenant);
+        query.filter("id", "<", page.cursor);
+        query.filter("endpoint_id", "=", filter.endpoint.map(|endpoint| endpoint.to_string()));
+        query.filter("event_id", "=", filter.event.map(|event| event.to_string()));
+        query.filter("status", "=", filter.status.map(|status| status.as_str()));
+        reading!(self, |sql| query.page(sql, page.limit, delivery_row, |delivery| delivery.id.to_string()).await)
+    }
+
+    /// A delivery with all its attempts, oldest first.
+    pub async fn get_delivery(
+        &self,
+        tenant: TenantId,
+        id: DeliveryId,
+    ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        reading!(self, |sql| {
+            let Some(delivery) = load_delivery(sql, &tenant, &id).await? else { return Ok(None) };
+            let attempts = attempts_of(sql, &id).await?;
+            Ok(Some((delivery, attempts)))
+        })
+    }
+
+    /// Makes a delivery due now, whatever its state (a manual "send again"); `None` when unknown.
+    pub async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        let now = self.clock.now().unix_millis();
+        writing!(self, |sql| {
+            // A delivery whose lease still holds is being attempted: it is left to that attempt.
+            sql.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
+                 WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)",
+                &[&now, &id.as_str(), &tenant.as_str()],
+            )
+            .await?;
+            let delivery = load_delivery(sql, &tenant, &id).await?;
+            if delivery.is_some() {
+                sql.work_due().await?;
+            }
+            Ok(delivery)
+        })
+    }
+
+    // ----- the dispatcher's queue -----
+
+    /// Leases up to `claim.limit` due deliveries of enabled endpoints until `claim.lease_until`, the earliest due
+    /// first, at most `claim.per_endpoint` of one endpoint, none of `claim.busy_endpoints`.
+    /// A claim moves a delivery's due time to the lease's end, so a lease its node never settles (the node
+    /// died) makes the delivery due again then. No two claims take the same delivery while its lease holds.
+    pub async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(backend) => sqlite::claim_due(backend, claim).await,
+            Backend::Postgres(backend) => postgres::claim_due(backend, claim).await,
+        }
+    }
+
+    /// Records attempts and moves their deliveries on, in one commit. An outcome whose lease was lost (another
+    /// claim took the delivery) is dropped, so each attempt's outcome is recorded once. The batch is shared, so
+    /// a caller can try it again after a failure without copying it.
+    pub async fn record_outcomes(&self, outcomes: Arc<[AttemptOutcome]>) -> Result<usize, StoreError> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        match &self.backend {
+            Backend::Sqlite(backend) => sqlite::record_outcomes(backend, outcomes, now).await,
+            Backend::Postgres(backend) => postgres::record_outcomes(backend, outcomes, now).await,
+        }
+    }
+
+    /// Gives leased deliveries back to the queue untouched (shutdown, or a claim beyond an endpoint's cap).
+    pub async fn release(&self, leases: Vec<(DeliveryId, i64)>) -> Result<(), StoreError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        match &self.backend {
+            Backend::Sqlite(backend) => sqlite::release(backend, leases, now).await,
+            Backend::Postgres(backend) => postgres::release(backend, leases, now).await,
+        }
+    }
+
+    /// When the next pending delivery of an enabled endpoint not in `busy_endpoints` falls due, if any.
+    /// A leased delivery falls due when its lease expires.
+    pub async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(backend) => sqlite::next_due(backend, busy_endpoints).await,
+            Backend::Postgres(backend) => postgres::next_due(backend, busy_endpoints).await,
+        }
+    }
+}
+
+fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}

@@ -1,0 +1,232 @@
+//! The dispatcher's queue on PostgreSQL, which several nodes claim from at once: a claim takes due deliveries
+//! with `FOR UPDATE SKIP LOCKED`, so no two nodes take the same one, and outcomes and releases are written for a
+//! whole batch in one statement with `unnest`.
+
+use std::sync::{Arc, LazyLock};
+
+use hookline_core::id::{DeliveryId, EndpointId};
+use hookline_core::time::Timestamp;
+
+use super::{
+    AttemptOutcome, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
+    lease_token, next_state,
+};
+use crate::StoreError;
+use crate::attempts::headers_json;
+use crate::endpoints::{READ_COLUMNS, endpoint_at};
+use crate::postgres::PostgresStore;
+use crate::sql::Columns;
+
+/// A claimed delivery with its event (`v`) and its endpoint (`e`), read by `claimed_row`.
+static CLAIMED_COLUMNS: LazyLock<String> =
+    LazyLock::new(|| format!("{}, {}", claimed_delivery_columns!(), *READ_COLUMNS));
+
+fn claimed_row(row: &dyn Columns) -> Result<ClaimedDelivery, StoreError> {
+    claimed_with(row, Arc::new(endpoint_at(row, CLAIMED_DELIVERY_WIDTH)?))
+}
+
+pub(crate) async fn claim_due(store: &PostgresStore, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let busy: Vec<&str> = claim.busy_endpoints.iter().map(EndpointId::as_str).collect();
+    // Which deliveries: see `CLAIM_EARLIEST` and `CLAIM_AROUND_BUSY`. Rows another claim holds are skipped.
+    let due = if busy.is_empty() { CLAIM_EARLIEST } else { CLAIM_AROUND_BUSY };
+    let claimed_columns = &*CLAIMED_COLUMNS;
+    let connection = store.pool.get().await?;
+    let rows = store
+        .session(&connection)
+        .pg_query(
+            &format!(
+                "WITH {due}, d AS (
+                        UPDATE deliveries SET next_attempt_at = $2, lease = $3, lease_node = $6
+                        FROM due WHERE deliveries.id = due.id
+                        RETURNING deliveries.*
+                     )
+                     SELECT {claimed_columns}
+                     FROM d JOIN events v ON v.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id"
+            ),
+            &[
+                &claim.now.unix_millis(),
+                &claim.lease_until.unix_millis(),
+                &lease_token(),
+                &i64::from(claim.limit),
+                &busy,
+                &store.node,
+                &i64::from(claim.per_endpoint),
+            ],
+        )
+        .await?;
+    rows.iter().map(|row| claimed_row(row)).collect()
+}
+
+pub(crate) async fn record_outcomes(
+    store: &PostgresStore,
+    outcomes: Arc<[AttemptOutcome]>,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let mut columns = OutcomeColumns::default();
+    for outcome in outcomes.iter() {
+        columns.push(outcome);
+    }
+    let connection = store.pool.get().await?;
+    let rows = store
+        .session(&connection)
+        .pg_query(
+            "WITH outcome AS (
+                    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                        $7::text[]) AS o(id, lease, status, attempts, next_attempt_at, last_status, last_error)
+                 ), moved AS (
+                    UPDATE deliveries d SET status = o.status, attempts = o.attempts,
+                        next_attempt_at = o.next_attempt_at, lease = NULL, last_status = o.last_status,
+                        last_error = o.last_error, updated_at = $8
+                    FROM outcome o WHERE d.id = o.id AND d.lease = o.lease
+                    RETURNING d.id
+                 )
+                 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, url, request_headers,
+                    response_status, response_headers, response_body, error_kind, error_detail,
+                    response_headers_omitted)
+                 SELECT a.* FROM unnest($1::text[], $4::int8[], $9::int8[], $10::int8[], $11::text[], $12::text[],
+                    $6::int8[], $13::text[], $14::text[], $15::text[], $7::text[], $16::int8[])
+                    AS a(delivery_id, number, started_at, duration_ms, url, request_headers, response_status,
+                        response_headers, response_body, error_kind, error_detail, response_headers_omitted)
+                 WHERE a.delivery_id IN (SELECT id FROM moved)
+                 ON CONFLICT (delivery_id, number) DO NOTHING
+                 RETURNING delivery_id",
+            &[
+                &columns.ids,
+                &columns.leases,
+                &columns.statuses,
+                &columns.numbers,
+                &columns.next_attempts,
+                &columns.response_statuses,
+                &columns.error_details,
+                &now.unix_millis(),
+                &columns.started,
+                &columns.durations,
+                &columns.urls,
+                &columns.request_headers,
+                &columns.response_headers,
+                &columns.response_bodies,
+                &columns.error_kinds,
+                &columns.response_headers_omitted,
+            ],
+        )
+        .await?;
+    Ok(rows.len())
+}
+
+pub(crate) async fn release(
+    store: &PostgresStore,
+    leases: Vec<(DeliveryId, i64)>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (ids, tokens): (Vec<&str>, Vec<i64>) = leases.iter().map(|(id, lease)| (id.as_str(), *lease)).unzip();
+    let connection = store.pool.get().await?;
+    store
+        .session(&connection)
+        .pg_execute(
+            "UPDATE deliveries d SET next_attempt_at = $3, lease = NULL
+                 FROM unnest($1::text[], $2::int8[]) AS released(id, lease)
+                 WHERE d.id = released.id AND d.lease = released.lease",
+            &[&ids, &tokens, &now.unix_millis()],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn next_due(
+    store: &PostgresStore,
+    busy_endpoints: Vec<EndpointId>,
+) -> Result<Option<Timestamp>, StoreError> {
+    let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
+    let connection = store.pool.get().await?;
+    // As on SQLite: with some endpoints busy, each other one is asked for its earliest through its own index.
+    let sql = if busy.is_empty() {
+        "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.status = 'pending' AND e.enabled AND cardinality($1::text[]) = 0
+             ORDER BY d.next_attempt_at LIMIT 1"
+    } else {
+        "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
+                         WHERE d.endpoint_id = e.id AND d.status = 'pending'))
+             FROM endpoints e WHERE e.enabled AND NOT (e.id = ANY($1))"
+    };
+    let row = store.session(&connection).pg_query_opt(sql, &[&busy]).await?;
+    Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
+}
+
+/// The deliveries a claim takes when no endpoint is busy: the earliest due (from a window of a few batches), at
+/// most `$7` of each endpoint. Parameters: `$1` now, `$4` the limit, `$5` busy endpoints (none here), `$7` the
+/// per-endpoint cap.
+const CLAIM_EARLIEST: &str = "candidate AS (
+        SELECT d.id, d.endpoint_id, d.next_attempt_at
+        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled AND cardinality($5::text[]) = 0
+        ORDER BY d.next_attempt_at LIMIT $4::int8 * 4
+        FOR UPDATE OF d SKIP LOCKED
+    ), due AS (
+        SELECT id FROM (
+            SELECT id, next_attempt_at,
+                row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+            FROM candidate
+        ) ranked
+        WHERE position <= $7::int8 ORDER BY next_attempt_at LIMIT $4::int8
+    )";
+
+/// The deliveries a claim takes while some endpoints (`$5`) are busy: walking the queue in due order would step
+/// over every due delivery of a busy endpoint, and a slow endpoint piles up many, so each other endpoint with
+/// work due is visited through its own index instead, the longest waiting first.
+const CLAIM_AROUND_BUSY: &str = "ready AS (
+        SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                      WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+        FROM endpoints e
+        WHERE e.enabled AND NOT (e.id = ANY($5))
+    ), due AS (
+        SELECT picked.id FROM ready CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM deliveries d
+            WHERE d.endpoint_id = ready.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+            ORDER BY d.next_attempt_at LIMIT $7::int8
+            FOR UPDATE SKIP LOCKED
+        ) picked
+        WHERE ready.due <= $1
+        ORDER BY picked.next_attempt_at LIMIT $4::int8
+    )";
+
+/// Attempt outcomes as one array per column, for a batch written with `unnest`.
+#[derive(Default)]
+struct OutcomeColumns {
+    ids: Vec<String>,
+    leases: Vec<i64>,
+    statuses: Vec<&'static str>,
+    numbers: Vec<i64>,
+    next_attempts: Vec<Option<i64>>,
+    response_statuses: Vec<Option<i64>>,
+    error_details: Vec<Option<String>>,
+    started: Vec<i64>,
+    durations: Vec<i64>,
+    urls: Vec<String>,
+    request_headers: Vec<String>,
+    response_headers: Vec<String>,
+    response_bodies: Vec<Option<String>>,
+    error_kinds: Vec<Option<&'static str>>,
+    response_headers_omitted: Vec<i64>,
+}
+
+impl OutcomeColumns {
+    fn push(&mut self, outcome: &AttemptOutcome) {
+        let (status, next_attempt) = next_state(&outcome.next);
+        let attempt = &outcome.attempt;
+        self.ids.push(outcome.delivery.to_string());
+        self.leases.push(outcome.lease);
+        self.statuses.push(status);
+        self.numbers.push(i64::from(attempt.number));
+        self.next_attempts.push(next_attempt);
+        self.response_statuses.push(attempt.response_status.map(i64::from));
+        self.error_details.push(attempt.error_detail.clone());
+        self.started.push(attempt.started.unix_millis());
+        self.durations.push(attempt.duration_ms.min(i64::MAX as u64) as i64);
+        self.urls.push(attempt.url.clone());
+        self.request_headers.push(headers_json(&attempt.request_headers));
+        self.response_headers.push(headers_json(&attempt.response_headers));
+        self.response_bodies.push(attempt.response_body.clone());
+        self.error_kinds.push(attempt.error.map(|error| error.as_str()));
+        self.response_headers_omitted.push(i64::from(attempt.response_headers_omitted));
+    }
+}

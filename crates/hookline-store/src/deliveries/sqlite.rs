@@ -1,0 +1,226 @@
+//! The dispatcher's queue on the embedded store: claims, outcomes and releases are writes on the one writer
+//! thread, so no two of them ever race; the next due time is a read.
+
+use std::sync::Arc;
+
+use hookline_core::id::{DeliveryId, EndpointId};
+use hookline_core::time::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
+use crate::StoreError;
+use crate::attempts::headers_json;
+use crate::sqlite::SqliteStore;
+use crate::sqlite::engine::Isolation;
+
+pub(crate) async fn claim_due(store: &SqliteStore, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let local = Arc::clone(&store.local);
+    store
+        .engine
+        .write(move |connection| {
+            let lease = lease_token();
+            let claimed = if claim.busy_endpoints.is_empty() {
+                claim_earliest(connection, &claim, lease)?
+            } else {
+                claim_around_busy(connection, &claim, lease)?
+            };
+            if claimed == 0 {
+                return Ok(Vec::new());
+            }
+            let mut statement = connection.prepare_cached(concat!(
+                "SELECT ",
+                claimed_delivery_columns!(),
+                ", d.endpoint_id FROM deliveries d JOIN events v ON v.id = d.event_id
+                     WHERE d.lease = ?1 AND d.next_attempt_at = ?2 AND d.status = 'pending'"
+            ))?;
+            let mut rows = statement.query(params![lease, claim.lease_until.unix_millis()])?;
+            let mut claimed = Vec::new();
+            while let Some(row) = rows.next()? {
+                let endpoint_id = row.get_ref(10)?;
+                let endpoint_id =
+                    endpoint_id.as_str().map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
+                let endpoint = local.endpoint(connection, endpoint_id)?;
+                claimed.push(claimed_with(row, endpoint)?);
+            }
+            Ok(claimed)
+        })
+        .await
+}
+
+pub(crate) async fn record_outcomes(
+    store: &SqliteStore,
+    outcomes: Arc<[AttemptOutcome]>,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let no_hook = |_: &mut Result<usize, StoreError>, _| {};
+    let now = now.unix_millis();
+    store.engine.write_as(Isolation::ChecksFirst, move |connection| record(connection, &outcomes, now), no_hook).await
+}
+
+pub(crate) async fn release(
+    store: &SqliteStore,
+    leases: Vec<(DeliveryId, i64)>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let now = now.unix_millis();
+    store
+        .engine
+        .write(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL WHERE id = ?1 AND lease = ?2",
+            )?;
+            for (id, lease) in &leases {
+                statement.execute(params![id.as_str(), lease, now])?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub(crate) async fn next_due(
+    store: &SqliteStore,
+    busy_endpoints: Vec<EndpointId>,
+) -> Result<Option<Timestamp>, StoreError> {
+    store
+        .engine
+        .read(move |connection| {
+            // Walking the due index would step over every due delivery of a busy endpoint (a slow one piles
+            // them up): with some busy, each other endpoint is asked for its earliest through its own index.
+            let sql = if busy_endpoints.is_empty() {
+                "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                     WHERE d.status = 'pending' AND e.enabled AND ?1 = '[]'
+                     ORDER BY d.next_attempt_at LIMIT 1"
+            } else {
+                concat!("SELECT MIN(due) FROM (", earliest_due_but_busy!(), ")")
+            };
+            let next: Option<Option<i64>> =
+                connection.prepare_cached(sql)?.query_row([json_ids(&busy_endpoints)], |row| row.get(0)).optional()?;
+            Ok(next.flatten().map(Timestamp::from_unix_millis))
+        })
+        .await
+}
+
+/// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
+/// holds. Its only checks are the leases, so it needs no savepoint of its own.
+fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Result<usize, StoreError> {
+    let mut recorded = 0;
+    for outcome in outcomes {
+        let (status, next_attempt) = next_state(&outcome.next);
+        let attempt = &outcome.attempt;
+        let updated = connection
+            .prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
+                    last_status = ?6, last_error = ?7, updated_at = ?8
+                 WHERE id = ?1 AND lease = ?2",
+            )?
+            .execute(params![
+                outcome.delivery.as_str(),
+                outcome.lease,
+                status,
+                attempt.number,
+                next_attempt,
+                attempt.response_status,
+                attempt.error_detail,
+                now,
+            ])?;
+        if updated == 0 {
+            continue;
+        }
+        connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
+                    request_headers, response_status, response_headers, response_body, error_kind, error_detail,
+                    response_headers_omitted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                outcome.delivery.as_str(),
+                attempt.number,
+                attempt.started.unix_millis(),
+                attempt.duration_ms as i64,
+                attempt.url,
+                headers_json(&attempt.request_headers),
+                attempt.response_status,
+                headers_json(&attempt.response_headers),
+                attempt.response_body,
+                attempt.error.map(|error| error.as_str()),
+                attempt.error_detail,
+                attempt.response_headers_omitted,
+            ])?;
+        recorded += 1;
+    }
+    Ok(recorded)
+}
+
+/// Leases the earliest due deliveries (from a window of a few batches), at most `per_endpoint` of each endpoint.
+fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?2, lease = ?3 WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, next_attempt_at,
+                        row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS position
+                    FROM (
+                        SELECT d.id, d.endpoint_id, d.next_attempt_at
+                        FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                        WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled
+                        ORDER BY d.next_attempt_at LIMIT ?4 * 4))
+                WHERE position <= ?5 ORDER BY next_attempt_at LIMIT ?4)",
+        )?
+        .execute(params![
+            claim.now.unix_millis(),
+            claim.lease_until.unix_millis(),
+            lease,
+            claim.limit,
+            claim.per_endpoint
+        ])?)
+}
+
+/// Leases due deliveries while some endpoints are busy (at their concurrency cap). Walking the queue in due
+/// order would step over every due delivery of a busy endpoint on each claim, and a slow endpoint piles up many:
+/// instead, each other endpoint with work due is visited through its own index, the longest waiting first.
+fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
+    let mut ready = connection.prepare_cached(concat!(
+        "SELECT id FROM (",
+        earliest_due_but_busy!(),
+        ") WHERE due <= ?2 ORDER BY due"
+    ))?;
+    let endpoints: Vec<String> = ready
+        .query_map(params![json_ids(&claim.busy_endpoints), claim.now.unix_millis()], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut take = connection.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?3, lease = ?4 WHERE id IN (
+            SELECT id FROM deliveries
+            WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+            ORDER BY next_attempt_at LIMIT ?5)",
+    )?;
+    let mut claimed = 0;
+    for endpoint in &endpoints {
+        let room = claim.limit.saturating_sub(claimed as u32).min(claim.per_endpoint);
+        if room == 0 {
+            break;
+        }
+        claimed +=
+            take.execute(params![endpoint, claim.now.unix_millis(), claim.lease_until.unix_millis(), lease, room])?;
+    }
+    Ok(claimed)
+}
+
+/// Each enabled endpoint but the busy ones (`?1`, a JSON array) with the earliest due time of its pending
+/// deliveries (`due`, NULL when none), found through the per-endpoint due index. A macro, so that the queries
+/// built on it are constants.
+macro_rules! earliest_due_but_busy {
+    () => {
+        "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+        FROM endpoints e WHERE e.enabled AND e.id NOT IN (SELECT value FROM json_each(?1))"
+    };
+}
+use earliest_due_but_busy;
+
+/// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
+fn json_ids(ids: &[EndpointId]) -> String {
+    // Ids are validated base32 after a prefix, so they need no escaping.
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    format!("[{}]", quoted.join(","))
+}

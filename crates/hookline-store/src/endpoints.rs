@@ -1,0 +1,382 @@
+//! Endpoints: where a tenant's webhooks go, which topics they carry, how they are signed and retried.
+//!
+//! An endpoint's columns are listed once, in `COLUMNS`: the statements that write and read endpoints are made
+//! from that list, `endpoint_values` binds it and `endpoint_at` reads it. Its topics are stored once, in
+//! `endpoint_topics` (in the order they were given), which publishes join to find their targets.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use hookline_core::Scheme;
+use hookline_core::body::Format;
+use hookline_core::id::{EndpointId, TenantId};
+use hookline_core::retry::RetrySchedule;
+use hookline_core::time::Timestamp;
+use hookline_core::topic::TopicName;
+use serde::Serialize;
+
+use crate::sql::{Columns, PageRequest, Sql, Value, millis, paginate, parse_field};
+use crate::tenants::tenant_exists;
+use crate::topics::check_subscribable;
+use crate::{Page, Store, StoreError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub tenant: TenantId,
+    pub url: String,
+    pub topics: Vec<TopicName>,
+    pub description: String,
+    pub enabled: bool,
+    #[serde(serialize_with = "serialize_display")]
+    pub format: Format,
+    #[serde(serialize_with = "serialize_schemes")]
+    pub signing: Vec<Scheme>,
+    #[serde(skip)]
+    pub secret: String,
+    /// The endpoint's own schedule, or `None` for the server's default.
+    #[serde(serialize_with = "serialize_schedule")]
+    pub retry_schedule: Option<RetrySchedule>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// A new endpoint, validated by the caller.
+#[derive(Clone, Debug)]
+pub struct NewEndpoint {
+    pub tenant: TenantId,
+    pub url: String,
+    pub topics: Vec<TopicName>,
+    pub description: String,
+    pub enabled: bool,
+    pub format: Format,
+    pub signing: Vec<Scheme>,
+    pub secret: String,
+    pub retry_schedule: Option<RetrySchedule>,
+}
+
+/// Changes to an endpoint; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub topics: Option<Vec<TopicName>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub format: Option<Format>,
+    pub signing: Option<Vec<Scheme>>,
+    pub secret: Option<String>,
+    pub retry_schedule: Option<Option<RetrySchedule>>,
+}
+
+impl Endpoint {
+    fn new(new: NewEndpoint, id: EndpointId, now: Timestamp) -> Endpoint {
+        let NewEndpoint { tenant, url, topics, description, enabled, format, signing, secret, retry_schedule } = new;
+        Endpoint {
+            id,
+            tenant,
+            url,
+            topics,
+            description,
+            enabled,
+            format,
+            signing,
+            secret,
+            retry_schedule,
+            created: now,
+            updated: now,
+        }
+    }
+
+    /// Applies the fields a patch sets and stamps the endpoint as updated at `now`.
+    fn apply(&mut self, patch: EndpointPatch, now: Timestamp) {
+        fn set<T>(field: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        let EndpointPatch { url, topics, description, enabled, format, signing, secret, retry_schedule } = patch;
+        set(&mut self.url, url);
+        set(&mut self.topics, topics);
+        set(&mut self.description, description);
+        set(&mut self.enabled, enabled);
+        set(&mut self.format, format);
+        set(&mut self.signing, signing);
+        set(&mut self.secret, secret);
+        set(&mut self.retry_schedule, retry_schedule);
+        self.updated = now;
+    }
+}
+
+/// The columns of `endpoints`, in the order `endpoint_values` binds them and `endpoint_at` reads them.
+const COLUMNS: [&str; 11] = [
+    "id",
+    "tenant_id",
+    "created_at",
+    "url",
+    "description",
+    "enabled",
+    "format",
+    "signing",
+    "secret",
+    "retry_schedule",
+    "updated_at",
+];
+/// The columns an update leaves as they are; they come first.
+const FIXED: usize = 3;
+
+/// An endpoint's values for `COLUMNS`.
+fn endpoint_values(endpoint: &Endpoint) -> [Box<dyn Value + Send>; COLUMNS.len()] {
+    [
+        Box::new(endpoint.id.to_string()),
+        Box::new(endpoint.tenant.to_string()),
+        Box::new(endpoint.created.unix_millis()),
+        Box::new(endpoint.url.clone()),
+        Box::new(endpoint.description.clone()),
+        Box::new(endpoint.enabled),
+        Box::new(endpoint.format.as_str()),
+        Box::new(join_schemes(&endpoint.signing)),
+        Box::new(endpoint.secret.clone()),
+        Box::new(endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays()))),
+        Box::new(endpoint.updated.unix_millis()),
+    ]
+}
+
+/// Reads an endpoint from `READ_COLUMNS`, starting at column `offset` of the row.
+pub(crate) fn endpoint_at(row: &dyn Columns, offset: usize) -> Result<Endpoint, StoreError> {
+    let column = |index: usize| offset + index;
+    Ok(Endpoint {
+        id: parse_field(&row.text(column(0))?)?,
+        tenant: parse_field(&row.text(column(1))?)?,
+        created: millis(row, column(2))?,
+        url: row.text(column(3))?,
+        description: row.text(column(4))?,
+        enabled: row.flag(column(5))?,
+        format: parse_field(&row.text(column(6))?)?,
+        signing: split_schemes(&row.text(column(7))?)?,
+        secret: row.text(column(8))?,
+        retry_schedule: row.optional_text(column(9))?.as_deref().map(split_schedule).transpose()?,
+        updated: millis(row, column(10))?,
+        topics: split_topics(&row.text(column(COLUMNS.len()))?)?,
+    })
+}
+
+pub(crate) fn endpoint_row(row: &dyn Columns) -> Result<Endpoint, StoreError> {
+    endpoint_at(row, 0)
+}
+
+/// What reads an endpoint from the table aliased `e`: its columns, then its topics in their order.
+pub(crate) static READ_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = COLUMNS.iter().map(|column| format!("e.{column}")).collect();
+    format!(
+        "{}, COALESCE((SELECT string_agg(t.topic, ',' ORDER BY t.position, t.topic) FROM endpoint_topics t
+            WHERE t.endpoint_id = e.id), '')",
+        columns.join(", ")
+    )
+});
+
+static SELECT: LazyLock<String> = LazyLock::new(|| format!("SELECT {} FROM endpoints e", *READ_COLUMNS));
+
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|index| format!("${index}")).collect();
+    format!("INSERT INTO endpoints ({}) VALUES ({})", COLUMNS.join(", "), placeholders.join(", "))
+});
+
+/// Sets every column but the fixed ones; the endpoint's id is the last parameter.
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let changed = &COLUMNS[FIXED..];
+    let assignments: Vec<String> =
+        changed.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
+    format!("UPDATE endpoints SET {} WHERE id = ${}", assignments.join(", "), changed.len() + 1)
+});
+
+fn split_topics(text: &str) -> Result<Vec<TopicName>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',').map(parse_field).collect()
+}
+
+pub(crate) fn join_schemes(schemes: &[Scheme]) -> String {
+    schemes.iter().map(|scheme| scheme.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn split_schemes(text: &str) -> Result<Vec<Scheme>, StoreError> {
+    text.split(',').map(parse_field).collect()
+}
+
+fn join_schedule(delays: &[Duration]) -> String {
+    delays.iter().map(|delay| delay.as_millis().to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// A stored schedule; one that is no longer valid is damaged data, not the default.
+fn split_schedule(text: &str) -> Result<RetrySchedule, StoreError> {
+    let delays = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(',').map(|millis| parse_field::<u64>(millis).map(Duration::from_millis)).collect::<Result<_, _>>()?
+    };
+    RetrySchedule::exact(delays)
+        .map_err(|error| StoreError::Corrupt { detail: format!("retry schedule {text:?}: {error}") })
+}
+
+/// The endpoint with this id, of any tenant: for the writer's own use inside a write.
+pub(crate) async fn endpoint_by_id(sql: &mut impl Sql, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    sql.first(&format!("{} WHERE e.id = $1", *SELECT), &[&id], endpoint_row).await
+}
+
+async fn load_endpoint(
+    sql: &mut impl Sql,
+    tenant: &TenantId,
+    id: &EndpointId,
+    lock: Lock,
+) -> Result<Option<Endpoint>, StoreError> {
+    // SQLite has one writer, so a write has the row to itself; PostgreSQL locks it for the transaction.
+    let lock = match (lock, sql.dialect()) {
+        (Lock::ForUpdate, crate::sql::Dialect::Postgres) => " FOR UPDATE OF e",
+        _ => "",
+    };
+    let statement = format!("{} WHERE e.id = $1 AND e.tenant_id = $2{lock}", *SELECT);
+    sql.first(&statement, &[&id.as_str(), &tenant.as_str()], endpoint_row).await
+}
+
+/// Whether a read of an endpoint holds it until the write ends, so that concurrent patches apply in turn.
+#[derive(Clone, Copy)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+async fn write_topics(sql: &mut impl Sql, endpoint: &EndpointId, topics: &[TopicName]) -> Result<(), StoreError> {
+    sql.execute("DELETE FROM endpoint_topics WHERE endpoint_id = $1", &[&endpoint.as_str()]).await?;
+    for (position, topic) in topics.iter().enumerate() {
+        let values: [&dyn Value; 3] = [&endpoint.as_str(), &topic.as_str(), &(position as i64)];
+        sql.execute(
+            "INSERT INTO endpoint_topics (endpoint_id, topic, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &values,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn as_values<const N: usize>(values: &[Box<dyn Value + Send>; N]) -> Vec<&dyn Value> {
+    values.iter().map(|value| value.as_ref() as &dyn Value).collect()
+}
+
+impl Store {
+    /// Creates an endpoint; `None` when the tenant does not exist.
+    pub async fn create_endpoint(&self, new: NewEndpoint) -> Result<Option<Endpoint>, StoreError> {
+        let now = self.clock.now();
+        let endpoint = Endpoint::new(new, EndpointId::generate_at(now), now);
+        writing!(self, |sql| {
+            if !tenant_exists(sql, &endpoint.tenant).await? {
+                return Ok(None);
+            }
+            check_subscribable(sql, &endpoint.topics, &[]).await?;
+            let values = endpoint_values(&endpoint);
+            sql.execute(&INSERT, &as_values(&values)).await?;
+            write_topics(sql, &endpoint.id, &endpoint.topics).await?;
+            Ok(Some(endpoint))
+        })
+    }
+
+    pub async fn list_endpoints(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Endpoint>, StoreError> {
+        reading!(self, |sql| {
+            let statement = format!("{} WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3", *SELECT);
+            let values: [&dyn Value; 3] =
+                [&tenant.as_str(), &page.cursor.as_deref().unwrap_or(""), &(i64::from(page.limit) + 1)];
+            let endpoints = sql.query(&statement, &values, endpoint_row).await?;
+            Ok(paginate(endpoints, page.limit, |endpoint| endpoint.id.to_string()))
+        })
+    }
+
+    pub async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        reading!(self, |sql| load_endpoint(sql, &tenant, &id, Lock::None).await)
+    }
+
+    /// Applies `patch`; `None` when the endpoint does not exist for that tenant.
+    pub async fn update_endpoint(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        patch: EndpointPatch,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let now = self.clock.now();
+        let endpoint = writing!(self, |sql| {
+            sql.endpoints_changed();
+            let Some(mut endpoint) = load_endpoint(sql, &tenant, &id, Lock::ForUpdate).await? else {
+                return Ok(None);
+            };
+            if let Some(topics) = &patch.topics {
+                check_subscribable(sql, topics, &endpoint.topics).await?;
+                write_topics(sql, &endpoint.id, topics).await?;
+            }
+            endpoint.apply(patch, now);
+            let values = endpoint_values(&endpoint);
+            let mut changed = as_values(&values).split_off(FIXED);
+            let id = endpoint.id.as_str();
+            changed.push(&id);
+            sql.execute(&UPDATE, &changed).await?;
+            if endpoint.enabled {
+                // Re-enabling an endpoint may make its held deliveries due.
+                sql.work_due().await?;
+            }
+            Ok(Some(endpoint))
+        })?;
+        Ok(endpoint)
+    }
+
+    /// Deletes an endpoint and cancels its pending deliveries (the delivery log stays); `false` when unknown.
+    pub async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        writing!(self, |sql| {
+            sql.endpoints_changed();
+            let deleted = sql
+                .execute("DELETE FROM endpoints WHERE id = $1 AND tenant_id = $2", &[&id.as_str(), &tenant.as_str()])
+                .await?;
+            if deleted > 0 {
+                crate::deliveries::cancel_for_endpoint(sql, &id, now).await?;
+            }
+            Ok(deleted > 0)
+        })
+    }
+}
+
+fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+fn serialize_schemes<S: serde::Serializer>(schemes: &[Scheme], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(schemes.iter().map(|scheme| scheme.as_str()))
+}
+
+fn serialize_schedule<S: serde::Serializer>(
+    schedule: &Option<RetrySchedule>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match schedule {
+        None => serializer.serialize_none(),
+        Some(schedule) => serializer
+            .collect_seq(schedule.delays().iter().map(|delay| hookline_core::duration::format_duration(*delay))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statements_are_made_from_the_one_column_list() {
+        assert_eq!(
+            *INSERT,
+            "INSERT INTO endpoints (id, tenant_id, created_at, url, description, enabled, format, signing, secret, \
+             retry_schedule, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        assert_eq!(
+            *UPDATE,
+            "UPDATE endpoints SET url = $1, description = $2, enabled = $3, format = $4, signing = $5, secret = $6, \
+             retry_schedule = $7, updated_at = $8 WHERE id = $9"
+        );
+        assert!(crate::sql::placeholders_in_order(&UPDATE));
+    }
+}

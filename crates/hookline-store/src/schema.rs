@@ -1,0 +1,248 @@
+//! The schema of both databases and its migrations, in one list applied in order at start-up. A migration is
+//! written once when both dialects read it alike, and once per dialect, side by side, where they differ. Integer
+//! columns are `BIGINT` on PostgreSQL (SQLite's `INTEGER` and `BIGINT` are the same), so both backends read rows
+//! with the same code.
+
+use crate::sql::Dialect;
+
+/// One step of the schema.
+pub(crate) enum Migration {
+    /// The same statements on both databases.
+    Both(&'static str),
+    /// Statements for each.
+    Each { sqlite: &'static str, postgres: &'static str },
+}
+
+impl Migration {
+    pub(crate) fn statements(&self, dialect: Dialect) -> &'static str {
+        match (self, dialect) {
+            (Migration::Both(statements), _) => statements,
+            (Migration::Each { sqlite, .. }, Dialect::Sqlite) => sqlite,
+            (Migration::Each { postgres, .. }, Dialect::Postgres) => postgres,
+        }
+    }
+}
+
+/// Entry `n` moves the schema from version `n` to `n + 1`. Append only; never edit a shipped one.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    // 1: the first release.
+    Migration::Each {
+        sqlite: r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE topics (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    deprecated INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX api_keys_by_tenant ON api_keys(tenant_id);
+CREATE TABLE endpoints (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    description TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    signing TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    retry_schedule TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX endpoints_by_tenant ON endpoints(tenant_id, id);
+CREATE TABLE endpoint_topics (
+    endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, topic)
+);
+CREATE INDEX endpoint_topics_by_topic ON endpoint_topics(topic);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    meta TEXT,
+    idempotency_key TEXT,
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX events_by_tenant ON events(tenant_id, id);
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    endpoint_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    format TEXT NOT NULL,
+    text_escape TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    lease INTEGER,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_tenant ON deliveries(tenant_id, id);
+CREATE INDEX deliveries_by_event ON deliveries(event_id);
+CREATE INDEX deliveries_by_endpoint ON deliveries(endpoint_id, id);
+CREATE TABLE attempts (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    response_status INTEGER,
+    response_headers TEXT NOT NULL,
+    response_body TEXT,
+    error_kind TEXT,
+    error_detail TEXT,
+    PRIMARY KEY (delivery_id, number)
+);
+"#,
+        postgres: r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE topics (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    deprecated BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX api_keys_by_tenant ON api_keys(tenant_id);
+CREATE TABLE endpoints (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    description TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    format TEXT NOT NULL,
+    signing TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    retry_schedule TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX endpoints_by_tenant ON endpoints(tenant_id, id);
+CREATE TABLE endpoint_topics (
+    endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, topic)
+);
+CREATE INDEX endpoint_topics_by_topic ON endpoint_topics(topic);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    topic TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    data TEXT NOT NULL,
+    meta TEXT,
+    idempotency_key TEXT,
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX events_by_tenant ON events(tenant_id, id);
+CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    endpoint_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    format TEXT NOT NULL,
+    text_escape TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT,
+    lease BIGINT,
+    lease_node TEXT,
+    last_status BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_tenant ON deliveries(tenant_id, id);
+CREATE INDEX deliveries_by_event ON deliveries(event_id);
+CREATE INDEX deliveries_by_endpoint ON deliveries(endpoint_id, id);
+CREATE TABLE attempts (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    number BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    url TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    response_status BIGINT,
+    response_headers TEXT NOT NULL,
+    response_body TEXT,
+    error_kind TEXT,
+    error_detail TEXT,
+    PRIMARY KEY (delivery_id, number)
+);
+"#,
+    },
+    // 2: the per-endpoint due index.
+    Migration::Both(
+        r#"
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
+"#,
+    ),
+    // 3: how many response headers an attempt left out.
+    Migration::Each {
+        sqlite: r#"
+ALTER TABLE attempts ADD COLUMN response_headers_omitted INTEGER NOT NULL DEFAULT 0;
+"#,
+        postgres: r#"
+ALTER TABLE attempts ADD COLUMN response_headers_omitted BIGINT NOT NULL DEFAULT 0;
+"#,
+    },
+    // 4: an endpoint's topics are stored once, in endpoint_topics, in the order they were given (the position
+    // of each in the comma list they replace).
+    Migration::Each {
+        sqlite: r#"
+ALTER TABLE endpoint_topics ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+UPDATE endpoint_topics SET position = (
+    SELECT instr(',' || e.topics || ',', ',' || endpoint_topics.topic || ',') FROM endpoints e
+    WHERE e.id = endpoint_topics.endpoint_id);
+ALTER TABLE endpoints DROP COLUMN topics;
+"#,
+        postgres: r#"
+ALTER TABLE endpoint_topics ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+UPDATE endpoint_topics t SET position = strpos(',' || e.topics || ',', ',' || t.topic || ',')
+    FROM endpoints e WHERE e.id = t.endpoint_id;
+ALTER TABLE endpoints DROP COLUMN topics;
+"#,
+    },
+];

@@ -1,0 +1,120 @@
+//! The topic catalogue: seeded with the Heron topics on first start, extended by operators; a deprecated topic
+//! keeps its subscribers and takes no new ones.
+
+use hookline_core::time::Timestamp;
+use hookline_core::topic::{SEED_TOPICS, TopicName};
+use serde::Serialize;
+
+use crate::sql::{Columns, Sql, Value, millis, parse_field};
+use crate::{Store, StoreError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Topic {
+    pub name: TopicName,
+    pub description: String,
+    pub deprecated: bool,
+    pub created: Timestamp,
+}
+
+const SELECT_TOPIC: &str = "SELECT name, description, deprecated, created_at FROM topics";
+
+fn topic_row(row: &dyn Columns) -> Result<Topic, StoreError> {
+    Ok(Topic {
+        name: parse_field(&row.text(0)?)?,
+        description: row.text(1)?,
+        deprecated: row.flag(2)?,
+        created: millis(row, 3)?,
+    })
+}
+
+fn name_and_deprecation(row: &dyn Columns) -> Result<(String, bool), StoreError> {
+    Ok((row.text(0)?, row.flag(1)?))
+}
+
+/// Every topic must exist; a topic not already subscribed (`current`) must not be deprecated.
+pub(crate) async fn check_subscribable(
+    sql: &mut impl Sql,
+    topics: &[TopicName],
+    current: &[TopicName],
+) -> Result<(), StoreError> {
+    for topic in topics {
+        let found = sql
+            .first("SELECT name, deprecated FROM topics WHERE name = $1", &[&topic.as_str()], name_and_deprecation)
+            .await?;
+        match found {
+            None => return Err(StoreError::UnknownTopic { name: topic.to_string() }),
+            Some((_, true)) if !current.contains(topic) => {
+                return Err(StoreError::DeprecatedTopic { name: topic.to_string() });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Seeds the catalogue once in the database's life (on PostgreSQL, once whichever node starts first).
+    pub(crate) async fn seed_topics(&self) -> Result<(), StoreError> {
+        let now = self.clock.now().unix_millis();
+        writing!(self, |sql| {
+            let first_start = sql
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ('topics_seeded', '1') ON CONFLICT (key) DO NOTHING",
+                    &[],
+                )
+                .await?
+                > 0;
+            if first_start {
+                for topic in SEED_TOPICS {
+                    let values: [&dyn Value; 4] = [&topic.name, &topic.description, &topic.deprecated, &now];
+                    sql.execute(
+                        "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (name) DO NOTHING",
+                        &values,
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn list_topics(&self) -> Result<Vec<Topic>, StoreError> {
+        reading!(self, |sql| sql.query(&format!("{SELECT_TOPIC} ORDER BY name"), &[], topic_row).await)
+    }
+
+    pub async fn create_topic(&self, name: TopicName, description: String) -> Result<Topic, StoreError> {
+        let topic = Topic { name, description, deprecated: false, created: self.clock.now() };
+        writing!(self, |sql| {
+            let inserted = sql
+                .execute(
+                    "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, FALSE, $3)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&topic.name.as_str(), &topic.description, &topic.created.unix_millis()],
+                )
+                .await?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict { what: "topic", id: topic.name.to_string() });
+            }
+            Ok(topic)
+        })
+    }
+
+    /// Changes a topic's description or deprecation; `None` when there is no such topic.
+    pub async fn update_topic(
+        &self,
+        name: TopicName,
+        description: Option<String>,
+        deprecated: Option<bool>,
+    ) -> Result<Option<Topic>, StoreError> {
+        writing!(self, |sql| {
+            sql.execute(
+                "UPDATE topics SET description = COALESCE($1, description), deprecated = COALESCE($2, deprecated)
+                 WHERE name = $3",
+                &[&description, &deprecated, &name.as_str()],
+            )
+            .await?;
+            sql.first(&format!("{SELECT_TOPIC} WHERE name = $1"), &[&name.as_str()], topic_row).await
+        })
+    }
+}
