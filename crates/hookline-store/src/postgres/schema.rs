@@ -28,3 +28,78 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
     }
     transaction.commit().await
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::NoTls;
+
+    use super::*;
+
+    /// A database of its own on the suite's PostgreSQL, dropped at the end; `None` when the suite has none.
+    async fn fresh_database(name: &str) -> Option<(Client, Client, String)> {
+        let admin_url = match std::env::var("HOOKLINE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("HOOKLINE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+                panic!("HOOKLINE_TEST_REQUIRE_POSTGRES=1 but HOOKLINE_TEST_POSTGRES_URL is not set")
+            }
+            _ => return None,
+        };
+        let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let database = format!("hookline_{name}_{:08x}", rand::random::<u32>());
+        admin.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
+        let mut config: tokio_postgres::Config = admin_url.parse().unwrap();
+        config.dbname(&database);
+        let (client, connection) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        Some((admin, client, database))
+    }
+
+    #[tokio::test]
+    async fn a_database_made_by_the_previous_release_migrates_and_keeps_its_rows() {
+        let Some((admin, mut client, database)) = fresh_database("migrate").await else { return };
+        // The previous release's schema (version 3), with an endpoint of three topics.
+        client.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL)").await.unwrap();
+        for migration in &MIGRATIONS[..3] {
+            client.batch_execute(migration.statements(Dialect::Postgres)).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "INSERT INTO schema_version VALUES (3);
+                 INSERT INTO tenants VALUES ('acme', 'Acme', 1);
+                 INSERT INTO endpoints (id, tenant_id, url, topics, description, enabled, format, signing, secret,
+                     created_at, updated_at)
+                     VALUES ('ep_1', 'acme', 'https://example.com/', 'pdf.processed,end_user.created,a.b', '', TRUE,
+                         'envelope', 'standard', 'whsec_x', 1, 1);
+                 INSERT INTO endpoint_topics VALUES ('ep_1', 'a.b'), ('ep_1', 'end_user.created'),
+                     ('ep_1', 'pdf.processed');",
+            )
+            .await
+            .unwrap();
+        migrate(&mut client).await.unwrap();
+        let version: i64 = client.query_one("SELECT version FROM schema_version", &[]).await.unwrap().get(0);
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let topics: String = client
+            .query_one(
+                "SELECT string_agg(topic, ',' ORDER BY position) FROM endpoint_topics WHERE endpoint_id = 'ep_1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(topics, "pdf.processed,end_user.created,a.b");
+        let columns: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'endpoints' AND column_name = 'topics'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(columns, 0, "the comma list is gone");
+        // Migrating again changes nothing.
+        migrate(&mut client).await.unwrap();
+        drop(client);
+        admin.batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)")).await.unwrap();
+    }
+}

@@ -136,6 +136,8 @@ pub(crate) struct Engine {
 fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(path, flags)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
+    // Room for every statement the aggregates prepare, so that none is parsed again on the writer's hot path.
+    connection.set_prepared_statement_cache_capacity(64);
     // Savepoint journals and sorts stay in memory: they never need to survive a crash.
     connection.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
     Ok(connection)
