@@ -8,6 +8,7 @@ mod api;
 pub mod config;
 mod connections;
 mod error;
+pub mod jobs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct Server {
     admin_key_hash: String,
     generated_admin_key: Option<String>,
     connection_limits: connections::ConnectionLimits,
+    jobs: Vec<Arc<dyn jobs::Job>>,
 }
 
 impl Server {
@@ -80,7 +82,13 @@ impl Server {
             idle_timeout: config.api_idle_timeout,
             request_timeout: config.api_request_timeout,
         };
-        Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits })
+        let jobs = Vec::new();
+        Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
+    }
+
+    /// Runs `job` in the background on this node while the server runs (see `jobs`).
+    pub fn add_job(&mut self, job: Arc<dyn jobs::Job>) {
+        self.jobs.push(job);
     }
 
     /// The address actually bound (useful with port 0).
@@ -137,16 +145,22 @@ impl Server {
             .role
             .delivers()
             .then(|| tokio::spawn(hookline_dispatch::run(self.store.clone(), dispatch, dispatcher_stop.clone())));
+        let jobs_stop = CancellationToken::new();
+        let jobs = tokio::spawn(jobs::run(self.store.clone(), self.jobs, jobs_stop.clone()));
         let app = if config.role.serves_api() { api::router(state) } else { api::health_router(state) }
             .layer(axum::middleware::from_fn(request_span));
         connections::serve(self.listener, app, self.connection_limits, shutdown).await;
         dispatcher_stop.cancel();
+        jobs_stop.cancel();
+        if let Err(error) = jobs.await {
+            tracing::error!(%error, "the background jobs task failed");
+        }
         if let Some(dispatcher) = dispatcher
             && let Err(error) = dispatcher.await
         {
             tracing::error!(%error, "the dispatcher task failed");
         }
-        // Every other handle went with the API and the dispatcher: the embedded store can now empty its WAL.
+        // Every other handle went with the API, the jobs and the dispatcher: the embedded store can now empty its WAL.
         self.store.close().await;
         Ok(())
     }

@@ -43,6 +43,7 @@ mod deliveries;
 mod endpoints;
 mod events;
 mod handoff;
+mod jobs;
 mod postgres;
 mod schema;
 mod sql;
@@ -246,6 +247,15 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(backend) => backend.location().display().to_string(),
             Backend::Postgres(backend) => backend.location().to_owned(),
+        }
+    }
+
+    /// This node's identity among those that share the database: on PostgreSQL the one kept in its directory,
+    /// which its leases carry; the embedded store has one node only.
+    pub fn node(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(_) => "embedded".to_owned(),
+            Backend::Postgres(backend) => backend.node.clone(),
         }
     }
 

@@ -245,4 +245,14 @@ UPDATE endpoint_topics t SET position = strpos(',' || e.topics || ',', ',' || t.
 ALTER TABLE endpoints DROP COLUMN topics;
 "#,
     },
+    // 5: which node runs each background job.
+    Migration::Both(
+        r#"
+CREATE TABLE job_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until_at BIGINT NOT NULL
+);
+"#,
+    ),
 ];

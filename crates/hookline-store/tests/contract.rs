@@ -761,3 +761,23 @@ async fn every_time_the_store_writes_comes_from_its_clock() {
         assert_eq!(patched.updated, at(180));
     }
 }
+
+contract! {
+    async fn a_job_lease_has_one_holder_until_it_runs_out_or_is_given_back(store) {
+        let start = Timestamp::from_unix_millis(1_900_000_000_000);
+        let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+        let lead = |holder: &str, now: Timestamp, until: Timestamp| store.lead_job("retention", holder.to_owned(), now, until);
+        assert!(lead("node_a", at(0), at(60)).await.unwrap(), "a free job is taken");
+        assert!(!lead("node_b", at(30), at(90)).await.unwrap(), "another node waits while the lease holds");
+        assert!(lead("node_a", at(30), at(90)).await.unwrap(), "the holder renews it");
+        assert!(!lead("node_b", at(89), at(150)).await.unwrap(), "the renewal counts");
+        assert!(lead("node_b", at(90), at(150)).await.unwrap(), "a lease that ran out is taken over");
+        assert!(!lead("node_a", at(100), at(160)).await.unwrap(), "and the old holder has lost it");
+        store.release_job("retention", "node_a".to_owned()).await.unwrap();
+        assert!(!lead("node_a", at(101), at(160)).await.unwrap(), "only the holder gives a lease back");
+        store.release_job("retention", "node_b".to_owned()).await.unwrap();
+        assert!(lead("node_a", at(101), at(160)).await.unwrap(), "a lease given back is free at once");
+        assert!(lead("node_b", at(101), at(160)).await.is_ok_and(|led| !led), "leases are per job…");
+        assert!(store.lead_job("health", "node_b".to_owned(), at(101), at(160)).await.unwrap(), "…not per node");
+    }
+}
