@@ -1,10 +1,10 @@
 //! Why a delivery attempt failed: the kinds the HTTP client finds and the store records, named here so that both
 //! see them without either defining the other's errors.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why an attempt failed without (or despite) a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptError {
     /// No complete response within the delivery timeout.
@@ -65,6 +65,7 @@ mod tests {
         for kind in AttemptError::ALL {
             assert_eq!(AttemptError::parse(kind.as_str()), Some(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(serde_json::from_value::<AttemptError>(kind.as_str().into()).unwrap(), kind);
         }
         assert_eq!(AttemptError::parse("dns error"), None);
     }

@@ -4,21 +4,14 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hookline_store::StoreError;
-use serde::Serialize;
+
+use crate::api::types::ProblemResponse;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
-}
-
-#[derive(Serialize)]
-struct Problem<'a> {
-    status: u16,
-    code: &'a str,
-    title: &'a str,
-    detail: &'a str,
 }
 
 impl ApiError {
@@ -75,11 +68,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = Problem {
+        let problem = ProblemResponse {
             status: self.status.as_u16(),
-            code: self.code,
-            title: self.status.canonical_reason().unwrap_or("Error"),
-            detail: &self.detail,
+            code: self.code.to_owned(),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            detail: self.detail,
         };
         // Serialising a struct of strings and a number cannot fail.
         let body = serde_json::to_vec(&problem).unwrap_or_default();

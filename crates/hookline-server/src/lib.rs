@@ -4,7 +4,7 @@
 //! Architecture invariant: no SQL here (that is the store's) and no outbound HTTP (that is the dispatcher's).
 //! Shutdown is passed in as a token, so two servers can run in one process.
 
-mod api;
+pub mod api;
 pub mod config;
 mod connections;
 mod error;

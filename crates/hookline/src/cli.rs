@@ -6,9 +6,21 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use hookline_core::Scheme;
+use hookline_core::body::Format;
+use hookline_core::duration::format_duration;
+use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
+use hookline_core::time::Timestamp;
+use hookline_core::topic::TopicName;
 use hookline_dispatch::{HttpClient, TargetPolicy};
+use hookline_server::api::types::{
+    ApiKeyWithSecret, CreateEndpointRequest, CreateKeyRequest, CreateTenantRequest, CreateTopicRequest,
+    DeliveryResponse, DeliveryStatus, EndpointResponse, EndpointWithSecret, PageResponse, ProblemResponse,
+    PublishRequest, PublishResponse, TenantResponse, TopicResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 #[derive(Args)]
 pub struct Connection {
@@ -140,6 +152,12 @@ struct Api {
     key: String,
 }
 
+/// What the server answered: its JSON as sent (what `--json` prints), and that JSON read into its type.
+struct Answer<T> {
+    text: String,
+    value: T,
+}
+
 impl Api {
     fn new(connection: &Connection) -> anyhow::Result<Api> {
         let Some(key) = connection.key.clone() else {
@@ -150,24 +168,28 @@ impl Api {
         Ok(Api { client, server: connection.server.trim_end_matches('/').to_owned(), key })
     }
 
-    async fn call(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Option<Value>,
-        extra: &[(&'static str, String)],
-    ) -> anyhow::Result<Value> {
-        self.send(method, path, body.map(|body| body.to_string()), extra).await
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Answer<T>> {
+        self.send(http::Method::GET, path, None, &[]).await
     }
 
-    /// Sends `body`, already JSON text, and returns the answer's JSON or the API's error as an error.
-    async fn send(
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        extra: &[(&'static str, String)],
+    ) -> anyhow::Result<Answer<T>> {
+        let body = serde_json::to_string(body).context("could not write the request body")?;
+        self.send(http::Method::POST, path, Some(body), extra).await
+    }
+
+    /// Sends `body`, already JSON text, and returns the answer read as `T`, or the API's error as an error.
+    async fn send<T: DeserializeOwned>(
         &self,
         method: http::Method,
         path: &str,
         body: Option<String>,
         extra: &[(&'static str, String)],
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<Answer<T>> {
         let url = format!("{}{path}", self.server);
         let mut headers = vec![("authorization", format!("Bearer {}", self.key))];
         headers.extend(extra.iter().cloned());
@@ -181,40 +203,52 @@ impl Api {
         let exchange = self.client.request(method, &url, &headers, payload).await;
         let response =
             exchange.result.map_err(|(kind, detail)| anyhow::anyhow!("could not reach {url} ({kind:?}): {detail}"))?;
-        let value: Value = if response.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&response.body)
-                .with_context(|| format!("the server answered {} with a body that is not JSON", response.status))?
-        };
         if !(200..300).contains(&response.status) {
-            let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
-            let detail = value.get("detail").and_then(Value::as_str).unwrap_or(&response.body);
-            bail!("{} {code}: {detail}", response.status);
+            match serde_json::from_str::<ProblemResponse>(&response.body) {
+                Ok(problem) => bail!("{} {}: {}", response.status, problem.code, problem.detail),
+                Err(_) => bail!("{} error: {}", response.status, response.body),
+            }
         }
-        Ok(value)
+        let value = serde_json::from_str(&response.body).with_context(|| {
+            format!(
+                "the server answered {} with a body that is not the JSON expected: {}",
+                response.status, response.body
+            )
+        })?;
+        Ok(Answer { text: response.body, value })
     }
 }
 
 pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
-    use http::Method;
     match command {
         ClientCommand::Tenant { command, connection } => {
             let api = Api::new(&connection)?;
+            let fields: &[Field<TenantResponse>] = &[
+                ("id", |tenant| tenant.id.cell()),
+                ("name", |tenant| tenant.name.cell()),
+                ("created", |tenant| tenant.created.cell()),
+            ];
             match command {
                 TenantCommand::Add { id, name } => {
-                    let tenant =
-                        api.call(Method::POST, "/v1/tenants", Some(json!({"id": id, "name": name})), &[]).await?;
-                    show(&connection, &tenant, &["id", "name", "created"]);
+                    let tenant = api.post("/v1/tenants", &CreateTenantRequest { id, name }, &[]).await?;
+                    show(&connection, &tenant, fields);
                 }
                 TenantCommand::List => {
-                    let page = api.call(Method::GET, "/v1/tenants?limit=1000", None, &[]).await?;
-                    table(&connection, &page, &["id", "name", "created"]);
+                    let page = api.get("/v1/tenants?limit=1000").await?;
+                    table(&connection, &page, fields);
                 }
                 TenantCommand::Key { tenant } => {
-                    let key =
-                        api.call(Method::POST, &format!("/v1/tenants/{tenant}/keys"), Some(json!({})), &[]).await?;
-                    show(&connection, &key, &["id", "tenant", "key"]);
+                    let path = format!("/v1/tenants/{tenant}/keys");
+                    let key: Answer<ApiKeyWithSecret> = api.post(&path, &CreateKeyRequest::default(), &[]).await?;
+                    show(
+                        &connection,
+                        &key,
+                        &[
+                            ("id", |key| key.api_key.id.cell()),
+                            ("tenant", |key| key.api_key.tenant.cell()),
+                            ("key", |key| key.key.cell()),
+                        ],
+                    );
                 }
             }
         }
@@ -222,48 +256,62 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
             let api = Api::new(&connection)?;
             match command {
                 EndpointCommand::Add { tenant, url, topics, description, format, signing, retry, secret } => {
-                    let mut body = json!({"url": url, "topics": topics});
-                    let fields = [
-                        ("description", description.map(Value::from)),
-                        ("format", format.map(Value::from)),
-                        ("secret", secret.map(Value::from)),
-                    ];
-                    for (name, value) in fields {
-                        if let Some(value) = value {
-                            body[name] = value;
-                        }
-                    }
-                    if !signing.is_empty() {
-                        body["signing"] = json!(signing);
-                    }
-                    if !retry.is_empty() {
-                        body["retry_schedule"] = json!(retry);
-                    }
-                    let endpoint =
-                        api.call(Method::POST, &format!("/v1/tenants/{tenant}/endpoints"), Some(body), &[]).await?;
-                    show(&connection, &endpoint, &["id", "url", "topics", "format", "signing", "secret"]);
+                    let body = CreateEndpointRequest {
+                        url,
+                        topics,
+                        description: description.unwrap_or_default(),
+                        enabled: None,
+                        format,
+                        signing: (!signing.is_empty()).then_some(signing),
+                        retry_schedule: (!retry.is_empty()).then_some(retry),
+                        secret,
+                    };
+                    let endpoint: Answer<EndpointWithSecret> =
+                        api.post(&format!("/v1/tenants/{tenant}/endpoints"), &body, &[]).await?;
+                    show(
+                        &connection,
+                        &endpoint,
+                        &[
+                            ("id", |shown| shown.endpoint.id.cell()),
+                            ("url", |shown| shown.endpoint.url.cell()),
+                            ("topics", |shown| shown.endpoint.topics.cell()),
+                            ("format", |shown| shown.endpoint.format.cell()),
+                            ("signing", |shown| shown.endpoint.signing.cell()),
+                            ("secret", |shown| shown.secret.cell()),
+                        ],
+                    );
                 }
                 EndpointCommand::List { tenant } => {
-                    let page =
-                        api.call(Method::GET, &format!("/v1/tenants/{tenant}/endpoints?limit=1000"), None, &[]).await?;
-                    table(&connection, &page, &["id", "url", "topics", "enabled", "signing"]);
+                    let page: Answer<PageResponse<EndpointResponse>> =
+                        api.get(&format!("/v1/tenants/{tenant}/endpoints?limit=1000")).await?;
+                    table(
+                        &connection,
+                        &page,
+                        &[
+                            ("id", |endpoint| endpoint.id.cell()),
+                            ("url", |endpoint| endpoint.url.cell()),
+                            ("topics", |endpoint| endpoint.topics.cell()),
+                            ("enabled", |endpoint| endpoint.enabled.cell()),
+                            ("signing", |endpoint| endpoint.signing.cell()),
+                        ],
+                    );
                 }
                 EndpointCommand::Show { tenant, endpoint } => {
-                    let found =
-                        api.call(Method::GET, &format!("/v1/tenants/{tenant}/endpoints/{endpoint}"), None, &[]).await?;
+                    let found: Answer<EndpointWithSecret> =
+                        api.get(&format!("/v1/tenants/{tenant}/endpoints/{endpoint}")).await?;
                     show(
                         &connection,
                         &found,
                         &[
-                            "id",
-                            "url",
-                            "topics",
-                            "description",
-                            "enabled",
-                            "format",
-                            "signing",
-                            "retry_schedule",
-                            "secret",
+                            ("id", |shown| shown.endpoint.id.cell()),
+                            ("url", |shown| shown.endpoint.url.cell()),
+                            ("topics", |shown| shown.endpoint.topics.cell()),
+                            ("description", |shown| shown.endpoint.description.cell()),
+                            ("enabled", |shown| shown.endpoint.enabled.cell()),
+                            ("format", |shown| shown.endpoint.format.cell()),
+                            ("signing", |shown| shown.endpoint.signing.cell()),
+                            ("retry_schedule", |shown| shown.endpoint.retry_schedule.cell()),
+                            ("secret", |shown| shown.secret.cell()),
                         ],
                     );
                 }
@@ -273,14 +321,25 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
             let api = Api::new(&connection)?;
             match command {
                 TopicCommand::List => {
-                    let page = api.call(Method::GET, "/v1/topics", None, &[]).await?;
-                    table(&connection, &page, &["name", "deprecated", "description"]);
+                    let page: Answer<PageResponse<TopicResponse>> = api.get("/v1/topics").await?;
+                    table(
+                        &connection,
+                        &page,
+                        &[
+                            ("name", |topic| topic.name.cell()),
+                            ("deprecated", |topic| topic.deprecated.cell()),
+                            ("description", |topic| topic.description.cell()),
+                        ],
+                    );
                 }
                 TopicCommand::Add { name, description } => {
-                    let topic = api
-                        .call(Method::POST, "/v1/topics", Some(json!({"name": name, "description": description})), &[])
-                        .await?;
-                    show(&connection, &topic, &["name", "description"]);
+                    let topic: Answer<TopicResponse> =
+                        api.post("/v1/topics", &CreateTopicRequest { name, description }, &[]).await?;
+                    show(
+                        &connection,
+                        &topic,
+                        &[("name", |topic| topic.name.cell()), ("description", |topic| topic.description.cell())],
+                    );
                 }
             }
         }
@@ -288,16 +347,24 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
             let api = Api::new(&connection)?;
             // The data goes to the server as written, so key order and number literals are kept exactly.
             let data: Box<RawValue> = serde_json::from_str(&data).context("DATA is not valid JSON")?;
-            let mut body = format!("{{\"topic\":{},\"data\":{}", json!(topic), data.get());
-            if let Some(meta) = meta {
-                let meta: Box<RawValue> = serde_json::from_str(&meta).context("--meta is not valid JSON")?;
-                body.push_str(&format!(",\"meta\":{}", meta.get()));
-            }
-            body.push('}');
+            let meta: Option<Box<RawValue>> =
+                meta.map(|meta| serde_json::from_str(&meta).context("--meta is not valid JSON")).transpose()?;
+            let body = PublishRequest { topic, data: Some(&data), meta: meta.as_deref() };
             let extra: Vec<(&'static str, String)> =
                 idempotency_key.into_iter().map(|key| ("idempotency-key", key)).collect();
-            let accepted = api.send(Method::POST, &format!("/v1/tenants/{tenant}/events"), Some(body), &extra).await?;
-            show(&connection, &accepted, &["id", "topic", "created", "endpoints"]);
+            let accepted: Answer<PublishResponse> =
+                api.post(&format!("/v1/tenants/{tenant}/events"), &body, &extra).await?;
+            show(
+                &connection,
+                &accepted,
+                &[
+                    ("id", |accepted| accepted.id.cell()),
+                    ("topic", |accepted| accepted.topic.cell()),
+                    // The publish answer gives its time in whole seconds.
+                    ("created", |accepted| accepted.created.to_rfc3339()),
+                    ("endpoints", |accepted| accepted.endpoints.cell()),
+                ],
+            );
         }
         ClientCommand::Deliveries { tenant, endpoint, event, status, limit, connection } => {
             let api = Api::new(&connection)?;
@@ -307,11 +374,20 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<ExitCode> {
                     path.push_str(&format!("&{name}={value}"));
                 }
             }
-            let page = api.call(Method::GET, &path, None, &[]).await?;
+            let page: Answer<PageResponse<DeliveryResponse>> = api.get(&path).await?;
             table(
                 &connection,
                 &page,
-                &["id", "event", "endpoint", "topic", "status", "attempts", "last_status", "updated"],
+                &[
+                    ("id", |delivery| delivery.id.cell()),
+                    ("event", |delivery| delivery.event.cell()),
+                    ("endpoint", |delivery| delivery.endpoint.cell()),
+                    ("topic", |delivery| delivery.topic.cell()),
+                    ("status", |delivery| delivery.status.cell()),
+                    ("attempts", |delivery| delivery.attempts.cell()),
+                    ("last_status", |delivery| delivery.last_status.cell()),
+                    ("updated", |delivery| delivery.updated.cell()),
+                ],
             );
         }
     }
@@ -326,48 +402,94 @@ fn say(line: &str) {
     }
 }
 
-fn cell(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(items)) => items.iter().map(|item| cell(Some(item))).collect::<Vec<_>>().join(","),
-        Some(other) => other.to_string(),
+/// A line of a record or a column of a table: its name, and its text from a field of the record.
+type Field<T> = (&'static str, fn(&T) -> String);
+
+/// A field's text in a record or a table, as the API writes the value: `-` for none, lists joined by commas.
+trait Cell {
+    fn cell(&self) -> String;
+}
+
+/// Values whose text is their `Display`.
+macro_rules! display_cell {
+    ($($type:ty),*) => {
+        $(impl Cell for $type {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        })*
+    };
+}
+
+display_cell!(String, bool, u16, u32, u64, TenantId, KeyId, EndpointId, EventId, DeliveryId, TopicName, Format, Scheme);
+
+impl Cell for Timestamp {
+    fn cell(&self) -> String {
+        self.to_rfc3339_millis()
     }
 }
 
-/// One record as `field: value` lines.
-fn show(connection: &Connection, value: &Value, fields: &[&str]) {
-    if connection.json {
-        say(&serde_json::to_string_pretty(value).unwrap_or_default());
-        return;
-    }
-    let width = fields.iter().map(|field| field.len()).max().unwrap_or(0);
-    for field in fields {
-        say(&format!("{field:<width$}  {}", cell(value.get(field))));
+impl Cell for Duration {
+    fn cell(&self) -> String {
+        format_duration(*self)
     }
 }
 
-/// A page's `data` as an aligned table.
-fn table(connection: &Connection, page: &Value, columns: &[&str]) {
+impl Cell for DeliveryStatus {
+    fn cell(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        self.as_ref().map_or_else(|| "-".to_owned(), Cell::cell)
+    }
+}
+
+impl<T: Cell> Cell for Vec<T> {
+    fn cell(&self) -> String {
+        self.iter().map(Cell::cell).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// The server's JSON, indented. It was read into its type already, so it is JSON; `Value` only re-indents it.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|value| serde_json::to_string_pretty(&value))
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// One record as `field: value` lines, or with `--json` the server's JSON.
+fn show<T>(connection: &Connection, answer: &Answer<T>, fields: &[Field<T>]) {
     if connection.json {
-        say(&serde_json::to_string_pretty(page).unwrap_or_default());
+        say(&pretty(&answer.text));
         return;
     }
-    let rows: Vec<Vec<String>> = page
-        .get("data")
-        .and_then(Value::as_array)
-        .map(|items| items.iter().map(|item| columns.iter().map(|column| cell(item.get(column))).collect()).collect())
-        .unwrap_or_default();
+    let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, cell) in fields {
+        say(&format!("{name:<width$}  {}", cell(&answer.value)));
+    }
+}
+
+/// A page's `data` as an aligned table, or with `--json` the server's JSON.
+fn table<T>(connection: &Connection, answer: &Answer<PageResponse<T>>, columns: &[Field<T>]) {
+    if connection.json {
+        say(&pretty(&answer.text));
+        return;
+    }
+    let rows: Vec<Vec<String>> =
+        answer.value.data.iter().map(|item| columns.iter().map(|(_, cell)| cell(item)).collect()).collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(index, column)| rows.iter().map(|row| row[index].chars().count()).max().unwrap_or(0).max(column.len()))
+        .map(|(index, (name, _))| rows.iter().map(|row| row[index].chars().count()).max().unwrap_or(0).max(name.len()))
         .collect();
     let line = |cells: Vec<String>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(text, width)| format!("{text:<width$}")).collect();
         say(padded.join("  ").trim_end());
     };
-    line(columns.iter().map(|column| column.to_uppercase()).collect());
+    line(columns.iter().map(|(name, _)| name.to_uppercase()).collect());
     if rows.is_empty() {
         say("(none)");
     }

@@ -1,5 +1,5 @@
-//! The API's resources through a real `hookline serve`: the topic catalogue and deprecation, endpoint changes, and
-//! cursor pagination.
+//! The API's resources through a real `hookline serve`: the topic catalogue and deprecation, endpoint changes,
+//! cursor pagination, and the exact JSON of every answer.
 
 mod support;
 
@@ -321,4 +321,181 @@ async fn deleting_a_tenant_removes_everything_it_owns() {
     // The other tenant is untouched.
     let globex = server.admin("GET", "/v1/tenants/globex/endpoints", None).await;
     assert_eq!(list_ids(&globex).len(), 1);
+}
+
+/// `text` with what differs from run to run written as a placeholder: `<time>` for a time with milliseconds,
+/// `<seconds>` for one in whole seconds, `<evt>`, `<ep>`, `<del>` and `<key>` for ids, `<secret>` for endpoint
+/// secrets and API keys. Everything else is kept byte for byte.
+fn placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let mut end = 0;
+        let bytes = after.as_bytes();
+        while bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let content = &after[..end];
+        out.push('"');
+        out.push_str(&placeholder(content).unwrap_or_else(|| content.to_owned()));
+        out.push('"');
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn placeholder(content: &str) -> Option<String> {
+    let shape: String = content.chars().map(|char| if char.is_ascii_digit() { '0' } else { char }).collect();
+    match shape.as_str() {
+        "0000-00-00T00:00:00.000+00:00" => return Some("<time>".to_owned()),
+        "0000-00-00T00:00:00+00:00" => return Some("<seconds>".to_owned()),
+        _ => {}
+    }
+    for prefix in ["evt", "ep", "del", "key"] {
+        if let Some(body) = content.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('_'))
+            && body.len() == 26
+            && body.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
+        {
+            return Some(format!("<{prefix}>"));
+        }
+    }
+    ["sec_", "whsec_", "hk_"].iter().any(|prefix| content.starts_with(prefix)).then(|| "<secret>".to_owned())
+}
+
+/// Checks that `answer` has `status` and a body that is `expected` once run-dependent values are placeholders.
+fn check(answer: &support::Answer, status: u16, expected: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    assert_eq!(placeholders(&answer.text), expected, "as sent: {}", answer.text);
+}
+
+/// The keys of a JSON object, in the order the server wrote them.
+fn keys(object: &Value) -> Vec<&str> {
+    object.as_object().unwrap_or_else(|| panic!("not an object: {object}")).keys().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn every_answer_keeps_its_exact_json() {
+    let dir = TempDir::new("wire-format");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+
+    let tenant = r#"{"id":"acme","name":"Acme","created":"<time>"}"#;
+    check(&server.admin("POST", "/v1/tenants", Some(json!({"id": "acme", "name": "Acme"}))).await, 201, tenant);
+    check(&server.admin("GET", "/v1/tenants/acme", None).await, 200, tenant);
+    check(
+        &server.admin("GET", "/v1/tenants", None).await,
+        200,
+        &format!(r#"{{"data":[{tenant}],"next_cursor":null}}"#),
+    );
+    let key = server.admin("POST", "/v1/tenants/acme/keys", Some(json!({"name": "ci"}))).await;
+    check(&key, 201, r#"{"id":"<key>","tenant":"acme","name":"ci","created":"<time>","key":"<secret>"}"#);
+
+    let topic =
+        server.admin("POST", "/v1/topics", Some(json!({"name": "quote.ready", "description": "A quote"}))).await;
+    check(&topic, 201, r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>"}"#);
+    let deprecated = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"deprecated": true}))).await;
+    check(&deprecated, 200, r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>"}"#);
+    let catalogue = placeholders(&server.admin("GET", "/v1/topics", None).await.text);
+    assert!(catalogue.starts_with(r#"{"data":[{"name":""#) && catalogue.ends_with(r#"}],"next_cursor":null}"#));
+    assert!(catalogue.contains(r#"{"name":"quote.ready","description":"A quote","deprecated":true,"#), "{catalogue}");
+
+    let url = &receiver.url;
+    let body = json!({"url": url, "topics": ["pdf.processed"], "description": "Ops", "format": "data",
+        "signing": ["heron", "standard"], "retry_schedule": ["3m", "1h30m"]});
+    let created = server.admin("POST", "/v1/tenants/acme/endpoints", Some(body)).await;
+    let endpoint = format!(
+        r#"{{"id":"<ep>","tenant":"acme","url":"{url}","topics":["pdf.processed"],"description":"Ops","enabled":true,"format":"data","signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"created":"<time>","updated":"<time>""#
+    );
+    check(&created, 201, &format!(r#"{endpoint},"secret":"<secret>"}}"#));
+    let endpoint_id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/tenants/acme/endpoints/{endpoint_id}");
+    check(&server.admin("GET", &path, None).await, 200, &format!(r#"{endpoint},"secret":"<secret>"}}"#));
+    let listed = server.admin("GET", "/v1/tenants/acme/endpoints", None).await;
+    check(&listed, 200, &format!(r#"{{"data":[{endpoint}}}],"next_cursor":null}}"#));
+    let patched = server.admin("PATCH", &path, Some(json!({"retry_schedule": null}))).await;
+    let reset = endpoint.replace(r#""retry_schedule":["3m","1h30m"]"#, r#""retry_schedule":null"#);
+    check(&patched, 200, &format!(r#"{reset},"secret":"<secret>"}}"#));
+
+    // Data and meta come back exactly as published: key order, number literals and non-ASCII text.
+    let events = "/v1/tenants/acme/events";
+    let published = r#"{"topic":"pdf.processed","data":{"b":1,"a":2.50,"s":"café"},"meta":{"m":1e2}}"#;
+    let idempotent = [("idempotency-key", "k1".to_owned())];
+    let accepted = server.call_with("POST", events, Some(support::ADMIN_KEY), Some(published), &idempotent).await;
+    check(&accepted, 202, r#"{"id":"<evt>","topic":"pdf.processed","created":"<seconds>","endpoints":1}"#);
+    let event = accepted.body["id"].as_str().unwrap().to_owned();
+    let shown = server.admin("GET", &format!("{events}/{event}"), None).await;
+    check(
+        &shown,
+        200,
+        r#"{"id":"<evt>","tenant":"acme","topic":"pdf.processed","created":"<time>","data":{"b":1,"a":2.50,"s":"café"},"meta":{"m":1e2},"idempotency_key":"k1"}"#,
+    );
+    let bare = server.publish("acme", "pdf.failed", "[1]").await;
+    let page = server.admin("GET", &format!("{events}?topic=pdf.failed"), None).await;
+    check(
+        &page,
+        200,
+        r#"{"data":[{"id":"<evt>","tenant":"acme","topic":"pdf.failed","created":"<time>","data":[1],"meta":null,"idempotency_key":null}],"next_cursor":null}"#,
+    );
+    assert_eq!(page.body["data"][0]["id"], bare);
+
+    let settled = server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    let delivery_id = settled["data"][0]["id"].as_str().unwrap().to_owned();
+    let delivery = r#"{"id":"<del>","tenant":"acme","event":"<evt>","endpoint":"<ep>","topic":"pdf.processed","format":"data","status":"succeeded","attempts":1,"next_attempt":null,"last_status":200,"last_error":null,"created":"<time>","updated":"<time>""#;
+    let listed = server.admin("GET", &format!("/v1/tenants/acme/deliveries?event={event}"), None).await;
+    check(&listed, 200, &format!(r#"{{"data":[{delivery}}}],"next_cursor":null}}"#));
+    let detail = server.admin("GET", &format!("/v1/tenants/acme/deliveries/{delivery_id}"), None).await;
+    let request_body = r#""request_body":"{\"b\":1,\"a\":2.50,\"s\":\"caf\\u00e9\"}""#;
+    let text = placeholders(&detail.text);
+    assert!(
+        text.starts_with(&format!(r#"{delivery},{request_body},"attempts":[{{"number":1,"started":"<time>","#)),
+        "{text}"
+    );
+    let attempt = &detail.body["attempts"][0];
+    assert_eq!(
+        keys(attempt),
+        [
+            "number",
+            "started",
+            "duration_ms",
+            "url",
+            "request_headers",
+            "response_status",
+            "response_headers",
+            "response_headers_omitted",
+            "response_body",
+            "error",
+            "error_detail"
+        ]
+    );
+    assert!(attempt["duration_ms"].is_u64() && attempt["url"] == url.as_str(), "{attempt}");
+    let pairs = |headers: &Value| headers.as_array().unwrap().iter().all(|pair| pair.as_array().unwrap().len() == 2);
+    assert!(pairs(&attempt["request_headers"]) && pairs(&attempt["response_headers"]), "{attempt}");
+    assert_eq!(
+        (
+            &attempt["response_status"],
+            &attempt["response_headers_omitted"],
+            &attempt["error"],
+            &attempt["error_detail"]
+        ),
+        (&json!(200), &json!(0), &Value::Null, &Value::Null)
+    );
+    assert!(text.ends_with(r#"}]}"#), "{text}");
+
+    let retried = server.admin("POST", &format!("/v1/tenants/acme/deliveries/{delivery_id}/retry"), None).await;
+    let pending = delivery
+        .replace(r#""status":"succeeded""#, r#""status":"pending""#)
+        .replace(r#""next_attempt":null"#, r#""next_attempt":"<time>""#);
+    check(&retried, 202, &format!("{pending}}}"));
+
+    check(&server.call("GET", "/healthz", None, None).await, 200, r#"{"status":"ok"}"#);
+    check(&server.call("GET", "/readyz", None, None).await, 200, r#"{"status":"ready"}"#);
+    let unknown = server.admin("GET", "/v1/tenants/acme/endpoints/ep_00000000000000000000000000", None).await;
+    check(
+        &unknown,
+        404,
+        r#"{"status":404,"code":"not_found","title":"Not Found","detail":"endpoint \"ep_00000000000000000000000000\" does not exist"}"#,
+    );
 }

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::body::{EventParts, build_body};
 use hookline_core::id::DeliveryId;
-use hookline_store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, Page};
-use serde::{Deserialize, Serialize};
+use hookline_store::{DeliveryFilter, DeliveryStatus};
+use serde::Deserialize;
 
+use super::types::{AttemptResponse, DeliveryDetailResponse, DeliveryResponse, PageResponse};
 use super::{AppState, Caller, PageQuery, Path, Query, parse_id};
 use crate::error::ApiError;
 
@@ -26,7 +27,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(query): Query<DeliveryQuery>,
-) -> Result<Json<Page<Delivery>>, ApiError> {
+) -> Result<Json<PageResponse<DeliveryResponse>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let invalid = |detail: String| ApiError::bad_request("invalid_query", detail);
     let filter = DeliveryFilter {
@@ -48,23 +49,14 @@ pub async fn list(
             .transpose()?,
     };
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(state.store.list_deliveries(tenant, filter, page).await?))
-}
-
-#[derive(Serialize)]
-pub struct DeliveryDetail {
-    #[serde(flatten)]
-    delivery: Delivery,
-    /// The exact body every attempt of this delivery sends.
-    request_body: Option<String>,
-    attempts: Vec<Attempt>,
+    Ok(Json(PageResponse::from(&state.store.list_deliveries(tenant, filter, page).await?)))
 }
 
 pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path((tenant, delivery)): Path<(String, String)>,
-) -> Result<Json<DeliveryDetail>, ApiError> {
+) -> Result<Json<DeliveryDetailResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
     let Some((found, attempts)) = state.store.get_delivery(tenant.clone(), id).await? else {
@@ -80,18 +72,22 @@ pub async fn show(
         };
         build_body(found.format, found.escape, parts)
     });
-    Ok(Json(DeliveryDetail { delivery: found, request_body, attempts }))
+    Ok(Json(DeliveryDetailResponse {
+        delivery: DeliveryResponse::from(&found),
+        request_body,
+        attempts: attempts.iter().map(AttemptResponse::from).collect(),
+    }))
 }
 
 pub async fn retry(
     caller: Caller,
     State(state): State<AppState>,
     Path((tenant, delivery)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Delivery>), ApiError> {
+) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
     match state.store.retry_delivery(tenant, id).await? {
-        Some(found) => Ok((StatusCode::ACCEPTED, Json(found))),
+        Some(found) => Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&found)))),
         None => Err(ApiError::not_found("delivery", &delivery)),
     }
 }

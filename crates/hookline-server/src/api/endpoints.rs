@@ -12,43 +12,14 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::secret::{generate_secret, validate_secret};
 use hookline_core::target::{EndpointUrl, Host};
 use hookline_core::topic::TopicName;
-use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page};
-use serde::{Deserialize, Deserializer, Serialize};
+use hookline_store::{EndpointPatch, NewEndpoint};
 
+use super::types::{CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, UpdateEndpointRequest};
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, parse_id};
 use crate::error::ApiError;
 
 /// The longest description an endpoint may have.
 const MAX_DESCRIPTION: usize = 1024;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewEndpointBody {
-    url: String,
-    topics: Vec<String>,
-    #[serde(default)]
-    description: String,
-    enabled: Option<bool>,
-    format: Option<String>,
-    signing: Option<Vec<String>>,
-    retry_schedule: Option<Vec<String>>,
-    secret: Option<String>,
-}
-
-/// An endpoint as shown to the tenant who owns it, with its signing secret.
-#[derive(Serialize)]
-pub struct EndpointWithSecret {
-    #[serde(flatten)]
-    endpoint: Endpoint,
-    secret: String,
-}
-
-impl From<Endpoint> for EndpointWithSecret {
-    fn from(endpoint: Endpoint) -> Self {
-        let secret = endpoint.secret.clone();
-        EndpointWithSecret { endpoint, secret }
-    }
-}
 
 fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     let parsed = EndpointUrl::parse(url).map_err(|error| ApiError::unprocessable("invalid_url", error.to_string()))?;
@@ -135,7 +106,7 @@ pub async fn create(
     caller: Caller,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    JsonBody(body): JsonBody<NewEndpointBody>,
+    JsonBody(body): JsonBody<CreateEndpointRequest>,
 ) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let url = check_url(&state, &body.url)?;
@@ -166,7 +137,7 @@ pub async fn create(
         retry_schedule,
     };
     match state.store.create_endpoint(new).await? {
-        Some(endpoint) => Ok((StatusCode::CREATED, Json(endpoint.into()))),
+        Some(endpoint) => Ok((StatusCode::CREATED, Json(EndpointWithSecret::from(&endpoint)))),
         None => Err(ApiError::tenant_not_found(tenant.as_str())),
     }
 }
@@ -176,10 +147,10 @@ pub async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<Endpoint>>, ApiError> {
+) -> Result<Json<PageResponse<EndpointResponse>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(state.store.list_endpoints(tenant, page).await?))
+    Ok(Json(PageResponse::from(&state.store.list_endpoints(tenant, page).await?)))
 }
 
 pub async fn show(
@@ -190,37 +161,16 @@ pub async fn show(
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
     match state.store.get_endpoint(tenant, id).await? {
-        Some(found) => Ok(Json(found.into())),
+        Some(found) => Ok(Json(EndpointWithSecret::from(&found))),
         None => Err(ApiError::not_found("endpoint", &endpoint)),
     }
-}
-
-/// Distinguishes a field set to `null` (`Some(None)`) from a field left out (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointPatchBody {
-    url: Option<String>,
-    topics: Option<Vec<String>>,
-    description: Option<String>,
-    enabled: Option<bool>,
-    format: Option<String>,
-    signing: Option<Vec<String>>,
-    /// `null` returns the endpoint to the server's default schedule.
-    #[serde(default, deserialize_with = "present")]
-    retry_schedule: Option<Option<Vec<String>>>,
-    /// A new secret, replacing the old one at once.
-    secret: Option<String>,
 }
 
 pub async fn update(
     caller: Caller,
     State(state): State<AppState>,
     Path((tenant, endpoint)): Path<(String, String)>,
-    JsonBody(body): JsonBody<EndpointPatchBody>,
+    JsonBody(body): JsonBody<UpdateEndpointRequest>,
 ) -> Result<Json<EndpointWithSecret>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
@@ -258,7 +208,7 @@ pub async fn update(
         },
     };
     match state.store.update_endpoint(tenant, id, patch).await? {
-        Some(updated) => Ok(Json(updated.into())),
+        Some(updated) => Ok(Json(EndpointWithSecret::from(&updated))),
         None => Err(ApiError::not_found("endpoint", &endpoint)),
     }
 }

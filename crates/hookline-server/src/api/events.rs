@@ -8,30 +8,12 @@ use hookline_core::id::EventId;
 use hookline_core::json::{Escape, canonicalize};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
-use hookline_store::{Event, EventFilter, NewEvent, Page};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use hookline_store::{EventFilter, NewEvent};
+use serde::Deserialize;
 
+use super::types::{EventResponse, PageResponse, PublishRequest, PublishResponse};
 use super::{AppState, Caller, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishBody<'a> {
-    topic: String,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    meta: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-struct Accepted<'a> {
-    id: &'a EventId,
-    topic: &'a TopicName,
-    created: String,
-    endpoints: u64,
-}
 
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -58,7 +40,7 @@ pub async fn publish(
     let tenant = caller.tenant_unchecked(&tenant)?;
     let idempotency_key = idempotency_key(request.headers())?;
     let bytes = body_bytes(request, &state).await?;
-    let body: PublishBody<'_> = parse_json(&bytes)?;
+    let body: PublishRequest<'_> = parse_json(&bytes)?;
     let topic: TopicName = body.topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
         ApiError::unprocessable("invalid_topic", error.to_string())
     })?;
@@ -79,13 +61,7 @@ pub async fn publish(
     let Some(published) = state.store.publish(new).await? else {
         return Err(ApiError::tenant_not_found(tenant.as_str()));
     };
-    let accepted = Accepted {
-        id: &published.event.id,
-        topic: &published.event.topic,
-        created: published.event.created.to_rfc3339(),
-        endpoints: published.deliveries,
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(PublishResponse::from(&published))).into_response();
     if published.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -106,7 +82,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(query): Query<EventQuery>,
-) -> Result<Json<Page<Event>>, ApiError> {
+) -> Result<Json<PageResponse<EventResponse>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let invalid = |detail: String| ApiError::bad_request("invalid_query", detail);
     let filter = EventFilter {
@@ -128,18 +104,18 @@ pub async fn list(
             .transpose()?,
     };
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(state.store.list_events(tenant, filter, page).await?))
+    Ok(Json(PageResponse::from(&state.store.list_events(tenant, filter, page).await?)))
 }
 
 pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path((tenant, event)): Path<(String, String)>,
-) -> Result<Json<Event>, ApiError> {
+) -> Result<Json<EventResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EventId = parse_id("event", &event)?;
     match state.store.get_event(tenant, id).await? {
-        Some(found) => Ok(Json(found)),
+        Some(found) => Ok(Json(EventResponse::from(&found))),
         None => Err(ApiError::not_found("event", &event)),
     }
 }

@@ -1,10 +1,12 @@
-//! The HTTP API: routing, authentication, request bodies and pagination shared by every resource.
+//! The HTTP API: routing, authentication, request bodies and pagination shared by every resource, and the wire
+//! types (`types`) its requests and responses are made of, which the CLI shares.
 
 mod deliveries;
 mod endpoints;
 mod events;
 mod tenants;
 mod topics;
+pub mod types;
 
 use std::sync::Arc;
 
@@ -22,11 +24,12 @@ use hookline_store::{PageRequest, Principal, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use self::types::HealthResponse;
 use crate::error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Store,
     pub admin_key_hash: Arc<str>,
     pub settings: Arc<ApiSettings>,
@@ -34,14 +37,14 @@ pub struct AppState {
 
 /// The parts of the configuration the API applies.
 #[derive(Debug)]
-pub struct ApiSettings {
+pub(crate) struct ApiSettings {
     pub max_payload_bytes: usize,
     pub default_signing: Vec<hookline_core::Scheme>,
     /// Where endpoints may point: an address written in a URL is checked when it is set.
     pub target_guard: hookline_dispatch::TargetGuard,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let tenant_routes = Router::new()
         .route("/keys", post(tenants::create_key))
         .route("/endpoints", post(endpoints::create).get(endpoints::list))
@@ -68,7 +71,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What a worker node (`--role worker`) serves: liveness and readiness only.
-pub fn health_router(state: AppState) -> Router {
+pub(crate) fn health_router(state: AppState) -> Router {
     health_routes()
         .fallback(|| async {
             ApiError::new(
@@ -82,18 +85,18 @@ pub fn health_router(state: AppState) -> Router {
 
 fn health_routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { axum::Json(HealthResponse { status: "ok".to_owned() }) }))
         .route("/readyz", get(readyz))
 }
 
 /// Ready when the store answers; a node whose database is unreachable says so with a 503.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.store.ping().await?;
-    Ok(axum::Json(serde_json::json!({"status": "ready"})))
+    Ok(axum::Json(HealthResponse { status: "ready".to_owned() }))
 }
 
 /// The caller, from `Authorization: Bearer <key>`.
-pub struct Caller(pub Principal);
+pub(crate) struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -123,7 +126,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
         match self.0 {
             Principal::Admin => Ok(()),
             Principal::Tenant(_) => Err(ApiError::forbidden("this needs the operator's admin key")),
@@ -133,7 +136,7 @@ impl Caller {
     /// The tenant a request names, when the caller may act for it, without checking that it exists: for writes
     /// whose store call reports an unknown tenant itself (a publish), which saves a read per request. A tenant
     /// key naming another tenant gets the same answer as an unknown tenant, so it learns nothing about the others.
-    pub fn tenant_unchecked(&self, tenant: &str) -> Result<TenantId, ApiError> {
+    pub(crate) fn tenant_unchecked(&self, tenant: &str) -> Result<TenantId, ApiError> {
         let id: TenantId = tenant.parse().map_err(|_| ApiError::tenant_not_found(tenant))?;
         match &self.0 {
             Principal::Tenant(own) if *own != id => Err(ApiError::tenant_not_found(tenant)),
@@ -142,7 +145,7 @@ impl Caller {
     }
 
     /// The tenant in the path, if this caller may act for it and it exists (a tenant key's own tenant does).
-    pub async fn tenant(&self, state: &AppState, tenant: &str) -> Result<TenantId, ApiError> {
+    pub(crate) async fn tenant(&self, state: &AppState, tenant: &str) -> Result<TenantId, ApiError> {
         let id = self.tenant_unchecked(tenant)?;
         if matches!(self.0, Principal::Admin) && state.store.get_tenant(id.clone()).await?.is_none() {
             return Err(ApiError::tenant_not_found(tenant));
@@ -152,7 +155,7 @@ impl Caller {
 }
 
 /// A JSON request body whose errors (malformed JSON, wrong types, unknown fields, too large) use the API's shape.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
@@ -163,7 +166,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(crate) async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state).await.map_err(|rejection: BytesRejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -177,7 +180,7 @@ pub async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<B
     })
 }
 
-pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("invalid_json", "the request body is empty; send a JSON object"));
     }
@@ -190,16 +193,16 @@ pub fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError
 /// `?cursor=&limit=` on every list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
 
-pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 1000;
+pub(crate) const DEFAULT_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE: u32 = 1000;
 
 impl PageQuery {
-    pub fn page(cursor: Option<String>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
+    pub(crate) fn page(cursor: Option<String>, limit: Option<u32>) -> Result<PageRequest, ApiError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ApiError::bad_request(
@@ -212,7 +215,7 @@ impl PageQuery {
 }
 
 /// Query strings with the API's error shape.
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -225,7 +228,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 }
 
 /// Path parameters with the API's error shape (a segment that is not valid UTF-8 once percent-decoded).
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
@@ -246,6 +249,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 }
 
 /// Path segments that must parse as a typed id; a malformed one is simply not found.
-pub fn parse_id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::not_found(what, text))
 }

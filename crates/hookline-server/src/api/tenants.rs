@@ -5,24 +5,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::id::TenantId;
 use hookline_core::secret::{generate_api_key, hash_api_key};
-use hookline_store::{Page, Tenant};
-use serde::{Deserialize, Serialize};
 
+use super::types::{
+    ApiKeyResponse, ApiKeyWithSecret, CreateKeyRequest, CreateTenantRequest, PageResponse, TenantResponse,
+};
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query};
 use crate::error::ApiError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTenant {
-    id: String,
-    name: Option<String>,
-}
 
 pub async fn create(
     caller: Caller,
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<NewTenant>,
-) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+    JsonBody(body): JsonBody<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<TenantResponse>), ApiError> {
     caller.require_admin()?;
     let id: TenantId = body
         .id
@@ -30,27 +24,27 @@ pub async fn create(
         .map_err(|error: hookline_core::id::IdError| ApiError::unprocessable("invalid_tenant_id", error.to_string()))?;
     let name = body.name.unwrap_or_else(|| id.to_string());
     let tenant = state.store.create_tenant(id, name).await?;
-    Ok((StatusCode::CREATED, Json(tenant)))
+    Ok((StatusCode::CREATED, Json(TenantResponse::from(&tenant))))
 }
 
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<Tenant>>, ApiError> {
+) -> Result<Json<PageResponse<TenantResponse>>, ApiError> {
     caller.require_admin()?;
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(state.store.list_tenants(page).await?))
+    Ok(Json(PageResponse::from(&state.store.list_tenants(page).await?)))
 }
 
 pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-) -> Result<Json<Tenant>, ApiError> {
+) -> Result<Json<TenantResponse>, ApiError> {
     let id = caller.tenant(&state, &tenant).await?;
     match state.store.get_tenant(id).await? {
-        Some(tenant) => Ok(Json(tenant)),
+        Some(found) => Ok(Json(TenantResponse::from(&found))),
         None => Err(ApiError::tenant_not_found(&tenant)),
     }
 }
@@ -69,34 +63,21 @@ pub async fn delete(
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    name: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct CreatedKey {
-    #[serde(flatten)]
-    key: hookline_store::ApiKey,
-    /// The key itself, shown only in this response.
-    #[serde(rename = "key")]
-    secret: String,
-}
-
 pub async fn create_key(
     caller: Caller,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, Json<ApiKeyWithSecret>), ApiError> {
     caller.require_admin()?;
-    let body: NewKey = if body.is_empty() { NewKey::default() } else { super::parse_json(&body)? };
+    let body: CreateKeyRequest = if body.is_empty() { CreateKeyRequest::default() } else { super::parse_json(&body)? };
     let id: TenantId = tenant.parse().map_err(|_| ApiError::tenant_not_found(&tenant))?;
     let secret = generate_api_key("hk_");
     let name = body.name.unwrap_or_else(|| "default".to_owned());
     match state.store.insert_api_key(id, hash_api_key(&secret), name).await? {
-        Some(key) => Ok((StatusCode::CREATED, Json(CreatedKey { key, secret }))),
+        Some(key) => {
+            Ok((StatusCode::CREATED, Json(ApiKeyWithSecret { api_key: ApiKeyResponse::from(&key), key: secret })))
+        }
         None => Err(ApiError::tenant_not_found(&tenant)),
     }
 }

@@ -163,6 +163,8 @@ pub struct Hookline {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+    /// The body as the server sent it, byte for byte.
+    pub text: String,
     pub headers: Vec<(String, String)>,
 }
 
@@ -312,7 +314,7 @@ impl Hookline {
         } else {
             serde_json::from_str(&response.body).unwrap_or(Value::Null)
         };
-        Answer { status: response.status, body, headers: response.headers }
+        Answer { status: response.status, body, text: response.body, headers: response.headers }
     }
 
     /// Calls the API with the admin key and a JSON body.
