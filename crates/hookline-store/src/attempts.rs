@@ -4,13 +4,12 @@
 use hookline_core::attempt::AttemptError;
 use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
-use serde::Serialize;
 
 use crate::StoreError;
 use crate::sql::{Columns, Sql, millis, narrow};
 
 /// One attempt as recorded in the delivery log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Attempt {
     pub number: u32,
     pub started: Timestamp,

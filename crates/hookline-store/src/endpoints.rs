@@ -13,14 +13,13 @@ use hookline_core::id::{EndpointId, TenantId};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
-use serde::Serialize;
 
 use crate::sql::{Columns, PageRequest, Sql, Value, millis, paginate, parse_field};
 use crate::tenants::tenant_exists;
 use crate::topics::check_subscribable;
 use crate::{Page, Store, StoreError};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     pub id: EndpointId,
     pub tenant: TenantId,
@@ -28,14 +27,10 @@ pub struct Endpoint {
     pub topics: Vec<TopicName>,
     pub description: String,
     pub enabled: bool,
-    #[serde(serialize_with = "serialize_display")]
     pub format: Format,
-    #[serde(serialize_with = "serialize_schemes")]
     pub signing: Vec<Scheme>,
-    #[serde(skip)]
     pub secret: String,
     /// The endpoint's own schedule, or `None` for the server's default.
-    #[serde(serialize_with = "serialize_schedule")]
     pub retry_schedule: Option<RetrySchedule>,
     pub created: Timestamp,
     pub updated: Timestamp,
@@ -339,25 +334,6 @@ impl Store {
             }
             Ok(deleted > 0)
         })
-    }
-}
-
-fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-fn serialize_schemes<S: serde::Serializer>(schemes: &[Scheme], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(schemes.iter().map(|scheme| scheme.as_str()))
-}
-
-fn serialize_schedule<S: serde::Serializer>(
-    schedule: &Option<RetrySchedule>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match schedule {
-        None => serializer.serialize_none(),
-        Some(schedule) => serializer
-            .collect_seq(schedule.delays().iter().map(|delay| hookline_core::duration::format_duration(*delay))),
     }
 }
 

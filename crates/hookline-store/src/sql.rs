@@ -152,7 +152,7 @@ pub(crate) fn read_text(row: &dyn Columns) -> Result<String, StoreError> {
 // ----- lists -----
 
 /// A page of a list, with the cursor that continues it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,

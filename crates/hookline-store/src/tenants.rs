@@ -2,12 +2,11 @@
 
 use hookline_core::id::{KeyId, TenantId};
 use hookline_core::time::Timestamp;
-use serde::Serialize;
 
 use crate::sql::{Columns, PageRequest, Sql, Value, millis, one, paginate, parse_field, read_flag, read_text};
 use crate::{Page, Store, StoreError};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
@@ -15,7 +14,7 @@ pub struct Tenant {
 }
 
 /// A tenant key's public part; the key itself is shown once, at creation, and stored only as a hash.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ApiKey {
     pub id: KeyId,
     pub tenant: TenantId,

@@ -3,12 +3,11 @@
 
 use hookline_core::time::Timestamp;
 use hookline_core::topic::{SEED_TOPICS, TopicName};
-use serde::Serialize;
 
 use crate::sql::{Columns, Sql, Value, millis, parse_field};
 use crate::{Store, StoreError};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Topic {
     pub name: TopicName,
     pub description: String,

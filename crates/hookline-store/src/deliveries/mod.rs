@@ -16,15 +16,13 @@ use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::json::Escape;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
-use serde::Serialize;
 
 use crate::attempts::{Attempt, attempts_of};
 use crate::endpoints::Endpoint;
 use crate::sql::{Columns, ListQuery, PageRequest, Sql, millis, narrow, parse_field};
 use crate::{Backend, Page, Store, StoreError};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryStatus {
     Pending,
     Succeeded,
@@ -53,16 +51,14 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Delivery {
     pub id: DeliveryId,
     pub tenant: TenantId,
     pub event: EventId,
     pub endpoint: EndpointId,
     pub topic: TopicName,
-    #[serde(serialize_with = "serialize_display")]
     pub format: Format,
-    #[serde(skip)]
     pub escape: Escape,
     pub status: DeliveryStatus,
     pub attempts: u32,
@@ -327,8 +323,4 @@ impl Store {
             Backend::Postgres(backend) => postgres::next_due(backend, busy_endpoints).await,
         }
     }
-}
-
-fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
 }

@@ -11,21 +11,18 @@ pub(crate) mod sqlite;
 use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
-use serde::Serialize;
 
 use crate::sql::{Columns, ListQuery, PageRequest, Sql, millis, one, parse_field, read_integer};
 use crate::{Backend, Page, Store, StoreError};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Event {
     pub id: EventId,
     pub tenant: TenantId,
     pub topic: TopicName,
     pub created: Timestamp,
     /// Canonical compact JSON, as published.
-    #[serde(serialize_with = "serialize_raw_json")]
     pub data: String,
-    #[serde(serialize_with = "serialize_optional_raw_json")]
     pub meta: Option<String>,
     pub idempotency_key: Option<String>,
 }
@@ -125,20 +122,5 @@ impl Store {
             let statement = concat!("SELECT ", event_columns!(), " FROM events WHERE id = $1 AND tenant_id = $2");
             sql.first(statement, &[&id.as_str(), &tenant.as_str()], event_row).await
         })
-    }
-}
-
-fn serialize_raw_json<S: serde::Serializer>(json: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    // Stored JSON was canonicalised at publish, so it is valid; the fallback only guards against a damaged file.
-    match serde_json::value::RawValue::from_string(json.to_owned()) {
-        Ok(raw) => raw.serialize(serializer),
-        Err(_) => serializer.serialize_str(json),
-    }
-}
-
-fn serialize_optional_raw_json<S: serde::Serializer>(json: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
-    match json {
-        Some(json) => serialize_raw_json(json, serializer),
-        None => serializer.serialize_none(),
     }
 }
