@@ -180,7 +180,7 @@ fn parse_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
 fn parse_database(key: &str, value: &str) -> Result<Database, ConfigError> {
     // The url may hold a password: the message names the problem, not the value.
     Database::parse(value).map_err(|error| match error {
-        hookline_store::StoreError::InvalidUrl { hint, .. } => invalid(key, "(hidden)", hint),
+        hookline_store::OpenError::InvalidUrl { hint, .. } => invalid(key, "(hidden)", hint),
         other => invalid(key, "(hidden)", &other.to_string()),
     })
 }

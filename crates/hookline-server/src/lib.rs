@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hookline_core::secret::{generate_api_key, hash_api_key};
 use hookline_dispatch::{DispatchConfig, HeadersLimit, TargetGuard, TargetPolicy};
-use hookline_store::{Store, StoreError};
+use hookline_store::{OpenError, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,8 @@ pub use hookline_store::Database;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("could not open the store")]
+    Open(#[from] OpenError),
+    #[error("the store failed")]
     Store(#[from] StoreError),
     #[error("could not listen on {address}")]
     Bind {

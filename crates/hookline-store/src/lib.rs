@@ -91,25 +91,8 @@ pub enum StoreError {
         #[source]
         source: Arc<rusqlite::Error>,
     },
-    #[error("the database file is in journal mode {mode:?} and could not be put in WAL mode")]
-    NotWal { mode: String },
     #[error("the store is shut down")]
     Closed,
-    #[error("could not start the database writer thread")]
-    Thread {
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("could not use the data directory {path:?}")]
-    DataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the data directory {path:?} is in use by another hookline process; stop it or choose another --data-dir")]
-    Locked { path: PathBuf },
-    #[error("invalid database url {url:?}; {hint}")]
-    InvalidUrl { url: String, hint: &'static str },
     #[error("{what} {id:?} already exists")]
     Conflict { what: &'static str, id: String },
     #[error("unknown topic {name:?}; create it first or pick one from GET /v1/topics")]
@@ -127,6 +110,37 @@ impl StoreError {
     }
 }
 
+/// Why the store could not be opened. Once open, its operations fail with `StoreError`.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the database file is in journal mode {mode:?} and could not be put in WAL mode")]
+    NotWal { mode: String },
+    #[error("could not start the database writer thread")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not use the data directory {path:?}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the data directory {path:?} is in use by another hookline process; stop it or choose another --data-dir")]
+    Locked { path: PathBuf },
+    #[error("invalid database url {url:?}; {hint}")]
+    InvalidUrl { url: String, hint: &'static str },
+    /// Migrating the schema, seeding the catalogue or releasing a previous run's leases failed.
+    #[error("could not prepare the database")]
+    Prepare(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(error: rusqlite::Error) -> Self {
+        OpenError::Prepare(StoreError::Sqlite(error))
+    }
+}
+
 /// Which database holds the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -138,17 +152,17 @@ pub enum Database {
 
 impl Database {
     /// Reads a database url: `postgres://…` / `postgresql://…`, or `sqlite://DIR` for the embedded store in DIR.
-    pub fn parse(url: &str) -> Result<Database, StoreError> {
+    pub fn parse(url: &str) -> Result<Database, OpenError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             postgres::parse_url(url)?;
             Ok(Database::Postgres { url: url.to_owned() })
         } else if let Some(dir) = url.strip_prefix("sqlite://") {
             if dir.is_empty() {
-                return Err(StoreError::InvalidUrl { url: url.to_owned(), hint: "name a directory: sqlite://DIR" });
+                return Err(OpenError::InvalidUrl { url: url.to_owned(), hint: "name a directory: sqlite://DIR" });
             }
             Ok(Database::Sqlite { data_dir: PathBuf::from(dir) })
         } else {
-            Err(StoreError::InvalidUrl { url: url.to_owned(), hint: "expected postgres://… or sqlite://DIR" })
+            Err(OpenError::InvalidUrl { url: url.to_owned(), hint: "expected postgres://… or sqlite://DIR" })
         }
     }
 }
@@ -210,7 +224,7 @@ impl Store {
         database: &Database,
         node_dir: &std::path::Path,
         options: &StoreOptions,
-    ) -> Result<Store, StoreError> {
+    ) -> Result<Store, OpenError> {
         let work = Arc::new(Notify::new());
         let backend = match database {
             Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(
@@ -282,12 +296,12 @@ impl Store {
 }
 
 /// Creates and locks a node's data directory: only one process may use it at a time.
-fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, StoreError> {
-    let dir_error = |source| StoreError::DataDir { path: data_dir.to_owned(), source };
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, OpenError> {
+    let dir_error = |source| OpenError::DataDir { path: data_dir.to_owned(), source };
     std::fs::create_dir_all(data_dir).map_err(dir_error)?;
     let lock = std::fs::File::create(data_dir.join("hookline.lock")).map_err(dir_error)?;
     if lock.try_lock().is_err() {
-        return Err(StoreError::Locked { path: data_dir.to_owned() });
+        return Err(OpenError::Locked { path: data_dir.to_owned() });
     }
     Ok(lock)
 }

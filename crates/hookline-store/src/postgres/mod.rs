@@ -17,7 +17,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use self::pool::{Pool, Pooled, Session};
-use crate::StoreError;
+use crate::{OpenError, StoreError};
 use crate::events::postgres::Publisher;
 use crate::sql::{Columns, Dialect, Read, Sql, Value};
 
@@ -125,17 +125,17 @@ macro_rules! in_session {
 pub(crate) use in_session;
 
 /// Reads a `postgres://` url into a connection configuration.
-pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse().map_err(|_| StoreError::InvalidUrl {
+pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
+    url.parse().map_err(|_| OpenError::InvalidUrl {
         url: url.to_owned(),
         hint: "expected postgres://user@host:port/database",
     })
 }
 
 /// Reads the node's identity from its directory, making one on first start.
-fn node_identity(node_dir: &std::path::Path) -> Result<String, StoreError> {
+fn node_identity(node_dir: &std::path::Path) -> Result<String, OpenError> {
     let path = node_dir.join("node-id");
-    let dir_error = |source| StoreError::DataDir { path: node_dir.to_owned(), source };
+    let dir_error = |source| OpenError::DataDir { path: node_dir.to_owned(), source };
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
         Ok(_) => write_identity(&path).map_err(dir_error),
@@ -157,7 +157,7 @@ impl PostgresStore {
         node_dir: &std::path::Path,
         work: Arc<Notify>,
         clock: Arc<dyn Clock>,
-    ) -> Result<PostgresStore, StoreError> {
+    ) -> Result<PostgresStore, OpenError> {
         let config = parse_url(url)?;
         let lock = crate::lock_data_dir(node_dir)?;
         let node = node_identity(node_dir)?;

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::schema;
-use crate::StoreError;
+use crate::{OpenError, StoreError};
 
 /// How many writes one commit may carry.
 const MAX_GROUP: usize = 512;
@@ -145,11 +145,11 @@ fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
 
 impl Engine {
     /// Opens the database at `path`, keeping its WAL file under about `max_wal_bytes` (see `WalUpkeep`).
-    pub(crate) fn open(path: &Path, max_wal_bytes: u64) -> Result<Arc<Engine>, StoreError> {
+    pub(crate) fn open(path: &Path, max_wal_bytes: u64) -> Result<Arc<Engine>, OpenError> {
         let mut connection = open(path, OpenFlags::default())?;
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::NotWal { mode });
+            return Err(OpenError::NotWal { mode });
         }
         schema::migrate(&mut connection)?;
         // The checkpointer thread and the writer's restarts do this instead. Setting it removes any WAL hook, so
@@ -173,7 +173,7 @@ impl Engine {
         thread::Builder::new()
             .name("hookline-sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &commits_seen))
-            .map_err(|source| StoreError::Thread { source })?;
+            .map_err(|source| OpenError::Thread { source })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
@@ -190,7 +190,7 @@ impl Engine {
         let writer_thread = thread::Builder::new()
             .name("hookline-sqlite-writer".into())
             .spawn(move || write_loop(connection, receiver, upkeep))
-            .map_err(|source| StoreError::Thread { source })?;
+            .map_err(|source| OpenError::Thread { source })?;
         Ok(Arc::new(Engine {
             writer: sender,
             writer_thread,

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use self::engine::Engine;
 use crate::endpoints::{Endpoint, endpoint_by_id};
 use crate::sql::{Columns, Dialect, Read, Sql, Value, placeholders_in_order, ready};
-use crate::{HandoffSink, StoreError};
+use crate::{HandoffSink, OpenError, StoreError};
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, index: usize) -> Result<String, StoreError> {
@@ -160,7 +160,7 @@ impl SqliteStore {
         max_wal_bytes: u64,
         clock: Arc<dyn Clock>,
         work: Arc<Notify>,
-    ) -> Result<SqliteStore, StoreError> {
+    ) -> Result<SqliteStore, OpenError> {
         let lock = crate::lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
         let engine = tokio::task::spawn_blocking(move || Engine::open(&path, max_wal_bytes))
