@@ -124,7 +124,7 @@ async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
 async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
     let Some(database) = postgres_database().await else { return };
     let dirs = [TempDir::new("claim-a"), TempDir::new("claim-b")];
-    let nodes = start_nodes(&database, &dirs).await;
+    let mut nodes = start_nodes(&database, &dirs).await;
     nodes[0].tenant("acme").await;
     let receiver = Receiver::start().await;
     // Ten endpoints, so each event makes ten deliveries for the two dispatchers to race for.
@@ -146,11 +146,15 @@ async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
     while let Some(published) = tasks.join_next().await {
         accepted.insert(published.unwrap().expect("every publish is accepted"));
     }
-    let requests = receiver.wait_for(EVENTS * 10, Duration::from_secs(60)).await;
+    receiver.wait_for(EVENTS * 10, Duration::from_secs(60)).await;
     nodes[0].wait_for_none("acme", "pending", Duration::from_secs(30)).await;
-    // Give a second attempt every chance to show up before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let requests = if receiver.requests().len() > requests.len() { receiver.requests() } else { requests };
+    // Stop both nodes before counting: a node stops once its attempts in flight have ended, so a second attempt of
+    // any delivery, if one was made, has reached the receiver by then.
+    for node in &mut nodes {
+        let stopped = node.terminate().await;
+        assert!(stopped.success(), "a node stopped with {stopped}");
+    }
+    let requests = receiver.requests();
 
     let mut seen = HashSet::new();
     let twice: Vec<String> = requests
