@@ -192,6 +192,8 @@ async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
 struct Relay {
     port: u16,
     cut: watch::Sender<bool>,
+    /// How many connections it has turned away while cut.
+    refused: watch::Sender<usize>,
 }
 
 impl Relay {
@@ -199,11 +201,13 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, _) = watch::channel(false);
-        let cut_state = cut.clone();
+        let (refused, _) = watch::channel(0);
+        let (cut_state, refused_count) = (cut.clone(), refused.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let mut cut = cut_state.subscribe();
                 if *cut.borrow() {
+                    refused_count.send_modify(|count| *count += 1);
                     continue; // Dropped: the connection closes at once.
                 }
                 let upstream = upstream.clone();
@@ -216,11 +220,22 @@ impl Relay {
                 });
             }
         });
-        Relay { port, cut }
+        Relay { port, cut, refused }
     }
 
     fn set_cut(&self, cut: bool) {
         self.cut.send_replace(cut);
+    }
+
+    fn refused(&self) -> usize {
+        *self.refused.borrow()
+    }
+
+    /// Waits until the relay has turned away `count` connections in all.
+    async fn wait_for_refused(&self, count: usize, limit: Duration) {
+        let mut refused = self.refused.subscribe();
+        let reached = tokio::time::timeout(limit, refused.wait_for(|refused| *refused >= count)).await;
+        assert!(reached.is_ok(), "{count} connections turned away not within {limit:?}, only {}", self.refused());
     }
 }
 
@@ -257,7 +272,9 @@ async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() 
     let ready = node.call("GET", "/readyz", None, None).await;
     assert_eq!((ready.status, ready.code()), (503, "database_unavailable"), "{:?}", ready.body);
     assert_eq!(node.call("GET", "/healthz", None, None).await.status, 200, "the process itself is alive");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The outage lasts until the node has been turned away again on its own, after the test's calls: its
+    // background work (the work listener reconnecting, the dispatcher claiming again) has met the outage too.
+    relay.wait_for_refused(relay.refused() + 1, Duration::from_secs(10)).await;
 
     relay.set_cut(false);
     let deadline = Instant::now() + Duration::from_secs(30);
