@@ -330,10 +330,9 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     let receiver = Receiver::start().await;
     api.endpoint("acme", json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"]})).await;
 
-    // An API node accepts events but does not deliver them.
+    // An API node accepts events but does not deliver them: the delivery waits for the worker (which node
+    // claimed each delivery is checked once both are delivered).
     let first = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_1"}"#).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(receiver.requests().is_empty(), "an api node delivered: {:?}", receiver.requests());
     assert_eq!(api.deliveries_of("acme", &first).await[0]["status"], "pending");
 
     // A worker node serves no API, delivers what is queued, and then wakes for each new publish: without the
@@ -345,8 +344,10 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     assert!(refused.body["detail"].as_str().unwrap().contains("--role worker"), "{:?}", refused.body);
     assert_eq!(worker.call("GET", "/readyz", None, None).await.status, 200);
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    // Let the worker go idle, then publish through the API node.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker looked at the queue again right after claiming the first delivery, as its attempt went out, and
+    // found nothing; by the time that attempt is recorded it waits idle (nothing is due): publish through the API
+    // node then.
+    api.wait_for_deliveries("acme", &first, "succeeded", 1).await;
     let published = Instant::now();
     let second = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_2"}"#).await;
     let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
@@ -354,4 +355,13 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     assert_eq!(event_id(&requests[1]), second);
     assert!(woke_after < Duration::from_secs(10), "the worker was not woken: {woke_after:?}");
     eprintln!("publish on the api node to delivery by the worker node: {woke_after:?}");
+
+    // Both deliveries were claimed by the worker, and attempted once: the API node sent nothing. A delivery keeps
+    // the node of its last claim once its attempt is recorded.
+    api.wait_for_deliveries("acme", &second, "succeeded", 1).await;
+    let worker_node = std::fs::read_to_string(worker_dir.path().join("node-id")).unwrap();
+    let claimed_by = database.query("SELECT lease_node || ' ' || attempts FROM deliveries ORDER BY created_at").await;
+    let once_by_worker = format!("{} 1", worker_node.trim());
+    assert_eq!(claimed_by, [once_by_worker.as_str(); 2], "which node made how many attempts of each delivery");
+    assert_eq!(receiver.requests().len(), 2, "{:?}", receiver.requests());
 }
