@@ -124,7 +124,7 @@ async fn three_nodes_share_the_work_and_a_killed_node_loses_nothing() {
 async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
     let Some(database) = postgres_database().await else { return };
     let dirs = [TempDir::new("claim-a"), TempDir::new("claim-b")];
-    let nodes = start_nodes(&database, &dirs).await;
+    let mut nodes = start_nodes(&database, &dirs).await;
     nodes[0].tenant("acme").await;
     let receiver = Receiver::start().await;
     // Ten endpoints, so each event makes ten deliveries for the two dispatchers to race for.
@@ -146,11 +146,15 @@ async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
     while let Some(published) = tasks.join_next().await {
         accepted.insert(published.unwrap().expect("every publish is accepted"));
     }
-    let requests = receiver.wait_for(EVENTS * 10, Duration::from_secs(60)).await;
+    receiver.wait_for(EVENTS * 10, Duration::from_secs(60)).await;
     nodes[0].wait_for_none("acme", "pending", Duration::from_secs(30)).await;
-    // Give a second attempt every chance to show up before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let requests = if receiver.requests().len() > requests.len() { receiver.requests() } else { requests };
+    // Stop both nodes before counting: a node stops once its attempts in flight have ended, so a second attempt of
+    // any delivery, if one was made, has reached the receiver by then.
+    for node in &mut nodes {
+        let stopped = node.terminate().await;
+        assert!(stopped.success(), "a node stopped with {stopped}");
+    }
+    let requests = receiver.requests();
 
     let mut seen = HashSet::new();
     let twice: Vec<String> = requests
@@ -188,6 +192,8 @@ async fn two_nodes_claiming_at_once_never_attempt_a_delivery_twice() {
 struct Relay {
     port: u16,
     cut: watch::Sender<bool>,
+    /// How many connections it has turned away while cut.
+    refused: watch::Sender<usize>,
 }
 
 impl Relay {
@@ -195,11 +201,13 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, _) = watch::channel(false);
-        let cut_state = cut.clone();
+        let (refused, _) = watch::channel(0);
+        let (cut_state, refused_count) = (cut.clone(), refused.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let mut cut = cut_state.subscribe();
                 if *cut.borrow() {
+                    refused_count.send_modify(|count| *count += 1);
                     continue; // Dropped: the connection closes at once.
                 }
                 let upstream = upstream.clone();
@@ -212,11 +220,22 @@ impl Relay {
                 });
             }
         });
-        Relay { port, cut }
+        Relay { port, cut, refused }
     }
 
     fn set_cut(&self, cut: bool) {
         self.cut.send_replace(cut);
+    }
+
+    fn refused(&self) -> usize {
+        *self.refused.borrow()
+    }
+
+    /// Waits until the relay has turned away `count` connections in all.
+    async fn wait_for_refused(&self, count: usize, limit: Duration) {
+        let mut refused = self.refused.subscribe();
+        let reached = tokio::time::timeout(limit, refused.wait_for(|refused| *refused >= count)).await;
+        assert!(reached.is_ok(), "{count} connections turned away not within {limit:?}, only {}", self.refused());
     }
 }
 
@@ -253,7 +272,9 @@ async fn a_database_outage_makes_nodes_unready_and_loses_nothing_acknowledged() 
     let ready = node.call("GET", "/readyz", None, None).await;
     assert_eq!((ready.status, ready.code()), (503, "database_unavailable"), "{:?}", ready.body);
     assert_eq!(node.call("GET", "/healthz", None, None).await.status, 200, "the process itself is alive");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The outage lasts until the node has been turned away again on its own, after the test's calls: its
+    // background work (the work listener reconnecting, the dispatcher claiming again) has met the outage too.
+    relay.wait_for_refused(relay.refused() + 1, Duration::from_secs(10)).await;
 
     relay.set_cut(false);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -309,10 +330,9 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     let receiver = Receiver::start().await;
     api.endpoint("acme", json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"]})).await;
 
-    // An API node accepts events but does not deliver them.
+    // An API node accepts events but does not deliver them: the delivery waits for the worker (which node
+    // claimed each delivery is checked once both are delivered).
     let first = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_1"}"#).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(receiver.requests().is_empty(), "an api node delivered: {:?}", receiver.requests());
     assert_eq!(api.deliveries_of("acme", &first).await[0]["status"], "pending");
 
     // A worker node serves no API, delivers what is queued, and then wakes for each new publish: without the
@@ -324,8 +344,10 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     assert!(refused.body["detail"].as_str().unwrap().contains("--role worker"), "{:?}", refused.body);
     assert_eq!(worker.call("GET", "/readyz", None, None).await.status, 200);
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    // Let the worker go idle, then publish through the API node.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker looked at the queue again right after claiming the first delivery, as its attempt went out, and
+    // found nothing; by the time that attempt is recorded it waits idle (nothing is due): publish through the API
+    // node then.
+    api.wait_for_deliveries("acme", &first, "succeeded", 1).await;
     let published = Instant::now();
     let second = api.publish("acme", "pdf.processed", r#"{"pdf_id":"pdf_2"}"#).await;
     let requests = receiver.wait_for(2, Duration::from_secs(10)).await;
@@ -333,4 +355,13 @@ async fn an_api_node_and_a_worker_node_split_the_work_and_a_publish_wakes_the_wo
     assert_eq!(event_id(&requests[1]), second);
     assert!(woke_after < Duration::from_secs(10), "the worker was not woken: {woke_after:?}");
     eprintln!("publish on the api node to delivery by the worker node: {woke_after:?}");
+
+    // Both deliveries were claimed by the worker, and attempted once: the API node sent nothing. A delivery keeps
+    // the node of its last claim once its attempt is recorded.
+    api.wait_for_deliveries("acme", &second, "succeeded", 1).await;
+    let worker_node = std::fs::read_to_string(worker_dir.path().join("node-id")).unwrap();
+    let claimed_by = database.query("SELECT lease_node || ' ' || attempts FROM deliveries ORDER BY created_at").await;
+    let once_by_worker = format!("{} 1", worker_node.trim());
+    assert_eq!(claimed_by, [once_by_worker.as_str(); 2], "which node made how many attempts of each delivery");
+    assert_eq!(receiver.requests().len(), 2, "{:?}", receiver.requests());
 }

@@ -6,6 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use hookline_core::time::Timestamp;
 use serde_json::{Value, json};
 use support::{Hookline, Receiver, TempDir};
 
@@ -232,16 +233,9 @@ async fn events_filter_by_topic_and_time_and_deliveries_by_endpoint() {
     let second_endpoint =
         server.endpoint("acme", json!({"url": second.url, "topics": ["pdf.processed", "pdf.failed"]})).await;
 
-    let early =
-        server.publish_raw("acme", support::ADMIN_KEY, r#"{"topic":"pdf.processed","data":{"n":1}}"#, &[]).await;
-    assert_eq!(early.status, 202, "{:?}", early.body);
-    // `created` has whole seconds, and `after` lists events of later seconds: wait past the next second so the later
-    // events are in one, and then `after=<early's created>` lists them and not early itself.
-    let early_created = hookline_core::time::Timestamp::parse_rfc3339(early.body["created"].as_str().unwrap()).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let early = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
     let processed = server.publish("acme", "pdf.processed", r#"{"n":2}"#).await;
     let failed = server.publish("acme", "pdf.failed", r#"{"n":3}"#).await;
-    let early = early.body["id"].as_str().unwrap().to_owned();
 
     let events = |query: String| {
         let server = &server;
@@ -251,12 +245,36 @@ async fn events_filter_by_topic_and_time_and_deliveries_by_endpoint() {
     assert_eq!(events("?topic=pdf.failed".into()).await, [failed.as_str()]);
     assert_eq!(events("?topic=pdf.processed".into()).await, [processed.as_str(), early.as_str()]);
     assert!(events("?topic=pdf.checks_passed".into()).await.is_empty());
-    let after = early_created.to_rfc3339().replace('+', "%2B");
-    assert_eq!(events(format!("?after={after}")).await, [failed.as_str(), processed.as_str()]);
-    assert_eq!(events(format!("?after={after}&topic=pdf.processed")).await, [processed.as_str()]);
-    assert_eq!(events(format!("?after={after}&limit=1")).await, [failed.as_str()]);
-    let future = hookline_core::time::Timestamp::now().saturating_add(Duration::from_secs(3600));
-    assert!(events(format!("?after={}", future.to_rfc3339().replace('+', "%2B"))).await.is_empty());
+
+    // `after` compares whole seconds: passing an event's `created` lists the events of later seconds, never that
+    // event again nor another of its second. Whether the three events share a second or not, what each `after`
+    // lists follows from their `created`, so the test need not wait for a second to pass.
+    let listed = server.admin("GET", "/v1/tenants/acme/events", None).await;
+    let created: Vec<(String, String)> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| (event["id"].as_str().unwrap().to_owned(), event["created"].as_str().unwrap().to_owned()))
+        .collect();
+    let second_of = |created: &str| Timestamp::parse_rfc3339(created).unwrap().unix_seconds();
+    let after = |time: &str| time.replace('+', "%2B");
+    for (id, time) in &created {
+        let later: Vec<&str> = created
+            .iter()
+            .filter(|(_, other)| second_of(other) > second_of(time))
+            .map(|(other, _)| other.as_str())
+            .collect();
+        assert_eq!(events(format!("?after={}", after(time))).await, later, "after {time}, the created of {id}");
+    }
+    // A second before the first event's, every event is of a later second.
+    let (_, early_created) = created.iter().find(|(id, _)| *id == early).unwrap();
+    let second_before = Timestamp::from_unix_millis((second_of(early_created) - 1) * 1000);
+    let before = after(&second_before.to_rfc3339());
+    assert_eq!(events(format!("?after={before}")).await, [failed.as_str(), processed.as_str(), early.as_str()]);
+    assert_eq!(events(format!("?after={before}&topic=pdf.processed")).await, [processed.as_str(), early.as_str()]);
+    assert_eq!(events(format!("?after={before}&limit=1")).await, [failed.as_str()]);
+    let future = Timestamp::now().saturating_add(Duration::from_secs(3600));
+    assert!(events(format!("?after={}", after(&future.to_rfc3339()))).await.is_empty());
 
     // Deliveries of one endpoint: the first got the two pdf.processed events, the second all three.
     first.wait_for(2, Duration::from_secs(10)).await;
