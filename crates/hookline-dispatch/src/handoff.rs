@@ -7,6 +7,9 @@
 //! Nothing is lost in a crash: a leased delivery falls due again when its lease runs out, and the embedded store
 //! releases every lease when it opens.
 //!
+//! The store also tells the dispatcher through it when deliveries may be due in the database; when to look is the
+//! claim loop's to decide.
+//!
 //! The handoff also keeps the dispatcher's count of deliveries that wait for an attempt, however they came (a
 //! publish or a claim), since that count is what decides whether a publish may hand over another.
 
@@ -27,6 +30,7 @@ pub struct Handoff {
     state: Mutex<State>,
     arrived: Notify,
     room_made: Notify,
+    work_due: Notify,
 }
 
 #[derive(Default)]
@@ -53,6 +57,7 @@ impl Handoff {
             state: Mutex::default(),
             arrived: Notify::new(),
             room_made: Notify::new(),
+            work_due: Notify::new(),
         }
     }
 
@@ -68,6 +73,12 @@ impl Handoff {
     /// Resolves when deliveries have been handed over (at once if some were since the last wait).
     pub async fn arrived(&self) {
         self.arrived.notified().await
+    }
+
+    /// Resolves when the store has said that deliveries may be due in the database (at once if it has since the
+    /// last wait): the claim loop's one signal from outside the dispatcher.
+    pub async fn work_due_in_store(&self) {
+        self.work_due.notified().await
     }
 
     /// A delivery of `endpoint` that a claim took now waits in its lane; publishes may lease to the endpoint.
@@ -167,6 +178,10 @@ impl HandoffSink for Handoff {
         }
         self.state().handed.extend(deliveries);
         self.arrived.notify_one();
+    }
+
+    fn work_due(&self) {
+        self.work_due.notify_one();
     }
 }
 

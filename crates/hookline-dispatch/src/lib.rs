@@ -84,7 +84,7 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
     );
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
     let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, WAITING as u32));
-    store.accept_handoff(Arc::clone(&handoff) as Arc<dyn hookline_store::HandoffSink>);
+    store.attach_dispatcher(Arc::clone(&handoff) as Arc<dyn hookline_store::HandoffSink>);
     let dispatcher = Dispatcher {
         store: store.clone(),
         client,
@@ -96,7 +96,7 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
         config: Arc::new(config),
     };
     let (outcomes, outcome_queue) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record_outcomes(store.clone(), outcome_queue));
+    let recorder = tokio::spawn(record_outcomes(store.clone(), Arc::clone(&handoff), outcome_queue));
     let tasks = TaskTracker::new();
     let lanes = dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
     tasks.close();
@@ -229,9 +229,8 @@ impl Dispatcher {
         outcomes: mpsc::UnboundedSender<AttemptOutcome>,
         shutdown: CancellationToken,
     ) -> HashMap<EndpointId, Arc<Lane>> {
-        let work = self.store.work_signal();
         // Whether a claim may find something: due deliveries come from publishes the handoff had no room for
-        // (they signal `work`), retries falling due, expired leases, and endpoints that are no longer busy.
+        // (the store says so through the handoff), retries falling due, expired leases, and endpoints that are no longer busy.
         let mut due_in_store = true;
         let mut skipped_busy = false;
         let mut next_look = Instant::now() + MAX_IDLE;
@@ -275,7 +274,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = self.handoff.arrived() => {}
                 _ = self.handoff.room_made() => {}
-                _ = work.notified() => due_in_store = true,
+                _ = self.handoff.work_due_in_store() => due_in_store = true,
                 // A claim skips busy endpoints; once one has room, its due deliveries may be claimed.
                 _ = self.capacity_freed.notified() => due_in_store |= skipped_busy,
                 _ = tokio::time::sleep_until(next_look) => {
@@ -488,8 +487,7 @@ fn body_of(delivery: &ClaimedDelivery) -> String {
 }
 
 /// Writes attempt outcomes in batches: whatever has arrived while the previous batch was committing.
-async fn record_outcomes(store: Store, mut queue: mpsc::UnboundedReceiver<AttemptOutcome>) {
-    let work = store.work_signal();
+async fn record_outcomes(store: Store, handoff: Arc<Handoff>, mut queue: mpsc::UnboundedReceiver<AttemptOutcome>) {
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, 1024).await > 0 {
         let retries = batch.iter().any(|outcome| matches!(outcome.next, NextStep::RetryAt(_)));
@@ -506,7 +504,8 @@ async fn record_outcomes(store: Store, mut queue: mpsc::UnboundedReceiver<Attemp
             }
         }
         if retries {
-            work.notify_one();
+            // The claim loop looks again when the earliest of them falls due.
+            hookline_store::HandoffSink::work_due(handoff.as_ref());
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The store's side of the handoff: where a publish on this process hands its deliveries straight to the local
-//! dispatcher, which owns the accounting (`hookline_dispatch::Handoff`).
+//! dispatcher, which owns the accounting (`hookline_dispatch::Handoff`), and where the store tells it that work
+//! may be due, which is all the store decides of the dispatcher's waking.
 //!
 //! A publish that finds room writes those deliveries already leased to the dispatcher and, once the commit is on
 //! disk, hands them over in memory: the dispatcher neither claims them with a write of its own nor reads the event
@@ -27,4 +28,9 @@ pub trait HandoffSink: Send + Sync {
 
     /// Hands over committed deliveries, each in a place `reserve` kept.
     fn hand(&self, deliveries: Vec<ClaimedDelivery>);
+
+    /// Deliveries may have fallen due in the database: a publish wrote some it did not hand over, a delivery was
+    /// retried by hand or its endpoint enabled again, or (on PostgreSQL) another node did one of these. The
+    /// dispatcher decides when it looks; the store only tells it.
+    fn work_due(&self);
 }

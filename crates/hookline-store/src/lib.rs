@@ -55,7 +55,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hookline_core::clock::{Clock, SystemClock};
-use tokio::sync::Notify;
 
 pub use hookline_core::attempt::AttemptError;
 
@@ -199,7 +198,6 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
-    work: Arc<Notify>,
     clock: Arc<dyn Clock>,
 }
 
@@ -225,17 +223,15 @@ impl Store {
         node_dir: &std::path::Path,
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
-        let work = Arc::new(Notify::new());
         let backend = match database {
             Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(
-                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock), Arc::clone(&work))
-                    .await?,
+                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock)).await?,
             )),
-            Database::Postgres { url } => Backend::Postgres(Arc::new(
-                PostgresStore::open(url, node_dir, Arc::clone(&work), Arc::clone(&options.clock)).await?,
-            )),
+            Database::Postgres { url } => {
+                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&options.clock)).await?))
+            }
         };
-        let store = Store { backend, work, clock: Arc::clone(&options.clock) };
+        let store = Store { backend, clock: Arc::clone(&options.clock) };
         store.seed_topics().await?;
         Ok(store)
     }
@@ -273,24 +269,19 @@ impl Store {
         }
     }
 
-    /// Signalled whenever new work may be due (a publish, a manual retry, a re-enabled endpoint), on this node
-    /// or, with PostgreSQL, on any node.
-    pub fn work_signal(&self) -> Arc<Notify> {
-        Arc::clone(&self.work)
-    }
-
     /// Answers when the database does: for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_backend!(self, ping())
     }
 
-    /// Lets publishes on this process hand their deliveries straight to its dispatcher, as far as `handoff` has
-    /// room (see `HandoffSink`). The embedded store does; on PostgreSQL every delivery goes through a claim, so that
-    /// the nodes share the work, and `handoff` only keeps the dispatcher's count.
-    pub fn accept_handoff(&self, handoff: Arc<dyn HandoffSink>) {
+    /// Attaches this process's dispatcher: from now on the store tells it when work may be due (on PostgreSQL
+    /// whatever node made it due), and publishes on the embedded store hand it straight the deliveries it has
+    /// room for (see `HandoffSink`). On PostgreSQL every delivery goes through a claim, so that the nodes share
+    /// the work, and the dispatcher only keeps its count.
+    pub fn attach_dispatcher(&self, dispatcher: Arc<dyn HandoffSink>) {
         match &self.backend {
-            Backend::Sqlite(backend) => backend.accept_handoff(handoff),
-            Backend::Postgres(_) => {}
+            Backend::Sqlite(backend) => backend.attach_dispatcher(dispatcher),
+            Backend::Postgres(backend) => backend.attach_dispatcher(dispatcher),
         }
     }
 }

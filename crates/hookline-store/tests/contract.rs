@@ -15,10 +15,31 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
-    EndpointPatch, EventFilter, NewEndpoint, NewEvent, NextStep, PageRequest, Store, StoreError, StoreOptions,
+    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Store, StoreError,
+    StoreOptions,
 };
 
 // ----- fixtures -----
+
+/// A dispatcher that takes nothing handed over and records when it is told of due work.
+#[derive(Default)]
+struct WorkRecorder {
+    work: tokio::sync::Notify,
+}
+
+impl HandoffSink for WorkRecorder {
+    fn lease_length(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    fn reserve(&self, endpoints: &mut dyn Iterator<Item = &EndpointId>) -> Vec<bool> {
+        endpoints.map(|_| false).collect()
+    }
+    fn unreserve(&self, _: &mut dyn Iterator<Item = &EndpointId>) {}
+    fn hand(&self, _: Vec<ClaimedDelivery>) {}
+    fn work_due(&self) {
+        self.work.notify_one();
+    }
+}
 
 /// One backend's store on a fresh database, and what to clean up after it.
 struct Fixture {
@@ -688,10 +709,21 @@ async fn a_dropped_postgres_store_closes_its_connections_and_its_listener_at_onc
     let count = async |sql: &str| -> i64 { client.query_one(sql, &[&name]).await.unwrap().get(0) };
     let listening = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'";
     let connected = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1";
-    // The listener signals work once its LISTEN is in place (nothing else here does).
-    let listened = tokio::time::timeout(Duration::from_secs(10), fixture.store.work_signal().notified()).await;
-    assert!(listened.is_ok(), "the store never listened for work");
+    // A dispatcher attached to the store hears of work that any node makes due, through the listener.
+    let dispatcher = Arc::new(WorkRecorder::default());
+    fixture.store.attach_dispatcher(Arc::clone(&dispatcher) as Arc<dyn HandoffSink>);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count(listening).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the store never listened for work");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(count(listening).await, 1);
+    let (notifier, notifier_connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(notifier_connection);
+    notifier.batch_execute("NOTIFY hookline_work").await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), dispatcher.work.notified()).await;
+    assert!(heard.is_ok(), "the attached dispatcher never heard of the work another connection announced");
+    drop(notifier);
     let Fixture { store, _dir: _kept_dir, .. } = fixture;
     drop(store);
     // The listener used to look every 5 s whether its store was gone; now the drop itself ends it. The server
@@ -779,5 +811,27 @@ contract! {
         assert!(lead("node_a", at(101), at(160)).await.unwrap(), "a lease given back is free at once");
         assert!(lead("node_b", at(101), at(160)).await.is_ok_and(|led| !led), "leases are per job…");
         assert!(store.lead_job("health", "node_b".to_owned(), at(101), at(160)).await.unwrap(), "…not per node");
+    }
+}
+
+contract! {
+    async fn writes_that_make_deliveries_due_tell_the_attached_dispatcher(store) {
+        let dispatcher = Arc::new(WorkRecorder::default());
+        store.attach_dispatcher(Arc::clone(&dispatcher) as Arc<dyn HandoffSink>);
+        make_tenant(store, "acme").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let told = async || tokio::time::timeout(Duration::from_secs(10), dispatcher.work.notified()).await.is_ok();
+        // This dispatcher takes nothing handed over, so the delivery is written due.
+        let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        assert_eq!(published.due, 1);
+        assert!(told().await, "a publish that wrote due deliveries");
+        let delivery = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(10)).await.unwrap();
+        store.retry_delivery(tenant("acme"), delivery.data[0].id.clone()).await.unwrap().unwrap();
+        assert!(told().await, "a retry by hand");
+        let disable = EndpointPatch { enabled: Some(false), ..EndpointPatch::default() };
+        store.update_endpoint(tenant("acme"), endpoint.clone(), disable).await.unwrap().unwrap();
+        let enable = EndpointPatch { enabled: Some(true), ..EndpointPatch::default() };
+        store.update_endpoint(tenant("acme"), endpoint, enable).await.unwrap().unwrap();
+        assert!(told().await, "an endpoint enabled again");
     }
 }

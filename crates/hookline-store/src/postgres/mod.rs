@@ -8,18 +8,18 @@
 pub(crate) mod pool;
 mod schema;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use hookline_core::clock::Clock;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use self::pool::{Pool, Pooled, Session};
-use crate::{OpenError, StoreError};
 use crate::events::postgres::Publisher;
 use crate::sql::{Columns, Dialect, Read, Sql, Value};
+use crate::{HandoffSink, OpenError, StoreError};
 
 /// Connections per node. Each node also keeps one more, for `LISTEN`.
 const POOL_SIZE: usize = 12;
@@ -80,6 +80,8 @@ pub(crate) struct PostgresStore {
     pub(crate) node: String,
     clock: Arc<dyn Clock>,
     _lock: std::fs::File,
+    /// This node's dispatcher, once it runs: the work listener tells it of work due on any node.
+    dispatcher: Arc<Mutex<Option<Arc<dyn HandoffSink>>>>,
     /// Dropped with the store, which ends the work listener.
     _listener_stop: oneshot::Sender<()>,
 }
@@ -126,10 +128,8 @@ pub(crate) use in_session;
 
 /// Reads a `postgres://` url into a connection configuration.
 pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
-    url.parse().map_err(|_| OpenError::InvalidUrl {
-        url: url.to_owned(),
-        hint: "expected postgres://user@host:port/database",
-    })
+    url.parse()
+        .map_err(|_| OpenError::InvalidUrl { url: url.to_owned(), hint: "expected postgres://user@host:port/database" })
 }
 
 /// Reads the node's identity from its directory, making one on first start.
@@ -155,7 +155,6 @@ impl PostgresStore {
     pub(crate) async fn open(
         url: &str,
         node_dir: &std::path::Path,
-        work: Arc<Notify>,
         clock: Arc<dyn Clock>,
     ) -> Result<PostgresStore, OpenError> {
         let config = parse_url(url)?;
@@ -164,7 +163,9 @@ impl PostgresStore {
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
         let publisher = Publisher::start(Arc::clone(&pool));
         let (listener_stop, stopped) = oneshot::channel();
-        let store = PostgresStore { pool, publisher, node, clock, _lock: lock, _listener_stop: listener_stop };
+        let dispatcher = Arc::default();
+        let store =
+            PostgresStore { pool, publisher, node, clock, _lock: lock, dispatcher, _listener_stop: listener_stop };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
@@ -173,12 +174,17 @@ impl PostgresStore {
         if released > 0 {
             tracing::info!(released, node = %store.node, "deliveries this node left in flight go back to the queue");
         }
-        tokio::spawn(listen(store.pool.config().clone(), work, stopped));
+        tokio::spawn(listen(store.pool.config().clone(), Arc::clone(&store.dispatcher), stopped));
         Ok(store)
     }
 
     pub(crate) fn location(&self) -> &str {
         self.pool.location()
+    }
+
+    /// From now on the work listener tells `dispatcher` of work due on any node.
+    pub(crate) fn attach_dispatcher(&self, dispatcher: Arc<dyn HandoffSink>) {
+        *self.dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(dispatcher);
     }
 
     /// Statements on a pooled connection, outside any transaction.
@@ -204,6 +210,17 @@ impl PostgresStore {
     }
 }
 
+/// This node's dispatcher, if it runs, as the listener sees it.
+type Dispatcher = Arc<Mutex<Option<Arc<dyn HandoffSink>>>>;
+
+/// Tells this node's dispatcher, if it runs, that work may be due.
+fn wake(dispatcher: &Dispatcher) {
+    let dispatcher = dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.work_due();
+    }
+}
+
 /// Wakes every node's dispatcher once this transaction commits.
 pub(crate) async fn notify_work<C: GenericClient>(session: &mut Session<'_, C>) -> Result<(), StoreError> {
     session.pg_execute(&format!("SELECT pg_notify('{WORK_CHANNEL}', '')"), &[]).await.map(|_| ())
@@ -212,7 +229,7 @@ pub(crate) async fn notify_work<C: GenericClient>(session: &mut Session<'_, C>) 
 /// Keeps a connection that `LISTEN`s for work published on any node and wakes this node's dispatcher; reconnects
 /// when the connection drops, and wakes the dispatcher then too, in case it missed something meanwhile. Ends when
 /// the store is dropped (`stopped` resolves).
-async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, mut stopped: oneshot::Receiver<()>) {
+async fn listen(config: tokio_postgres::Config, work: Dispatcher, mut stopped: oneshot::Receiver<()>) {
     let mut failures = 0u32;
     loop {
         let connected = tokio::select! {
@@ -227,7 +244,7 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, mut stopped: 
                         while let Some(message) = std::future::poll_fn(|context| connection.poll_message(context)).await
                         {
                             match message {
-                                Ok(AsyncMessage::Notification(_)) => work.notify_one(),
+                                Ok(AsyncMessage::Notification(_)) => wake(&work),
                                 Ok(_) => {}
                                 Err(error) => {
                                     tracing::warn!(%error, "the work listener's database connection failed");
@@ -248,7 +265,7 @@ async fn listen(config: tokio_postgres::Config, work: Arc<Notify>, mut stopped: 
                     Err(error) => tracing::warn!(%error, "could not LISTEN for work from other nodes"),
                     Ok(()) => {
                         failures = 0;
-                        work.notify_one();
+                        wake(&work);
                         // Until the connection ends or the store is dropped.
                         tokio::select! {
                             _ = &mut driver => {}

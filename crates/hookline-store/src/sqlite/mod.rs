@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use hookline_core::clock::Clock;
 use hookline_core::id::EndpointId;
 use rusqlite::{CachedStatement, Connection};
-use tokio::sync::Notify;
 
 use self::engine::Engine;
 use crate::endpoints::{Endpoint, endpoint_by_id};
@@ -118,10 +117,9 @@ pub(crate) struct Local {
     /// Endpoints as the writer last read them. Every change to an endpoint is a write, on the same thread,
     /// and empties this, so what it holds is never stale.
     endpoints: Mutex<HashMap<EndpointId, Arc<Endpoint>>>,
-    /// The local dispatcher's, once it runs: publishes hand it deliveries it has room for.
+    /// The local dispatcher's, once it runs: publishes hand it deliveries it has room for, and it is told when
+    /// a write makes deliveries due.
     handoff: Mutex<Option<Arc<dyn HandoffSink>>>,
-    /// Told when a write makes deliveries due.
-    work: Arc<Notify>,
 }
 
 impl Local {
@@ -148,7 +146,9 @@ impl Local {
     }
 
     pub(crate) fn work_due(&self) {
-        self.work.notify_one();
+        if let Some(dispatcher) = self.handoff() {
+            dispatcher.work_due();
+        }
     }
 }
 
@@ -159,14 +159,13 @@ impl SqliteStore {
         data_dir: &Path,
         max_wal_bytes: u64,
         clock: Arc<dyn Clock>,
-        work: Arc<Notify>,
     ) -> Result<SqliteStore, OpenError> {
         let lock = crate::lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
         let engine = tokio::task::spawn_blocking(move || Engine::open(&path, max_wal_bytes))
             .await
             .map_err(|_| StoreError::Closed)??;
-        let local = Arc::new(Local { endpoints: Mutex::default(), handoff: Mutex::default(), work });
+        let local = Arc::new(Local { endpoints: Mutex::default(), handoff: Mutex::default() });
         let store = SqliteStore { engine, local, clock, _lock: lock };
         let released = store.release_all_leases().await?;
         if released > 0 {
@@ -226,8 +225,8 @@ impl SqliteStore {
         self.engine.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
-    /// From now on, publishes hand `handoff` the deliveries it has room for.
-    pub(crate) fn accept_handoff(&self, handoff: Arc<dyn HandoffSink>) {
+    /// From now on, publishes hand `handoff` the deliveries it has room for, and writes tell it of due work.
+    pub(crate) fn attach_dispatcher(&self, handoff: Arc<dyn HandoffSink>) {
         *self.local.handoff.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(handoff);
     }
 }
