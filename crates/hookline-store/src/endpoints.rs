@@ -343,16 +343,20 @@ mod tests {
 
     #[test]
     fn the_statements_are_made_from_the_one_column_list() {
+        let placeholders: Vec<String> = (1..=COLUMNS.len()).map(|index| format!("${index}")).collect();
         assert_eq!(
             *INSERT,
-            "INSERT INTO endpoints (id, tenant_id, created_at, url, description, enabled, format, signing, secret, \
-             retry_schedule, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            format!("INSERT INTO endpoints ({}) VALUES ({})", COLUMNS.join(", "), placeholders.join(", "))
         );
-        assert_eq!(
-            *UPDATE,
-            "UPDATE endpoints SET url = $1, description = $2, enabled = $3, format = $4, signing = $5, secret = $6, \
-             retry_schedule = $7, updated_at = $8 WHERE id = $9"
-        );
-        assert!(crate::sql::placeholders_in_order(&UPDATE));
+        let (set, target) = UPDATE.split_once(" WHERE ").expect("an update names its row");
+        let assigned: Vec<&str> = set
+            .trim_start_matches("UPDATE endpoints SET ")
+            .split(", ")
+            .map(|assignment| assignment.split(" = ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(assigned, COLUMNS[FIXED..], "an update sets every column but the fixed ones, in order");
+        assert_eq!(target, format!("id = ${}", COLUMNS.len() - FIXED + 1));
+        assert!(crate::sql::placeholders_in_order(&INSERT) && crate::sql::placeholders_in_order(&UPDATE));
+        assert!(READ_COLUMNS.starts_with(&format!("e.{}", COLUMNS.join(", e."))), "reads in the same order");
     }
 }
