@@ -2,11 +2,10 @@
 //! status, headers and body (each capped by the dispatcher), and why it failed, if it did.
 
 use hookline_core::attempt::AttemptError;
-use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
 
 use crate::StoreError;
-use crate::sql::{Columns, Sql, millis, narrow};
+use crate::sql::{Columns, millis, narrow};
 
 /// One attempt as recorded in the delivery log.
 #[derive(Clone, Debug)]
@@ -25,9 +24,14 @@ pub struct Attempt {
     pub error_detail: Option<String>,
 }
 
-const SELECT_ATTEMPTS: &str = "SELECT number, started_at, duration_ms, url, request_headers, response_status, \
-     response_headers, response_body, error_kind, error_detail, response_headers_omitted \
-     FROM attempts WHERE delivery_id = $1 ORDER BY number";
+/// An attempt's columns in the table aliased `a`, in the order `attempt_at` reads them.
+macro_rules! attempt_columns {
+    () => {
+        "a.number, a.started_at, a.duration_ms, a.url, a.request_headers, a.response_status, a.response_headers, \
+         a.response_body, a.error_kind, a.error_detail, a.response_headers_omitted"
+    };
+}
+pub(crate) use attempt_columns;
 
 /// Headers as stored: a JSON array of name and value pairs, in the order they were sent or received.
 pub(crate) fn headers_json(headers: &[(String, String)]) -> String {
@@ -39,29 +43,27 @@ fn parse_headers(text: &str) -> Result<Vec<(String, String)>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt { detail: format!("headers: {error}") })
 }
 
-fn attempt_row(row: &dyn Columns) -> Result<Attempt, StoreError> {
-    Ok(Attempt {
-        number: narrow(row.integer(0)?, "attempt number")?,
-        started: millis(row, 1)?,
-        duration_ms: row.integer(2)?.max(0) as u64,
-        url: row.text(3)?,
-        request_headers: parse_headers(&row.text(4)?)?,
-        response_status: row.optional_integer(5)?.map(|status| narrow(status, "status code")).transpose()?,
-        response_headers: parse_headers(&row.text(6)?)?,
-        response_body: row.optional_text(7)?,
+/// The attempt in `attempt_columns!` from column `offset` of the row; `None` where an outer join found none.
+pub(crate) fn attempt_at(row: &dyn Columns, offset: usize) -> Result<Option<Attempt>, StoreError> {
+    let column = |index: usize| offset + index;
+    let Some(number) = row.optional_integer(column(0))? else { return Ok(None) };
+    Ok(Some(Attempt {
+        number: narrow(number, "attempt number")?,
+        started: millis(row, column(1))?,
+        duration_ms: row.integer(column(2))?.max(0) as u64,
+        url: row.text(column(3))?,
+        request_headers: parse_headers(&row.text(column(4))?)?,
+        response_status: row.optional_integer(column(5))?.map(|status| narrow(status, "status code")).transpose()?,
+        response_headers: parse_headers(&row.text(column(6))?)?,
+        response_body: row.optional_text(column(7))?,
         error: row
-            .optional_text(8)?
+            .optional_text(column(8))?
             .map(|kind| {
                 AttemptError::parse(&kind)
                     .ok_or_else(|| StoreError::Corrupt { detail: format!("attempt error {kind:?}") })
             })
             .transpose()?,
-        error_detail: row.optional_text(9)?,
-        response_headers_omitted: narrow(row.integer(10)?, "omitted header count")?,
-    })
-}
-
-/// Every attempt of a delivery, oldest first.
-pub(crate) async fn attempts_of(sql: &mut impl Sql, delivery: &DeliveryId) -> Result<Vec<Attempt>, StoreError> {
-    sql.query(SELECT_ATTEMPTS, &[&delivery.as_str()], attempt_row).await
+        error_detail: row.optional_text(column(9))?,
+        response_headers_omitted: narrow(row.integer(column(10))?, "omitted header count")?,
+    }))
 }

@@ -17,7 +17,7 @@ use hookline_core::json::Escape;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::attempts::{Attempt, attempts_of};
+use crate::attempts::{Attempt, attempt_at, attempt_columns};
 use crate::endpoints::Endpoint;
 use crate::sql::{Columns, ListQuery, PageRequest, Sql, millis, narrow, parse_field};
 use crate::{Backend, Page, Store, StoreError};
@@ -179,6 +179,13 @@ fn delivery_row(row: &dyn Columns) -> Result<Delivery, StoreError> {
     })
 }
 
+/// How many columns `delivery_columns!` has.
+const DELIVERY_WIDTH: usize = 14;
+
+fn delivery_and_attempt(row: &dyn Columns) -> Result<(Delivery, Option<Attempt>), StoreError> {
+    Ok((delivery_row(row)?, attempt_at(row, DELIVERY_WIDTH)?))
+}
+
 /// The columns of `claimed_delivery_columns!`, for a delivery to `endpoint`.
 pub(crate) fn claimed_with(row: &dyn Columns, endpoint: Arc<Endpoint>) -> Result<ClaimedDelivery, StoreError> {
     Ok(ClaimedDelivery {
@@ -250,11 +257,21 @@ impl Store {
         tenant: TenantId,
         id: DeliveryId,
     ) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
-        reading!(self, |sql| {
-            let Some(delivery) = load_delivery(sql, &tenant, &id).await? else { return Ok(None) };
-            let attempts = attempts_of(sql, &id).await?;
-            Ok(Some((delivery, attempts)))
-        })
+        // One statement, so that the delivery and its attempts come from one snapshot of the database.
+        let statement = concat!(
+            "SELECT d.*, ",
+            attempt_columns!(),
+            " FROM (SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE id = $1 AND tenant_id = $2) d
+             LEFT JOIN attempts a ON a.delivery_id = d.id ORDER BY a.number"
+        );
+        let rows =
+            reading!(self, |sql| sql.query(statement, &[&id.as_str(), &tenant.as_str()], delivery_and_attempt).await)?;
+        let mut rows = rows.into_iter();
+        let Some((delivery, first)) = rows.next() else { return Ok(None) };
+        let attempts = first.into_iter().chain(rows.filter_map(|(_, attempt)| attempt)).collect();
+        Ok(Some((delivery, attempts)))
     }
 
     /// Makes a delivery due now, whatever its state (a manual "send again"); `None` when unknown.
@@ -322,5 +339,14 @@ impl Store {
             Backend::Sqlite(backend) => sqlite::next_due(backend, busy_endpoints).await,
             Backend::Postgres(backend) => postgres::next_due(backend, busy_endpoints).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_counts_match_the_column_lists() {
+        assert_eq!(delivery_columns!().split(',').count(), super::DELIVERY_WIDTH);
+        assert_eq!(claimed_delivery_columns!().split(',').count(), super::CLAIMED_DELIVERY_WIDTH);
     }
 }
