@@ -23,19 +23,44 @@ pub struct IdError {
 }
 
 fn generate_body(now: Timestamp) -> String {
-    let millis = now.unix_millis().max(0) as u128 & ((1 << 48) - 1);
     let mut random = [0u8; 10];
     rand::rng().fill_bytes(&mut random);
-    let mut value = millis << 80;
+    let mut value = time_bits(now);
     for (index, byte) in random.iter().enumerate() {
         value |= (*byte as u128) << (8 * (9 - index));
     }
+    encode(value)
+}
+
+/// A time in a body's first 48 bits.
+fn time_bits(time: Timestamp) -> u128 {
+    (time.unix_millis().max(0) as u128 & ((1 << 48) - 1)) << 80
+}
+
+/// 128 bits as a body: its 26 base32 characters, most significant first.
+fn encode(mut value: u128) -> String {
     let mut out = [0u8; BODY_LEN];
     for slot in out.iter_mut().rev() {
         *slot = CROCKFORD[(value & 31) as usize];
         value >>= 5;
     }
     out.iter().map(|byte| *byte as char).collect()
+}
+
+/// The milliseconds a generated body was made at: its first 48 bits.
+fn body_time(body: &str) -> Timestamp {
+    let mut value: u128 = 0;
+    for byte in body.bytes() {
+        // A parsed id's body holds only these characters.
+        let digit = CROCKFORD.iter().position(|candidate| *candidate == byte).unwrap_or(0);
+        value = (value << 5) | digit as u128;
+    }
+    Timestamp::from_unix_millis((value >> 80) as i64)
+}
+
+/// The lowest body of millisecond `time`: every body generated at or after it sorts after it.
+fn first_body_at(time: Timestamp) -> String {
+    encode(time_bits(time))
 }
 
 fn valid_body(body: &str) -> bool {
@@ -63,6 +88,17 @@ macro_rules! prefixed_id {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// When the id was generated (to the millisecond), read from the id itself.
+            pub fn time(&self) -> Timestamp {
+                body_time(&self.0[$prefix.len()..])
+            }
+
+            /// The lowest id of millisecond `time`: every id generated at or after `time` sorts after it, and
+            /// every one before sorts before.
+            pub fn first_at(time: Timestamp) -> Self {
+                Self(format!("{}{}", $prefix, first_body_at(time)))
             }
         }
 
@@ -233,5 +269,17 @@ mod tests {
         check_tenant("acme corp", false);
         check_tenant("", false);
         check_tenant(&"a".repeat(65), false);
+    }
+
+    #[test]
+    fn an_id_tells_its_time_and_the_first_id_of_a_millisecond_sorts_before_every_later_one() {
+        let at = Timestamp::from_unix_millis(1_621_502_633_123);
+        let id = EventId::generate_at(at);
+        assert_eq!(id.time(), at);
+        let first = EventId::first_at(at);
+        assert_eq!(first.time(), at);
+        assert!(first <= id);
+        assert!(EventId::first_at(Timestamp::from_unix_millis(1_621_502_633_124)) > id);
+        assert!(DeliveryId::generate_at(Timestamp::from_unix_millis(1_621_502_633_122)) < DeliveryId::first_at(at));
     }
 }

@@ -167,6 +167,12 @@ impl Timestamp {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ms))
     }
+
+    /// This time minus `d` (whole milliseconds), stopping at the smallest representable time.
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(ms))
+    }
 }
 
 impl serde::Serialize for Timestamp {

@@ -72,6 +72,15 @@ pub(crate) trait Sql {
     async fn work_due(&mut self) -> Result<(), StoreError>;
 }
 
+/// A subquery of the ids in a JSON array of strings bound as `$1`, for `… IN (…)`: neither database binds a
+/// list the same way, but both read JSON.
+pub(crate) fn id_list(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT value FROM json_each($1)",
+        Dialect::Postgres => "SELECT json_array_elements_text($1::text::json)",
+    }
+}
+
 /// The first row of a query that always has one (an aggregate, `EXISTS`).
 pub(crate) async fn one<T>(
     sql: &mut impl Sql,

@@ -15,7 +15,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
-    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Store, StoreError,
+    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Store, StoreError,
     StoreOptions,
 };
 
@@ -833,5 +833,65 @@ contract! {
         let enable = EndpointPatch { enabled: Some(true), ..EndpointPatch::default() };
         store.update_endpoint(tenant("acme"), endpoint, enable).await.unwrap().unwrap();
         assert!(told().await, "an endpoint enabled again");
+    }
+}
+
+#[tokio::test]
+async fn retention_purges_finished_events_oldest_first_in_batches_and_keeps_pending_ones() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
+        let Some(fixture) =
+            fixtures_with(&format!("retention-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        // An old event whose delivery succeeded, and an old one whose delivery is still pending.
+        let done = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let recorded: Arc<[AttemptOutcome]> =
+            vec![outcome(&claimed[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded))].into();
+        assert_eq!(store.record_outcomes(recorded).await.unwrap(), 1);
+        clock.advance(Duration::from_secs(1));
+        let pending = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        // Three old events of another tenant, without deliveries, a second apart.
+        let mut unsent = Vec::new();
+        for _ in 0..3 {
+            clock.advance(Duration::from_secs(1));
+            unsent.push(store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap().event.id);
+        }
+        // And one newer than the horizon.
+        clock.advance(Duration::from_secs(60));
+        let recent = store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let horizon = start.saturating_add(Duration::from_secs(30));
+        assert_eq!(store.purged_before().await.unwrap(), None, "nothing purged yet");
+
+        let first = store.purge_before(horizon, 2).await.unwrap();
+        assert_eq!(first, Purged { events: 2, deliveries: 1, attempts: 1 }, "the oldest two, with what they had");
+        assert!(store.get_event(tenant("acme"), done.event.id.clone()).await.unwrap().is_none());
+        assert!(store.get_event(tenant("globex"), unsent[0].clone()).await.unwrap().is_none());
+        assert!(store.get_event(tenant("globex"), unsent[1].clone()).await.unwrap().is_some(), "oldest first");
+        let deliveries = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(10)).await.unwrap();
+        assert_eq!(deliveries.data.len(), 1, "the succeeded delivery went with its event");
+        assert_eq!(deliveries.data[0].event, pending.event.id);
+        let purged_before = store.purged_before().await.unwrap().expect("a purge leaves its mark");
+        assert!(unsent[0].time() < purged_before && purged_before <= unsent[1].time());
+
+        let second = store.purge_before(horizon, 2).await.unwrap();
+        assert_eq!(second, Purged { events: 2, deliveries: 0, attempts: 0 });
+        let third = store.purge_before(horizon, 2).await.unwrap();
+        assert_eq!(third, Purged::default(), "the pending event is kept, and the recent one is too new");
+        let kept = store.get_event(tenant("acme"), pending.event.id.clone()).await.unwrap();
+        assert!(kept.is_some(), "an event with a pending delivery is never purged");
+        assert!(store.get_event(tenant("globex"), recent.event.id.clone()).await.unwrap().is_some());
+        assert!(store.purged_before().await.unwrap().unwrap() > unsent[2].time());
+        assert!(store.purged_before().await.unwrap().unwrap() <= recent.event.id.time());
     }
 }

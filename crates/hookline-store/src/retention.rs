@@ -1,0 +1,77 @@
+//! Retention: events older than the retention period are purged with their deliveries and attempts, in small
+//! batches, oldest first. An event with a delivery still pending is kept whole, since that delivery may still be
+//! attempted. The store remembers how far it has purged, so that a read of a purged event or delivery can say so
+//! instead of answering that it never existed.
+
+use hookline_core::id::EventId;
+use hookline_core::time::Timestamp;
+
+use crate::sql::{Sql, id_list, read_text};
+use crate::{Store, StoreError};
+
+/// What one purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub events: u64,
+    pub deliveries: u64,
+    pub attempts: u64,
+}
+
+const PURGED_BEFORE: &str = "SELECT value FROM settings WHERE key = 'purged_before'";
+
+fn event_and_time(row: &dyn crate::sql::Columns) -> Result<(String, i64), StoreError> {
+    Ok((row.text(0)?, row.integer(1)?))
+}
+
+impl Store {
+    /// Purges up to `batch` of the oldest events created before `horizon` whose deliveries have all finished,
+    /// with their deliveries and attempts, in one write. Fewer than `batch` purged means none is left.
+    pub async fn purge_before(&self, horizon: Timestamp, batch: u32) -> Result<Purged, StoreError> {
+        let boundary = EventId::first_at(horizon);
+        writing!(self, |sql| {
+            let events = sql
+                .query(
+                    "SELECT v.id, v.created_at FROM events v
+                     WHERE v.id < $1
+                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = v.id AND d.status = 'pending')
+                     ORDER BY v.id LIMIT $2",
+                    &[&boundary.as_str(), &i64::from(batch)],
+                    event_and_time,
+                )
+                .await?;
+            let Some(newest) = events.iter().map(|(_, created)| *created).max() else {
+                return Ok(Purged::default());
+            };
+            let ids = serde_json::to_string(&events.iter().map(|(id, _)| id).collect::<Vec<_>>())
+                .map_err(|error| StoreError::Corrupt { detail: format!("event ids: {error}") })?;
+            let listed = id_list(sql.dialect());
+            let attempts = sql
+                .execute(
+                    &format!(
+                        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({listed}))"
+                    ),
+                    &[&ids],
+                )
+                .await?;
+            let deliveries =
+                sql.execute(&format!("DELETE FROM deliveries WHERE event_id IN ({listed})"), &[&ids]).await?;
+            let purged_events = sql.execute(&format!("DELETE FROM events WHERE id IN ({listed})"), &[&ids]).await?;
+            let before = sql.first(PURGED_BEFORE, &[], read_text).await?.and_then(|text| text.parse::<i64>().ok());
+            let purged_before = before.unwrap_or(i64::MIN).max(newest + 1);
+            sql.execute(
+                "INSERT INTO settings (key, value) VALUES ('purged_before', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&purged_before.to_string()],
+            )
+            .await?;
+            Ok(Purged { events: purged_events, deliveries, attempts })
+        })
+    }
+
+    /// Every event created before this time that is no longer stored was purged (or never existed); `None`
+    /// before the first purge.
+    pub async fn purged_before(&self) -> Result<Option<Timestamp>, StoreError> {
+        let text = reading!(self, |sql| sql.first(PURGED_BEFORE, &[], read_text).await)?;
+        Ok(text.and_then(|text| text.parse::<i64>().ok()).map(Timestamp::from_unix_millis))
+    }
+}
