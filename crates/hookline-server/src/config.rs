@@ -76,6 +76,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The embedded store's write-ahead log file stays under about this many bytes.
     pub max_wal_bytes: u64,
+    /// Events older than this are purged with their deliveries and attempts; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// How often the purge looks for events past the retention period.
+    pub purge_interval: Duration,
 }
 
 impl Default for Config {
@@ -102,6 +106,8 @@ impl Default for Config {
             api_request_timeout: Duration::from_secs(60),
             log_format: LogFormat::Text,
             max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES,
+            retention: Some(Duration::from_secs(30 * 86_400)),
+            purge_interval: Duration::from_secs(10),
         }
     }
 }
@@ -144,6 +150,8 @@ struct FileLayer {
     api_request_timeout: Option<String>,
     log_format: Option<String>,
     max_wal_bytes: Option<u64>,
+    retention: Option<String>,
+    purge_interval: Option<String>,
 }
 
 /// Values given as command-line flags, which win over everything else.
@@ -249,6 +257,26 @@ fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
     }
 }
 
+/// A retention period of a minute or more, or `off` to keep everything.
+fn parse_retention(key: &str, value: &str) -> Result<Option<Duration>, ConfigError> {
+    if value == "off" {
+        return Ok(None);
+    }
+    match parse_duration(value) {
+        Ok(period) if period >= Duration::from_secs(60) => Ok(Some(period)),
+        Ok(_) => Err(invalid(key, value, "keep events a minute (1m) or more, or say off to keep everything")),
+        Err(_) => Err(invalid(key, value, "use a duration such as 30d or 12h, or off to keep everything")),
+    }
+}
+
+fn parse_purge_interval(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    match parse_duration(value) {
+        Ok(interval) if interval >= Duration::from_millis(10) && interval <= Duration::from_secs(3600) => Ok(interval),
+        Ok(_) => Err(invalid(key, value, "use an interval from 10ms to 1h")),
+        Err(error) => Err(invalid(key, value, &error.to_string())),
+    }
+}
+
 fn parse_log_format(key: &str, value: &str) -> Result<LogFormat, ConfigError> {
     match value {
         "text" => Ok(LogFormat::Text),
@@ -342,6 +370,12 @@ impl Config {
         if let Some(format) = file.log_format {
             self.log_format = parse_log_format("log_format", &format)?;
         }
+        if let Some(retention) = file.retention {
+            self.retention = parse_retention("retention", &retention)?;
+        }
+        if let Some(interval) = file.purge_interval {
+            self.purge_interval = parse_purge_interval("purge_interval", &interval)?;
+        }
         if let Some(bytes) = file.max_wal_bytes {
             self.max_wal_bytes = parse_wal_bytes("max_wal_bytes", &bytes.to_string())?;
         }
@@ -407,6 +441,12 @@ impl Config {
         }
         if let Some(value) = env("HOOKLINE_LOG_FORMAT") {
             self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_RETENTION") {
+            self.retention = parse_retention("HOOKLINE_RETENTION", &value)?;
+        }
+        if let Some(value) = env("HOOKLINE_PURGE_INTERVAL") {
+            self.purge_interval = parse_purge_interval("HOOKLINE_PURGE_INTERVAL", &value)?;
         }
         if let Some(value) = env("HOOKLINE_MAX_WAL_BYTES") {
             self.max_wal_bytes = parse_wal_bytes("HOOKLINE_MAX_WAL_BYTES", &value)?;
@@ -562,5 +602,30 @@ mod tests {
             &[("HOOKLINE_ADMIN_KEY", "short")],
             "invalid HOOKLINE_ADMIN_KEY \"(hidden)\"; use at least 16 printable characters without spaces",
         );
+        check_error(
+            None,
+            &[("HOOKLINE_RETENTION", "30s")],
+            "invalid HOOKLINE_RETENTION \"30s\"; keep events a minute (1m) or more, or say off to keep everything",
+        );
+        check_error(
+            Some("retention = \"forever\""),
+            &[],
+            "invalid retention \"forever\"; use a duration such as 30d or 12h, or off to keep everything",
+        );
+        check_error(
+            None,
+            &[("HOOKLINE_PURGE_INTERVAL", "2h")],
+            "invalid HOOKLINE_PURGE_INTERVAL \"2h\"; use an interval from 10ms to 1h",
+        );
+    }
+
+    #[test]
+    fn retention_defaults_to_thirty_days_and_can_be_turned_off() {
+        let retention = |file: Option<&str>, env: &[(&str, &str)]| load(file, env, Flags::default()).unwrap().retention;
+        assert_eq!(retention(None, &[]), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(retention(Some("retention = \"7d\""), &[]), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(retention(Some("retention = \"7d\""), &[("HOOKLINE_RETENTION", "off")]), None);
+        let interval = load(Some("purge_interval = \"1m\""), &[], Flags::default()).unwrap().purge_interval;
+        assert_eq!(interval, Duration::from_secs(60));
     }
 }

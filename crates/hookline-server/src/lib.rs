@@ -9,6 +9,7 @@ pub mod config;
 mod connections;
 mod error;
 pub mod jobs;
+mod retention;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,7 +52,13 @@ pub struct Server {
 impl Server {
     /// Opens the store (running migrations), settles the admin key, and binds the listen address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let store = Store::open(&config.database(), &config.data_dir, &config.store_options()).await?;
+        Server::bind_with_clock(config, Arc::new(hookline_core::clock::SystemClock)).await
+    }
+
+    /// As `bind`, with the clock the store and the dispatcher read "now" from (a manual one, in tests).
+    pub async fn bind_with_clock(config: Config, clock: Arc<dyn hookline_core::clock::Clock>) -> Result<Server, ServeError> {
+        let options = hookline_store::StoreOptions { clock, ..config.store_options() };
+        let store = Store::open(&config.database(), &config.data_dir, &options).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
             Some(key) => (hash_api_key(key), None),
             None => {
@@ -84,7 +91,10 @@ impl Server {
             idle_timeout: config.api_idle_timeout,
             request_timeout: config.api_request_timeout,
         };
-        let jobs = Vec::new();
+        let mut jobs: Vec<Arc<dyn jobs::Job>> = Vec::new();
+        if let Some(keep) = config.retention {
+            jobs.push(Arc::new(retention::Retention { keep, interval: config.purge_interval }));
+        }
         Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
     }
 
@@ -140,6 +150,7 @@ impl Server {
                 max_payload_bytes: config.max_payload_bytes,
                 default_signing: config.default_signing.clone(),
                 target_guard,
+                retention: config.retention,
             }),
         };
         let dispatcher_stop = CancellationToken::new();

@@ -59,8 +59,8 @@ pub async fn show(
 ) -> Result<Json<DeliveryDetailResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
-    let Some((found, attempts)) = state.store.get_delivery(tenant.clone(), id).await? else {
-        return Err(ApiError::not_found("delivery", &delivery));
+    let Some((found, attempts)) = state.store.get_delivery(tenant.clone(), id.clone()).await? else {
+        return Err(super::missing(&state, "delivery", &delivery, id.time()).await);
     };
     let event = state.store.get_event(tenant, found.event.clone()).await?;
     let request_body = event.map(|event| {
@@ -86,8 +86,8 @@ pub async fn retry(
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
-    match state.store.retry_delivery(tenant, id).await? {
+    match state.store.retry_delivery(tenant, id.clone()).await? {
         Some(found) => Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&found)))),
-        None => Err(ApiError::not_found("delivery", &delivery)),
+        None => Err(super::missing(&state, "delivery", &delivery, id.time()).await),
     }
 }

@@ -114,8 +114,8 @@ pub async fn show(
 ) -> Result<Json<EventResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EventId = parse_id("event", &event)?;
-    match state.store.get_event(tenant, id).await? {
+    match state.store.get_event(tenant, id.clone()).await? {
         Some(found) => Ok(Json(EventResponse::from(&found))),
-        None => Err(ApiError::not_found("event", &event)),
+        None => Err(super::missing(&state, "event", &event, id.time()).await),
     }
 }
