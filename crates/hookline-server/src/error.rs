@@ -44,6 +44,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string()),
+            StoreError::BeingDeleted { .. } => ApiError::new(StatusCode::CONFLICT, "being_deleted", error.to_string()),
             StoreError::UnknownTopic { .. } => ApiError::unprocessable("unknown_topic", error.to_string()),
             StoreError::DeprecatedTopic { .. } => ApiError::unprocessable("deprecated_topic", error.to_string()),
             other if other.is_unavailable() => {

@@ -9,7 +9,7 @@ pub mod config;
 mod connections;
 mod error;
 pub mod jobs;
-mod retention;
+mod upkeep;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +56,10 @@ impl Server {
     }
 
     /// As `bind`, with the clock the store and the dispatcher read "now" from (a manual one, in tests).
-    pub async fn bind_with_clock(config: Config, clock: Arc<dyn hookline_core::clock::Clock>) -> Result<Server, ServeError> {
+    pub async fn bind_with_clock(
+        config: Config,
+        clock: Arc<dyn hookline_core::clock::Clock>,
+    ) -> Result<Server, ServeError> {
         let options = hookline_store::StoreOptions { clock, ..config.store_options() };
         let store = Store::open(&config.database(), &config.data_dir, &options).await?;
         let (admin_key_hash, generated_admin_key) = match &config.admin_key {
@@ -91,9 +94,9 @@ impl Server {
             idle_timeout: config.api_idle_timeout,
             request_timeout: config.api_request_timeout,
         };
-        let mut jobs: Vec<Arc<dyn jobs::Job>> = Vec::new();
+        let mut jobs: Vec<Arc<dyn jobs::Job>> = vec![Arc::new(upkeep::Removal { interval: config.purge_interval })];
         if let Some(keep) = config.retention {
-            jobs.push(Arc::new(retention::Retention { keep, interval: config.purge_interval }));
+            jobs.push(Arc::new(upkeep::Retention { keep, interval: config.purge_interval }));
         }
         Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
     }

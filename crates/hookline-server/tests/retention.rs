@@ -122,7 +122,8 @@ async fn events_past_the_retention_period_are_purged_and_reads_of_them_say_so() 
     let (status, body) = api.call("POST", &format!("/v1/tenants/acme/deliveries/{old_delivery}/retry"), None).await;
     assert_eq!((status, body["code"].as_str()), (410, Some("purged")), "{body}");
     let (_, page) = api.call("GET", "/v1/tenants/acme/events", None).await;
-    let listed: Vec<&str> = page["data"].as_array().unwrap().iter().map(|event| event["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> =
+        page["data"].as_array().unwrap().iter().map(|event| event["id"].as_str().unwrap()).collect();
     assert_eq!(listed, [new_event.as_str()]);
 
     // What retention has not reached answers as before.

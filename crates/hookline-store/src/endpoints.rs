@@ -214,7 +214,7 @@ fn split_schedule(text: &str) -> Result<RetrySchedule, StoreError> {
         .map_err(|error| StoreError::Corrupt { detail: format!("retry schedule {text:?}: {error}") })
 }
 
-/// The endpoint with this id, of any tenant: for the writer's own use inside a write.
+/// The endpoint with this id, of any tenant, deleted or not: for the writer's own use inside a write.
 pub(crate) async fn endpoint_by_id(sql: &mut impl Sql, id: &str) -> Result<Option<Endpoint>, StoreError> {
     sql.first(&format!("{} WHERE e.id = $1", *SELECT), &[&id], endpoint_row).await
 }
@@ -230,7 +230,7 @@ async fn load_endpoint(
         (Lock::ForUpdate, crate::sql::Dialect::Postgres) => " FOR UPDATE OF e",
         _ => "",
     };
-    let statement = format!("{} WHERE e.id = $1 AND e.tenant_id = $2{lock}", *SELECT);
+    let statement = format!("{} WHERE e.id = $1 AND e.tenant_id = $2 AND e.deleted_at IS NULL{lock}", *SELECT);
     sql.first(&statement, &[&id.as_str(), &tenant.as_str()], endpoint_row).await
 }
 
@@ -277,7 +277,10 @@ impl Store {
 
     pub async fn list_endpoints(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Endpoint>, StoreError> {
         reading!(self, |sql| {
-            let statement = format!("{} WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3", *SELECT);
+            let statement = format!(
+                "{} WHERE e.tenant_id = $1 AND e.id > $2 AND e.deleted_at IS NULL ORDER BY e.id LIMIT $3",
+                *SELECT
+            );
             let values: [&dyn Value; 3] =
                 [&tenant.as_str(), &page.cursor.as_deref().unwrap_or(""), &(i64::from(page.limit) + 1)];
             let endpoints = sql.query(&statement, &values, endpoint_row).await?;
@@ -321,17 +324,20 @@ impl Store {
         Ok(endpoint)
     }
 
-    /// Deletes an endpoint and cancels its pending deliveries (the delivery log stays); `false` when unknown.
+    /// Deletes an endpoint; `false` when unknown. It is gone from every read and delivers nothing more at once;
+    /// its pending deliveries are cancelled (the delivery log stays) and its row removed in the background, a
+    /// batch at a time (`Store::remove_deleted`).
     pub async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<bool, StoreError> {
-        let now = self.clock.now();
+        let now = self.clock.now().unix_millis();
         writing!(self, |sql| {
             sql.endpoints_changed();
             let deleted = sql
-                .execute("DELETE FROM endpoints WHERE id = $1 AND tenant_id = $2", &[&id.as_str(), &tenant.as_str()])
+                .execute(
+                    "UPDATE endpoints SET enabled = FALSE, deleted_at = $1
+                     WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL",
+                    &[&now, &id.as_str(), &tenant.as_str()],
+                )
                 .await?;
-            if deleted > 0 {
-                crate::deliveries::cancel_for_endpoint(sql, &id, now).await?;
-            }
             Ok(deleted > 0)
         })
     }

@@ -39,6 +39,7 @@ macro_rules! reading {
 }
 
 mod attempts;
+mod deletions;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -60,6 +61,7 @@ use hookline_core::clock::{Clock, SystemClock};
 pub use hookline_core::attempt::AttemptError;
 
 pub use crate::attempts::Attempt;
+pub use crate::deletions::Removed;
 pub use crate::deliveries::{
     AttemptOutcome, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep,
 };
@@ -94,6 +96,8 @@ pub enum StoreError {
     },
     #[error("the store is shut down")]
     Closed,
+    #[error("{what} {id:?} is being deleted; its id is free again once that is done")]
+    BeingDeleted { what: &'static str, id: String },
     #[error("{what} {id:?} already exists")]
     Conflict { what: &'static str, id: String },
     #[error("unknown topic {name:?}; create it first or pick one from GET /v1/topics")]

@@ -6,7 +6,7 @@
 use hookline_core::id::EventId;
 use hookline_core::time::Timestamp;
 
-use crate::sql::{Sql, id_list, read_text};
+use crate::sql::{Sql, read_text};
 use crate::{Store, StoreError};
 
 /// What one purge removed.
@@ -42,20 +42,8 @@ impl Store {
             let Some(newest) = events.iter().map(|(_, created)| *created).max() else {
                 return Ok(Purged::default());
             };
-            let ids = serde_json::to_string(&events.iter().map(|(id, _)| id).collect::<Vec<_>>())
-                .map_err(|error| StoreError::Corrupt { detail: format!("event ids: {error}") })?;
-            let listed = id_list(sql.dialect());
-            let attempts = sql
-                .execute(
-                    &format!(
-                        "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({listed}))"
-                    ),
-                    &[&ids],
-                )
-                .await?;
-            let deliveries =
-                sql.execute(&format!("DELETE FROM deliveries WHERE event_id IN ({listed})"), &[&ids]).await?;
-            let purged_events = sql.execute(&format!("DELETE FROM events WHERE id IN ({listed})"), &[&ids]).await?;
+            let ids: Vec<String> = events.into_iter().map(|(id, _)| id).collect();
+            let purged = crate::events::remove_events(sql, &ids).await?;
             let before = sql.first(PURGED_BEFORE, &[], read_text).await?.and_then(|text| text.parse::<i64>().ok());
             let purged_before = before.unwrap_or(i64::MIN).max(newest + 1);
             sql.execute(
@@ -64,7 +52,7 @@ impl Store {
                 &[&purged_before.to_string()],
             )
             .await?;
-            Ok(Purged { events: purged_events, deliveries, attempts })
+            Ok(purged)
         })
     }
 

@@ -255,4 +255,13 @@ CREATE TABLE job_leases (
 );
 "#,
     ),
+    // 6: a deleted tenant or endpoint is marked at once and its rows are removed in the background.
+    Migration::Both(
+        r#"
+ALTER TABLE tenants ADD COLUMN deleted_at BIGINT;
+ALTER TABLE endpoints ADD COLUMN deleted_at BIGINT;
+CREATE INDEX tenants_deleted ON tenants(deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE INDEX endpoints_deleted ON endpoints(deleted_at) WHERE deleted_at IS NOT NULL;
+"#,
+    ),
 ];

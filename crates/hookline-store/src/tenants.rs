@@ -29,7 +29,10 @@ pub enum Principal {
     Tenant(TenantId),
 }
 
-const SELECT_TENANT: &str = "SELECT id, name, created_at FROM tenants";
+/// Live tenants: a deleted one is gone from every read at once, while its rows are removed in the background.
+const SELECT_TENANT: &str = "SELECT id, name, created_at FROM tenants WHERE deleted_at IS NULL";
+
+const BEING_DELETED: &str = "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND deleted_at IS NOT NULL)";
 
 fn tenant_row(row: &dyn Columns) -> Result<Tenant, StoreError> {
     Ok(Tenant { id: parse_field(&row.text(0)?)?, name: row.text(1)?, created: millis(row, 2)? })
@@ -37,19 +40,9 @@ fn tenant_row(row: &dyn Columns) -> Result<Tenant, StoreError> {
 
 /// Whether the tenant exists: the first check of every write on a tenant's behalf.
 pub(crate) async fn tenant_exists(sql: &mut impl Sql, tenant: &TenantId) -> Result<bool, StoreError> {
-    one(sql, "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", &[&tenant.as_str()], read_flag).await
+    let statement = "SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1 AND deleted_at IS NULL)";
+    one(sql, statement, &[&tenant.as_str()], read_flag).await
 }
-
-/// Deleting a tenant removes its rows children first, so no cascade has to find them row by row.
-/// `$1` is the tenant's id.
-const TENANT_CHILDREN_DELETES: [&str; 6] = [
-    "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE tenant_id = $1)",
-    "DELETE FROM deliveries WHERE tenant_id = $1",
-    "DELETE FROM events WHERE tenant_id = $1",
-    "DELETE FROM endpoint_topics WHERE endpoint_id IN (SELECT id FROM endpoints WHERE tenant_id = $1)",
-    "DELETE FROM endpoints WHERE tenant_id = $1",
-    "DELETE FROM api_keys WHERE tenant_id = $1",
-];
 
 impl Store {
     // ----- the admin key -----
@@ -72,7 +65,9 @@ impl Store {
     /// The tenant whose key hashes to `hash`, if any.
     pub async fn tenant_for_key_hash(&self, hash: String) -> Result<Option<TenantId>, StoreError> {
         reading!(self, |sql| {
-            let tenant = sql.first("SELECT tenant_id FROM api_keys WHERE key_hash = $1", &[&hash], read_text).await?;
+            let statement = "SELECT k.tenant_id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                 WHERE k.key_hash = $1 AND t.deleted_at IS NULL";
+            let tenant = sql.first(statement, &[&hash], read_text).await?;
             tenant.map(|text| parse_field::<TenantId>(&text)).transpose()
         })
     }
@@ -113,6 +108,9 @@ impl Store {
                 )
                 .await?;
             if inserted == 0 {
+                if one(sql, BEING_DELETED, &[&tenant.id.as_str()], read_flag).await? {
+                    return Err(StoreError::BeingDeleted { what: "tenant", id: tenant.id.to_string() });
+                }
                 return Err(StoreError::Conflict { what: "tenant", id: tenant.id.to_string() });
             }
             Ok(tenant)
@@ -124,7 +122,7 @@ impl Store {
             let cursor = page.cursor.as_deref().unwrap_or("");
             let tenants = sql
                 .query(
-                    &format!("{SELECT_TENANT} WHERE id > $1 ORDER BY id LIMIT $2"),
+                    &format!("{SELECT_TENANT} AND id > $1 ORDER BY id LIMIT $2"),
                     &[&cursor, &(i64::from(page.limit) + 1)],
                     tenant_row,
                 )
@@ -134,17 +132,37 @@ impl Store {
     }
 
     pub async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
-        reading!(self, |sql| sql.first(&format!("{SELECT_TENANT} WHERE id = $1"), &[&id.as_str()], tenant_row).await)
+        reading!(self, |sql| sql.first(&format!("{SELECT_TENANT} AND id = $1"), &[&id.as_str()], tenant_row).await)
     }
 
-    /// Deletes a tenant with everything it owns; `false` when there was no such tenant.
+    /// Whether the tenant was deleted and its rows are still being removed.
+    pub async fn tenant_being_deleted(&self, id: TenantId) -> Result<bool, StoreError> {
+        reading!(self, |sql| one(sql, BEING_DELETED, &[&id.as_str()], read_flag).await)
+    }
+
+    /// Deletes a tenant with everything it owns; `false` when there was no such tenant. The tenant is gone from
+    /// every read at once, its endpoints deliver nothing more, and its rows are removed in the background, a
+    /// batch at a time (`Store::remove_deleted`), so that a tenant of any size is deleted without holding up
+    /// other writes.
     pub async fn delete_tenant(&self, id: TenantId) -> Result<bool, StoreError> {
+        let now = self.clock.now().unix_millis();
         writing!(self, |sql| {
-            sql.endpoints_changed();
-            for statement in TENANT_CHILDREN_DELETES {
-                sql.execute(statement, &[&id.as_str()]).await?;
+            let marked = sql
+                .execute(
+                    "UPDATE tenants SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                    &[&now, &id.as_str()],
+                )
+                .await?;
+            if marked == 0 {
+                return Ok(false);
             }
-            Ok(sql.execute("DELETE FROM tenants WHERE id = $1", &[&id.as_str()]).await? > 0)
+            sql.endpoints_changed();
+            sql.execute(
+                "UPDATE endpoints SET enabled = FALSE, deleted_at = $1 WHERE tenant_id = $2 AND deleted_at IS NULL",
+                &[&now, &id.as_str()],
+            )
+            .await?;
+            Ok(true)
         })
     }
 }

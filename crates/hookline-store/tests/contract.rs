@@ -593,17 +593,40 @@ contract! {
 }
 
 contract! {
-    async fn deleting_an_endpoint_cancels_its_pending_deliveries_and_keeps_the_log(store) {
+    async fn deleting_an_endpoint_stops_it_at_once_then_cancels_its_pending_deliveries_and_keeps_the_log(store) {
         make_tenant(store, "acme").await;
         let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
-        let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let other = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        for _ in 0..3 {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
         assert!(store.delete_endpoint(tenant("acme"), endpoint.clone()).await.unwrap());
+        assert!(!store.delete_endpoint(tenant("acme"), endpoint.clone()).await.unwrap(), "deleted once");
         assert!(store.get_endpoint(tenant("acme"), endpoint.clone()).await.unwrap().is_none());
-        let filter = DeliveryFilter { event: Some(published.event.id), ..DeliveryFilter::default() };
-        let deliveries = store.list_deliveries(tenant("acme"), filter, page(10)).await.unwrap().data;
-        assert_eq!(deliveries.len(), 1);
-        assert_eq!(deliveries[0].status, DeliveryStatus::Cancelled);
-        assert!(store.claim_due(claim_at(later(100))).await.unwrap().is_empty());
+        assert_eq!(store.list_endpoints(tenant("acme"), page(10)).await.unwrap().data.len(), 1);
+        let patch = EndpointPatch { enabled: Some(true), ..EndpointPatch::default() };
+        assert!(store.update_endpoint(tenant("acme"), endpoint.clone(), patch).await.unwrap().is_none());
+        // Nothing more is sent to it, nor made for it.
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert!(claimed.iter().all(|delivery| delivery.endpoint.id == other), "{claimed:?}");
+        assert_eq!(store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap().deliveries, 1);
+        // Its pending deliveries are cancelled in batches, then its row goes.
+        let mut steps = Vec::new();
+        loop {
+            let removed = store.remove_deleted(2).await.unwrap();
+            if removed.is_nothing() {
+                break;
+            }
+            steps.push((removed.cancelled, removed.endpoints));
+        }
+        assert_eq!(steps, [(2, 0), (1, 0), (0, 1)]);
+        let filter = DeliveryFilter { endpoint: Some(endpoint.clone()), ..DeliveryFilter::default() };
+        let log = store.list_deliveries(tenant("acme"), filter, page(10)).await.unwrap().data;
+        assert_eq!(log.len(), 3, "the delivery log stays");
+        assert!(log.iter().all(|delivery| delivery.status == DeliveryStatus::Cancelled));
+        // A cancelled delivery of a deleted endpoint is not sent again by hand.
+        let retried = store.retry_delivery(tenant("acme"), log[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(retried.status, DeliveryStatus::Cancelled);
     }
 }
 
@@ -655,19 +678,48 @@ async fn list_page(store: &Store, limit: u32, cursor: Option<String>) -> (Vec<De
 }
 
 contract! {
-    async fn deleting_a_tenant_removes_what_it_owns_and_nothing_else(store) {
+    async fn deleting_a_tenant_hides_it_at_once_and_removes_what_it_owns_in_batches(store) {
         make_tenant(store, "acme").await;
         make_tenant(store, "globex").await;
         make_endpoint(store, "acme", &["pdf.processed"]).await;
         make_endpoint(store, "globex", &["pdf.processed"]).await;
-        store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        for _ in 0..5 {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        let key = store.insert_api_key(tenant("acme"), "hash-of-acme".into(), "ci".into()).await.unwrap();
+        assert!(key.is_some());
         let kept = store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
         assert!(store.delete_tenant(tenant("acme")).await.unwrap());
+        assert!(!store.delete_tenant(tenant("acme")).await.unwrap(), "deleted once");
+        // Gone at once: from reads, from its keys, from publishing, and from the dispatcher's queue.
+        assert!(store.get_tenant(tenant("acme")).await.unwrap().is_none());
+        assert_eq!(store.list_tenants(page(10)).await.unwrap().data.len(), 1);
+        assert_eq!(store.tenant_for_key_hash("hash-of-acme".into()).await.unwrap(), None);
+        assert!(store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().is_none());
         let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
-        assert_eq!(claimed.len(), 1, "only globex's delivery is left");
+        assert_eq!(claimed.len(), 1, "only globex's delivery is left to send");
         assert_eq!(claimed[0].event_id, kept.event.id);
+        let again = store.create_tenant(tenant("acme"), "Acme again".into()).await.unwrap_err();
+        assert!(matches!(again, StoreError::BeingDeleted { what: "tenant", .. }), "{again:?}");
+        // Removed in the background, two events a step, then the rest in one.
+        let mut steps = Vec::new();
+        loop {
+            let removed = store.remove_deleted(2).await.unwrap();
+            if removed.is_nothing() {
+                break;
+            }
+            steps.push(removed);
+        }
+        let events: Vec<u64> = steps.iter().map(|removed| removed.events).collect();
+        assert_eq!(events, [2, 2, 1, 0]);
+        assert_eq!(steps.iter().map(|removed| removed.deliveries).sum::<u64>(), 5);
+        assert_eq!(steps.last().map(|removed| (removed.endpoints, removed.tenants)), Some((1, 1)));
+        // The id is free again, and nothing of the old tenant comes back with it.
+        make_tenant(store, "acme").await;
         assert!(store.list_events(tenant("acme"), EventFilter::default(), page(10)).await.unwrap().data.is_empty());
+        assert!(store.list_endpoints(tenant("acme"), page(10)).await.unwrap().data.is_empty());
         assert_eq!(store.list_endpoints(tenant("globex"), page(10)).await.unwrap().data.len(), 1);
+        assert_eq!(store.list_events(tenant("globex"), EventFilter::default(), page(10)).await.unwrap().data.len(), 1);
     }
 }
 

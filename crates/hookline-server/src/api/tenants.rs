@@ -42,6 +42,17 @@ pub async fn show(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Json<TenantResponse>, ApiError> {
+    // The operator may watch a deleted tenant's rows go: it is gone from the API, and says so until they are.
+    if caller.require_admin().is_ok()
+        && let Ok(id) = tenant.parse::<TenantId>()
+        && state.store.tenant_being_deleted(id).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "being_deleted",
+            format!("tenant {tenant:?} was deleted, and what it owned is being removed in the background"),
+        ));
+    }
     let id = caller.tenant(&state, &tenant).await?;
     match state.store.get_tenant(id).await? {
         Some(found) => Ok(Json(TenantResponse::from(&found))),

@@ -216,17 +216,19 @@ pub(crate) fn next_state(next: &NextStep) -> (&'static str, Option<i64>) {
     }
 }
 
-/// Cancels the pending deliveries of a deleted endpoint; their log stays.
+/// Cancels up to `batch` pending deliveries of a deleted endpoint; their log stays. Fewer than `batch` means none
+/// is left.
 pub(crate) async fn cancel_for_endpoint(
     sql: &mut impl Sql,
-    endpoint: &EndpointId,
+    endpoint: &str,
     now: Timestamp,
+    batch: u32,
 ) -> Result<u64, StoreError> {
     sql.execute(
         "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease = NULL,
             last_error = 'endpoint deleted', updated_at = $1
-         WHERE endpoint_id = $2 AND status = 'pending'",
-        &[&now.unix_millis(), &endpoint.as_str()],
+         WHERE id IN (SELECT id FROM deliveries WHERE endpoint_id = $2 AND status = 'pending' LIMIT $3)",
+        &[&now.unix_millis(), &endpoint, &i64::from(batch)],
     )
     .await
 }
@@ -278,10 +280,12 @@ impl Store {
     pub async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
         let now = self.clock.now().unix_millis();
         writing!(self, |sql| {
-            // A delivery whose lease still holds is being attempted: it is left to that attempt.
+            // A delivery whose lease still holds is being attempted: it is left to that attempt; one whose endpoint
+            // was deleted stays as it is, since nothing would send it.
             sql.execute(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
-                 WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)",
+                 WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)
+                    AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
                 &[&now, &id.as_str(), &tenant.as_str()],
             )
             .await?;

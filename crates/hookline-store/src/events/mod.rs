@@ -12,7 +12,7 @@ use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::sql::{Columns, ListQuery, PageRequest, Sql, millis, one, parse_field, read_integer};
+use crate::sql::{Columns, ListQuery, PageRequest, Sql, id_list, millis, one, parse_field, read_integer};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -88,6 +88,28 @@ pub(crate) async fn replayed(
     let deliveries =
         one(sql, "SELECT COUNT(*) FROM deliveries WHERE event_id = $1", &[&event.id.as_str()], read_integer).await?;
     Ok(Some(Published { event, deliveries: deliveries.max(0) as u64, replayed: true, due: 0 }))
+}
+
+/// Removes events with their deliveries and attempts, children first: for retention and for a deleted tenant's
+/// rows, a batch per write.
+pub(crate) async fn remove_events(sql: &mut impl Sql, ids: &[String]) -> Result<crate::Purged, StoreError> {
+    if ids.is_empty() {
+        return Ok(crate::Purged::default());
+    }
+    let ids =
+        serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("event ids: {error}") })?;
+    let listed = id_list(sql.dialect());
+    let attempts = sql
+        .execute(
+            &format!(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({listed}))"
+            ),
+            &[&ids],
+        )
+        .await?;
+    let deliveries = sql.execute(&format!("DELETE FROM deliveries WHERE event_id IN ({listed})"), &[&ids]).await?;
+    let events = sql.execute(&format!("DELETE FROM events WHERE id IN ({listed})"), &[&ids]).await?;
+    Ok(crate::Purged { events, deliveries, attempts })
 }
 
 impl Store {

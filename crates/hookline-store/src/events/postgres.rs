@@ -121,7 +121,9 @@ async fn write_events(
     events: &[Event],
 ) -> Result<Vec<Answer>, StoreError> {
     let tenants: Vec<&str> = unique(events.iter().map(|event| event.tenant.as_str()));
-    let known_tenants = names(session.pg_query("SELECT id FROM tenants WHERE id = ANY($1)", &[&tenants]).await?)?;
+    let known_tenants = names(
+        session.pg_query("SELECT id FROM tenants WHERE id = ANY($1) AND deleted_at IS NULL", &[&tenants]).await?,
+    )?;
     let topics: Vec<&str> = unique(events.iter().map(|event| event.topic.as_str()));
     let known_topics = names(session.pg_query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
     let existing = existing_by_key(session, events).await?;

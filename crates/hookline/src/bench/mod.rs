@@ -244,6 +244,8 @@ impl Target {
                 database: database.clone(),
                 admin_key: Some(admin_key.clone()),
                 dangerous_allow_private_targets: true,
+                // The deleted tenant's rows go soon after the run, which waits for them.
+                purge_interval: Duration::from_millis(100),
                 ..hookline_server::Config::default()
             };
             if scenario == Scenario::Backlog {
@@ -292,6 +294,18 @@ impl Target {
         Ok(target)
     }
 
+    /// Waits until the deleted tenant at `path` is removed from the store, for at most ten minutes.
+    async fn wait_for_removal(&self, path: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            if self.api().error_code(path).await?.as_deref() != Some("being_deleted") {
+                return Ok(());
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the bench's tenant was not removed in 10 minutes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The first node's API, where the bench sets up its tenant and endpoints.
     fn api(&self) -> &Api {
         &self.nodes[0]
@@ -304,6 +318,10 @@ impl Target {
                 .call(http::Method::DELETE, &path, String::new())
                 .await
                 .context("could not delete the bench's tenant")?;
+            if !self.in_process.is_empty() {
+                // The servers remove its rows in the background: they stop once nothing of the run is left.
+                self.wait_for_removal(&path).await?;
+            }
         }
         for server in self.in_process {
             server.shutdown.cancel();
@@ -352,6 +370,19 @@ impl Api {
             bail!("{url} answered {}: {}", response.status, response.body);
         }
         Ok(response.body)
+    }
+
+    /// The `code` of the error a `GET` of `path` answers, or `None` when it succeeds.
+    async fn error_code(&self, path: &str) -> anyhow::Result<Option<String>> {
+        let url = format!("{}{path}", self.base);
+        let exchange = self.client.request(http::Method::GET, &url, &self.headers, Bytes::new()).await;
+        let response = exchange.result.map_err(|(kind, detail)| anyhow!("{url}: {kind:?}: {detail}"))?;
+        if (200..300).contains(&response.status) {
+            return Ok(None);
+        }
+        let problem: Value = serde_json::from_str(&response.body)
+            .with_context(|| format!("{url} answered {} without the API's error shape", response.status))?;
+        Ok(problem["code"].as_str().map(str::to_owned))
     }
 
     async fn call_json(&self, method: http::Method, path: &str, body: Value) -> anyhow::Result<Value> {

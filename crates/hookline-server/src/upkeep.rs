@@ -1,0 +1,106 @@
+//! The store's background upkeep, each a job run every `purge_interval`, a small batch per write so that no other
+//! write waits long behind it: retention purges events older than the retention period with their deliveries and
+//! attempts, oldest first (events with a delivery still pending are kept, see `Store::purge_before`), so that the
+//! store stops growing once traffic and retention balance; removal takes away the rows of deleted tenants and
+//! endpoints (see `Store::remove_deleted`).
+
+use std::time::{Duration, Instant};
+
+use hookline_core::time::Timestamp;
+use hookline_store::{Purged, Removed, Store};
+
+use crate::jobs::{Job, JobFuture};
+
+/// Events purged by one write.
+const BATCH: u32 = 256;
+
+pub struct Retention {
+    /// How old an event may grow.
+    pub keep: Duration,
+    /// How often the job looks.
+    pub interval: Duration,
+}
+
+impl Job for Retention {
+    fn name(&self) -> &'static str {
+        "retention"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, now: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            let horizon = now.saturating_sub(self.keep);
+            // Batch after batch until none is left, within half a period, so a backlog is worked off over
+            // several runs rather than in one long one.
+            let started = Instant::now();
+            let mut total = Purged::default();
+            loop {
+                let purged = store.purge_before(horizon, BATCH).await?;
+                total.events += purged.events;
+                total.deliveries += purged.deliveries;
+                total.attempts += purged.attempts;
+                if purged.events < u64::from(BATCH) || started.elapsed() >= self.interval / 2 {
+                    break;
+                }
+            }
+            if total.events > 0 {
+                tracing::info!(
+                    events = total.events,
+                    deliveries = total.deliveries,
+                    attempts = total.attempts,
+                    before = %horizon.to_rfc3339(),
+                    "purged what is older than the retention period"
+                );
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Removes what deleted tenants and endpoints left, a batch per write.
+pub struct Removal {
+    /// How often the job looks.
+    pub interval: Duration,
+}
+
+impl Job for Removal {
+    fn name(&self) -> &'static str {
+        "removal"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, _: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut total = Removed::default();
+            loop {
+                let removed = store.remove_deleted(BATCH).await?;
+                if removed.is_nothing() {
+                    break;
+                }
+                total.cancelled += removed.cancelled;
+                total.events += removed.events;
+                total.deliveries += removed.deliveries;
+                total.endpoints += removed.endpoints;
+                total.tenants += removed.tenants;
+                if started.elapsed() >= self.interval / 2 {
+                    break;
+                }
+            }
+            if total.tenants > 0 || total.endpoints > 0 {
+                tracing::info!(
+                    tenants = total.tenants,
+                    endpoints = total.endpoints,
+                    "deleted tenants and endpoints are gone from the store"
+                );
+            }
+            Ok(())
+        })
+    }
+}
