@@ -947,3 +947,37 @@ async fn retention_purges_finished_events_oldest_first_in_batches_and_keeps_pend
         assert!(store.purged_before().await.unwrap().unwrap() <= recent.event.id.time());
     }
 }
+
+#[tokio::test]
+async fn a_removal_cut_short_by_a_restart_goes_on_from_where_it_was() {
+    for fixture in fixtures("removal-restart").await {
+        eprintln!("backend: {}", fixture.backend);
+        let Fixture { backend, store, _dir: dir, _database: database } = fixture;
+        make_tenant(&store, "acme").await;
+        make_endpoint(&store, "acme", &["pdf.processed"]).await;
+        for _ in 0..4 {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        assert!(store.delete_tenant(tenant("acme")).await.unwrap());
+        assert_eq!(store.remove_deleted(1).await.unwrap().events, 1, "one step, then the process stops");
+        store.close().await;
+        let reopened = match &database {
+            Some(database) => Database::Postgres { url: database.url.clone() },
+            None => Database::Sqlite { data_dir: dir.0.clone() },
+        };
+        let store = Store::open(&reopened, &dir.0, &StoreOptions::default()).await.expect("the store opens again");
+        assert!(store.get_tenant(tenant("acme")).await.unwrap().is_none(), "{backend}: still gone after the restart");
+        assert!(store.tenant_being_deleted(tenant("acme")).await.unwrap());
+        let mut events = 0;
+        loop {
+            let removed = store.remove_deleted(1).await.unwrap();
+            if removed.is_nothing() {
+                break;
+            }
+            events += removed.events;
+        }
+        assert_eq!(events, 3, "{backend}: the rest, and nothing twice");
+        assert!(!store.tenant_being_deleted(tenant("acme")).await.unwrap());
+        make_tenant(&store, "acme").await;
+    }
+}
