@@ -110,3 +110,39 @@ async fn bad_options_and_an_unreachable_server_get_a_clear_error() {
         assert!(stderr.contains(message) && !stderr.contains("panicked"), "{flags:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_short_soak_samples_every_window_and_keeps_the_wal_under_its_bound() {
+    let output = tokio::process::Command::new(binary())
+        .args([
+            "bench",
+            "--duration",
+            "3s",
+            "--rate",
+            "100",
+            "--retention",
+            "1m",
+            "--max-wal-bytes",
+            "4194304",
+            "--json",
+        ])
+        .output()
+        .await
+        .expect("hookline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
+    assert_eq!(report["events"], 300, "{report}");
+    assert_eq!(report["deliveries"], 300, "{report}");
+    let soak = &report["soak"];
+    assert_eq!(soak["max_wal_bytes"], 4194304, "{soak}");
+    assert!(soak["wal_peak_bytes"].as_u64().is_some_and(|peak| peak <= 4194304), "{soak}");
+    assert!(soak["written_bytes_per_delivery"].as_f64().is_some_and(|bytes| bytes > 0.0), "{soak}");
+    let samples = soak["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 3, "a window a second: {soak}");
+    for sample in samples {
+        for field in ["deliveries_per_sec", "p50_ms", "p99_ms", "rss_bytes", "wal_bytes", "db_bytes"] {
+            assert!(sample[field].is_number(), "{field} in {sample}");
+        }
+    }
+}

@@ -265,6 +265,84 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A line of a soak panel: its colour, its label and its points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+/// `--chart` in a soak: four panels over the soak's time, window after window.
+pub fn render_soak(title: &str, subtitle: &str, soak: &super::soak::SoakFigures, memory_scope: &str) -> String {
+    let height = HEADER + 4.0 * (PANEL_HEIGHT + PANEL_GAP);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(title));
+    let _ = writeln!(svg, r##"<text x="{LEFT}" y="46" fill="#374151">{}</text>"##, escape(subtitle));
+    let samples = &soak.samples;
+    let end = samples.last().map_or(1.0, |sample| sample.seconds).max(1.0);
+    let x_ticks: Vec<(f64, String)> = nice_ticks(end).into_iter().map(|value| (value, format!("{value} s"))).collect();
+    let seconds = x_ticks.last().map_or(end, |(value, _)| *value);
+    let panels: [(&str, &str, Vec<Series<'_>>); 4] = [
+        (
+            "Deliveries per second",
+            "",
+            vec![(
+                DELIVERED_COLOUR,
+                "deliveries/s",
+                samples.iter().map(|s| (s.seconds, s.deliveries_per_sec)).collect(),
+            )],
+        ),
+        (
+            "Publish→delivery latency, per window",
+            " ms",
+            vec![
+                (DELIVERED_COLOUR, "p50", samples.iter().map(|s| (s.seconds, s.p50_ms)).collect()),
+                (SLOW_COLOUR, "p99", samples.iter().map(|s| (s.seconds, s.p99_ms)).collect()),
+            ],
+        ),
+        (
+            "Memory and files (MB)",
+            " MB",
+            vec![
+                (MEMORY_COLOUR, "RSS", megabytes(samples.iter().map(|s| (s.seconds, s.rss_bytes)))),
+                (SLOW_COLOUR, "WAL", megabytes(samples.iter().map(|s| (s.seconds, s.wal_bytes)))),
+                (ACCEPTED_COLOUR, "database", megabytes(samples.iter().map(|s| (s.seconds, s.db_bytes)))),
+            ],
+        ),
+        (
+            "Bytes written to disk per delivery (KB)",
+            " KB",
+            vec![(
+                DELIVERED_COLOUR,
+                "written/delivery",
+                samples.iter().filter_map(|s| s.written_per_delivery.map(|bytes| (s.seconds, bytes / 1e3))).collect(),
+            )],
+        ),
+    ];
+    for (index, (panel_title, unit, series)) in panels.iter().enumerate() {
+        let top = HEADER + 20.0 + index as f64 * (PANEL_HEIGHT + PANEL_GAP);
+        let highest = series.iter().flat_map(|(_, _, points)| points.iter().map(|(_, y)| *y)).fold(1.0, f64::max);
+        let y_ticks = nice_ticks(highest);
+        let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+        let y_labels: Vec<(f64, String)> = y_ticks.iter().map(|&value| (value, format!("{value}{unit}"))).collect();
+        let title =
+            if index == 2 { format!("{panel_title}; RSS of {memory_scope}") } else { (*panel_title).to_owned() };
+        panel.axes(&mut svg, &title, "time since the first publish", &x_ticks, &y_labels);
+        for (colour, label, points) in series {
+            panel.polyline(&mut svg, points.iter().copied(), colour, label);
+        }
+        let legend: Vec<(&str, &str)> = series.iter().map(|(colour, label, _)| (*colour, *label)).collect();
+        draw_legend(&mut svg, top, &legend);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn megabytes(points: impl Iterator<Item = (f64, Option<u64>)>) -> Vec<(f64, f64)> {
+    points.filter_map(|(at, bytes)| bytes.map(|bytes| (at, bytes as f64 / 1e6))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,12 @@ impl ServerProcess {
         status_bytes(&self.proc_dir()?, "VmRSS")
     }
 
+    /// The bytes the process has caused to be written to storage so far (`write_bytes` in `/proc/…/io`).
+    pub fn written_bytes(self) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("{}/io", self.proc_dir()?)).ok()?;
+        text.lines().find_map(|line| line.strip_prefix("write_bytes:")).and_then(|value| value.trim().parse().ok())
+    }
+
     /// The highest resident set size since the last [`ServerProcess::reset_peak_rss`].
     pub fn peak_rss_bytes(self) -> Option<u64> {
         status_bytes(&self.proc_dir()?, "VmHWM")

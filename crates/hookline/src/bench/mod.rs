@@ -11,6 +11,7 @@ mod measure;
 mod progress;
 mod report;
 mod sink;
+mod soak;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,6 +92,17 @@ pub struct BenchArgs {
     /// In-process nodes sharing the --database, each with its own API and dispatcher; publishers spread over them.
     #[arg(long, default_value_t = 1, requires = "database")]
     nodes: u64,
+    /// Soak: publish at --rate for this long (`30m`, `1m`) instead of --events, and report, window after window,
+    /// deliveries per second, latency, memory, the WAL and database files and the bytes written per delivery.
+    #[arg(long, value_name = "DURATION", requires = "rate", conflicts_with_all = ["slow_endpoint", "backlog"],
+          value_parser = parse_bench_duration)]
+    duration: Option<Duration>,
+    /// The in-process server's retention period (`5m`), so that purges run during a soak.
+    #[arg(long, value_name = "DURATION", conflicts_with = "server", value_parser = parse_bench_duration)]
+    retention: Option<Duration>,
+    /// The in-process embedded store's WAL bound, in bytes; a soak fails if the WAL file passes it.
+    #[arg(long, value_name = "BYTES", conflicts_with = "server")]
+    max_wal_bytes: Option<u64>,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -119,7 +131,14 @@ impl Scenario {
 /// The slowest `--rate`: slower would schedule publishes beyond any run one would wait for.
 const MIN_RATE: f64 = 0.01;
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+fn parse_bench_duration(value: &str) -> Result<Duration, String> {
+    hookline_core::duration::parse_duration(value).map_err(|error| error.to_string())
+}
+
+pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+    if let (Some(duration), Some(rate)) = (args.duration, args.rate) {
+        args.events = (duration.as_secs_f64() * rate).ceil().max(1.0) as u64;
+    }
     let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -162,6 +181,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if figures.signature_failures > 0 {
         bail!("{} of {} sampled signatures did not verify", figures.signature_failures, figures.signatures_checked);
     }
+    if let Some(soak) = &figures.soak {
+        soak.check_wal()?;
+    }
     Ok(())
 }
 
@@ -175,7 +197,7 @@ async fn bench(
     let epoch = Instant::now();
     let slow_endpoint = (scenario == Scenario::SlowEndpoint).then_some(args.endpoints as usize);
     let gate_open = scenario != Scenario::Backlog;
-    let sink = Arc::new(Sink::new(epoch, slow_endpoint, SLOW_ANSWER, gate_open));
+    let sink = Arc::new(Sink::new(epoch, slow_endpoint, SLOW_ANSWER, gate_open, args.duration.is_some()));
     let target = Target::start(args, database, scenario).await?;
     let result = measure(args, scenario, load, &target, &sink, epoch).await;
     // Held requests would keep an in-process server's shutdown waiting for them.
@@ -248,6 +270,12 @@ impl Target {
                 purge_interval: Duration::from_millis(100),
                 ..hookline_server::Config::default()
             };
+            if let Some(retention) = args.retention {
+                config.retention = Some(retention);
+            }
+            if let Some(bytes) = args.max_wal_bytes {
+                config.max_wal_bytes = bytes;
+            }
             if scenario == Scenario::Backlog {
                 // The held deliveries must not time out (and be retried later) while the queue builds up.
                 config.delivery_timeout = DELIVERY_DEADLINE;
@@ -303,6 +331,14 @@ impl Target {
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "the bench's tenant was not removed in 10 minutes");
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The embedded store's files, when the bench runs it: one node on a temporary data dir.
+    fn store_files(&self) -> Option<soak::StoreFiles> {
+        match (self.delete_tenant, self.in_process.as_slice()) {
+            (false, [only]) => Some(soak::StoreFiles { data_dir: only.data_dir.clone() }),
+            _ => None,
         }
     }
 
@@ -475,6 +511,19 @@ async fn measure(
     let (nodes, publish_accepted, publish_buckets) =
         (Arc::new(target.nodes.clone()), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
     let (rate, publishing_started) = (args.rate, Instant::now());
+    let soak_stop = CancellationToken::new();
+    let sampler = args.duration.map(|duration| {
+        let window = (duration / 120).max(Duration::from_secs(1));
+        let sampled = soak::sample(
+            Arc::clone(sink),
+            target.process,
+            target.store_files(),
+            window,
+            publishing_started,
+            soak_stop.clone(),
+        );
+        (window, load.spawn(sampled))
+    });
     let publish_elapsed = load
         .spawn(drive(args.events, args.concurrency, move |index| {
             let scheduled = rate.map(|rate| publishing_started + Duration::from_secs_f64(index as f64 / rate));
@@ -516,6 +565,11 @@ async fn measure(
     // Without a reset the peak may be from before the run, so there is none to report.
     let peak_rss_bytes = if peak_reset { target.process.peak_rss_bytes() } else { None };
     let memory = ticker.finish().await;
+    soak_stop.cancel();
+    let soaked = match sampler {
+        Some((window, sampler)) => Some((window, sampler.await?)),
+        None => None,
+    };
 
     let mut record = sink.record();
     let counted = *sink.counts().borrow();
@@ -539,7 +593,10 @@ async fn measure(
         deliveries_per_sec,
         raw_ceiling_per_sec,
         raw_concurrency,
-        latency: Latency::of(&record.fast.latencies_us),
+        latency: match &soaked {
+            Some((_, (_, histogram, _))) => Latency::of_histogram(histogram),
+            None => Latency::of(&record.fast.latencies_us),
+        },
         server_cpu_seconds: cpu_before.zip(cpu_after).map(|(before, after)| after - before),
         cpu_scope: target.process.cpu_scope(),
         load_cpu_seconds: load_cpu_before.zip(load_cpu_after).map(|(before, after)| after - before),
@@ -558,6 +615,16 @@ async fn measure(
             let drain_seconds = last.saturating_sub(opened).as_secs_f64().max(1e-6);
             Backlog { queued, drain_seconds, drain_per_sec: queued as f64 / drain_seconds }
         }),
+        soak: soaked.map(|(window, (samples, _, written))| soak::SoakFigures {
+            duration_seconds: args.duration.map_or(0.0, |duration| duration.as_secs_f64()),
+            window_seconds: window.as_secs_f64(),
+            max_wal_bytes: target
+                .store_files()
+                .map(|_| args.max_wal_bytes.unwrap_or(hookline_server::Config::default().max_wal_bytes)),
+            wal_peak_bytes: samples.iter().filter_map(|sample| sample.wal_bytes).max(),
+            written_per_delivery: written.filter(|_| deliveries > 0).map(|bytes| bytes as f64 / deliveries as f64),
+            samples,
+        }),
     };
     if let Some(problem) = &record.first_signature_failure {
         eprintln!("warning: a sampled signature did not verify: {problem}");
@@ -574,6 +641,20 @@ async fn measure(
         .collect();
     if args.chart.is_none() {
         return Ok((figures, None));
+    }
+    if let Some(soak) = &figures.soak {
+        let title =
+            format!("hookline bench, soak: {} s at {} events/s", soak.duration_seconds, args.rate.unwrap_or_default());
+        let subtitle = format!(
+            "{} endpoint(s), {} B payloads{}; {}",
+            args.endpoints,
+            args.payload_bytes,
+            args.retention
+                .map(|retention| format!(", retention {}", hookline_core::duration::format_duration(retention)))
+                .unwrap_or_default(),
+            target.description
+        );
+        return Ok((figures.clone(), Some(chart::render_soak(&title, &subtitle, soak, target.process.rss_scope()))));
     }
     let chart = chart::render(&chart::ChartData {
         title: format!(

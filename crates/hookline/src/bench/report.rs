@@ -12,6 +12,11 @@ pub struct Latency {
 }
 
 impl Latency {
+    pub fn of_histogram(histogram: &hdrhistogram::Histogram<u64>) -> Latency {
+        let at = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+        Latency { p50: at(0.50), p90: at(0.90), p99: at(0.99), max: histogram.max() as f64 / 1000.0 }
+    }
+
     pub fn of(sorted_us: &[u64]) -> Latency {
         use super::measure::percentile_ms;
         Latency {
@@ -70,6 +75,7 @@ pub struct Figures {
     pub signature_failures: u64,
     pub slow_endpoint: Option<SlowEndpoint>,
     pub backlog: Option<Backlog>,
+    pub soak: Option<super::soak::SoakFigures>,
 }
 
 impl Figures {
@@ -128,6 +134,9 @@ impl Figures {
                 "drain_per_sec": backlog.drain_per_sec.round(),
                 "drain_ratio_to_ceiling": round(self.ratio(backlog.drain_per_sec), 4),
             });
+        }
+        if let Some(soak) = &self.soak {
+            report["soak"] = soak.json();
         }
         report
     }
@@ -222,6 +231,12 @@ impl Figures {
             thousands(self.signatures_checked),
             self.signature_failures
         ));
+        if let Some(soak) = &self.soak {
+            lines.push(String::new());
+            for (label, value) in soak.lines() {
+                lines.push(format!("{label:<22}{value}"));
+            }
+        }
         lines.join("\n")
     }
 }

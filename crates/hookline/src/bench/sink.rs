@@ -68,6 +68,8 @@ pub struct Sink {
     /// One per endpoint, by index; set once the endpoints exist.
     verifiers: OnceLock<Vec<Verifier>>,
     record: Mutex<Record>,
+    /// In a soak, the fast endpoints' latencies go here, a histogram per window, instead of into the record.
+    window: Option<Mutex<hdrhistogram::Histogram<u64>>>,
     counts: watch::Sender<Counts>,
     sequence: AtomicU64,
 }
@@ -80,8 +82,16 @@ enum Route {
 }
 
 impl Sink {
-    pub fn new(epoch: Instant, slow_endpoint: Option<usize>, slow_answer: Duration, gate_open: bool) -> Sink {
+    /// A sink; `soak` keeps latencies per window (see `take_window`) rather than every one of them.
+    pub fn new(
+        epoch: Instant,
+        slow_endpoint: Option<usize>,
+        slow_answer: Duration,
+        gate_open: bool,
+        soak: bool,
+    ) -> Sink {
         Sink {
+            window: soak.then(|| Mutex::new(super::soak::histogram())),
             epoch,
             slow_endpoint,
             slow_answer,
@@ -112,6 +122,17 @@ impl Sink {
 
     pub fn counts(&self) -> watch::Receiver<Counts> {
         self.counts.subscribe()
+    }
+
+    /// The latencies since the last call, in a soak; an empty histogram otherwise.
+    pub fn take_window(&self) -> hdrhistogram::Histogram<u64> {
+        match &self.window {
+            Some(window) => {
+                let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
+                std::mem::replace(&mut *window, super::soak::histogram())
+            }
+            None => super::soak::histogram(),
+        }
     }
 
     pub fn record(&self) -> Record {
@@ -183,7 +204,13 @@ impl Sink {
             let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
             let received = if slow { &mut record.slow } else { &mut record.fast };
             if let Some(sent) = sent_at(&body) {
-                received.latencies_us.push((answered.as_micros() as u64).saturating_sub(sent));
+                let latency = (answered.as_micros() as u64).saturating_sub(sent);
+                match &self.window {
+                    Some(window) if !slow => {
+                        let _ = window.lock().unwrap_or_else(PoisonError::into_inner).record(latency.max(1));
+                    }
+                    _ => received.latencies_us.push(latency),
+                }
             }
             received.per_bucket.add(answered);
             received.last_at = received.last_at.max(answered);
