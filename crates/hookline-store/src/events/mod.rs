@@ -12,7 +12,7 @@ use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::sql::{Columns, ListQuery, PageRequest, Sql, id_list, millis, one, parse_field, read_integer};
+use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, millis, one, parse_field, read_integer};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -98,17 +98,15 @@ pub(crate) async fn remove_events(sql: &mut impl Sql, ids: &[String]) -> Result<
     }
     let ids =
         serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("event ids: {error}") })?;
-    let listed = id_list(sql.dialect());
+    let listed = in_id_list(sql.dialect());
     let attempts = sql
         .execute(
-            &format!(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN ({listed}))"
-            ),
+            &format!("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id {listed})"),
             &[&ids],
         )
         .await?;
-    let deliveries = sql.execute(&format!("DELETE FROM deliveries WHERE event_id IN ({listed})"), &[&ids]).await?;
-    let events = sql.execute(&format!("DELETE FROM events WHERE id IN ({listed})"), &[&ids]).await?;
+    let deliveries = sql.execute(&format!("DELETE FROM deliveries WHERE event_id {listed}"), &[&ids]).await?;
+    let events = sql.execute(&format!("DELETE FROM events WHERE id {listed}"), &[&ids]).await?;
     Ok(crate::Purged { events, deliveries, attempts })
 }
 
