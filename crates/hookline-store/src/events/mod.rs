@@ -12,7 +12,7 @@ use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, millis, one, parse_field, read_integer};
+use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, millis, one, parse_field, read_integer, read_text};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -96,18 +96,25 @@ pub(crate) async fn remove_events(sql: &mut impl Sql, ids: &[String]) -> Result<
     if ids.is_empty() {
         return Ok(crate::Purged::default());
     }
-    let ids =
-        serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("event ids: {error}") })?;
     let listed = in_id_list(sql.dialect());
-    let attempts = sql
-        .execute(
-            &format!("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id {listed})"),
-            &[&ids],
-        )
-        .await?;
-    let deliveries = sql.execute(&format!("DELETE FROM deliveries WHERE event_id {listed}"), &[&ids]).await?;
-    let events = sql.execute(&format!("DELETE FROM events WHERE id {listed}"), &[&ids]).await?;
-    Ok(crate::Purged { events, deliveries, attempts })
+    let events = json_list(ids)?;
+    // The deliveries' ids first, so that each delete finds its rows through its own key; a delete of attempts
+    // joined to deliveries was planned on PostgreSQL as a scan of every attempt.
+    let deliveries =
+        sql.query(&format!("SELECT id FROM deliveries WHERE event_id {listed}"), &[&events], read_text).await?;
+    let mut removed = crate::Purged::default();
+    if !deliveries.is_empty() {
+        let deliveries = json_list(&deliveries)?;
+        removed.attempts =
+            sql.execute(&format!("DELETE FROM attempts WHERE delivery_id {listed}"), &[&deliveries]).await?;
+        removed.deliveries = sql.execute(&format!("DELETE FROM deliveries WHERE id {listed}"), &[&deliveries]).await?;
+    }
+    removed.events = sql.execute(&format!("DELETE FROM events WHERE id {listed}"), &[&events]).await?;
+    Ok(removed)
+}
+
+fn json_list(ids: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("ids: {error}") })
 }
 
 impl Store {
