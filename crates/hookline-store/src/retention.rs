@@ -31,9 +31,13 @@ impl Store {
         writing!(self, |sql| {
             let events = sql
                 .query(
+                    // A subquery per candidate, through the deliveries-by-event index alone: PostgreSQL makes
+                    // `NOT EXISTS (… status = 'pending')` a merge anti join that walks every delivery to the first
+                    // pending one (the newest), or ands in the pending index, which holds every pending delivery.
                     "SELECT v.id, v.created_at FROM events v
                      WHERE v.id < $1
-                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = v.id AND d.status = 'pending')
+                        AND COALESCE((SELECT MAX(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END)
+                                      FROM deliveries d WHERE d.event_id = v.id), 0) = 0
                      ORDER BY v.id LIMIT $2",
                     &[&boundary.as_str(), &i64::from(batch)],
                     event_and_time,

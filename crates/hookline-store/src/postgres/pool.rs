@@ -29,6 +29,9 @@ impl Pool {
     pub(crate) fn new(mut config: tokio_postgres::Config, size: usize) -> Pool {
         config.connect_timeout(Duration::from_secs(5));
         config.application_name("hookline");
+        // Every statement here is a short one by index: compiling it (which costs estimates on big tables set
+        // off, 100 ms or more) would cost more than running it.
+        config.options("-c jit=off");
         let location = describe(&config);
         // Fast: a connection taken from the pool is only checked for being closed, with no round trip; a call
         // that fails on it reports the failure all the same.
