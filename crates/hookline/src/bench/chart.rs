@@ -117,18 +117,23 @@ impl Panel {
     }
 }
 
-/// Writes the whole chart.
-pub fn render(data: &ChartData<'_>) -> String {
-    let height = HEADER + 3.0 * (PANEL_HEIGHT + PANEL_GAP);
+/// An SVG document tall enough for `panels` panels, with its title and subtitle.
+fn start(panels: u32, title: &str, subtitle: &str) -> String {
+    let height = HEADER + f64::from(panels) * (PANEL_HEIGHT + PANEL_GAP);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ =
-        writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(&data.title));
-    let _ = writeln!(svg, r##"<text x="{LEFT}" y="46" fill="#374151">{}</text>"##, escape(&data.subtitle));
+    let _ = writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(title));
+    let _ = writeln!(svg, r##"<text x="{LEFT}" y="46" fill="#374151">{}</text>"##, escape(subtitle));
+    svg
+}
+
+/// Writes the whole chart.
+pub fn render(data: &ChartData<'_>) -> String {
+    let mut svg = start(3, &data.title, &data.subtitle);
     throughput(&mut svg, data, HEADER + 20.0);
     latency(&mut svg, data, HEADER + 20.0 + PANEL_HEIGHT + PANEL_GAP);
     memory(&mut svg, data, HEADER + 20.0 + 2.0 * (PANEL_HEIGHT + PANEL_GAP));
@@ -270,15 +275,7 @@ type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
 /// `--chart` in a soak: four panels over the soak's time, window after window.
 pub fn render_soak(title: &str, subtitle: &str, soak: &super::soak::SoakFigures, memory_scope: &str) -> String {
-    let height = HEADER + 4.0 * (PANEL_HEIGHT + PANEL_GAP);
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(title));
-    let _ = writeln!(svg, r##"<text x="{LEFT}" y="46" fill="#374151">{}</text>"##, escape(subtitle));
+    let mut svg = start(4, title, subtitle);
     let samples = &soak.samples;
     let end = samples.last().map_or(1.0, |sample| sample.seconds).max(1.0);
     let x_ticks: Vec<(f64, String)> = nice_ticks(end).into_iter().map(|value| (value, format!("{value} s"))).collect();
