@@ -486,10 +486,35 @@ fn body_of(delivery: &ClaimedDelivery) -> String {
     )
 }
 
-/// Writes attempt outcomes in batches: whatever has arrived while the previous batch was committing.
+/// The most outcomes one write records.
+const MAX_OUTCOMES: usize = 1024;
+/// A batch this big is recorded at once: it already shares its pages widely, and a longer write would only hold
+/// up the publishes queued behind it.
+const ENOUGH_OUTCOMES: usize = 64;
+/// Smaller batches are recorded at most this often. Each recording rewrites the same few pages (the deliveries' and
+/// attempts' newest), so under light traffic one write per outcome cost several pages of disk each; gathered,
+/// they share them. Nobody waits on it: the attempt's slot is free once its outcome is queued, and the delivery
+/// log shows the outcome this much later at most. A crash loses at most this much of them, and those deliveries
+/// are sent again once their leases expire (delivery is at least once).
+const RECORD_EVERY: Duration = Duration::from_millis(50);
+
+/// Writes attempt outcomes in batches: the first after a quiet spell at once, then, unless `ENOUGH_OUTCOMES` have
+/// queued, at most one batch every `RECORD_EVERY`, of whatever has arrived meanwhile.
 async fn record_outcomes(store: Store, handoff: Arc<Handoff>, mut queue: mpsc::UnboundedReceiver<AttemptOutcome>) {
     let mut batch = Vec::new();
-    while queue.recv_many(&mut batch, 1024).await > 0 {
+    let mut last_recorded: Option<tokio::time::Instant> = None;
+    while queue.recv_many(&mut batch, MAX_OUTCOMES).await > 0 {
+        if let Some(last) = last_recorded {
+            let until = last + RECORD_EVERY;
+            while batch.len() < ENOUGH_OUTCOMES {
+                let room = MAX_OUTCOMES - batch.len();
+                match tokio::time::timeout_at(until, queue.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        last_recorded = Some(tokio::time::Instant::now());
         let retries = batch.iter().any(|outcome| matches!(outcome.next, NextStep::RetryAt(_)));
         let outcomes: Arc<[AttemptOutcome]> = batch.drain(..).collect();
         loop {

@@ -3,11 +3,13 @@
 //! Group commit: the writer takes every write that is waiting, runs each kept apart from the others (in its own
 //! savepoint, or checked before its first change: see `Isolation`), commits once, and only then answers each
 //! caller. A caller's answer therefore always means "on disk", and many concurrent publishes share one fsync.
+//! Under light traffic a lone write waits a few milliseconds for company (see `Linger`).
 //!
 //! The WAL is kept under a bound (see `WalUpkeep`). SQLite writes a WAL from its start again only when a write
 //! transaction begins after a checkpoint copied all of it back and no reader still reads from it; under steady
 //! writes and reads a passive checkpoint never gets there, so the WAL would grow for ever. So a checkpointer
-//! thread copies the log back every few groups, off the writer's path, and the writer itself, once the log passes
+//! thread copies the log back each time it has grown by an eighth of the bound, off the writer's path, and the
+//! writer itself, once the log passes
 //! half the bound, finishes the copy between two groups and waits briefly for readers to leave the old log (a
 //! restart checkpoint): the next commit then starts the log again. The file is emptied at open, by the
 //! checkpointer once the store has been idle for a moment, and by the writer when the store closes.
@@ -27,10 +29,21 @@ use crate::{OpenError, StoreError};
 
 /// How many writes one commit may carry.
 const MAX_GROUP: usize = 512;
+/// The page size of a new database file. Every commit writes each page it changed to the WAL whole, and a publish
+/// changes about a dozen (the newest leaf of each table and index it adds to): at SQLite's default of 4 KiB that
+/// was some 90 KB written per 1 KB event under light traffic, where commits carry one write each. Smaller pages
+/// write less of what did not change; rows and index entries are small, and an event's payload past a page goes to
+/// overflow pages, so reads touch a few more pages, all of them cached.
+pub(crate) const PAGE_SIZE: u32 = 1024;
+/// How long a lone write may wait for company before its group commits (see `Linger`): the latency budget that
+/// light traffic pays for sharing commits.
+const LINGER: Duration = Duration::from_millis(6);
 /// How many reads may run at once.
 const READERS: usize = 4;
-/// The writer asks for a (passive) checkpoint after this many group commits.
-const GROUPS_PER_CHECKPOINT: u32 = 64;
+/// The writer asks for a (passive) checkpoint each time the log has grown by this share of the frames at which
+/// it restarts the log. A checkpoint writes each page the log changed once, however often it changed, so rarer ones
+/// write the hot pages (the newest leaf of every index) fewer times; under light traffic they are most of it.
+const CHECKPOINTS_PER_RESTART: u64 = 4;
 /// How long a connection waits for a lock in ordinary use.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a restart or emptying checkpoint waits for readers to leave the old log (and, when the checkpointer
@@ -147,6 +160,8 @@ impl Engine {
     /// Opens the database at `path`, keeping its WAL file under about `max_wal_bytes` (see `WalUpkeep`).
     pub(crate) fn open(path: &Path, max_wal_bytes: u64) -> Result<Arc<Engine>, OpenError> {
         let mut connection = open(path, OpenFlags::default())?;
+        // Only a new, empty file takes it; a store made before keeps its pages until `hookline store vacuum`.
+        connection.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))?;
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NotWal { mode });
@@ -181,7 +196,7 @@ impl Engine {
         let upkeep = WalUpkeep {
             // Half the bound: the other half is room for the log to grow while a restart waits for its turn.
             restart_frames: (max_wal_bytes / 2 / (page_size + WAL_FRAME_HEADER)).max(1),
-            groups_since_checkpoint: 0,
+            frames_at_checkpoint: 0,
             groups_until_restart_try: 0,
             checkpoint_wanted,
             commits,
@@ -268,13 +283,12 @@ impl Engine {
 
 fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, mut upkeep: WalUpkeep) {
     let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
+    let mut linger = Linger::new();
     while let Some(first) = receiver.blocking_recv() {
         group.push(first);
-        while group.len() < MAX_GROUP {
-            match receiver.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
+        take_waiting(&mut receiver, &mut group);
+        if group.len() == 1 {
+            linger.wait_for_company(&mut receiver, &mut group);
         }
         // Every write of the group hears the same failure.
         let commit = run_group(&mut connection, &mut group).map_err(Arc::new);
@@ -295,6 +309,82 @@ fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn J
     }
 }
 
+/// Moves every write already queued into `group`, up to its limit.
+fn take_waiting(receiver: &mut mpsc::Receiver<Box<dyn Job>>, group: &mut Vec<Box<dyn Job>>) {
+    while group.len() < MAX_GROUP {
+        match receiver.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Group commit under light traffic. Under load, writes queue while a group commits and the next group takes
+/// them all; at a few hundred writes a second each arrives alone and pays a commit (a dozen pages and an fsync) to
+/// itself. So a lone write waits up to `LINGER` for a second one to share its commit with, and commits as soon as
+/// one comes: a publish answers that much later at most, and only while traffic is light.
+///
+/// Waiting pays only when another write is on its way. A caller that writes one at a time (each waiting for the
+/// last) sends none meanwhile, and waiting would only slow it down, so the writer keeps a running share of the
+/// waits that found company and stops waiting while that share is low, trying again now and then in case traffic
+/// has changed.
+struct Linger {
+    /// A timer for the wait, on the writer thread's own.
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The running share of recent waits that found company, in 1/256ths.
+    found: u32,
+    /// Lone writes since the last wait, while the share is low.
+    skipped: u32,
+}
+
+impl Linger {
+    /// The share, in 1/256ths, below which lone writes stop waiting.
+    const WORTH_IT: u32 = 128;
+    /// While they do, one lone write in this many waits all the same, to see whether it pays again.
+    const RETRY_EVERY: u32 = 1024;
+
+    fn new() -> Linger {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build();
+        if let Err(error) = &runtime {
+            tracing::warn!(%error, "no timer for the sqlite writer: lone writes commit at once");
+        }
+        Linger { runtime: runtime.ok(), found: 128, skipped: 0 }
+    }
+
+    /// Waits up to `LINGER` for a second write and takes it (and any behind it) into `group`.
+    fn wait_for_company(&mut self, receiver: &mut mpsc::Receiver<Box<dyn Job>>, group: &mut Vec<Box<dyn Job>>) {
+        if self.runtime.is_none() || !self.worth_waiting() {
+            return;
+        }
+        let Some(runtime) = &self.runtime else { return };
+        let company = runtime.block_on(async { tokio::time::timeout(LINGER, receiver.recv()).await });
+        // A closed queue ends the loop at its next turn.
+        let found = matches!(company, Ok(Some(_)));
+        if let Ok(Some(job)) = company {
+            group.push(job);
+            take_waiting(receiver, group);
+        }
+        self.waited(found);
+    }
+
+    /// Whether this lone write should wait: while waits pay, and now and then when they have not.
+    fn worth_waiting(&mut self) -> bool {
+        if self.found < Self::WORTH_IT {
+            self.skipped += 1;
+            if self.skipped < Self::RETRY_EVERY {
+                return false;
+            }
+        }
+        self.skipped = 0;
+        true
+    }
+
+    /// Counts a wait into the running share: an average over the last sixteen or so.
+    fn waited(&mut self, found: bool) {
+        self.found = self.found - self.found / 16 + if found { 16 } else { 0 };
+    }
+}
+
 thread_local! {
     /// Frames in the WAL as the last commit on this thread left it: SQLite's WAL hook sets it on the writer thread,
     /// which reads it after each group.
@@ -306,13 +396,15 @@ fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlit
     Ok(())
 }
 
-/// The writer's part in keeping the WAL short. Every few groups it asks the checkpointer to copy the log back
+/// The writer's part in keeping the WAL short. Each time the log has grown by an eighth of the bound (a quarter
+/// of the restart point), it asks the checkpointer to copy the log back
 /// (passive: that waits for nothing, and the writer goes on). Once the log passes half the bound, it restarts the
 /// log itself between two groups: then nothing is being written, so the checkpoint can finish, and what is left to
 /// copy is only what came since the checkpointer's last pass.
 struct WalUpkeep {
     restart_frames: u64,
-    groups_since_checkpoint: u32,
+    /// The log's frames when the writer last asked for a checkpoint.
+    frames_at_checkpoint: u64,
     groups_until_restart_try: u32,
     checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
     /// Groups committed so far, which the checkpointer watches to see the store go idle.
@@ -322,12 +414,16 @@ struct WalUpkeep {
 impl WalUpkeep {
     fn after_group(&mut self, connection: &Connection) {
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.groups_since_checkpoint += 1;
+        let frames = WAL_FRAMES.get();
+        // The log starts again from its beginning after a checkpoint copied all of it.
+        self.frames_at_checkpoint = self.frames_at_checkpoint.min(frames);
         // A request already waiting covers this one too.
-        if self.groups_since_checkpoint >= GROUPS_PER_CHECKPOINT && self.checkpoint_wanted.try_send(()).is_ok() {
-            self.groups_since_checkpoint = 0;
+        if frames - self.frames_at_checkpoint >= (self.restart_frames / CHECKPOINTS_PER_RESTART).max(1)
+            && self.checkpoint_wanted.try_send(()).is_ok()
+        {
+            self.frames_at_checkpoint = frames;
         }
-        if WAL_FRAMES.get() < self.restart_frames {
+        if frames < self.restart_frames {
             return;
         }
         if self.groups_until_restart_try > 0 {
@@ -505,6 +601,63 @@ mod tests {
         let mut statement = connection.prepare("SELECT x FROM t ORDER BY x").unwrap();
         let rows = statement.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
         (answers, rows)
+    }
+
+    #[test]
+    fn a_lone_write_waits_for_company_while_waiting_pays_and_now_and_then_when_it_does_not() {
+        let mut linger = Linger::new();
+        assert!(linger.runtime.is_some());
+        // Open traffic: each wait finds a second write, so every lone write waits.
+        for _ in 0..100 {
+            assert!(linger.worth_waiting());
+            linger.waited(true);
+        }
+        // A caller that writes one at a time: a few empty waits, and lone writes commit at once.
+        let mut waits = 0;
+        while linger.worth_waiting() {
+            linger.waited(false);
+            waits += 1;
+        }
+        assert!((5..=20).contains(&waits), "{waits} empty waits before it stopped");
+        // From then on one lone write in RETRY_EVERY waits, to see whether traffic changed.
+        let tries = (0..Linger::RETRY_EVERY * 4)
+            .filter(|_| {
+                let tried = linger.worth_waiting();
+                if tried {
+                    linger.waited(false);
+                }
+                tried
+            })
+            .count();
+        assert_eq!(tries, 4, "one try in each RETRY_EVERY lone writes");
+        // Once tries find company again, lone writes go back to waiting.
+        let mut lone = 0;
+        while linger.found < Linger::WORTH_IT {
+            if linger.worth_waiting() {
+                linger.waited(true);
+            }
+            lone += 1;
+        }
+        assert!(linger.worth_waiting());
+        assert!(lone <= Linger::RETRY_EVERY * 4, "{lone} lone writes before waiting again");
+    }
+
+    #[test]
+    fn a_new_store_gets_small_pages_and_an_old_one_keeps_its_own() {
+        let directory = std::env::temp_dir().join(format!("hookline-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let close = |engine: Arc<Engine>| Arc::into_inner(engine).unwrap().close();
+        let page_size = |path: &Path| -> u32 {
+            Connection::open(path).unwrap().query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap()
+        };
+        let new = directory.join("new.db");
+        close(Engine::open(&new, 1 << 22).unwrap());
+        assert_eq!(page_size(&new), PAGE_SIZE);
+        let old = directory.join("old.db");
+        Connection::open(&old).unwrap().execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x)").unwrap();
+        close(Engine::open(&old, 1 << 22).unwrap());
+        assert_eq!(page_size(&old), 4096);
+        std::fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]
