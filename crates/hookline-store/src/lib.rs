@@ -72,6 +72,7 @@ use crate::postgres::PostgresStore;
 pub use crate::retention::Purged;
 pub use crate::sql::{Page, PageRequest};
 use crate::sqlite::SqliteStore;
+pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
 pub use crate::tenants::{ApiKey, Principal, Tenant};
 pub use crate::topics::Topic;
 
@@ -133,6 +134,8 @@ pub enum OpenError {
     },
     #[error("the data directory {path:?} is in use by another hookline process; stop it or choose another --data-dir")]
     Locked { path: PathBuf },
+    #[error("there is no store in {path:?}: the embedded store is the file hookline.db in the data directory")]
+    NoStore { path: PathBuf },
     #[error("invalid database url {url:?}; {hint}")]
     InvalidUrl { url: String, hint: &'static str },
     /// Migrating the schema, seeding the catalogue or releasing a previous run's leases failed.

@@ -35,8 +35,29 @@ enum Command {
     Verify(receive::VerifyArgs),
     /// Receive webhooks on this machine: print and verify each request, answer a chosen status or forward it.
     Listen(receive::ListenArgs),
+    /// Look after the embedded store while no server runs on it.
+    #[command(subcommand)]
+    Store(StoreCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Rebuild the embedded store's file: gives the space that retention and deletes freed back to the file
+    /// system (a running server reuses it anyway), and moves a store made by an older release onto the current
+    /// page size. Stop the server first; needs free space for up to twice the file.
+    Vacuum(StoreArgs),
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// The server's TOML config file (default: ./hookline.toml if it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the embedded store lives (HOOKLINE_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -70,6 +91,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve(serve_args) => runtime.block_on(serve(serve_args)),
         Command::Client(command) => runtime.block_on(cli::run(command)),
+        Command::Store(StoreCommand::Vacuum(store_args)) => vacuum(store_args),
         Command::Bench(bench_args) => runtime.block_on(bench::run(bench_args)).map(|()| ExitCode::SUCCESS),
         Command::Verify(verify_args) => receive::verify(verify_args),
         Command::Listen(listen_args) => runtime.block_on(receive::listen(listen_args)).map(|()| ExitCode::SUCCESS),
@@ -103,6 +125,34 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         role: args.role.clone(),
     };
     Ok(Config::load(Sources { file, env: &env, flags })?)
+}
+
+#[allow(clippy::print_stdout)] // What the vacuum did is its whole answer.
+fn vacuum(args: StoreArgs) -> anyhow::Result<ExitCode> {
+    let serve_args =
+        ServeArgs { config: args.config, data_dir: args.data_dir, listen: None, database: None, role: None };
+    let config = load_config(&serve_args)?;
+    let data_dir = match config.database {
+        None => config.data_dir,
+        Some(hookline_server::Database::Sqlite { data_dir }) => data_dir,
+        Some(hookline_server::Database::Postgres { .. }) => anyhow::bail!(
+            "the store is on PostgreSQL, whose autovacuum reuses freed space; `hookline store vacuum` rebuilds the \
+             embedded store only"
+        ),
+    };
+    let started = std::time::Instant::now();
+    let done = hookline_server::vacuum(&data_dir)?;
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    println!(
+        "{}: {:.1} MB → {:.1} MB, pages of {} B → {} B, in {:.1} s",
+        done.path.display(),
+        mb(done.bytes_before),
+        mb(done.bytes_after),
+        done.page_size_before,
+        done.page_size_after,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing(format: LogFormat) {

@@ -251,3 +251,49 @@ async fn the_cli_takes_its_key_from_the_environment_and_makes_tenant_keys() {
     let output = command.output().await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+/// Runs `hookline store vacuum --data-dir DIR`.
+async fn vacuum(dir: &std::path::Path) -> Run {
+    let mut command = tokio::process::Command::new(support::binary());
+    command.args(["store", "vacuum", "--data-dir"]).arg(dir).env_remove("HOOKLINE_DATABASE_URL").current_dir(dir);
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn an_operator_vacuums_the_embedded_store_once_its_server_has_stopped() {
+    if support::on_postgres() {
+        eprintln!("skipping: vacuum rebuilds the embedded store; the SQLite pass runs this test");
+        return;
+    }
+    let dir = TempDir::new("cli-vacuum");
+    let nothing = vacuum(dir.path()).await;
+    assert!(!nothing.success && nothing.stderr.contains("there is no store in"), "{}", nothing.stderr);
+
+    let mut server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let tenant = "acme";
+    let receiver = Receiver::start().await;
+    server.endpoint(tenant, json!({ "url": receiver.url, "topics": ["pdf.processed"] })).await;
+    let event = server.publish(tenant, "pdf.processed", r#"{"pages":3}"#).await;
+    server.wait_for_deliveries(tenant, &event, "succeeded", 1).await;
+    let busy = vacuum(dir.path()).await;
+    assert!(!busy.success && busy.stderr.contains("in use by another hookline process"), "{}", busy.stderr);
+
+    assert!(server.terminate().await.success());
+    let done = vacuum(dir.path()).await;
+    assert!(done.success, "{}\n{}", done.stdout, done.stderr);
+    assert!(
+        done.stdout.contains("hookline.db: ") && done.stdout.contains("pages of 1024 B → 1024 B"),
+        "{}",
+        done.stdout
+    );
+    // The store works as before, with its event and delivery.
+    server.restart().await;
+    let delivered = server.wait_for_deliveries(tenant, &event, "succeeded", 1).await;
+    assert_eq!(delivered["data"].as_array().map(Vec::len), Some(1), "{delivered}");
+}

@@ -6,6 +6,7 @@
 
 pub(crate) mod engine;
 mod schema;
+pub(crate) mod vacuum;
 
 use std::collections::HashMap;
 use std::fs::File;
