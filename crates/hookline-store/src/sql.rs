@@ -211,6 +211,17 @@ impl ListQuery {
         }
     }
 
+    /// The statement: the conditions' values are its first parameters, in order, and the limit the last.
+    pub(crate) fn statement(&self) -> String {
+        let conditions: Vec<String> = self
+            .conditions
+            .iter()
+            .enumerate()
+            .map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1))
+            .collect();
+        format!("{} WHERE {} ORDER BY id DESC LIMIT ${}", self.select, conditions.join(" AND "), self.values.len() + 1)
+    }
+
     /// Runs the query for a page of `limit`.
     pub(crate) async fn page<T>(
         mut self,
@@ -219,18 +230,7 @@ impl ListQuery {
         read: Read<T>,
         cursor_of: impl Fn(&T) -> String,
     ) -> Result<Page<T>, StoreError> {
-        let conditions: Vec<String> = self
-            .conditions
-            .iter()
-            .enumerate()
-            .map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1))
-            .collect();
-        let statement = format!(
-            "{} WHERE {} ORDER BY id DESC LIMIT ${}",
-            self.select,
-            conditions.join(" AND "),
-            self.values.len() + 1
-        );
+        let statement = self.statement();
         self.values.push(Box::new(i64::from(limit) + 1));
         let values: Vec<&dyn Value> = self.values.iter().map(|value| value.as_ref() as &dyn Value).collect();
         let items = sql.query(&statement, &values, read).await?;

@@ -137,10 +137,7 @@ impl Store {
         filter: EventFilter,
         page: PageRequest,
     ) -> Result<Page<Event>, StoreError> {
-        let mut query = ListQuery::new(SELECT_EVENT, &tenant);
-        query.filter("id", "<", page.cursor);
-        query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
-        query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
+        let query = list_query(&tenant, filter, page.cursor);
         reading!(self, |sql| query.page(sql, page.limit, event_row, |event| event.id.to_string()).await)
     }
 
@@ -149,5 +146,48 @@ impl Store {
             let statement = concat!("SELECT ", event_columns!(), " FROM events WHERE id = $1 AND tenant_id = $2");
             sql.first(statement, &[&id.as_str(), &tenant.as_str()], event_row).await
         })
+    }
+}
+
+/// A page of a tenant's events, newest first, through `events_by_tenant` or, for a topic, `events_by_topic`.
+fn list_query(tenant: &TenantId, filter: EventFilter, cursor: Option<String>) -> ListQuery {
+    let mut query = ListQuery::new(SELECT_EVENT, tenant);
+    query.filter("id", "<", cursor);
+    query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
+    query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
+    // Ids begin with their time: this bounds the walk down the index where the events after `after` end, which
+    // the condition on the time alone does not.
+    let first_after = filter.after.map(|after| EventId::first_at(Timestamp::from_unix_millis(after.unix_millis() + 1)));
+    query.filter("id", ">=", first_after.map(|id| id.to_string()));
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_of_the_events_list_reads_an_index_in_order_within_bounds() {
+        let connection = crate::sqlite::migrated_in_memory();
+        let topic = || Some("pdf.processed".parse::<TopicName>().unwrap());
+        let after = || Some(Timestamp::from_unix_millis(1_700_000_000_000));
+        let cases = [
+            (EventFilter::default(), "USING INDEX events_by_tenant (tenant_id=?)"),
+            (EventFilter { topic: topic(), after: None }, "USING INDEX events_by_topic (tenant_id=? AND topic=?)"),
+            (EventFilter { topic: None, after: after() }, "USING INDEX events_by_tenant (tenant_id=? AND id>?)"),
+            (EventFilter { topic: topic(), after: after() }, "events_by_topic (tenant_id=? AND topic=? AND id>?)"),
+        ];
+        for (filter, expected) in cases {
+            let statement = list_query(&"acme".parse::<TenantId>().unwrap(), filter.clone(), None).statement();
+            let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).unwrap();
+            let values = vec!["x"; explain.parameter_count()];
+            let plan: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(values), |row| row.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(plan.iter().any(|step| step.contains(expected)), "{filter:?} should use {expected}: {plan:?}");
+            assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{filter:?} sorts: {plan:?}");
+        }
     }
 }

@@ -153,6 +153,14 @@ impl Local {
     }
 }
 
+/// A database in memory with the whole schema, for tests of statements.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> Connection {
+    let mut connection = Connection::open_in_memory().unwrap();
+    schema::migrate(&mut connection).unwrap();
+    connection
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`, runs migrations and releases the leases of a previous
     /// run. Fails if another process holds the directory. The WAL file stays under about `max_wal_bytes`.
