@@ -496,7 +496,7 @@ const ENOUGH_OUTCOMES: usize = 64;
 /// they share them. Nobody waits on it: the attempt's slot is free once its outcome is queued, and the delivery
 /// log shows the outcome this much later at most. A crash loses at most this much of them, and those deliveries
 /// are sent again once their leases expire (delivery is at least once).
-const RECORD_EVERY: Duration = Duration::from_millis(50);
+const RECORD_EVERY: Duration = Duration::from_millis(100);
 
 /// Writes attempt outcomes in batches: the first after a quiet spell at once, then, unless `ENOUGH_OUTCOMES` have
 /// queued, at most one batch every `RECORD_EVERY`, of whatever has arrived meanwhile.

@@ -192,11 +192,30 @@ pub(crate) struct ListQuery {
     select: &'static str,
     conditions: Vec<(&'static str, &'static str)>,
     values: Vec<Box<dyn Value + Send>>,
+    /// Conditions written into the statement: `column = 'value'`.
+    literals: Vec<(&'static str, &'static str)>,
+    /// See `across`.
+    across: Option<(&'static str, &'static [&'static str])>,
 }
 
 impl ListQuery {
     pub(crate) fn new(select: &'static str, tenant: &hookline_core::id::TenantId) -> ListQuery {
-        ListQuery { select, conditions: vec![("tenant_id", "=")], values: vec![Box::new(tenant.to_string())] }
+        ListQuery {
+            select,
+            conditions: vec![("tenant_id", "=")],
+            values: vec![Box::new(tenant.to_string())],
+            literals: Vec::new(),
+            across: None,
+        }
+    }
+
+    /// A condition on one of a closed set of values, written into the statement rather than bound, so that the
+    /// planner can choose a partial index whose condition it matches (it cannot for a parameter).
+    pub(crate) fn filter_literal(&mut self, column: &'static str, value: Option<&'static str>) {
+        if let Some(value) = value {
+            assert!(value.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'), "{value:?}");
+            self.literals.push((column, value));
+        }
     }
 
     pub(crate) fn filter<V: Value + Send + 'static>(
@@ -213,13 +232,42 @@ impl ListQuery {
 
     /// The statement: the conditions' values are its first parameters, in order, and the limit the last.
     pub(crate) fn statement(&self) -> String {
-        let conditions: Vec<String> = self
-            .conditions
-            .iter()
-            .enumerate()
+        let limit = self.values.len() + 1;
+        match &self.across {
+            None => format!("{} WHERE {} ORDER BY id DESC LIMIT ${limit}", self.select, self.conditions(None)),
+            // Each arm reads at most a page from its own index; the pages are merged.
+            Some((column, values)) => {
+                let arms: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(arm, value)| {
+                        let conditions = self.conditions(Some((column, value)));
+                        format!(
+                            "SELECT * FROM ({} WHERE {conditions} ORDER BY id DESC LIMIT ${limit}) AS a{arm}",
+                            self.select
+                        )
+                    })
+                    .collect();
+                format!("{} ORDER BY id DESC LIMIT ${limit}", arms.join(" UNION ALL "))
+            }
+        }
+    }
+
+    /// The conditions, and `extra` as one more literal.
+    fn conditions(&self, extra: Option<(&str, &str)>) -> String {
+        let bound = self.conditions.iter().enumerate();
+        let literals = self.literals.iter().map(|(column, value)| (*column, *value)).chain(extra);
+        bound
             .map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1))
-            .collect();
-        format!("{} WHERE {} ORDER BY id DESC LIMIT ${}", self.select, conditions.join(" AND "), self.values.len() + 1)
+            .chain(literals.map(|(column, value)| format!("{column} = '{value}'")))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// Reads the list as the merge of one arm per value of `column`, each through an index of its own (partial
+    /// indexes, one per value, that together hold every row), rather than through one index of all the rows.
+    pub(crate) fn across(&mut self, column: &'static str, values: &'static [&'static str]) {
+        self.across = Some((column, values));
     }
 
     /// Runs the query for a page of `limit`.
