@@ -194,8 +194,8 @@ pub(crate) struct ListQuery {
     values: Vec<Box<dyn Value + Send>>,
     /// Conditions written into the statement: `column = 'value'`.
     literals: Vec<(&'static str, &'static str)>,
-    /// See `across`.
-    across: Option<(&'static str, &'static [&'static str])>,
+    /// See `through`.
+    through: Option<&'static str>,
 }
 
 impl ListQuery {
@@ -205,7 +205,7 @@ impl ListQuery {
             conditions: vec![("tenant_id", "=")],
             values: vec![Box::new(tenant.to_string())],
             literals: Vec::new(),
-            across: None,
+            through: None,
         }
     }
 
@@ -231,43 +231,24 @@ impl ListQuery {
     }
 
     /// The statement: the conditions' values are its first parameters, in order, and the limit the last.
-    pub(crate) fn statement(&self) -> String {
-        let limit = self.values.len() + 1;
-        match &self.across {
-            None => format!("{} WHERE {} ORDER BY id DESC LIMIT ${limit}", self.select, self.conditions(None)),
-            // Each arm reads at most a page from its own index; the pages are merged.
-            Some((column, values)) => {
-                let arms: Vec<String> = values
-                    .iter()
-                    .enumerate()
-                    .map(|(arm, value)| {
-                        let conditions = self.conditions(Some((column, value)));
-                        format!(
-                            "SELECT * FROM ({} WHERE {conditions} ORDER BY id DESC LIMIT ${limit}) AS a{arm}",
-                            self.select
-                        )
-                    })
-                    .collect();
-                format!("{} ORDER BY id DESC LIMIT ${limit}", arms.join(" UNION ALL "))
-            }
-        }
-    }
-
-    /// The conditions, and `extra` as one more literal.
-    fn conditions(&self, extra: Option<(&str, &str)>) -> String {
+    pub(crate) fn statement(&self, dialect: Dialect) -> String {
         let bound = self.conditions.iter().enumerate();
-        let literals = self.literals.iter().map(|(column, value)| (*column, *value)).chain(extra);
-        bound
-            .map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1))
-            .chain(literals.map(|(column, value)| format!("{column} = '{value}'")))
-            .collect::<Vec<_>>()
-            .join(" AND ")
+        let bound = bound.map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1));
+        let literals = self.literals.iter().map(|(column, value)| format!("{column} = '{value}'"));
+        let conditions: Vec<String> = bound.chain(literals).collect();
+        let through = match (self.through, dialect) {
+            (Some(index), Dialect::Sqlite) => format!(" INDEXED BY {index}"),
+            _ => String::new(),
+        };
+        let limit = self.values.len() + 1;
+        format!("{}{through} WHERE {} ORDER BY id DESC LIMIT ${limit}", self.select, conditions.join(" AND "))
     }
 
-    /// Reads the list as the merge of one arm per value of `column`, each through an index of its own (partial
-    /// indexes, one per value, that together hold every row), rather than through one index of all the rows.
-    pub(crate) fn across(&mut self, column: &'static str, values: &'static [&'static str]) {
-        self.across = Some((column, values));
+    /// Reads the list through `index`, which holds only its rows, even though they must then be sorted: SQLite
+    /// would rather walk an index in the list's order and step over every other row. (PostgreSQL weighs the two
+    /// by its statistics.)
+    pub(crate) fn through(&mut self, index: &'static str) {
+        self.through = Some(index);
     }
 
     /// Runs the query for a page of `limit`.
@@ -278,7 +259,7 @@ impl ListQuery {
         read: Read<T>,
         cursor_of: impl Fn(&T) -> String,
     ) -> Result<Page<T>, StoreError> {
-        let statement = self.statement();
+        let statement = self.statement(sql.dialect());
         self.values.push(Box::new(i64::from(limit) + 1));
         let values: Vec<&dyn Value> = self.values.iter().map(|value| value.as_ref() as &dyn Value).collect();
         let items = sql.query(&statement, &values, read).await?;

@@ -178,7 +178,8 @@ mod tests {
             (EventFilter { topic: topic(), after: after() }, "events_by_topic (tenant_id=? AND topic=? AND id>?)"),
         ];
         for (filter, expected) in cases {
-            let statement = list_query(&"acme".parse::<TenantId>().unwrap(), filter.clone(), None).statement();
+            let statement = list_query(&"acme".parse::<TenantId>().unwrap(), filter.clone(), None)
+                .statement(crate::sql::Dialect::Sqlite);
             let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).unwrap();
             let values = vec!["x"; explain.parameter_count()];
             let plan: Vec<String> = explain
