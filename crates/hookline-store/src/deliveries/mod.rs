@@ -381,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn every_filter_of_the_deliveries_list_reads_an_index_in_order_and_scans_nothing() {
+    fn every_filter_of_the_deliveries_list_reads_an_index_that_holds_its_rows() {
         let endpoint = || Some("ep_00000000000000000000000000".parse::<EndpointId>().unwrap());
         let event = || Some("evt_00000000000000000000000000".parse::<EventId>().unwrap());
         let cases = [
