@@ -27,6 +27,16 @@ impl Run {
     }
 }
 
+/// Runs `command` to its end, within `limit`.
+async fn run(mut command: tokio::process::Command, limit: Duration) -> Run {
+    let output = tokio::time::timeout(limit, command.output()).await.unwrap().unwrap();
+    Run {
+        success: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
 /// Runs `hookline ARGS --server URL --key ADMIN_KEY`.
 async fn hookline(server: &Hookline, args: &[&str]) -> Run {
     hookline_with_key(server, Some(ADMIN_KEY), args).await
@@ -38,12 +48,7 @@ async fn hookline_with_key(server: &Hookline, key: Option<&str>, args: &[&str]) 
     if let Some(key) = key {
         command.args(["--key", key]);
     }
-    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.unwrap().unwrap();
-    Run {
-        success: output.status.success(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    run(command, Duration::from_secs(20)).await
 }
 
 async fn ok(server: &Hookline, args: &[&str]) -> Run {
@@ -178,12 +183,7 @@ async fn cli_errors_exit_non_zero_with_the_apis_detail() {
 async fn hookline_with_env_key(server: &Hookline, key: &str, args: &[&str]) -> Run {
     let mut command = tokio::process::Command::new(support::binary());
     command.args(args).env("HOOKLINE_SERVER", &server.url).env("HOOKLINE_KEY", key);
-    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.unwrap().unwrap();
-    Run {
-        success: output.status.success(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    run(command, Duration::from_secs(20)).await
 }
 
 #[tokio::test]
@@ -256,12 +256,7 @@ async fn the_cli_takes_its_key_from_the_environment_and_makes_tenant_keys() {
 async fn vacuum(dir: &std::path::Path) -> Run {
     let mut command = tokio::process::Command::new(support::binary());
     command.args(["store", "vacuum", "--data-dir"]).arg(dir).env_remove("HOOKLINE_DATABASE_URL").current_dir(dir);
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
-    Run {
-        success: output.status.success(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+    run(command, Duration::from_secs(60)).await
 }
 
 #[tokio::test]

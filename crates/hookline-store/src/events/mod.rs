@@ -157,7 +157,8 @@ fn list_query(tenant: &TenantId, filter: EventFilter, cursor: Option<String>) ->
     query.filter("created_at", ">", filter.after.map(|after| after.unix_millis()));
     // Ids begin with their time: this bounds the walk down the index where the events after `after` end, which
     // the condition on the time alone does not.
-    let first_after = filter.after.map(|after| EventId::first_at(Timestamp::from_unix_millis(after.unix_millis() + 1)));
+    let first_after =
+        filter.after.map(|after| EventId::first_at(after.saturating_add(std::time::Duration::from_millis(1))));
     query.filter("id", ">=", first_after.map(|id| id.to_string()));
     query
 }

@@ -647,20 +647,18 @@ mod tests {
 
     #[test]
     fn a_new_store_gets_small_pages_and_an_old_one_keeps_its_own() {
-        let directory = std::env::temp_dir().join(format!("hookline-pages-{}", std::process::id()));
-        std::fs::create_dir_all(&directory).unwrap();
+        let directory = crate::sqlite::TestDir::new("pages");
         let close = |engine: Arc<Engine>| Arc::into_inner(engine).unwrap().close();
         let page_size = |path: &Path| -> u32 {
             Connection::open(path).unwrap().query_row("PRAGMA page_size", [], |row| row.get(0)).unwrap()
         };
-        let new = directory.join("new.db");
+        let new = directory.0.join("new.db");
         close(Engine::open(&new, 1 << 22).unwrap());
         assert_eq!(page_size(&new), PAGE_SIZE);
-        let old = directory.join("old.db");
+        let old = directory.0.join("old.db");
         Connection::open(&old).unwrap().execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x)").unwrap();
         close(Engine::open(&old, 1 << 22).unwrap());
         assert_eq!(page_size(&old), 4096);
-        std::fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]

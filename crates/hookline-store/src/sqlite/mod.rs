@@ -153,6 +153,27 @@ impl Local {
     }
 }
 
+/// A directory of its own under the system's temporary one, removed when dropped, for tests of files.
+#[cfg(test)]
+pub(crate) struct TestDir(pub(crate) std::path::PathBuf);
+
+#[cfg(test)]
+impl TestDir {
+    pub(crate) fn new(name: &str) -> TestDir {
+        let path = std::env::temp_dir().join(format!("hookline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir(path)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A database in memory with the whole schema, for tests of statements.
 #[cfg(test)]
 pub(crate) fn migrated_in_memory() -> Connection {

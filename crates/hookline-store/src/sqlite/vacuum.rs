@@ -52,23 +52,7 @@ fn set_journal_mode(connection: &Connection, wanted: &str) -> Result<(), OpenErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(name: &str) -> Dir {
-            let path = std::env::temp_dir().join(format!("hookline-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::sqlite::TestDir as Dir;
 
     #[test]
     fn a_vacuum_gives_freed_space_back_moves_an_old_store_to_small_pages_and_keeps_every_row() {
