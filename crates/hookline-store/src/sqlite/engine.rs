@@ -11,7 +11,8 @@
 //! thread copies the log back each time it has grown by a thirty-second of the bound, off the writer's path, and the
 //! writer itself, once the log passes
 //! half the bound, finishes the copy between two groups and waits briefly for readers to leave the old log (a
-//! restart checkpoint): the next commit then starts the log again. The file is emptied at open, by the
+//! restart checkpoint): the next commit then starts the log again. The two take turns, since SQLite refuses a
+//! second checkpoint while one runs (see `CheckpointTurn`). The file is emptied at open, by the
 //! checkpointer once the store has been idle for a moment, and by the writer when the store closes.
 
 use std::cell::Cell;
@@ -188,9 +189,11 @@ impl Engine {
         let (checkpoint_wanted, checkpoint_requests) = std::sync::mpsc::sync_channel::<()>(1);
         let commits = Arc::new(AtomicU64::new(0));
         let commits_seen = Arc::clone(&commits);
+        let checkpoint_turn = Arc::new(Mutex::new(()));
+        let turn = Arc::clone(&checkpoint_turn);
         thread::Builder::new()
             .name("hookline-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &commits_seen))
+            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &commits_seen, &turn))
             .map_err(|source| OpenError::Thread { source })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -203,6 +206,7 @@ impl Engine {
             groups_until_restart_try: 0,
             checkpoint_wanted,
             commits,
+            checkpoint_turn,
         };
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>(4096);
         let writer_thread = thread::Builder::new()
@@ -305,7 +309,9 @@ fn write_loop(mut connection: Connection, mut receiver: mpsc::Receiver<Box<dyn J
     }
     // The last writes go back into the database file and the log is emptied, so a stopped store leaves no WAL
     // behind to replay. Should this fail (or the process end first), the next open does it.
-    drop(upkeep); // Ends the checkpointer, which might otherwise be in the middle of a pass.
+    let turn = Arc::clone(&upkeep.checkpoint_turn);
+    drop(upkeep); // Ends the checkpointer once it has finished any pass it is in the middle of.
+    let _turn = take_turn(&turn);
     let emptied = connection.busy_handler(Some(wait_briefly)).and_then(|()| Checkpoint::Truncate.run(&connection));
     if !matches!(emptied, Ok(true)) {
         tracing::debug!(?emptied, "the closing checkpoint could not empty the WAL");
@@ -412,6 +418,20 @@ struct WalUpkeep {
     checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
     /// Groups committed so far, which the checkpointer watches to see the store go idle.
     commits: Arc<AtomicU64>,
+    /// Held by whoever checkpoints (see `CheckpointTurn`).
+    checkpoint_turn: CheckpointTurn,
+}
+
+/// Taken by the writer and the checkpointer around each checkpoint they run. SQLite lets one connection
+/// checkpoint at a time and refuses a second at once, busy handler or not: a restart tried while the checkpointer
+/// was in the middle of a pass failed, and under a loaded machine (passes slowed by their fsync) enough tries failed
+/// in a row for the log to pass its bound by half again. Waiting for the pass instead costs the writer at most what
+/// is left of one pass, a sixteenth of the log at the restart point.
+type CheckpointTurn = Arc<Mutex<()>>;
+
+/// Takes the turn; a holder that panicked left nothing half done that the next one must mind.
+fn take_turn(turn: &CheckpointTurn) -> std::sync::MutexGuard<'_, ()> {
+    turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl WalUpkeep {
@@ -434,14 +454,16 @@ impl WalUpkeep {
             return;
         }
         let started = Instant::now();
-        // Waiting briefly: the writes queued meanwhile wait too.
+        let turn = take_turn(&self.checkpoint_turn);
+        // Waiting briefly for readers: the writes queued meanwhile wait too.
         let restarted = connection.busy_handler(Some(wait_briefly)).and_then(|()| Checkpoint::Restart.run(connection));
+        drop(turn);
         match connection.busy_timeout(BUSY_TIMEOUT).and(restarted) {
             Ok(true) => {
                 WAL_FRAMES.set(0);
                 tracing::debug!(frames = self.restart_frames, took = ?started.elapsed(), "the WAL restarts");
             }
-            // A reader still in the old log, or the checkpointer in the middle of a pass.
+            // A reader still in the old log.
             Ok(false) => {
                 self.groups_until_restart_try = GROUPS_BETWEEN_RESTART_TRIES;
                 tracing::debug!(took = ?started.elapsed(), "the WAL could not restart yet");
@@ -457,7 +479,12 @@ impl WalUpkeep {
 /// The checkpointer: copies the WAL back whenever the writer asks, and empties the file once the store has been
 /// idle for a moment. Ends with the writer. A passive checkpoint copies what no reader still needs and never
 /// blocks the writer; emptying the file takes the write lock for as long as the last copy and an fsync take.
-fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<()>, commits: &AtomicU64) {
+fn checkpoint_loop(
+    connection: Connection,
+    requests: std::sync::mpsc::Receiver<()>,
+    commits: &AtomicU64,
+    turn: &CheckpointTurn,
+) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut last_seen = (commits.load(Ordering::Relaxed), Instant::now());
     // The open emptied the file.
@@ -465,6 +492,7 @@ fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<(
     loop {
         match requests.recv_timeout(IDLE) {
             Ok(()) => {
+                let _turn = take_turn(turn);
                 if let Err(error) = Checkpoint::Passive.run(&connection) {
                     tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
                 }
@@ -476,7 +504,11 @@ fn checkpoint_loop(connection: Connection, requests: std::sync::mpsc::Receiver<(
         if committed != last_seen.0 {
             last_seen = (committed, Instant::now());
         } else if last_seen.1.elapsed() >= IDLE && emptied_after != Some(committed) {
-            match Checkpoint::Truncate.run(&connection) {
+            let emptied = {
+                let _turn = take_turn(turn);
+                Checkpoint::Truncate.run(&connection)
+            };
+            match emptied {
                 Ok(true) => emptied_after = Some(committed),
                 // Busy after all: the next idle moment will do.
                 Ok(false) => {}
