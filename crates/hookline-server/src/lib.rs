@@ -98,6 +98,9 @@ impl Server {
         if let Some(keep) = config.retention {
             jobs.push(Arc::new(upkeep::Retention { keep, interval: config.purge_interval }));
         }
+        if store.keeps_dead_rows() {
+            jobs.push(Arc::new(upkeep::Vacuum { interval: config.purge_interval }));
+        }
         Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
     }
 

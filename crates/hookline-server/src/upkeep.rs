@@ -2,7 +2,8 @@
 //! write waits long behind it: retention purges events older than the retention period with their deliveries and
 //! attempts, oldest first (events with a delivery still pending are kept, see `Store::purge_before`), so that the
 //! store stops growing once traffic and retention balance; removal takes away the rows of deleted tenants and
-//! endpoints (see `Store::remove_deleted`).
+//! endpoints (see `Store::remove_deleted`); on PostgreSQL, vacuum clears the dead rows both leave, with the
+//! dispatcher's updates (see `Store::vacuum_churned`).
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,32 @@ impl Job for Removal {
                     endpoints = total.endpoints,
                     "deleted tenants and endpoints are gone from the store"
                 );
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Vacuums the tables that deliveries and purges churn, on PostgreSQL (see `Store::vacuum_churned`).
+pub struct Vacuum {
+    /// How often the job looks.
+    pub interval: Duration,
+}
+
+impl Job for Vacuum {
+    fn name(&self) -> &'static str {
+        "vacuum"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, _: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            for (table, dead) in store.vacuum_churned().await? {
+                tracing::debug!(table, dead, took = ?started.elapsed(), "vacuumed");
             }
             Ok(())
         })

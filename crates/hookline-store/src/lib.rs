@@ -184,16 +184,24 @@ pub struct StoreOptions {
     pub max_wal_bytes: u64,
     /// The store's only source of "now": creation times, due times of releases and retries, lease checks.
     pub clock: Arc<dyn Clock>,
+    /// The most deliveries a list of the pending or the succeeded reads for one page (see `list_deliveries`).
+    pub list_scan: u32,
 }
 
 impl StoreOptions {
     /// The default bound of the embedded store's write-ahead log.
     pub const DEFAULT_MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
+    /// The default of `list_scan`: a page of a list reads no more than a few milliseconds' worth.
+    pub const DEFAULT_LIST_SCAN: u32 = 2_000;
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES, clock: Arc::new(SystemClock) }
+        StoreOptions {
+            max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES,
+            clock: Arc::new(SystemClock),
+            list_scan: StoreOptions::DEFAULT_LIST_SCAN,
+        }
     }
 }
 
@@ -208,6 +216,7 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     clock: Arc<dyn Clock>,
+    list_scan: u32,
 }
 
 /// Calls the same method on whichever backend the store has.
@@ -240,7 +249,7 @@ impl Store {
                 Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&options.clock)).await?))
             }
         };
-        let store = Store { backend, clock: Arc::clone(&options.clock) };
+        let store = Store { backend, clock: Arc::clone(&options.clock), list_scan: options.list_scan.max(1) };
         store.seed_topics().await?;
         Ok(store)
     }
@@ -275,6 +284,22 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(_) => "embedded".to_owned(),
             Backend::Postgres(backend) => backend.node.clone(),
+        }
+    }
+
+    /// Whether the database keeps the rows that updates and deletes leave behind until a vacuum, which
+    /// `vacuum_churned` then does: PostgreSQL. SQLite reuses a freed page at once.
+    pub fn keeps_dead_rows(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// On PostgreSQL, vacuums each table that deliveries and retention churn once its dead rows pass a small share
+    /// of its live ones (whether or not the server's autovacuum is on); the tables vacuumed, each with the dead
+    /// rows it had. Nothing on SQLite.
+    pub async fn vacuum_churned(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Vec::new()),
+            Backend::Postgres(backend) => backend.vacuum_churned().await,
         }
     }
 

@@ -194,6 +194,8 @@ pub(crate) struct ListQuery {
     values: Vec<Box<dyn Value + Send>>,
     /// Conditions written into the statement: `column = 'value'`.
     literals: Vec<(&'static str, &'static str)>,
+    /// Conditions written into the statement as they are (see `condition`).
+    written: Vec<&'static str>,
     /// See `through`.
     through: Option<&'static str>,
 }
@@ -205,8 +207,14 @@ impl ListQuery {
             conditions: vec![("tenant_id", "=")],
             values: vec![Box::new(tenant.to_string())],
             literals: Vec::new(),
+            written: Vec::new(),
             through: None,
         }
+    }
+
+    /// A condition written as it is; it may name the tenant as `$1`, and no other parameter.
+    pub(crate) fn condition(&mut self, sql: &'static str) {
+        self.written.push(sql);
     }
 
     /// A condition on one of a closed set of values, written into the statement rather than bound, so that the
@@ -230,18 +238,21 @@ impl ListQuery {
         }
     }
 
-    /// The statement: the conditions' values are its first parameters, in order, and the limit the last.
-    pub(crate) fn statement(&self, dialect: Dialect) -> String {
+    /// The statement, its rows sorted by id (newest first) or in whatever order the index gives: the conditions'
+    /// values are its first parameters, in order, and the limit the last.
+    pub(crate) fn statement(&self, dialect: Dialect, ordered: bool) -> String {
         let bound = self.conditions.iter().enumerate();
         let bound = bound.map(|(index, (column, operator))| format!("{column} {operator} ${}", index + 1));
         let literals = self.literals.iter().map(|(column, value)| format!("{column} = '{value}'"));
-        let conditions: Vec<String> = bound.chain(literals).collect();
+        let written = self.written.iter().map(|condition| (*condition).to_owned());
+        let conditions: Vec<String> = bound.chain(literals).chain(written).collect();
         let through = match (self.through, dialect) {
             (Some(index), Dialect::Sqlite) => format!(" INDEXED BY {index}"),
             _ => String::new(),
         };
+        let order = if ordered { " ORDER BY id DESC" } else { "" };
         let limit = self.values.len() + 1;
-        format!("{}{through} WHERE {} ORDER BY id DESC LIMIT ${limit}", self.select, conditions.join(" AND "))
+        format!("{}{through} WHERE {}{order} LIMIT ${limit}", self.select, conditions.join(" AND "))
     }
 
     /// Reads the list through `index`, which holds only its rows, even though they must then be sorted: SQLite
@@ -253,18 +264,35 @@ impl ListQuery {
 
     /// Runs the query for a page of `limit`.
     pub(crate) async fn page<T>(
-        mut self,
+        self,
         sql: &mut impl Sql,
         limit: u32,
         read: Read<T>,
         cursor_of: impl Fn(&T) -> String,
     ) -> Result<Page<T>, StoreError> {
-        let statement = self.statement(sql.dialect());
-        self.values.push(Box::new(i64::from(limit) + 1));
-        let values: Vec<&dyn Value> = self.values.iter().map(|value| value.as_ref() as &dyn Value).collect();
-        let items = sql.query(&statement, &values, read).await?;
+        let items = self.rows(sql, i64::from(limit) + 1, true, read).await?;
         Ok(paginate(items, limit, cursor_of))
     }
+
+    /// Runs the query for up to `limit` rows, newest first when `ordered`, else in the order the index gives
+    /// them (which spares a sort of every row the conditions match when only some are wanted).
+    pub(crate) async fn rows<T>(
+        mut self,
+        sql: &mut impl Sql,
+        limit: i64,
+        ordered: bool,
+        read: Read<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let statement = self.statement(sql.dialect(), ordered);
+        self.values.push(Box::new(limit));
+        let values: Vec<&dyn Value> = self.values.iter().map(|value| value.as_ref() as &dyn Value).collect();
+        sql.query(&statement, &values, read).await
+    }
+}
+
+/// The ids as a JSON array of strings, as `in_id_list` reads them.
+pub(crate) fn json_list(ids: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("ids: {error}") })
 }
 
 #[cfg(test)]

@@ -671,6 +671,146 @@ contract! {
     }
 }
 
+#[tokio::test]
+async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_share() {
+    for fixture in fixtures("vacuum").await {
+        eprintln!("backend: {}", fixture.backend);
+        let store = &fixture.store;
+        if !store.keeps_dead_rows() {
+            assert!(store.vacuum_churned().await.unwrap().is_empty(), "SQLite reuses freed pages itself");
+            continue;
+        }
+        make_tenant(store, "acme").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        // Each delivery claimed and then finished: two updates, two dead rows.
+        for _ in 0..700 {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        let claimed = store.claim_due(Claim { limit: 1_000, per_endpoint: 1_000, ..claim_at(later(1)) }).await.unwrap();
+        assert_eq!(claimed.len(), 700);
+        let done: Vec<_> = claimed
+            .iter()
+            .map(|delivery| outcome(delivery, Some(200), NextStep::Done(DeliveryStatus::Succeeded)))
+            .collect();
+        store.record_outcomes(Arc::from(done)).await.unwrap();
+        // PostgreSQL's statistics reach the other sessions within a second or so of each write (ten at most).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let dead = loop {
+            let vacuumed = store.vacuum_churned().await.unwrap();
+            if let Some((_, dead)) = vacuumed.iter().find(|(table, _)| table == "deliveries") {
+                break *dead;
+            }
+            assert!(std::time::Instant::now() < deadline, "deliveries were never vacuumed: {vacuumed:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(dead >= 1_000, "{dead}");
+        // Clean now: the next look leaves the table alone, and its rows are all there.
+        let again = store.vacuum_churned().await.unwrap();
+        assert!(!again.iter().any(|(table, _)| table == "deliveries"), "{again:?}");
+        let succeeded = DeliveryFilter { status: Some(DeliveryStatus::Succeeded), ..DeliveryFilter::default() };
+        assert_eq!(list_all(store, "acme", &succeeded, 1_000).await.0.len(), 700);
+    }
+}
+
+/// Every delivery of a list, page after page: the ids and how many pages it took.
+async fn list_all(store: &Store, tenant_id: &str, filter: &DeliveryFilter, limit: u32) -> (Vec<DeliveryId>, usize) {
+    let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None);
+    loop {
+        let page =
+            store.list_deliveries(tenant(tenant_id), filter.clone(), PageRequest { cursor, limit }).await.unwrap();
+        pages += 1;
+        assert!(page.data.len() <= limit as usize);
+        ids.extend(page.data.into_iter().map(|delivery| delivery.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return (ids, pages),
+        }
+        assert!(pages < 100, "the list never ends");
+    }
+}
+
+#[tokio::test]
+async fn lists_of_the_pending_and_the_succeeded_read_a_bounded_number_of_deliveries_for_a_page() {
+    // Four deliveries a page at most, so that a few make a backlog.
+    let options = StoreOptions { list_scan: 4, ..StoreOptions::default() };
+    for fixture in fixtures_with("scan", &options).await {
+        eprintln!("backend: {}", fixture.backend);
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let acme = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let globex = make_endpoint(store, "globex", &["pdf.processed"]).await;
+        // Another tenant's backlog: more pending than a page reads.
+        for _ in 0..6 {
+            store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        let claim = || Claim { busy_endpoints: vec![globex.clone()], ..claim_at(later(1)) };
+        // acme: two deliveries waiting for a retry, and eight newer ones that succeeded.
+        for (count, answer, next) in
+            [(2, 500, NextStep::RetryAt(later(3600))), (8, 200, NextStep::Done(DeliveryStatus::Succeeded))]
+        {
+            for _ in 0..count {
+                store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+            }
+            let claimed = store.claim_due(claim()).await.unwrap();
+            assert_eq!(claimed.len(), count);
+            let outcomes: Vec<_> =
+                claimed.iter().map(|delivery| outcome(delivery, Some(answer), next.clone())).collect();
+            store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+        }
+        let of = |status, endpoint: Option<&EndpointId>| DeliveryFilter {
+            status: Some(status),
+            endpoint: endpoint.cloned(),
+            ..DeliveryFilter::default()
+        };
+        // What each list must hold: the whole log, newest first, filtered here.
+        let expected = |status: DeliveryStatus| async move {
+            let log = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(100)).await.unwrap();
+            log.data.into_iter().filter(|delivery| delivery.status == status).map(|delivery| delivery.id).collect()
+        };
+        let retrying: Vec<DeliveryId> = expected(DeliveryStatus::Pending).await;
+        assert_eq!(retrying.len(), 2);
+        // Few of acme's wait, older than all the rest: one full page, though the store holds more pending than a
+        // page reads (globex's are not read).
+        for endpoint in [None, Some(&acme)] {
+            let pending = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Pending, endpoint), page(10));
+            let pending = pending.await.unwrap();
+            let ids: Vec<DeliveryId> = pending.data.into_iter().map(|delivery| delivery.id).collect();
+            assert_eq!((ids, pending.next_cursor), (retrying.clone(), None), "{endpoint:?}");
+        }
+        // A backlog of acme's own: seven pending, walked four at a time.
+        for _ in 0..5 {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        let pending: Vec<DeliveryId> = expected(DeliveryStatus::Pending).await;
+        let succeeded: Vec<DeliveryId> = expected(DeliveryStatus::Succeeded).await;
+        assert_eq!((pending.len(), succeeded.len()), (7, 8));
+        for endpoint in [None, Some(&acme)] {
+            let first = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Pending, endpoint), page(10));
+            let first = first.await.unwrap();
+            assert_eq!(first.data.len(), 4, "the four newest deliveries walked are all pending");
+            assert_eq!(first.next_cursor.as_deref(), Some(pending[3].as_str()));
+            // Every pending delivery once, newest first, whatever the page's limit.
+            for limit in [1, 3, 10] {
+                let (listed, _) = list_all(store, "acme", &of(DeliveryStatus::Pending, endpoint), limit).await;
+                assert_eq!(listed, pending, "limit {limit}, {endpoint:?}");
+                let (listed, pages) = list_all(store, "acme", &of(DeliveryStatus::Succeeded, endpoint), limit).await;
+                assert_eq!(listed, succeeded, "limit {limit}, {endpoint:?}");
+                assert!(pages >= succeeded.len().div_ceil(limit as usize), "{pages}");
+            }
+            // The newest four are pending: the first page of the succeeded is empty, with a cursor to go on.
+            let none_yet = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Succeeded, endpoint), page(10));
+            let none_yet = none_yet.await.unwrap();
+            assert!(none_yet.data.is_empty() && none_yet.next_cursor.is_some(), "{none_yet:?}");
+        }
+        // globex's backlog is globex's alone.
+        let (globex_pending, _) = list_all(store, "globex", &of(DeliveryStatus::Pending, None), 10).await;
+        assert_eq!(globex_pending.len(), 6);
+        let foreign = list_all(store, "globex", &of(DeliveryStatus::Pending, Some(&acme)), 10).await.0;
+        assert!(foreign.is_empty(), "{foreign:?}");
+    }
+}
+
 async fn list_page(store: &Store, limit: u32, cursor: Option<String>) -> (Vec<DeliveryId>, Option<String>) {
     let listed =
         store.list_deliveries(tenant("acme"), DeliveryFilter::default(), PageRequest { cursor, limit }).await.unwrap();

@@ -12,7 +12,9 @@ use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, millis, one, parse_field, read_integer, read_text};
+use crate::sql::{
+    Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, one, parse_field, read_integer, read_text,
+};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -113,10 +115,6 @@ pub(crate) async fn remove_events(sql: &mut impl Sql, ids: &[String]) -> Result<
     Ok(removed)
 }
 
-fn json_list(ids: &[String]) -> Result<String, StoreError> {
-    serde_json::to_string(ids).map_err(|error| StoreError::Corrupt { detail: format!("ids: {error}") })
-}
-
 impl Store {
     /// Stores an event and one delivery per enabled endpoint of its tenant subscribed to its topic, in one
     /// transaction. With an idempotency key already used by the tenant, returns the original event instead.
@@ -180,7 +178,7 @@ mod tests {
         ];
         for (filter, expected) in cases {
             let statement = list_query(&"acme".parse::<TenantId>().unwrap(), filter.clone(), None)
-                .statement(crate::sql::Dialect::Sqlite);
+                .statement(crate::sql::Dialect::Sqlite, true);
             let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).unwrap();
             let values = vec!["x"; explain.parameter_count()];
             let plan: Vec<String> = explain
