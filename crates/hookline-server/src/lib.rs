@@ -99,7 +99,7 @@ impl Server {
             jobs.push(Arc::new(upkeep::Retention { keep, interval: config.purge_interval }));
         }
         if store.keeps_dead_rows() {
-            jobs.push(Arc::new(upkeep::Vacuum { interval: config.purge_interval }));
+            jobs.push(Arc::new(upkeep::Vacuum { interval: upkeep::VACUUM_INTERVAL }));
         }
         Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
     }
