@@ -23,6 +23,27 @@ impl Migration {
     }
 }
 
+/// A migration of a store that an earlier release made, told to the operator as it starts and as it ends: on a big
+/// store a new index takes a while to build (two minutes for ten million deliveries), and the server listens only
+/// once the schema is up to date. A new store's first migration is not told.
+pub(crate) struct Upgrade {
+    from: usize,
+    started: std::time::Instant,
+}
+
+impl Upgrade {
+    pub(crate) fn begin(current: i64) -> Option<Upgrade> {
+        let from = usize::try_from(current).ok().filter(|from| (1..MIGRATIONS.len()).contains(from))?;
+        tracing::info!(from, to = MIGRATIONS.len(), "migrating the store's schema; on a big store this takes minutes");
+        Some(Upgrade { from, started: std::time::Instant::now() })
+    }
+
+    pub(crate) fn end(self) {
+        let took = self.started.elapsed();
+        tracing::info!(from = self.from, to = MIGRATIONS.len(), ?took, "the store's schema is up to date");
+    }
+}
+
 /// Entry `n` moves the schema from version `n` to `n + 1`. Append only; never edit a shipped one.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: the first release.

@@ -242,6 +242,23 @@ impl PostgresStore {
         Ok(vacuumed)
     }
 
+    /// Every open connection is taken at once (so none is missed, while no caller holds one) and flushes its
+    /// statistics: `pg_stat_force_next_flush` (PostgreSQL 15) makes the session report them as it goes idle,
+    /// before it answers.
+    pub(crate) async fn flush_statistics(&self) -> Result<(), StoreError> {
+        let mut held = Vec::new();
+        for _ in 0..self.pool.open() {
+            held.push(self.pool.get().await?);
+        }
+        for connection in &held {
+            connection
+                .batch_execute("SELECT pg_stat_force_next_flush()")
+                .await
+                .map_err(|error| self.pool.classify(error))?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         let connection = self.pool.get().await?;
         self.session(&connection).pg_query_one("SELECT 1", &[]).await.map(|_| ())

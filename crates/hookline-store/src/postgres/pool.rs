@@ -78,6 +78,11 @@ impl Pool {
         }
     }
 
+    /// How many connections are open, taken or idle.
+    pub(crate) fn open(&self) -> usize {
+        self.connections.status().size
+    }
+
     pub(crate) async fn get(&self) -> Result<Pooled, StoreError> {
         self.connections.get().await.map_err(|error| match error {
             PoolError::Backend(error) => self.classify(error),

@@ -3,7 +3,7 @@
 
 use tokio_postgres::Client;
 
-use crate::schema::MIGRATIONS;
+use crate::schema::{MIGRATIONS, Upgrade};
 use crate::sql::Dialect;
 
 /// The advisory lock that serialises migrations across nodes ("hookline" in ASCII).
@@ -22,11 +22,16 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
             0
         }
     };
+    let upgrade = Upgrade::begin(current);
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         transaction.batch_execute(migration.statements(Dialect::Postgres)).await?;
         transaction.execute("UPDATE schema_version SET version = $1", &[&(index as i64 + 1)]).await?;
     }
-    transaction.commit().await
+    transaction.commit().await?;
+    if let Some(upgrade) = upgrade {
+        upgrade.end();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,18 +2,23 @@
 
 use rusqlite::Connection;
 
-use crate::schema::MIGRATIONS;
+use crate::schema::{MIGRATIONS, Upgrade};
 use crate::sql::Dialect;
 
 /// Brings the schema up to date inside one transaction.
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let upgrade = Upgrade::begin(current);
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         transaction.execute_batch(migration.statements(Dialect::Sqlite))?;
         transaction.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
     }
-    transaction.commit()
+    transaction.commit()?;
+    if let Some(upgrade) = upgrade {
+        upgrade.end();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
