@@ -713,6 +713,11 @@ async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_s
     }
 }
 
+/// The filter of one status, of a tenant's deliveries or of one endpoint's.
+fn of(status: DeliveryStatus, endpoint: Option<&EndpointId>) -> DeliveryFilter {
+    DeliveryFilter { status: Some(status), endpoint: endpoint.cloned(), ..DeliveryFilter::default() }
+}
+
 /// Every delivery of a list, page after page: the ids and how many pages it took.
 async fn list_all(store: &Store, tenant_id: &str, filter: &DeliveryFilter, limit: u32) -> (Vec<DeliveryId>, usize) {
     let (mut ids, mut pages, mut cursor) = (Vec::new(), 0, None);
@@ -759,11 +764,6 @@ async fn lists_of_the_pending_and_the_succeeded_read_a_bounded_number_of_deliver
                 claimed.iter().map(|delivery| outcome(delivery, Some(answer), next.clone())).collect();
             store.record_outcomes(Arc::from(outcomes)).await.unwrap();
         }
-        let of = |status, endpoint: Option<&EndpointId>| DeliveryFilter {
-            status: Some(status),
-            endpoint: endpoint.cloned(),
-            ..DeliveryFilter::default()
-        };
         // What each list must hold: the whole log, newest first, filtered here.
         let expected = |status: DeliveryStatus| async move {
             let log = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(100)).await.unwrap();
@@ -1120,5 +1120,44 @@ async fn a_removal_cut_short_by_a_restart_goes_on_from_where_it_was() {
         assert_eq!(events, 3, "{backend}: the rest, and nothing twice");
         assert!(!store.tenant_being_deleted(tenant("acme")).await.unwrap());
         make_tenant(&store, "acme").await;
+    }
+}
+
+#[tokio::test]
+async fn a_walk_for_a_rare_status_goes_on_in_growing_steps_up_to_its_bound() {
+    // The walk's steps (128, then four times as many) within a bound of 300 deliveries a page.
+    let options = StoreOptions { list_scan: 300, ..StoreOptions::default() };
+    for fixture in fixtures_with("steps", &options).await {
+        eprintln!("backend: {}", fixture.backend);
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        let acme = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        // Five that succeeded, then 395 newer that failed.
+        for (count, answer, status) in [(5, 200, DeliveryStatus::Succeeded), (395, 410, DeliveryStatus::Failed)] {
+            for _ in 0..count {
+                store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+            }
+            let claimed = store.claim_due(Claim { limit: 1_000, per_endpoint: 1_000, ..claim_at(later(1)) }).await;
+            let claimed = claimed.unwrap();
+            assert_eq!(claimed.len(), count);
+            let outcomes: Vec<_> =
+                claimed.iter().map(|delivery| outcome(delivery, Some(answer), NextStep::Done(status))).collect();
+            store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+        }
+        for endpoint in [None, Some(&acme)] {
+            // The first page walks 300 of the failed and stops there, empty, with a cursor; the next finds the five.
+            let first = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Succeeded, endpoint), page(10));
+            let first = first.await.unwrap();
+            assert!(first.data.is_empty() && first.next_cursor.is_some(), "{endpoint:?}: {first:?}");
+            let rest = PageRequest { cursor: first.next_cursor, limit: 10 };
+            let second = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Succeeded, endpoint), rest);
+            let second = second.await.unwrap();
+            assert_eq!((second.data.len(), second.next_cursor), (5, None), "{endpoint:?}");
+            // A common status fills its page from the first step.
+            let failed = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Failed, endpoint), page(200));
+            assert_eq!(failed.await.unwrap().data.len(), 200);
+            let (listed, _) = list_all(store, "acme", &of(DeliveryStatus::Succeeded, endpoint), 2).await;
+            assert_eq!(listed.len(), 5);
+        }
     }
 }

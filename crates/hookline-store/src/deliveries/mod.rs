@@ -255,9 +255,20 @@ async fn list(
         _ => return list_query(tenant, filter, page.cursor).page(sql, page.limit, delivery_row, cursor_of).await,
     };
     if unindexed == DeliveryStatus::Pending {
-        let query = pending_query(tenant, filter.endpoint.as_ref(), page.cursor.clone());
-        let mut waiting = query.rows(sql, i64::from(scan) + 1, false, delivery_row).await?;
-        if waiting.len() <= scan as usize {
+        // How many wait, up to `scan` and one, counted in the due index alone (and regardless of the cursor, so
+        // that every page of a list is read the same way): a pending row read whole is one random page of the table.
+        let endpoint = filter.endpoint.as_ref().map(|endpoint| endpoint.to_string());
+        let cap = i64::from(scan) + 1;
+        let counted = match &endpoint {
+            Some(endpoint) => {
+                let values: [&dyn crate::sql::Value; 3] = [&endpoint.as_str(), &tenant.as_str(), &cap];
+                sql.query(pending_count(true), &values, |_| Ok(())).await?
+            }
+            None => sql.query(pending_count(false), &[&tenant.as_str(), &cap], |_| Ok(())).await?,
+        };
+        if counted.len() <= scan as usize {
+            let query = pending_query(tenant, filter.endpoint.as_ref(), page.cursor.clone());
+            let mut waiting = query.rows(sql, i64::from(scan), false, delivery_row).await?;
             waiting.sort_unstable_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
             return Ok(paginate(waiting, page.limit, cursor_of));
         }
@@ -277,6 +288,18 @@ fn list_query(tenant: &TenantId, filter: DeliveryFilter, cursor: Option<String>)
     query
 }
 
+/// Up to a limit of the pending deliveries of a tenant (`$1`, the limit `$2`) or of one of its endpoints (`$1`,
+/// the tenant `$2`, the limit `$3`), one row each, read from the per-endpoint due index alone.
+fn pending_count(of_endpoint: bool) -> &'static str {
+    if of_endpoint {
+        "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'
+            AND endpoint_id IN (SELECT id FROM endpoints WHERE tenant_id = $2) LIMIT $3"
+    } else {
+        "SELECT 1 FROM deliveries WHERE status = 'pending'
+            AND endpoint_id IN (SELECT id FROM endpoints WHERE tenant_id = $1) LIMIT $2"
+    }
+}
+
 /// The pending deliveries of a tenant or an endpoint, in no order, through the per-endpoint due index: a tenant's
 /// through each of its endpoints, so that another tenant's backlog is not read.
 fn pending_query(tenant: &TenantId, endpoint: Option<&EndpointId>, cursor: Option<String>) -> ListQuery {
@@ -291,8 +314,9 @@ fn pending_query(tenant: &TenantId, endpoint: Option<&EndpointId>, cursor: Optio
     query
 }
 
-/// The walk of `list`: the next `scan` deliveries of the tenant or endpoint, newest first, and then those of them
-/// with `status`, read whole.
+/// The walk of `list`: the tenant's or endpoint's deliveries newest first, at most `scan` of them, keeping those
+/// with `status` until a page and one more are kept, and then those read whole. The walk goes in steps, each four
+/// times the last, so that a page of a common status (the succeeded) stops after a few hundred.
 async fn walk(
     sql: &mut impl Sql,
     tenant: &TenantId,
@@ -301,17 +325,30 @@ async fn walk(
     page: PageRequest,
     scan: u32,
 ) -> Result<Page<Delivery>, StoreError> {
-    let walked = walk_query(tenant, endpoint, page.cursor).rows(sql, i64::from(scan), true, id_and_status).await?;
     let limit = page.limit as usize;
-    let mut kept: Vec<String> =
-        walked.iter().filter(|(_, of)| of == status.as_str()).map(|(id, _)| id.clone()).take(limit + 1).collect();
+    let (mut kept, mut walked, mut cursor) = (Vec::new(), 0, page.cursor);
+    let mut step = (page.limit + 1).max(WALK_STEP);
+    let ended = loop {
+        let take = step.min(scan - walked);
+        let rows = walk_query(tenant, endpoint.clone(), cursor.clone())
+            .rows(sql, i64::from(take), true, id_and_status)
+            .await?;
+        walked += rows.len() as u32;
+        let ended = rows.len() < take as usize;
+        cursor = rows.last().map(|(id, _)| id.clone()).or(cursor);
+        kept.extend(rows.into_iter().filter(|(_, of)| of == status.as_str()).map(|(id, _)| id));
+        if ended || kept.len() > limit || walked >= scan {
+            break ended;
+        }
+        step = step.saturating_mul(4);
+    };
     let next_cursor = if kept.len() > limit {
         kept.truncate(limit);
         kept.last().cloned()
-    } else if walked.len() == scan as usize {
-        walked.last().map(|(id, _)| id.clone())
-    } else {
+    } else if ended {
         None
+    } else {
+        cursor
     };
     let mut data = Vec::new();
     if !kept.is_empty() {
@@ -324,6 +361,9 @@ async fn walk(
     }
     Ok(Page { data, next_cursor })
 }
+
+/// The first step of a walk, at least.
+const WALK_STEP: u32 = 128;
 
 /// The ids and statuses of a tenant's or endpoint's deliveries, newest first.
 fn walk_query(tenant: &TenantId, endpoint: Option<EndpointId>, cursor: Option<String>) -> ListQuery {
@@ -459,8 +499,11 @@ mod tests {
 
     /// SQLite's plan for `query`, one step per line.
     fn plan(query: ListQuery, ordered: bool) -> String {
+        explain(&query.statement(crate::sql::Dialect::Sqlite, ordered))
+    }
+
+    fn explain(statement: &str) -> String {
         let connection = crate::sqlite::migrated_in_memory();
-        let statement = query.statement(crate::sql::Dialect::Sqlite, ordered);
         let mut explain = connection.prepare(&format!("EXPLAIN QUERY PLAN {statement}")).unwrap();
         // The plan does not depend on the values.
         let values = vec!["x"; explain.parameter_count()];
@@ -517,6 +560,14 @@ mod tests {
                 let pending = plan(pending_query(&tenant(), endpoint.as_ref(), cursor.clone()), false);
                 assert_reads(&pending, "deliveries_endpoint_due", false, &format!("pending of {endpoint:?}"));
             }
+        }
+        // How many are pending is counted in the due index alone, without a row of the table.
+        for of_endpoint in [false, true] {
+            let counted = explain(pending_count(of_endpoint));
+            let covering = "SEARCH deliveries USING COVERING INDEX deliveries_endpoint_due";
+            assert!(counted.lines().any(|step| step.starts_with(covering)), "count of {of_endpoint}:\n{counted}");
+        }
+        for cursor in [None, Some("del_00000000000000000000000000".to_owned())] {
             // The walk for the pending and the succeeded.
             let walk = plan(walk_query(&tenant(), None, cursor.clone()), true);
             assert_reads(&walk, "deliveries_by_tenant", false, "walk");
