@@ -94,6 +94,25 @@ async fn a_short_bench_on_two_postgresql_nodes_delivers_everything() {
 }
 
 #[tokio::test]
+async fn a_soak_on_postgresql_reports_no_disk_writes_of_its_own_and_no_store_files() {
+    let Some(database) = support::postgres_database().await else { return };
+    let args = ["bench", "--duration", "3s", "--rate", "100", "--json", "--database", &database.url];
+    let output = tokio::process::Command::new(binary()).args(args).output().await.expect("hookline runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "bench failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"));
+    let soak = &report["soak"];
+    // PostgreSQL's own processes write the database: the bench's writes are not the store's.
+    assert!(soak["written_bytes_per_delivery"].is_null(), "{soak}");
+    let samples = soak["samples"].as_array().unwrap();
+    assert!(!samples.is_empty(), "{soak}");
+    for sample in samples {
+        assert!(sample["written_bytes_per_delivery"].is_null() && sample["wal_bytes"].is_null(), "{sample}");
+        assert!(sample["rss_bytes"].as_u64().is_some_and(|bytes| bytes > 0), "{sample}");
+    }
+}
+
+#[tokio::test]
 async fn bad_options_and_an_unreachable_server_get_a_clear_error() {
     let unreachable = support::closed_port_url().await;
     let cases: [(&[&str], &str); 4] = [

@@ -342,6 +342,11 @@ impl Target {
         }
     }
 
+    /// Whether the server process's disk writes are its store's: not when the bench runs it on PostgreSQL.
+    fn writes_are_the_stores(&self) -> bool {
+        self.in_process.is_empty() || !self.delete_tenant
+    }
+
     /// The first node's API, where the bench sets up its tenant and endpoints.
     fn api(&self) -> &Api {
         &self.nodes[0]
@@ -519,7 +524,7 @@ async fn measure(
         let sampled = soak::sample(
             Arc::clone(sink),
             target.process,
-            target.store_files(),
+            (target.store_files(), target.writes_are_the_stores()),
             window,
             publishing_started,
             soak_stop.clone(),

@@ -61,12 +61,13 @@ impl StoreFiles {
     }
 }
 
-/// Samples every `window` until `stop`, from `started` (the first publish); returns the samples and every
-/// latency of the soak in one histogram.
+/// Samples every `window` until `stop`, from `started` (the first publish); returns the samples, every latency of
+/// the soak in one histogram and the bytes written in all. The bytes `process` writes are counted only when they
+/// are the store's (`counts_writes`): not when the server's database is PostgreSQL, whose own processes write it.
 pub async fn sample(
     sink: Arc<Sink>,
     process: ServerProcess,
-    files: Option<StoreFiles>,
+    (files, counts_writes): (Option<StoreFiles>, bool),
     window: Duration,
     started: Instant,
     stop: CancellationToken,
@@ -74,7 +75,8 @@ pub async fn sample(
     let mut samples = Vec::new();
     let mut all = histogram();
     let mut ticks = tokio::time::interval_at((started + window).into(), window);
-    let written_at_start = process.written_bytes();
+    let written_bytes = || process.written_bytes().filter(|_| counts_writes);
+    let written_at_start = written_bytes();
     let mut written_before = written_at_start;
     let mut delivered_before = sink.counts().borrow().fast;
     let mut last_tick = started;
@@ -87,7 +89,7 @@ pub async fn sample(
         let delivered = sink.counts().borrow().fast;
         let latencies = sink.take_window();
         let _ = all.add(&latencies);
-        let written = process.written_bytes();
+        let written = written_bytes();
         let in_window = delivered - delivered_before;
         let seconds = now.duration_since(last_tick).as_secs_f64().max(1e-6);
         samples.push(Sample {
