@@ -213,6 +213,13 @@ fn lease_length(timeout: Duration) -> Duration {
     timeout * 3 + Duration::from_secs(5)
 }
 
+#[cfg(test)]
+#[test]
+fn the_longest_lease_ends_within_the_horizon_a_restart_releases() {
+    // The longest delivery timeout the configuration takes is five minutes.
+    assert!(lease_length(Duration::from_secs(300)) < hookline_store::LEASE_HORIZON);
+}
+
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// How many deliveries one claim may take.

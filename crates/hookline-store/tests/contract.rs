@@ -1161,3 +1161,39 @@ async fn a_walk_for_a_rare_status_goes_on_in_growing_steps_up_to_its_bound() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_restart_releases_the_leases_a_run_left_on_deliveries_due_soon() {
+    for fixture in fixtures("lease-restart").await {
+        eprintln!("backend: {}", fixture.backend);
+        let Fixture { backend, store, _dir: dir, _database: database } = fixture;
+        make_tenant(&store, "acme").await;
+        make_endpoint(&store, "acme", &["pdf.processed"]).await;
+        // One delivery in flight under an ordinary lease, one under a lease that ends a day from now (as a clock
+        // that ran ahead would have left it).
+        let mut claimed = Vec::new();
+        for lease in [Duration::from_secs(30), Duration::from_secs(86_400)] {
+            store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+            let now = later(0);
+            let claim = Claim { lease_until: now.saturating_add(lease), ..claim_at(now) };
+            let taken = store.claim_due(claim).await.unwrap();
+            assert_eq!(taken.len(), 1);
+            claimed.push(taken[0].id.clone());
+        }
+        store.close().await;
+        let reopened = match &database {
+            Some(database) => Database::Postgres { url: database.url.clone() },
+            None => Database::Sqlite { data_dir: dir.0.clone() },
+        };
+        let store = Store::open(&reopened, &dir.0, &StoreOptions::default()).await.expect("the store opens again");
+        // The first is due at once; the second waits for its lease to end, as after a node's death.
+        let due = store.claim_due(claim_at(later(1))).await.unwrap();
+        let due: Vec<DeliveryId> = due.into_iter().map(|delivery| delivery.id).collect();
+        assert_eq!(due, claimed[..1], "{backend}");
+        // A day on, it is due too (with the first, whose new lease has run out by then).
+        let after_a_day = store.claim_due(claim_at(later(86_401))).await.unwrap();
+        let mut after_a_day: Vec<DeliveryId> = after_a_day.into_iter().map(|delivery| delivery.id).collect();
+        after_a_day.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(after_a_day, claimed, "{backend}");
+    }
+}

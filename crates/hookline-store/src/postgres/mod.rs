@@ -203,12 +203,13 @@ impl PostgresStore {
 
     /// The leases a previous run of this node held belong to a dead process: make those deliveries due now.
     async fn release_own_leases(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
         let connection = self.pool.get().await?;
         self.session(&connection)
             .pg_execute(
                 "UPDATE deliveries SET lease = NULL, lease_node = NULL, next_attempt_at = LEAST(next_attempt_at, $2)
-                 WHERE lease_node = $1 AND lease IS NOT NULL AND status = 'pending'",
-                &[&self.node, &self.clock.now().unix_millis()],
+                 WHERE lease_node = $1 AND lease IS NOT NULL AND status = 'pending' AND next_attempt_at <= $3",
+                &[&self.node, &now.unix_millis(), &now.saturating_add(crate::LEASE_HORIZON).unix_millis()],
             )
             .await
     }

@@ -239,15 +239,18 @@ impl SqliteStore {
 
     /// Every lease belongs to a dead process here: make those deliveries due now.
     async fn release_all_leases(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now().unix_millis();
+        let now = self.clock.now();
+        let horizon = now.saturating_add(crate::LEASE_HORIZON).unix_millis();
+        let now = now.unix_millis();
         self.engine
             .write(move |connection| {
                 Ok(connection.execute(
-                    // Only pending deliveries hold leases: naming them lets the pending index find them, so a
-                    // store of millions of finished deliveries opens without reading them all.
+                    // Only pending deliveries due soon hold leases: naming them lets the due index find them, so a
+                    // store of millions of finished deliveries, or of many waiting for a late retry, opens without
+                    // reading them all.
                     "UPDATE deliveries SET lease = NULL, next_attempt_at = MIN(next_attempt_at, ?1)
-                     WHERE status = 'pending' AND lease IS NOT NULL",
-                    [now],
+                     WHERE status = 'pending' AND lease IS NOT NULL AND next_attempt_at <= ?2",
+                    [now, horizon],
                 )?)
             })
             .await
