@@ -268,9 +268,12 @@ async fn list(
         };
         if counted.len() <= scan as usize {
             let query = pending_query(tenant, filter.endpoint.as_ref(), page.cursor.clone());
-            let mut waiting = query.rows(sql, i64::from(scan), false, delivery_row).await?;
-            waiting.sort_unstable_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
-            return Ok(paginate(waiting, page.limit, cursor_of));
+            let mut waiting = query.rows(sql, cap, false, delivery_row).await?;
+            // More may have come between the two reads: then they are walked, as a part of them could be missing.
+            if waiting.len() <= scan as usize {
+                waiting.sort_unstable_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
+                return Ok(paginate(waiting, page.limit, cursor_of));
+            }
         }
     }
     walk(sql, tenant, filter.endpoint, unindexed, page, scan).await
