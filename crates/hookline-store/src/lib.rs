@@ -73,6 +73,8 @@ pub use crate::retention::Purged;
 pub use crate::sql::{Page, PageRequest};
 use crate::sqlite::SqliteStore;
 pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
+pub use crate::tenants::{ApiKey, Principal, Tenant};
+pub use crate::topics::Topic;
 
 /// Longer than any lease a dispatcher takes (three delivery timeouts of at most five minutes, and five seconds):
 /// at start-up only pending deliveries due within this of now can hold a lease that a previous run left, since a
@@ -80,8 +82,6 @@ pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
 /// soon, through the due index, and not every one waiting days for a retry (a cold start read each of 48,325 of
 /// them: 6 s). A lease left past it, by a clock that jumped back, still runs out on its own.
 pub const LEASE_HORIZON: std::time::Duration = std::time::Duration::from_secs(16 * 60);
-pub use crate::tenants::{ApiKey, Principal, Tenant};
-pub use crate::topics::Topic;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -713,6 +713,18 @@ async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_s
     }
 }
 
+/// Publishes `count` events of acme's, then claims their deliveries with the claim `claim` makes then (it must take
+/// all of them) and records each attempt as answered `answer`, followed by `next`.
+async fn settle(store: &Store, count: usize, claim: impl Fn() -> Claim, answer: u16, next: NextStep) {
+    for _ in 0..count {
+        store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    }
+    let claimed = store.claim_due(claim()).await.unwrap();
+    assert_eq!(claimed.len(), count);
+    let outcomes: Vec<_> = claimed.iter().map(|delivery| outcome(delivery, Some(answer), next.clone())).collect();
+    store.record_outcomes(Arc::from(outcomes)).await.unwrap();
+}
+
 /// The filter of one status, of a tenant's deliveries or of one endpoint's.
 fn of(status: DeliveryStatus, endpoint: Option<&EndpointId>) -> DeliveryFilter {
     DeliveryFilter { status: Some(status), endpoint: endpoint.cloned(), ..DeliveryFilter::default() }
@@ -752,18 +764,8 @@ async fn lists_of_the_pending_and_the_succeeded_read_a_bounded_number_of_deliver
         }
         let claim = || Claim { busy_endpoints: vec![globex.clone()], ..claim_at(later(1)) };
         // acme: two deliveries waiting for a retry, and eight newer ones that succeeded.
-        for (count, answer, next) in
-            [(2, 500, NextStep::RetryAt(later(3600))), (8, 200, NextStep::Done(DeliveryStatus::Succeeded))]
-        {
-            for _ in 0..count {
-                store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
-            }
-            let claimed = store.claim_due(claim()).await.unwrap();
-            assert_eq!(claimed.len(), count);
-            let outcomes: Vec<_> =
-                claimed.iter().map(|delivery| outcome(delivery, Some(answer), next.clone())).collect();
-            store.record_outcomes(Arc::from(outcomes)).await.unwrap();
-        }
+        settle(store, 2, &claim, 500, NextStep::RetryAt(later(3600))).await;
+        settle(store, 8, claim, 200, NextStep::Done(DeliveryStatus::Succeeded)).await;
         // What each list must hold: the whole log, newest first, filtered here.
         let expected = |status: DeliveryStatus| async move {
             let log = store.list_deliveries(tenant("acme"), DeliveryFilter::default(), page(100)).await.unwrap();
@@ -1133,17 +1135,9 @@ async fn a_walk_for_a_rare_status_goes_on_in_growing_steps_up_to_its_bound() {
         make_tenant(store, "acme").await;
         let acme = make_endpoint(store, "acme", &["pdf.processed"]).await;
         // Five that succeeded, then 395 newer that failed.
-        for (count, answer, status) in [(5, 200, DeliveryStatus::Succeeded), (395, 410, DeliveryStatus::Failed)] {
-            for _ in 0..count {
-                store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
-            }
-            let claimed = store.claim_due(Claim { limit: 1_000, per_endpoint: 1_000, ..claim_at(later(1)) }).await;
-            let claimed = claimed.unwrap();
-            assert_eq!(claimed.len(), count);
-            let outcomes: Vec<_> =
-                claimed.iter().map(|delivery| outcome(delivery, Some(answer), NextStep::Done(status))).collect();
-            store.record_outcomes(Arc::from(outcomes)).await.unwrap();
-        }
+        let claim = || Claim { limit: 1_000, per_endpoint: 1_000, ..claim_at(later(1)) };
+        settle(store, 5, &claim, 200, NextStep::Done(DeliveryStatus::Succeeded)).await;
+        settle(store, 395, claim, 410, NextStep::Done(DeliveryStatus::Failed)).await;
         for endpoint in [None, Some(&acme)] {
             // The first page walks 300 of the failed and stops there, empty, with a cursor; the next finds the five.
             let first = store.list_deliveries(tenant("acme"), of(DeliveryStatus::Succeeded, endpoint), page(10));

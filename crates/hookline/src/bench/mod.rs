@@ -524,7 +524,8 @@ async fn measure(
         let sampled = soak::sample(
             Arc::clone(sink),
             target.process,
-            (target.store_files(), target.writes_are_the_stores()),
+            target.store_files(),
+            target.writes_are_the_stores(),
             window,
             publishing_started,
             soak_stop.clone(),

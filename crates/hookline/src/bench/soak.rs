@@ -67,7 +67,8 @@ impl StoreFiles {
 pub async fn sample(
     sink: Arc<Sink>,
     process: ServerProcess,
-    (files, counts_writes): (Option<StoreFiles>, bool),
+    files: Option<StoreFiles>,
+    counts_writes: bool,
     window: Duration,
     started: Instant,
     stop: CancellationToken,
