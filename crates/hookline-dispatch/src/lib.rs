@@ -34,6 +34,10 @@ pub use crate::client::{HeadersLimit, HttpClient};
 pub use crate::guard::{TargetGuard, TargetPolicy};
 pub use crate::handoff::Handoff;
 
+/// The longest delivery timeout a dispatcher takes (the configuration refuses more): its leases, three timeouts
+/// and 5 s, must end within the horizon a restart releases (`hookline_store::LEASE_HORIZON`).
+pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The `User-Agent` every webhook request carries.
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"), " (+webhooks)");
 
@@ -216,8 +220,7 @@ fn lease_length(timeout: Duration) -> Duration {
 #[cfg(test)]
 #[test]
 fn the_longest_lease_ends_within_the_horizon_a_restart_releases() {
-    // The longest delivery timeout the configuration takes is five minutes.
-    assert!(lease_length(Duration::from_secs(300)) < hookline_store::LEASE_HORIZON);
+    assert!(lease_length(MAX_DELIVERY_TIMEOUT) < hookline_store::LEASE_HORIZON);
 }
 
 /// The longest a dispatcher sleeps without looking at the queue, in case a clock jumped.

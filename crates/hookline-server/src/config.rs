@@ -249,12 +249,23 @@ fn parse_schedule(key: &str, delays: &[String]) -> Result<RetrySchedule, ConfigE
     RetrySchedule::exact(parsed).map_err(|error| invalid(key, &delays.join(","), &error.to_string()))
 }
 
-fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
+/// A timeout from 100 ms to `max`.
+fn parse_timeout_within(key: &str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
     match parse_duration(value) {
-        Ok(timeout) if timeout >= Duration::from_millis(100) && timeout <= Duration::from_secs(300) => Ok(timeout),
-        Ok(_) => Err(invalid(key, value, "use a timeout from 100ms to 5m")),
+        Ok(timeout) if timeout >= Duration::from_millis(100) && timeout <= max => Ok(timeout),
+        Ok(_) => Err(invalid(key, value, &format!("use a timeout from 100ms to {}", format_duration(max)))),
         Err(error) => Err(invalid(key, value, &error.to_string())),
     }
+}
+
+/// An API timeout: from 100 ms to 5 min.
+fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_timeout_within(key, value, Duration::from_secs(300))
+}
+
+/// A delivery timeout: from 100 ms to the longest the dispatcher takes, which its leases depend on.
+fn parse_delivery_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_timeout_within(key, value, hookline_dispatch::MAX_DELIVERY_TIMEOUT)
 }
 
 /// A retention period of a minute or more, or `off` to keep everything.
@@ -336,7 +347,7 @@ impl Config {
             self.max_payload_bytes = parse_count("max_payload_bytes", &bytes.to_string(), 1024..=64 * 1024 * 1024)?;
         }
         if let Some(timeout) = file.delivery_timeout {
-            self.delivery_timeout = parse_timeout("delivery_timeout", &timeout)?;
+            self.delivery_timeout = parse_delivery_timeout("delivery_timeout", &timeout)?;
         }
         if let Some(count) = file.delivery_concurrency {
             self.delivery_concurrency = parse_count("delivery_concurrency", &count.to_string(), 1..=100_000)?;
@@ -409,7 +420,7 @@ impl Config {
             self.max_payload_bytes = parse_count("HOOKLINE_MAX_PAYLOAD_BYTES", &value, 1024..=64 * 1024 * 1024)?;
         }
         if let Some(value) = env("HOOKLINE_DELIVERY_TIMEOUT") {
-            self.delivery_timeout = parse_timeout("HOOKLINE_DELIVERY_TIMEOUT", &value)?;
+            self.delivery_timeout = parse_delivery_timeout("HOOKLINE_DELIVERY_TIMEOUT", &value)?;
         }
         if let Some(value) = env("HOOKLINE_DELIVERY_CONCURRENCY") {
             self.delivery_concurrency = parse_count("HOOKLINE_DELIVERY_CONCURRENCY", &value, 1..=100_000)?;

@@ -323,8 +323,11 @@ pub fn render_soak(title: &str, subtitle: &str, soak: &super::soak::SoakFigures,
         let y_ticks = nice_ticks(highest);
         let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
         let y_labels: Vec<(f64, String)> = y_ticks.iter().map(|&value| (value, format!("{value}{unit}"))).collect();
-        let title =
-            if index == 2 { format!("{panel_title}; RSS of {memory_scope}") } else { (*panel_title).to_owned() };
+        let title = match index {
+            2 => format!("{panel_title}; RSS of {memory_scope}"),
+            3 if !soak.written_by.is_empty() => format!("{panel_title}, {}", soak.written_by),
+            _ => (*panel_title).to_owned(),
+        };
         panel.axes(&mut svg, &title, "time since the first publish", &x_ticks, &y_labels);
         for (colour, label, points) in series {
             panel.polyline(&mut svg, points.iter().copied(), colour, label);

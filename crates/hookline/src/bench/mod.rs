@@ -216,8 +216,18 @@ struct Target {
     process: ServerProcess,
     description: String,
     in_process: Vec<InProcess>,
-    /// Delete the tenant when done: the store outlives the bench.
-    delete_tenant: bool,
+    store: TargetStore,
+}
+
+/// Where the server under test keeps its store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TargetStore {
+    /// A server of its own (`--server`): its store outlives the bench, which deletes its tenant when done.
+    Elsewhere,
+    /// The embedded store, on a temporary data dir per node.
+    Embedded,
+    /// A PostgreSQL database (`--database`), which outlives the bench, as `Elsewhere`.
+    Postgres { url: String },
 }
 
 struct InProcess {
@@ -251,7 +261,7 @@ impl Target {
                 process: args.server_pid.map_or(ServerProcess::Unknown, ServerProcess::Pid),
                 description,
                 in_process: Vec::new(),
-                delete_tenant: true,
+                store: TargetStore::Elsewhere,
             });
         }
         let admin_key = hookline_core::secret::generate_api_key("hka_");
@@ -298,21 +308,18 @@ impl Target {
             let serving = tokio::spawn(server.run(shutdown.clone()));
             in_process.push(InProcess { shutdown, serving, data_dir });
         }
-        let (tenant, description) = match &database {
-            Some(hookline_server::Database::Postgres { .. }) => {
+        let (tenant, description, store) = match &database {
+            Some(hookline_server::Database::Postgres { url }) => {
                 let nodes = if args.nodes == 1 { "one node".to_owned() } else { format!("{} nodes", args.nodes) };
-                (shared_store_tenant(), format!("in-process, PostgreSQL, {nodes} sharing one database"))
+                let description = format!("in-process, PostgreSQL, {nodes} sharing one database");
+                (shared_store_tenant(), description, TargetStore::Postgres { url: url.clone() })
             }
-            _ => ("bench".to_owned(), "in-process, SQLite (durable) on a temporary data dir".to_owned()),
+            _ => {
+                let description = "in-process, SQLite (durable) on a temporary data dir".to_owned();
+                ("bench".to_owned(), description, TargetStore::Embedded)
+            }
         };
-        let target = Target {
-            nodes,
-            tenant,
-            process: ServerProcess::InProcess,
-            description,
-            in_process,
-            delete_tenant: database.is_some(),
-        };
+        let target = Target { nodes, tenant, process: ServerProcess::InProcess, description, in_process, store };
         if let Err(error) =
             target.api().call_json(http::Method::POST, "/v1/tenants", json!({"id": target.tenant})).await
         {
@@ -336,15 +343,20 @@ impl Target {
 
     /// The embedded store's files, when the bench runs it: one node on a temporary data dir.
     fn store_files(&self) -> Option<soak::StoreFiles> {
-        match (self.delete_tenant, self.in_process.as_slice()) {
-            (false, [only]) => Some(soak::StoreFiles { data_dir: only.data_dir.clone() }),
+        match (&self.store, self.in_process.as_slice()) {
+            (TargetStore::Embedded, [only]) => Some(soak::StoreFiles { data_dir: only.data_dir.clone() }),
             _ => None,
         }
     }
 
-    /// Whether the server process's disk writes are its store's: not when the bench runs it on PostgreSQL.
-    fn writes_are_the_stores(&self) -> bool {
-        self.in_process.is_empty() || !self.delete_tenant
+    /// Where the store's disk writes are counted: PostgreSQL's own processes write a database.
+    async fn writes(&self) -> anyhow::Result<soak::Writes> {
+        match &self.store {
+            TargetStore::Postgres { url } => soak::Writes::postgres(url)
+                .await
+                .with_context(|| "could not read PostgreSQL's statistics of disk writes (pg_stat_wal)"),
+            TargetStore::Elsewhere | TargetStore::Embedded => Ok(soak::Writes::Process(self.process)),
+        }
     }
 
     /// The first node's API, where the bench sets up its tenant and endpoints.
@@ -353,7 +365,7 @@ impl Target {
     }
 
     async fn stop(self) -> anyhow::Result<()> {
-        if self.delete_tenant {
+        if self.store != TargetStore::Embedded {
             let path = format!("/v1/tenants/{}", self.tenant);
             self.api()
                 .call(http::Method::DELETE, &path, String::new())
@@ -504,6 +516,11 @@ async fn measure(
         .await??;
     let raw_ceiling_per_sec = raw_requests as f64 / raw_elapsed.as_secs_f64();
 
+    let writes = match args.duration {
+        Some(_) => Some(target.writes().await?),
+        None => None,
+    };
+    let written_by = writes.as_ref().map_or("", soak::Writes::scope);
     // The run proper.
     let peak_reset = target.process.reset_peak_rss();
     let cpu_before = target.process.cpu_seconds();
@@ -519,13 +536,13 @@ async fn measure(
         (Arc::new(target.nodes.clone()), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
     let (rate, publishing_started) = (args.rate, Instant::now());
     let soak_stop = CancellationToken::new();
-    let sampler = args.duration.map(|duration| {
+    let sampler = args.duration.zip(writes).map(|(duration, writes)| {
         let window = (duration / 120).max(Duration::from_secs(1));
         let sampled = soak::sample(
             Arc::clone(sink),
             target.process,
             target.store_files(),
-            target.writes_are_the_stores(),
+            writes,
             window,
             publishing_started,
             soak_stop.clone(),
@@ -631,6 +648,7 @@ async fn measure(
                 .map(|_| args.max_wal_bytes.unwrap_or(hookline_server::Config::default().max_wal_bytes)),
             wal_peak_bytes: samples.iter().filter_map(|sample| sample.wal_bytes).max(),
             written_per_delivery: written.filter(|_| deliveries > 0).map(|bytes| bytes as f64 / deliveries as f64),
+            written_by,
             samples,
         }),
     };

@@ -1,8 +1,9 @@
 //! `--duration`: the soak mode. The bench publishes at `--rate` for the whole duration (an open loop) and samples,
 //! window after window, what a server left running for weeks must keep flat: deliveries per second, publish to
 //! delivery latency (p50 and p99 of the window), resident memory, the embedded store's WAL and database files, and
-//! the bytes the process wrote to disk per delivery. Latencies go into one histogram per window, so the bench's
-//! own memory stays flat too.
+//! the bytes written to disk per delivery: by the server's process on the embedded store, by PostgreSQL (its WAL
+//! and data pages) on a database. Latencies go into one histogram per window, so the bench's own memory stays flat
+//! too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,8 +27,53 @@ pub struct Sample {
     pub rss_bytes: Option<u64>,
     pub wal_bytes: Option<u64>,
     pub db_bytes: Option<u64>,
-    /// Bytes the server's process wrote to disk in the window, per delivery of the window.
+    /// Bytes written to disk in the window (see [`Writes`]), per delivery of the window.
     pub written_per_delivery: Option<f64>,
+}
+
+/// Who writes the store to disk, and so where the bench counts the bytes written.
+pub enum Writes {
+    /// The server's process (the embedded store, or a server elsewhere on this machine): `write_bytes` of
+    /// `/proc/…/io`.
+    Process(ServerProcess),
+    /// PostgreSQL's processes: the WAL it generated (`pg_stat_wal`) and the data pages its checkpointer, background
+    /// writer and backends wrote (`pg_stat_bgwriter`), counted over the whole server, every database on it.
+    Postgres(tokio_postgres::Client),
+}
+
+/// PostgreSQL's bytes written so far: WAL and data pages, server-wide (PostgreSQL 14 to 16).
+const POSTGRES_WRITTEN: &str = "SELECT ((SELECT wal_bytes FROM pg_stat_wal)
+        + (SELECT buffers_checkpoint + buffers_clean + buffers_backend FROM pg_stat_bgwriter)
+          * current_setting('block_size')::numeric)::bigint";
+
+impl Writes {
+    /// Counts PostgreSQL's writes through a connection of the bench's own.
+    pub async fn postgres(url: &str) -> anyhow::Result<Writes> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client.query_one(POSTGRES_WRITTEN, &[]).await?;
+        Ok(Writes::Postgres(client))
+    }
+
+    /// The bytes written so far, when they can be read.
+    async fn bytes(&self) -> Option<u64> {
+        match self {
+            Writes::Process(process) => process.written_bytes(),
+            Writes::Postgres(client) => {
+                // The statistics are flushed at most once a second, and at the end of each transaction.
+                let row = client.query_one(POSTGRES_WRITTEN, &[]).await.ok()?;
+                row.get::<_, Option<i64>>(0).and_then(|bytes| u64::try_from(bytes).ok())
+            }
+        }
+    }
+
+    /// What the figure counts, for the report.
+    pub fn scope(&self) -> &'static str {
+        match self {
+            Writes::Process(_) => "by the server's process (write_bytes)",
+            Writes::Postgres(_) => "by PostgreSQL, server-wide: WAL and data pages",
+        }
+    }
 }
 
 /// What the soak saw, for the report and the chart.
@@ -41,6 +87,8 @@ pub struct SoakFigures {
     pub wal_peak_bytes: Option<u64>,
     /// Over the whole soak.
     pub written_per_delivery: Option<f64>,
+    /// What the bytes written count (`Writes::scope`).
+    pub written_by: &'static str,
 }
 
 /// A latency histogram: microseconds from 1 µs to an hour, three significant digits.
@@ -62,13 +110,12 @@ impl StoreFiles {
 }
 
 /// Samples every `window` until `stop`, from `started` (the first publish); returns the samples, every latency of
-/// the soak in one histogram and the bytes written in all. The bytes `process` writes are counted only when they
-/// are the store's (`counts_writes`): not when the server's database is PostgreSQL, whose own processes write it.
+/// the soak in one histogram and the bytes written in all, as `writes` counts them.
 pub async fn sample(
     sink: Arc<Sink>,
     process: ServerProcess,
     files: Option<StoreFiles>,
-    counts_writes: bool,
+    writes: Writes,
     window: Duration,
     started: Instant,
     stop: CancellationToken,
@@ -76,8 +123,7 @@ pub async fn sample(
     let mut samples = Vec::new();
     let mut all = histogram();
     let mut ticks = tokio::time::interval_at((started + window).into(), window);
-    let written_bytes = || process.written_bytes().filter(|_| counts_writes);
-    let written_at_start = written_bytes();
+    let written_at_start = writes.bytes().await;
     let mut written_before = written_at_start;
     let mut delivered_before = sink.counts().borrow().fast;
     let mut last_tick = started;
@@ -90,7 +136,7 @@ pub async fn sample(
         let delivered = sink.counts().borrow().fast;
         let latencies = sink.take_window();
         let _ = all.add(&latencies);
-        let written = written_bytes();
+        let written = writes.bytes().await;
         let in_window = delivered - delivered_before;
         let seconds = now.duration_since(last_tick).as_secs_f64().max(1e-6);
         samples.push(Sample {
@@ -103,11 +149,12 @@ pub async fn sample(
             db_bytes: files.as_ref().and_then(|files| files.size("hookline.db")),
             written_per_delivery: written
                 .zip(written_before)
-                .and_then(|(now, before)| (in_window > 0).then(|| (now - before) as f64 / in_window as f64)),
+                .and_then(|(now, before)| now.checked_sub(before).filter(|_| in_window > 0))
+                .map(|bytes| bytes as f64 / in_window as f64),
         });
         (written_before, delivered_before, last_tick) = (written, delivered, now);
         if stopping {
-            let total = written.zip(written_at_start).map(|(end, start)| end - start);
+            let total = written.zip(written_at_start).and_then(|(end, start)| end.checked_sub(start));
             return (samples, all, total);
         }
     }
@@ -131,6 +178,7 @@ impl SoakFigures {
             "max_wal_bytes": self.max_wal_bytes,
             "wal_peak_bytes": self.wal_peak_bytes,
             "written_bytes_per_delivery": self.written_per_delivery.map(|bytes| bytes.round()),
+            "written_by": self.written_by,
             "samples": self.samples.iter().map(|sample| json!({
                 "seconds": (sample.seconds * 10.0).round() / 10.0,
                 "deliveries_per_sec": sample.deliveries_per_sec.round(),
@@ -178,7 +226,8 @@ impl SoakFigures {
         ));
         lines.push((
             "written per delivery".to_owned(),
-            self.written_per_delivery.map_or("n/a".to_owned(), |bytes| format!("{:.0} bytes", bytes)),
+            self.written_per_delivery
+                .map_or("n/a".to_owned(), |bytes| format!("{bytes:.0} bytes, {}", self.written_by)),
         ));
         lines
     }
