@@ -129,8 +129,8 @@ impl Job for Vacuum {
     fn run<'a>(&'a self, store: &'a Store, _: Timestamp) -> JobFuture<'a> {
         Box::pin(async move {
             let started = Instant::now();
-            for (table, dead) in store.vacuum_churned().await? {
-                tracing::debug!(table, dead, took = ?started.elapsed(), "vacuumed");
+            for done in store.vacuum_churned().await? {
+                tracing::debug!(table = done.table, dead = done.dead, analyzed = done.analyzed, took = ?started.elapsed(), "vacuumed");
             }
             Ok(())
         })

@@ -182,6 +182,16 @@ impl Database {
     }
 }
 
+/// What one look of `Store::vacuum_churned` did to a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableUpkeep {
+    pub table: String,
+    /// The dead rows it had, when it was vacuumed.
+    pub dead: Option<u64>,
+    /// Whether its statistics were refreshed.
+    pub analyzed: bool,
+}
+
 /// How the store may use the machine it runs on. Each backend takes what concerns it, so callers pass the same
 /// options whichever database they open.
 #[derive(Clone, Debug)]
@@ -301,9 +311,9 @@ impl Store {
     }
 
     /// On PostgreSQL, vacuums each table that deliveries and retention churn once its dead rows pass a small share
-    /// of its live ones (whether or not the server's autovacuum is on); the tables vacuumed, each with the dead
-    /// rows it had. Nothing on SQLite.
-    pub async fn vacuum_churned(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// of its live ones, and analyzes it once the rows changed since it was last analyzed pass half of them
+    /// (whether or not the server's autovacuum is on); what it did to each table. Nothing on SQLite.
+    pub async fn vacuum_churned(&self) -> Result<Vec<TableUpkeep>, StoreError> {
         match &self.backend {
             Backend::Sqlite(_) => Ok(Vec::new()),
             Backend::Postgres(backend) => backend.vacuum_churned().await,

@@ -134,6 +134,11 @@ const CHURNED: [&str; 3] = ["deliveries", "events", "attempts"];
 /// A table is vacuumed once its dead rows pass this many plus one in this many of its live ones (PostgreSQL's
 /// statistics, which lag by a second or so).
 const VACUUM_AFTER: (u64, u64) = (1_000, 100);
+/// A table is analyzed once the rows changed since its last analysis pass this many plus one in this many of its
+/// live ones: the planner's statistics need refreshing when a table has grown or turned over, not at each vacuum.
+/// An analysis samples 30,000 rows whatever changed: on 370,000 deliveries with their events and attempts, the
+/// three took 0.77 s of a core, four times what vacuuming ten seconds of purges from them took (0.19 s).
+const ANALYZE_AFTER: (u64, u64) = (1_000, 2);
 
 /// Reads a `postgres://` url into a connection configuration.
 pub(crate) fn parse_url(url: &str) -> Result<tokio_postgres::Config, OpenError> {
@@ -214,33 +219,36 @@ impl PostgresStore {
             .await
     }
 
-    /// Vacuums (and analyzes) each table in `CHURNED` whose dead rows have passed `VACUUM_AFTER`; the tables
-    /// vacuumed, each with the dead rows it had. A table vacuumed by autovacuum first is left alone.
-    pub(crate) async fn vacuum_churned(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// Vacuums each table in `CHURNED` whose dead rows have passed `VACUUM_AFTER`, and analyzes each whose
+    /// changed rows have passed `ANALYZE_AFTER`; what each look did. A table vacuumed or analyzed by autovacuum
+    /// first is left alone.
+    pub(crate) async fn vacuum_churned(&self) -> Result<Vec<crate::TableUpkeep>, StoreError> {
         let connection = self.pool.get().await?;
         let tables = self
             .session(&connection)
             .pg_query(
-                "SELECT relname::text, n_dead_tup, n_live_tup FROM pg_stat_user_tables
+                "SELECT relname::text, n_dead_tup, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables
                  WHERE schemaname = current_schema() AND relname::text = ANY($1)",
                 &[&CHURNED.as_slice()],
             )
             .await?;
-        let mut vacuumed = Vec::new();
+        let mut done = Vec::new();
         for table in tables {
-            let (name, dead, live): (String, i64, i64) = (table.get(0), table.get(1), table.get(2));
-            let (dead, live) = (dead.max(0).unsigned_abs(), live.max(0).unsigned_abs());
-            if dead < VACUUM_AFTER.0 + live / VACUUM_AFTER.1 {
-                continue;
-            }
+            let count = |index: usize| table.get::<_, i64>(index).max(0).unsigned_abs();
+            let (table, dead, live, changed): (String, _, _, _) = (table.get(0), count(1), count(2), count(3));
+            let vacuumed = dead >= VACUUM_AFTER.0 + live / VACUUM_AFTER.1;
+            let analyzed = changed >= ANALYZE_AFTER.0 + live / ANALYZE_AFTER.1;
             // Its own statement, outside any transaction, as VACUUM must be; the name is one of `CHURNED`.
-            connection
-                .batch_execute(&format!("VACUUM (ANALYZE) {name}"))
-                .await
-                .map_err(|error| self.pool.classify(error))?;
-            vacuumed.push((name, dead));
+            let statement = match (vacuumed, analyzed) {
+                (true, true) => format!("VACUUM (ANALYZE) {table}"),
+                (true, false) => format!("VACUUM {table}"),
+                (false, true) => format!("ANALYZE {table}"),
+                (false, false) => continue,
+            };
+            connection.batch_execute(&statement).await.map_err(|error| self.pool.classify(error))?;
+            done.push(crate::TableUpkeep { table, dead: vacuumed.then_some(dead), analyzed });
         }
-        Ok(vacuumed)
+        Ok(done)
     }
 
     /// Every open connection is taken at once (so none is missed, while no caller holds one) and flushes its
