@@ -349,13 +349,15 @@ impl Target {
         }
     }
 
-    /// Where the store's disk writes are counted: PostgreSQL's own processes write a database.
-    async fn writes(&self) -> anyhow::Result<soak::Writes> {
+    /// Where the store's disk writes are counted: PostgreSQL's own processes write a database. A soak goes on
+    /// without the figure when PostgreSQL's statistics cannot be read.
+    async fn writes(&self) -> soak::Writes {
         match &self.store {
-            TargetStore::Postgres { url } => soak::Writes::postgres(url)
-                .await
-                .with_context(|| "could not read PostgreSQL's statistics of disk writes (pg_stat_wal)"),
-            TargetStore::Elsewhere | TargetStore::Embedded => Ok(soak::Writes::Process(self.process)),
+            TargetStore::Postgres { url } => soak::Writes::postgres(url).await.unwrap_or_else(|error| {
+                eprintln!("warning: could not read PostgreSQL's statistics of disk writes: {error:#}");
+                soak::Writes::Unmeasured
+            }),
+            TargetStore::Elsewhere | TargetStore::Embedded => soak::Writes::Process(self.process),
         }
     }
 
@@ -517,7 +519,7 @@ async fn measure(
     let raw_ceiling_per_sec = raw_requests as f64 / raw_elapsed.as_secs_f64();
 
     let writes = match args.duration {
-        Some(_) => Some(target.writes().await?),
+        Some(_) => Some(target.writes().await),
         None => None,
     };
     let written_by = writes.as_ref().map_or("", soak::Writes::scope);

@@ -39,6 +39,8 @@ pub enum Writes {
     /// PostgreSQL's processes: the WAL it generated (`pg_stat_wal`) and the data pages its checkpointer, background
     /// writer and backends wrote (`pg_stat_bgwriter`), counted over the whole server, every database on it.
     Postgres(tokio_postgres::Client),
+    /// PostgreSQL's statistics could not be read (another version's views, or no right to them).
+    Unmeasured,
 }
 
 /// PostgreSQL's bytes written so far: WAL and data pages, server-wide (PostgreSQL 14 to 16).
@@ -64,6 +66,7 @@ impl Writes {
                 let row = client.query_one(POSTGRES_WRITTEN, &[]).await.ok()?;
                 row.get::<_, Option<i64>>(0).and_then(|bytes| u64::try_from(bytes).ok())
             }
+            Writes::Unmeasured => None,
         }
     }
 
@@ -72,6 +75,7 @@ impl Writes {
         match self {
             Writes::Process(_) => "by the server's process (write_bytes)",
             Writes::Postgres(_) => "by PostgreSQL, server-wide: WAL and data pages",
+            Writes::Unmeasured => "not measured: PostgreSQL's statistics could not be read",
         }
     }
 }
