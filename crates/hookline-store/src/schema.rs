@@ -314,4 +314,19 @@ ALTER TABLE attempts SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_anal
     autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0);
 "#,
     },
+    // 9: on PostgreSQL, events, deliveries and attempts keep no foreign keys. Hookline removes children before
+    // parents itself (retention and big deletes alike) and a publish holds its tenant's row (`FOR SHARE`) while it
+    // writes, so the keys guarded nothing the code does not; but each inserted delivery and attempt ran a query
+    // that locked its parent row, a WAL record each, and each deleted event and delivery a cascade that looked
+    // for children already gone. SQLite checks its keys by reading an index, and dropping one there means
+    // rebuilding the table: it keeps them.
+    Migration::Each {
+        sqlite: "-- SQLite keeps its foreign keys.",
+        postgres: r#"
+ALTER TABLE attempts DROP CONSTRAINT IF EXISTS attempts_delivery_id_fkey;
+ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_event_id_fkey;
+ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_tenant_id_fkey;
+ALTER TABLE events DROP CONSTRAINT IF EXISTS events_tenant_id_fkey;
+"#,
+    },
 ];

@@ -121,8 +121,12 @@ async fn write_events(
     events: &[Event],
 ) -> Result<Vec<Answer>, StoreError> {
     let tenants: Vec<&str> = unique(events.iter().map(|event| event.tenant.as_str()));
+    // Held until the batch commits: a tenant's deletion, which marks the row, waits for the batch, and its rows
+    // are removed only after the mark, so no event of a deleted tenant is left behind (there is no foreign key).
     let known_tenants = names(
-        session.pg_query("SELECT id FROM tenants WHERE id = ANY($1) AND deleted_at IS NULL", &[&tenants]).await?,
+        session
+            .pg_query("SELECT id FROM tenants WHERE id = ANY($1) AND deleted_at IS NULL FOR SHARE", &[&tenants])
+            .await?,
     )?;
     let topics: Vec<&str> = unique(events.iter().map(|event| event.topic.as_str()));
     let known_topics = names(session.pg_query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
