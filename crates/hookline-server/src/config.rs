@@ -475,7 +475,11 @@ impl Config {
 
     /// What the store is told at open, whichever database it is.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { max_wal_bytes: self.max_wal_bytes, ..StoreOptions::default() }
+        StoreOptions {
+            max_wal_bytes: self.max_wal_bytes,
+            partition_width: StoreOptions::partition_width_for(self.retention),
+            ..StoreOptions::default()
+        }
     }
 
     /// The retry schedule endpoints without their own follow.

@@ -100,6 +100,8 @@ impl Server {
         }
         if store.keeps_dead_rows() {
             jobs.push(Arc::new(upkeep::Vacuum { interval: upkeep::VACUUM_INTERVAL }));
+            let width = config.store_options().partition_width;
+            jobs.push(Arc::new(upkeep::Partitioning { interval: (width / 4).min(upkeep::VACUUM_INTERVAL) }));
         }
         Ok(Server { config, store, listener, admin_key_hash, generated_admin_key, connection_limits, jobs })
     }

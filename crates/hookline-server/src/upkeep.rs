@@ -3,7 +3,8 @@
 //! attempts, oldest first (events with a delivery still pending are kept, see `Store::purge_before`), so that the
 //! store stops growing once traffic and retention balance; removal takes away the rows of deleted tenants and
 //! endpoints (see `Store::remove_deleted`); on PostgreSQL, vacuum clears the dead rows both leave, with the
-//! dispatcher's updates (see `Store::vacuum_churned`).
+//! dispatcher's updates (see `Store::vacuum_churned`), and partitioning makes the partitions of events,
+//! deliveries and attempts ahead of the clock (see `Store::prepare_partitions`).
 
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,32 @@ impl Job for Vacuum {
             let started = Instant::now();
             for done in store.vacuum_churned().await? {
                 tracing::debug!(table = done.table, dead = done.dead, analyzed = done.analyzed, took = ?started.elapsed(), "vacuumed");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Makes the partitions the clock will soon need, on PostgreSQL (see `Store::prepare_partitions`).
+pub struct Partitioning {
+    /// How often the job looks: a fraction of a partition's span.
+    pub interval: Duration,
+}
+
+impl Job for Partitioning {
+    fn name(&self) -> &'static str {
+        "partitioning"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, _: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            let made = store.prepare_partitions().await?;
+            if made > 0 {
+                tracing::debug!(made, "made partitions ahead of the clock");
             }
             Ok(())
         })

@@ -203,6 +203,10 @@ pub struct StoreOptions {
     pub clock: Arc<dyn Clock>,
     /// The most deliveries a list of the pending or the succeeded reads for one page (see `list_deliveries`).
     pub list_scan: u32,
+    /// On PostgreSQL, the span of time each partition of events, deliveries and attempts covers (at least ten
+    /// seconds): retention drops a partition once all of it is past the horizon, so an event lives at most this
+    /// much past the retention period. An eighth of it suits (`partition_width_for`).
+    pub partition_width: std::time::Duration,
 }
 
 impl StoreOptions {
@@ -210,6 +214,12 @@ impl StoreOptions {
     pub const DEFAULT_MAX_WAL_BYTES: u64 = 64 * 1024 * 1024;
     /// The default of `list_scan`: a page of a list reads no more than a few milliseconds' worth.
     pub const DEFAULT_LIST_SCAN: u32 = 2_000;
+
+    /// The partition width for a retention period: an eighth of it, so that about nine partitions of each table
+    /// are kept, or a day when everything is kept.
+    pub fn partition_width_for(retention: Option<std::time::Duration>) -> std::time::Duration {
+        retention.map_or(std::time::Duration::from_secs(86_400), |retention| retention / 8)
+    }
 }
 
 impl Default for StoreOptions {
@@ -218,6 +228,7 @@ impl Default for StoreOptions {
             max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES,
             clock: Arc::new(SystemClock),
             list_scan: StoreOptions::DEFAULT_LIST_SCAN,
+            partition_width: StoreOptions::partition_width_for(None),
         }
     }
 }
@@ -263,7 +274,7 @@ impl Store {
                 SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock)).await?,
             )),
             Database::Postgres { url } => {
-                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, Arc::clone(&options.clock)).await?))
+                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, options).await?))
             }
         };
         let store = Store { backend, clock: Arc::clone(&options.clock), list_scan: options.list_scan.max(1) };
@@ -308,6 +319,15 @@ impl Store {
     /// `vacuum_churned` then does: PostgreSQL. SQLite reuses a freed page at once.
     pub fn keeps_dead_rows(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// On PostgreSQL, makes the partitions of events, deliveries and attempts that the clock will soon need (see
+    /// `StoreOptions::partition_width`); how many sets of them were made. Nothing on SQLite.
+    pub async fn prepare_partitions(&self) -> Result<u32, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(0),
+            Backend::Postgres(backend) => backend.prepare_partitions().await,
+        }
     }
 
     /// On PostgreSQL, vacuums each table that deliveries and retention churn once its dead rows pass a small share

@@ -2,6 +2,10 @@
 //! batches, oldest first. An event with a delivery still pending is kept whole, since that delivery may still be
 //! attempted. The store remembers how far it has purged, so that a read of a purged event or delivery can say so
 //! instead of answering that it never existed.
+//!
+//! On PostgreSQL, where the three tables are partitioned by time, a purge first drops each set of partitions that
+//! is wholly past the horizon and holds no pending delivery (`crate::postgres::partitions`), and purges row by
+//! row only what those leave: the sets a pending delivery keeps, and the tables from before partitioning.
 
 use hookline_core::id::EventId;
 use hookline_core::time::Timestamp;
@@ -25,10 +29,20 @@ fn event_and_time(row: &dyn crate::sql::Columns) -> Result<(String, i64), StoreE
 
 impl Store {
     /// Purges up to `batch` of the oldest events created before `horizon` whose deliveries have all finished,
-    /// with their deliveries and attempts, in one write. Fewer than `batch` purged means none is left.
+    /// with their deliveries and attempts, in one write. Fewer than `batch` purged means none is left. On
+    /// PostgreSQL, first drops the partitions past the horizon that can go whole, whatever their size (their rows
+    /// are counted from the statistics' estimates), and an event lives until its partition is dropped, at most
+    /// `StoreOptions::partition_width` past the horizon.
     pub async fn purge_before(&self, horizon: Timestamp, batch: u32) -> Result<Purged, StoreError> {
-        let boundary = EventId::first_at(horizon);
-        writing!(self, |sql| {
+        let (dropped, dropped_before, boundary) = match &self.backend {
+            crate::Backend::Sqlite(_) => (Purged::default(), None, EventId::first_at(horizon).to_string()),
+            crate::Backend::Postgres(backend) => {
+                let dropped = backend.drop_expired(horizon).await?;
+                (dropped.purged, dropped.purged_before, dropped.rows_before)
+            }
+        };
+        let dropped_before = dropped_before.map(Timestamp::unix_millis);
+        let purged = writing!(self, |sql| {
             let events = sql
                 .query(
                     // A subquery per candidate, through the deliveries-by-event index alone: PostgreSQL makes
@@ -43,13 +57,12 @@ impl Store {
                     event_and_time,
                 )
                 .await?;
-            let Some(newest) = events.iter().map(|(_, created)| *created).max() else {
-                return Ok(Purged::default());
-            };
+            let newest = events.iter().map(|(_, created)| *created + 1).max();
+            let Some(purged_up_to) = newest.max(dropped_before) else { return Ok(Purged::default()) };
             let ids: Vec<String> = events.into_iter().map(|(id, _)| id).collect();
             let purged = crate::events::remove_events(sql, &ids).await?;
             let before = sql.first(PURGED_BEFORE, &[], read_text).await?.and_then(|text| text.parse::<i64>().ok());
-            let purged_before = before.unwrap_or(i64::MIN).max(newest + 1);
+            let purged_before = before.unwrap_or(i64::MIN).max(purged_up_to);
             sql.execute(
                 "INSERT INTO settings (key, value) VALUES ('purged_before', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -57,6 +70,11 @@ impl Store {
             )
             .await?;
             Ok(purged)
+        })?;
+        Ok(Purged {
+            events: dropped.events + purged.events,
+            deliveries: dropped.deliveries + purged.deliveries,
+            attempts: dropped.attempts + purged.attempts,
         })
     }
 

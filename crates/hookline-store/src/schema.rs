@@ -329,4 +329,54 @@ ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_tenant_id_fkey;
 ALTER TABLE events DROP CONSTRAINT IF EXISTS events_tenant_id_fkey;
 "#,
     },
+    // 10: on PostgreSQL, events, deliveries and attempts are partitioned by time (their ids begin with it), so that
+    // retention drops a whole partition instead of deleting its rows one by one (`crate::postgres::partitions`).
+    // The tables as they were become each one's first partition, of every id up to the newest millisecond they
+    // hold, named after it (an empty store's holds nothing, and the first purge drops it); the partitions after
+    // it are made by the store as time goes on. An idempotency key is unique across partitions by a lock on it
+    // while a publish writes (`crate::events::postgres`), since a unique index cannot span them.
+    Migration::Each {
+        sqlite: "-- SQLite keeps one table of each.",
+        postgres: r#"
+ALTER TABLE events DROP CONSTRAINT IF EXISTS events_tenant_id_idempotency_key_key;
+DO $$
+DECLARE
+    newest TEXT;
+    target RECORD;
+    index_name TEXT;
+BEGIN
+    SELECT COALESCE(max(body), '0000000000') INTO newest FROM (
+        SELECT substr(max(id), 5, 10) AS body FROM events
+        UNION ALL SELECT substr(max(id), 5, 10) FROM deliveries
+        UNION ALL SELECT substr(max(delivery_id), 5, 10) FROM attempts) AS newest_of_each;
+    FOR target IN SELECT * FROM (VALUES ('events', 'id', 'evt_'), ('deliveries', 'id', 'del_'),
+                                        ('attempts', 'delivery_id', 'del_')) AS t(name, key, prefix) LOOP
+        FOR index_name IN SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = target.name::regclass LOOP
+            EXECUTE format('ALTER INDEX %I RENAME TO %I', index_name, index_name || '_p' || newest);
+        END LOOP;
+        EXECUTE format('ALTER TABLE %I RENAME TO %I', target.name, target.name || '_p' || newest);
+        EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS) PARTITION BY RANGE (%I)',
+            target.name, target.name || '_p' || newest, target.key);
+        EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (MINVALUE) TO (%L)',
+            target.name, target.name || '_p' || newest, target.prefix || newest || 'zzzzzzzzzzzzzzzz');
+    END LOOP;
+END
+$$;
+ALTER TABLE events ADD PRIMARY KEY (id);
+CREATE INDEX events_by_tenant ON events(tenant_id, id);
+CREATE INDEX events_by_topic ON events(tenant_id, topic, id);
+CREATE INDEX events_by_key ON events(tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+ALTER TABLE deliveries ADD PRIMARY KEY (id);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_by_tenant ON deliveries(tenant_id, id);
+CREATE INDEX deliveries_by_event ON deliveries(event_id, id);
+CREATE INDEX deliveries_by_endpoint ON deliveries(endpoint_id, id);
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_failed_by_tenant ON deliveries(tenant_id, id) WHERE status = 'failed';
+CREATE INDEX deliveries_failed_by_endpoint ON deliveries(endpoint_id, id) WHERE status = 'failed';
+CREATE INDEX deliveries_cancelled_by_tenant ON deliveries(tenant_id, id) WHERE status = 'cancelled';
+CREATE INDEX deliveries_cancelled_by_endpoint ON deliveries(endpoint_id, id) WHERE status = 'cancelled';
+ALTER TABLE attempts ADD PRIMARY KEY (delivery_id, number);
+"#,
+    },
 ];

@@ -688,8 +688,10 @@ async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_s
         }
         // Inserts leave nothing dead: below the share.
         store.flush_statistics().await.unwrap();
+        // On PostgreSQL each partition of the tables is looked at on its own.
+        let is_deliveries = |table: &str| table.starts_with("deliveries_p");
         let untouched = store.vacuum_churned().await.unwrap();
-        assert!(!untouched.iter().any(|done| done.table == "deliveries"), "{untouched:?}");
+        assert!(!untouched.iter().any(|done| is_deliveries(&done.table)), "{untouched:?}");
         let claimed = store.claim_due(Claim { limit: 1_000, per_endpoint: 1_000, ..claim_at(later(1)) }).await.unwrap();
         assert_eq!(claimed.len(), 700);
         let done: Vec<_> = claimed
@@ -700,7 +702,7 @@ async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_s
         // Past the share now: 1,400 dead rows against 700 live.
         store.flush_statistics().await.unwrap();
         let vacuumed = store.vacuum_churned().await.unwrap();
-        let Some(done) = vacuumed.iter().find(|done| done.table == "deliveries") else {
+        let Some(done) = vacuumed.iter().find(|done| is_deliveries(&done.table)) else {
             panic!("deliveries were not vacuumed: {vacuumed:?}");
         };
         assert!(done.dead.is_some_and(|dead| dead >= 1_000), "{done:?}");
@@ -708,7 +710,7 @@ async fn tables_churned_by_deliveries_are_vacuumed_once_their_dead_rows_pass_a_s
         assert!(done.analyzed, "{done:?}");
         // Clean and analyzed now: the next look leaves the table alone, and its rows are all there.
         let again = store.vacuum_churned().await.unwrap();
-        assert!(!again.iter().any(|done| done.table == "deliveries"), "{again:?}");
+        assert!(!again.iter().any(|done| is_deliveries(&done.table)), "{again:?}");
         let succeeded = DeliveryFilter { status: Some(DeliveryStatus::Succeeded), ..DeliveryFilter::default() };
         assert_eq!(list_all(store, "acme", &succeeded, 1_000).await.0.len(), 700);
     }
@@ -1037,7 +1039,13 @@ async fn retention_purges_finished_events_oldest_first_in_batches_and_keeps_pend
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
         let clock = Arc::new(ManualClock::new(start));
-        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
+        // On PostgreSQL the old events share a partition of ten seconds, which their pending delivery keeps: what
+        // it holds is purged row by row.
+        let options = StoreOptions {
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            partition_width: Duration::from_secs(10),
+            ..StoreOptions::default()
+        };
         let Some(fixture) =
             fixtures_with(&format!("retention-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
         else {
@@ -1089,6 +1097,102 @@ async fn retention_purges_finished_events_oldest_first_in_batches_and_keeps_pend
         assert!(store.get_event(tenant("globex"), recent.event.id.clone()).await.unwrap().is_some());
         assert!(store.purged_before().await.unwrap().unwrap() > unsent[2].time());
         assert!(store.purged_before().await.unwrap().unwrap() <= recent.event.id.time());
+    }
+}
+
+/// Whether the fixture's PostgreSQL database has this table; `None` on SQLite.
+async fn has_table(fixture: &Fixture, table: &str) -> Option<bool> {
+    let database = fixture._database.as_ref()?;
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let row = client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await.unwrap();
+    Some(row.get(0))
+}
+
+/// The name of the PostgreSQL partition of `table` whose span ends at `upper`.
+fn partition_ending(table: &str, upper: Timestamp) -> String {
+    format!("{table}_p{}", &DeliveryId::first_at(upper).as_str()[4..14])
+}
+
+#[tokio::test]
+async fn retention_drops_whole_spans_once_past_the_horizon_and_keeps_one_with_a_pending_delivery() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options = StoreOptions {
+            clock: Arc::clone(&clock) as Arc<dyn Clock>,
+            partition_width: Duration::from_secs(10),
+            ..StoreOptions::default()
+        };
+        let Some(fixture) =
+            fixtures_with(&format!("spans-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let deliver = |answer: NextStep| {
+            let (store, clock) = (store, Arc::clone(&clock));
+            async move {
+                let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+                assert_eq!(claimed.len(), 1);
+                let outcomes: Arc<[AttemptOutcome]> = vec![outcome(&claimed[0], Some(200), answer)].into();
+                assert_eq!(store.record_outcomes(outcomes).await.unwrap(), 1);
+            }
+        };
+        let keyed = NewEvent { idempotency_key: Some("job-7".into()), ..event("acme", "pdf.processed", "{}") };
+        // The first ten seconds: an event delivered, with an idempotency key.
+        let first = store.publish(keyed.clone()).await.unwrap().unwrap();
+        deliver(NextStep::Done(DeliveryStatus::Succeeded)).await;
+        // The next ten: one whose delivery is still pending (its retry is a day away).
+        clock.set(at(12));
+        let pending = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        deliver(NextStep::RetryAt(at(86_400))).await;
+        // The next: one delivered.
+        clock.set(at(25));
+        let third = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        deliver(NextStep::Done(DeliveryStatus::Succeeded)).await;
+        // The key is one across spans: publishing it again later replays the first event.
+        let again = store.publish(keyed.clone()).await.unwrap().unwrap();
+        assert!(again.replayed && again.event.id == first.event.id, "{again:?}");
+        // Two days on, past every span made ahead: a publish makes its own.
+        clock.set(at(2 * 86_400));
+        let recent = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+
+        let horizon = at(35);
+        let purged = store.purge_before(horizon, 256).await.unwrap();
+        assert_eq!(purged, Purged { events: 2, deliveries: 2, attempts: 2 }, "the first and the third, whole");
+        assert!(store.get_event(tenant("acme"), first.event.id.clone()).await.unwrap().is_none());
+        assert!(store.get_event(tenant("acme"), third.event.id.clone()).await.unwrap().is_none());
+        assert!(store.get_event(tenant("acme"), pending.event.id.clone()).await.unwrap().is_some(), "pending kept");
+        assert!(store.get_event(tenant("acme"), recent.event.id.clone()).await.unwrap().is_some());
+        let purged_before = store.purged_before().await.unwrap().expect("a purge leaves its mark");
+        assert!(third.event.id.time() < purged_before && purged_before <= recent.event.id.time());
+        if let Some(kept) = has_table(&fixture, &partition_ending("deliveries", at(20))).await {
+            assert!(kept, "the span with a pending delivery is kept");
+            for table in ["events", "deliveries", "attempts"] {
+                for upper in [at(10), at(30)] {
+                    let partition = partition_ending(table, upper);
+                    assert_eq!(has_table(&fixture, &partition).await, Some(false), "{partition} was dropped");
+                }
+            }
+        }
+        // A key whose event was purged is free again.
+        let fresh = store.publish(keyed.clone()).await.unwrap().unwrap();
+        assert!(!fresh.replayed && fresh.event.id != first.event.id);
+
+        // Its delivery done at last, the kept span goes too.
+        clock.set(at(86_400));
+        deliver(NextStep::Done(DeliveryStatus::Succeeded)).await;
+        clock.set(at(2 * 86_400));
+        let purged = store.purge_before(horizon, 256).await.unwrap();
+        assert_eq!(purged, Purged { events: 1, deliveries: 1, attempts: 2 });
+        assert!(store.get_event(tenant("acme"), pending.event.id.clone()).await.unwrap().is_none());
+        assert!(!has_table(&fixture, &partition_ending("deliveries", at(20))).await.unwrap_or(false));
+        assert_eq!(store.purge_before(horizon, 256).await.unwrap(), Purged::default(), "nothing else is old");
     }
 }
 

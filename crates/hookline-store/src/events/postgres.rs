@@ -1,6 +1,10 @@
 //! Publishing on PostgreSQL in batches: the publishes that arrive while a batch is being written are written
 //! together in the next one, with a few set-based statements and one commit, so the database's work per event
 //! stays small under load. A publish still resolves only after its batch has committed.
+//!
+//! Events are partitioned by time (`crate::postgres::partitions`), and no unique index spans partitions: a
+//! batch holds a lock on each idempotency key it carries, in one order, while it looks for an event with that key
+//! and writes its own, so that two publishes with one key, on any nodes, write one event between them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,11 +12,12 @@ use std::sync::Arc;
 use hookline_core::id::DeliveryId;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Event, Published, event_columns, event_row, replayed};
+use super::{Event, Published, event_columns, event_row};
 use crate::StoreError;
 use crate::deliveries::escape_name;
 use crate::endpoints::split_schemes;
 use crate::postgres::notify_work;
+use crate::postgres::partitions;
 use crate::postgres::pool::{Pool, Session};
 use crate::sql::Columns;
 
@@ -35,11 +40,13 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    pub(crate) fn start(pool: Arc<Pool>) -> Publisher {
+    /// `partition_width` is the span of the partitions a batch makes when its events have none (see
+    /// `crate::StoreOptions::partition_width`).
+    pub(crate) fn start(pool: Arc<Pool>, partition_width: std::time::Duration) -> Publisher {
         let (queue, receiver) = mpsc::channel(4096);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..WRITERS {
-            tokio::spawn(write_loop(Arc::clone(&pool), Arc::clone(&receiver)));
+            tokio::spawn(write_loop(Arc::clone(&pool), Arc::clone(&receiver), partition_width));
         }
         Publisher { queue }
     }
@@ -52,7 +59,11 @@ impl Publisher {
     }
 }
 
-async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJob>>>) {
+async fn write_loop(
+    pool: Arc<Pool>,
+    receiver: Arc<Mutex<mpsc::Receiver<PublishJob>>>,
+    partition_width: std::time::Duration,
+) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
         {
@@ -65,7 +76,7 @@ async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJ
         // Events and replies apart, so the batch is written from the events themselves, not copies.
         let (events, replies): (Vec<Event>, Vec<oneshot::Sender<Answer>>) =
             jobs.drain(..).map(|job| (job.event, job.reply)).unzip();
-        match write_batch(&pool, &events).await {
+        match write_covered(&pool, &events, partition_width).await {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     // The caller may have gone away; what was committed stands.
@@ -93,6 +104,25 @@ async fn write_loop(pool: Arc<Pool>, receiver: Arc<Mutex<mpsc::Receiver<PublishJ
                 }
             }
         }
+    }
+}
+
+/// Writes a batch; if no partition took some of its events (the store has not made one for their time yet, as
+/// after a long stop or with a clock moved on), makes the partitions and writes it again.
+async fn write_covered(
+    pool: &Pool,
+    events: &[Event],
+    partition_width: std::time::Duration,
+) -> Result<Vec<Answer>, StoreError> {
+    match write_batch(pool, events).await {
+        Err(error) if partitions::is_missing_partition(&error) => {
+            let times = events.iter().map(|event| event.created);
+            let (Some(from), Some(until)) = (times.clone().min(), times.max()) else { return Err(error) };
+            let made = partitions::cover(pool, from, until, partition_width).await?;
+            tracing::info!(made, "made partitions for events that had none");
+            write_batch(pool, events).await
+        }
+        written => written,
     }
 }
 
@@ -130,6 +160,7 @@ async fn write_events(
     )?;
     let topics: Vec<&str> = unique(events.iter().map(|event| event.topic.as_str()));
     let known_topics = names(session.pg_query("SELECT name FROM topics WHERE name = ANY($1)", &[&topics]).await?)?;
+    lock_keys(session, events).await?;
     let existing = existing_by_key(session, events).await?;
 
     let mut plans = Vec::with_capacity(events.len());
@@ -174,13 +205,8 @@ async fn write_events(
                 let deliveries = deliveries.get(event.id.as_str()).copied().unwrap_or(0);
                 Ok(Some(Published { event: event.clone(), deliveries, replayed: false, due: deliveries }))
             }
-            // A concurrent publish with the same key, on this node or another, committed first: that one is it.
-            Plan::Insert => {
-                let key = event.idempotency_key.as_deref().unwrap_or_default();
-                replayed(session, &event.tenant, key).await?.map(Some).ok_or_else(|| StoreError::Corrupt {
-                    detail: "an idempotency key conflicted with an event that cannot be read".into(),
-                })
-            }
+            // Every row of the insert is written, or none; one missing from what it returned is a fault.
+            Plan::Insert => Err(StoreError::Corrupt { detail: format!("event {} was not written", event.id) }),
         };
         answers.push(answer);
     }
@@ -194,6 +220,32 @@ fn unique<T: Copy + Eq + std::hash::Hash>(values: impl Iterator<Item = T>) -> Ve
 
 fn names(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, StoreError> {
     rows.iter().map(|row| row.text(0)).collect()
+}
+
+/// The locks' class (the first of PostgreSQL's two keys), apart from every other lock a single key names.
+const KEY_LOCKS: i32 = 0x6b65_7973; // "keys"
+
+/// Locks each idempotency key of the batch until it commits, in the order of their hashes, so that two batches
+/// never wait for each other both ways. Two keys may share a hash; their publishes then only wait in turn.
+async fn lock_keys(
+    session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let keyed: Vec<String> = events
+        .iter()
+        .filter_map(|event| event.idempotency_key.as_deref().map(|key| format!("{}\n{key}", event.tenant)))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    session
+        .pg_execute(
+            "SELECT pg_advisory_xact_lock($1, hash) FROM (
+                SELECT DISTINCT hashtext(key) AS hash FROM unnest($2::text[]) AS key ORDER BY 1) AS hashes",
+            &[&KEY_LOCKS, &keyed],
+        )
+        .await
+        .map(|_| ())
 }
 
 /// The events already stored under the batch's idempotency keys, as replayed answers.
@@ -234,7 +286,7 @@ async fn existing_by_key<'a>(
     Ok(found)
 }
 
-/// Inserts the events; returns the ids actually inserted (an idempotency key taken meanwhile skips its event).
+/// Inserts the events; returns the ids inserted.
 async fn insert_events(
     session: &mut Session<'_, deadpool_postgres::Transaction<'_>>,
     events: &[&Event],
@@ -249,12 +301,11 @@ async fn insert_events(
     let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
     let meta: Vec<Option<&str>> = events.iter().map(|event| event.meta.as_deref()).collect();
     let keys: Vec<Option<&str>> = events.iter().map(|event| event.idempotency_key.as_deref()).collect();
-    // A concurrent publish with the same idempotency key makes its row wait for that one, then skip.
+    // The keys are locked and none was stored (`lock_keys`, `existing_by_key`): every row goes in.
     let rows = session
         .pg_query(
             "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
              RETURNING id",
             &[&ids, &tenants, &topics, &created, &data, &meta, &keys],
         )

@@ -5,6 +5,7 @@
 //! leaves deliveries that fall due again when their lease runs out. An outcome is recorded only under the lease it
 //! was claimed with. Publishes `NOTIFY` every node, whose listener wakes its dispatcher.
 
+pub(crate) mod partitions;
 pub(crate) mod pool;
 mod schema;
 
@@ -79,6 +80,8 @@ pub(crate) struct PostgresStore {
     /// This node's identity, which its leases carry.
     pub(crate) node: String,
     clock: Arc<dyn Clock>,
+    /// See `StoreOptions::partition_width`.
+    partition_width: Duration,
     _lock: std::fs::File,
     /// This node's dispatcher, once it runs: the work listener tells it of work due on any node.
     dispatcher: Arc<Mutex<Option<Arc<dyn HandoffSink>>>>,
@@ -169,21 +172,31 @@ impl PostgresStore {
     pub(crate) async fn open(
         url: &str,
         node_dir: &std::path::Path,
-        clock: Arc<dyn Clock>,
+        options: &crate::StoreOptions,
     ) -> Result<PostgresStore, OpenError> {
         let config = parse_url(url)?;
         let lock = crate::lock_data_dir(node_dir)?;
         let node = node_identity(node_dir)?;
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
-        let publisher = Publisher::start(Arc::clone(&pool));
+        let (clock, partition_width) = (Arc::clone(&options.clock), options.partition_width);
+        let publisher = Publisher::start(Arc::clone(&pool), partition_width);
         let (listener_stop, stopped) = oneshot::channel();
         let dispatcher = Arc::default();
-        let store =
-            PostgresStore { pool, publisher, node, clock, _lock: lock, dispatcher, _listener_stop: listener_stop };
+        let store = PostgresStore {
+            pool,
+            publisher,
+            node,
+            clock,
+            partition_width,
+            _lock: lock,
+            dispatcher,
+            _listener_stop: listener_stop,
+        };
         {
             let mut connection = store.pool.get().await?;
             schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
         }
+        store.prepare_partitions().await?;
         let released = store.release_own_leases().await?;
         if released > 0 {
             tracing::info!(released, node = %store.node, "deliveries this node left in flight go back to the queue");
@@ -219,6 +232,19 @@ impl PostgresStore {
             .await
     }
 
+    /// See `Store::prepare_partitions`.
+    pub(crate) async fn prepare_partitions(&self) -> Result<u32, StoreError> {
+        partitions::prepare(&self.pool, self.clock.now(), self.partition_width).await
+    }
+
+    /// See `Store::purge_before`: the sets of partitions past the horizon dropped whole.
+    pub(crate) async fn drop_expired(
+        &self,
+        horizon: hookline_core::time::Timestamp,
+    ) -> Result<partitions::Dropped, StoreError> {
+        partitions::drop_expired(&self.pool, horizon).await
+    }
+
     /// Vacuums each table in `CHURNED` whose dead rows have passed `VACUUM_AFTER`, and analyzes each whose
     /// changed rows have passed `ANALYZE_AFTER`; what each look did. A table vacuumed or analyzed by autovacuum
     /// first is left alone.
@@ -227,8 +253,11 @@ impl PostgresStore {
         let tables = self
             .session(&connection)
             .pg_query(
-                "SELECT relname::text, n_dead_tup, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables
-                 WHERE schemaname = current_schema() AND relname::text = ANY($1)",
+                "SELECT s.relname::text, s.n_dead_tup, s.n_live_tup, s.n_mod_since_analyze
+                 FROM pg_stat_user_tables s JOIN pg_inherits i ON i.inhrelid = s.relid
+                    JOIN pg_class parent ON parent.oid = i.inhparent
+                 WHERE s.schemaname = current_schema() AND parent.relname::text = ANY($1) AND NOT i.inhdetachpending
+                 ORDER BY s.relname",
                 &[&CHURNED.as_slice()],
             )
             .await?;
@@ -238,14 +267,20 @@ impl PostgresStore {
             let (table, dead, live, changed): (String, _, _, _) = (table.get(0), count(1), count(2), count(3));
             let vacuumed = dead >= VACUUM_AFTER.0 + live / VACUUM_AFTER.1;
             let analyzed = changed >= ANALYZE_AFTER.0 + live / ANALYZE_AFTER.1;
-            // Its own statement, outside any transaction, as VACUUM must be; the name is one of `CHURNED`.
+            // Its own statement, outside any transaction, as VACUUM must be; the name is of a partition of one of
+            // `CHURNED`, which the store named.
             let statement = match (vacuumed, analyzed) {
                 (true, true) => format!("VACUUM (ANALYZE) {table}"),
                 (true, false) => format!("VACUUM {table}"),
                 (false, true) => format!("ANALYZE {table}"),
                 (false, false) => continue,
             };
-            connection.batch_execute(&statement).await.map_err(|error| self.pool.classify(error))?;
+            match connection.batch_execute(&statement).await {
+                Ok(()) => {}
+                // A partition that retention dropped meanwhile.
+                Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => continue,
+                Err(error) => return Err(self.pool.classify(error)),
+            }
             done.push(crate::TableUpkeep { table, dead: vacuumed.then_some(dead), analyzed });
         }
         Ok(done)

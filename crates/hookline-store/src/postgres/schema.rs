@@ -77,7 +77,13 @@ mod tests {
                      VALUES ('ep_1', 'acme', 'https://example.com/', 'pdf.processed,end_user.created,a.b', '', TRUE,
                          'envelope', 'standard', 'whsec_x', 1, 1);
                  INSERT INTO endpoint_topics VALUES ('ep_1', 'a.b'), ('ep_1', 'end_user.created'),
-                     ('ep_1', 'pdf.processed');",
+                     ('ep_1', 'pdf.processed');
+                 INSERT INTO events (id, tenant_id, topic, created_at, data, idempotency_key)
+                     VALUES ('evt_01jabcdefg0000000000000000', 'acme', 'pdf.processed', 1, '{}', 'job-1');
+                 INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
+                     created_at, updated_at)
+                     VALUES ('del_01jabcdefh0000000000000000', 'acme', 'evt_01jabcdefg0000000000000000', 'ep_1',
+                         'pdf.processed', 'envelope', 'none', 'succeeded', 1, 1);",
             )
             .await
             .unwrap();
@@ -114,6 +120,37 @@ mod tests {
             .map(|row| row.get(0))
             .collect();
         assert_eq!(foreign_keys, Vec::<String>::new(), "the churned tables check no keys on PostgreSQL");
+        // The tables are partitioned, and what they held is their first partition, up to the newest millisecond.
+        let partitions: Vec<(String, String)> = client
+            .query(
+                "SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_class c
+                 WHERE c.relispartition AND c.relkind = 'r' ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let bound = |prefix: &str| format!("FOR VALUES FROM (MINVALUE) TO ('{prefix}01jabcdefhzzzzzzzzzzzzzzzz')");
+        assert_eq!(
+            partitions,
+            [
+                ("attempts_p01jabcdefh".to_owned(), bound("del_")),
+                ("deliveries_p01jabcdefh".to_owned(), bound("del_")),
+                ("events_p01jabcdefh".to_owned(), bound("evt_")),
+            ]
+        );
+        let kept: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM deliveries d JOIN events v ON v.id = d.event_id
+                 WHERE v.tenant_id = 'acme' AND v.idempotency_key = 'job-1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(kept, 1, "the event and its delivery are kept");
         // Migrating again changes nothing.
         migrate(&mut client).await.unwrap();
         drop(client);

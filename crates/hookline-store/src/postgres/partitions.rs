@@ -1,0 +1,418 @@
+//! Events, deliveries and attempts on PostgreSQL are partitioned by time: each table by the id its rows are found
+//! by (an event's, a delivery's), whose first characters are the millisecond it was made. One set of partitions,
+//! one of each table over the same span, covers `width` of time, and the store makes the next sets ahead of the
+//! clock. Retention then drops a set whole once all of it is older than the horizon and none of its deliveries is
+//! pending: a purge costs a few catalogue rows instead of a delete per row, with its dead rows, index entries and
+//! WAL, and the tables a vacuum must pass over stay those that traffic churns.
+//!
+//! A set is named after its upper bound's millisecond, as the id's ten characters that encode it
+//! (`deliveries_p01kbx3r2m0`), so the three tables' partitions of one span share their suffix. The tables a store
+//! had before partitioning are its first set, from the lowest id (`MINVALUE`), which retention purges row by row
+//! until all of it is past the horizon. A set is dropped in the order deliveries, attempts, events, each detached
+//! first without blocking reads and writes (`DETACH PARTITION … CONCURRENTLY`); a crash halfway leaves what the
+//! next purge finishes (`recover`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hookline_core::id::{DeliveryId, EventId};
+use hookline_core::time::Timestamp;
+
+use super::pool::{Pool, Pooled, Session};
+use crate::StoreError;
+use crate::retention::Purged;
+use crate::sql::Columns;
+
+/// The partitioned tables with the prefix of the ids they are partitioned by, in the order a set is dropped:
+/// deliveries first, whose pending ones keep a set, then the rest.
+const TABLES: [(&str, &str); 3] =
+    [("deliveries", DeliveryId::PREFIX), ("attempts", DeliveryId::PREFIX), ("events", EventId::PREFIX)];
+
+/// Sets are made this far ahead of the clock, at least: a node that holds the job and dies leaves the others this
+/// long to take it over. A publish past the last set makes one itself (`cover`), so this is not a limit.
+const AHEAD_AT_LEAST: Duration = Duration::from_secs(120);
+/// ... and at least this many sets' width ahead.
+const SETS_AHEAD: u32 = 3;
+
+/// The narrowest a set may be: each set is three tables and a dozen indexes in the catalogue.
+pub(crate) const MIN_WIDTH: Duration = Duration::from_secs(10);
+
+/// Serialises changes to the partitions across nodes ("partitio" in ASCII).
+const PARTITION_LOCK: i64 = 0x7061_7274_6974_696f;
+
+/// The storage settings of migration 8, which a partitioned table cannot carry for its partitions.
+const STORAGE: &str = "autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02, \
+    autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0";
+
+/// One partition of one table: its bounds as the ids they are, `None` below for `MINVALUE`.
+#[derive(Clone, Debug)]
+struct Bounds {
+    lower: Option<String>,
+    upper: String,
+}
+
+/// The partitions of one span, by table.
+#[derive(Debug, Default)]
+struct Set {
+    tables: BTreeMap<&'static str, Bounds>,
+}
+
+impl Set {
+    /// The upper bound of one of its partitions (each table's begins with its own prefix, and the rest is the
+    /// same in all three).
+    fn upper(&self) -> Option<&str> {
+        self.tables.values().next().map(|bounds| bounds.upper.as_str())
+    }
+
+    /// Whether this set is the tables from before partitioning, from the lowest id.
+    fn is_first(&self) -> bool {
+        self.tables.values().any(|bounds| bounds.lower.is_none())
+    }
+}
+
+/// The millisecond an id's ten first characters of body encode.
+fn suffix_time(suffix: &str) -> Option<Timestamp> {
+    let id: EventId = format!("{}{suffix}{}", EventId::PREFIX, "0".repeat(16)).parse().ok()?;
+    Some(id.time())
+}
+
+/// The suffix naming the set whose upper bound is `upper` (an id).
+fn suffix_of(upper: &str) -> &str {
+    &upper[4..14]
+}
+
+/// A bound as PostgreSQL writes it back: `MINVALUE` or a quoted id.
+fn read_bound(text: &str) -> Result<Option<String>, StoreError> {
+    let text = text.trim();
+    if text == "MINVALUE" {
+        return Ok(None);
+    }
+    let id = text.strip_prefix('\'').and_then(|text| text.strip_suffix('\''));
+    match id {
+        Some(id) if is_id(id) => Ok(Some(id.to_owned())),
+        _ => Err(StoreError::Corrupt { detail: format!("a partition bound that is not an id: {text}") }),
+    }
+}
+
+/// An id of the shape the partitions are bounded by (so that it can be written into a statement as it is).
+fn is_id(text: &str) -> bool {
+    text.len() == 30 && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
+/// `FOR VALUES FROM (…) TO (…)`, read.
+fn read_partition_bound(text: &str) -> Result<Bounds, StoreError> {
+    let corrupt = || StoreError::Corrupt { detail: format!("a partition bound of an unknown shape: {text}") };
+    let rest = text.strip_prefix("FOR VALUES FROM (").ok_or_else(corrupt)?;
+    let (lower, rest) = rest.split_once(") TO (").ok_or_else(corrupt)?;
+    let upper = rest.strip_suffix(')').ok_or_else(corrupt)?;
+    Ok(Bounds { lower: read_bound(lower)?, upper: read_bound(upper)?.ok_or_else(corrupt)? })
+}
+
+/// Every set, oldest first (by the suffix, which sorts as the time it encodes).
+async fn sets<C: deadpool_postgres::GenericClient>(
+    session: &mut Session<'_, C>,
+) -> Result<BTreeMap<String, Set>, StoreError> {
+    let rows = session
+        .pg_query(
+            "SELECT parent.relname::text, child.relname::text, pg_get_expr(child.relpartbound, child.oid)
+             FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid
+                JOIN pg_class parent ON parent.oid = i.inhparent
+             WHERE parent.relnamespace = current_schema()::regnamespace AND parent.relname::text = ANY($1)
+                AND NOT i.inhdetachpending",
+            &[&TABLES.iter().map(|(table, _)| *table).collect::<Vec<_>>()],
+        )
+        .await?;
+    let mut sets: BTreeMap<String, Set> = BTreeMap::new();
+    for row in rows {
+        let (parent, child, bound) = (row.text(0)?, row.text(1)?, row.text(2)?);
+        let Some(&(table, _)) = TABLES.iter().find(|(table, _)| *table == parent) else { continue };
+        let Some(suffix) = child.strip_prefix(&format!("{table}_p")) else { continue };
+        sets.entry(suffix.to_owned()).or_default().tables.insert(table, read_partition_bound(&bound)?);
+    }
+    Ok(sets)
+}
+
+/// The lowest id of `prefix` at `time`.
+fn first_id(prefix: &str, time: Timestamp) -> String {
+    if prefix == EventId::PREFIX { EventId::first_at(time).to_string() } else { DeliveryId::first_at(time).to_string() }
+}
+
+/// `time` rounded down to a multiple of `width` since the epoch.
+fn floor(time: Timestamp, width: Duration) -> Timestamp {
+    let width = width.as_millis().clamp(1, i64::MAX as u128) as i64;
+    Timestamp::from_unix_millis(time.unix_millis().div_euclid(width) * width)
+}
+
+/// Makes sets so that every id from `from` to `until` has a partition: after the last set, sets of `width` each
+/// from `from` on (and one over the gap before it, should the last set end earlier, as after a long stop), and
+/// before the first, one set from the lowest id. Under a lock, so nodes doing this at once make each set once.
+/// How many sets were made.
+pub(crate) async fn cover(pool: &Pool, from: Timestamp, until: Timestamp, width: Duration) -> Result<u32, StoreError> {
+    let width = width.max(MIN_WIDTH);
+    let mut connection = pool.get().await?;
+    let transaction = connection.transaction().await.map_err(|error| pool.classify(error))?;
+    let mut session = Session { client: &transaction, pool };
+    session.pg_execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK]).await?;
+    let existing = sets(&mut session).await?;
+    let mut made = 0;
+    let mut statements = String::new();
+    // The highest bound of each table, where its next partition begins.
+    let mut lowers: Option<Vec<String>> = existing.values().next_back().map(|last| {
+        TABLES
+            .iter()
+            .map(|(table, prefix)| {
+                last.tables.get(table).map(|bounds| bounds.upper.clone()).unwrap_or_else(|| {
+                    // A set dropped halfway is never the last one; should it be, its events' bound stands in.
+                    let upper = last.upper().unwrap_or_default();
+                    format!("{prefix}{}", &upper[prefix.len()..])
+                })
+            })
+            .collect()
+    });
+    let covered_until = |lowers: &Option<Vec<String>>| {
+        lowers.as_ref().and_then(|lowers| lowers.first()).and_then(|upper| suffix_time(suffix_of(upper)))
+    };
+    while covered_until(&lowers).is_none_or(|covered| covered <= until) {
+        let next = match covered_until(&lowers) {
+            // A gap since the last set (a long stop, a clock moved on): one set fills it, up to `from`.
+            Some(covered) if covered < floor(from, width) => floor(from, width),
+            Some(covered) => floor(covered, width).saturating_add(width),
+            None => floor(from, width),
+        };
+        let uppers: Vec<String> = TABLES.iter().map(|(_, prefix)| first_id(prefix, next)).collect();
+        add_set(&mut statements, lowers.as_deref(), &uppers);
+        lowers = Some(uppers);
+        made += 1;
+    }
+    // Below the first set: ids older than every partition (a clock set back), from the lowest id.
+    if let Some(first) = existing.values().next().filter(|first| !first.is_first())
+        && first.upper().and_then(|upper| suffix_time(suffix_of(upper))).is_some()
+    {
+        let lowest: Vec<String> = TABLES
+            .iter()
+            .map(|(table, _)| first.tables.get(table).and_then(|bounds| bounds.lower.clone()).unwrap_or_default())
+            .collect();
+        let below = lowest.first().and_then(|lower| lower.parse::<EventId>().ok()).map(|id| id.time());
+        if below.is_some_and(|below| from < below) && lowest.iter().all(|lower| is_id(lower)) {
+            add_set(&mut statements, None, &lowest);
+            made += 1;
+        }
+    }
+    if made > 0 {
+        transaction.batch_execute(&statements).await.map_err(|error| pool.classify(error))?;
+    }
+    transaction.commit().await.map_err(|error| pool.classify(error))?;
+    Ok(made)
+}
+
+/// The statements that make one set, from `lowers` (`MINVALUE` if none) to `uppers`, one of each per table.
+fn add_set(statements: &mut String, lowers: Option<&[String]>, uppers: &[String]) {
+    for (index, (table, _)) in TABLES.iter().enumerate() {
+        let upper = &uppers[index];
+        let lower = lowers.map_or_else(|| "MINVALUE".to_owned(), |lowers| format!("'{}'", lowers[index]));
+        let partition = format!("{table}_p{}", suffix_of(upper));
+        // Made apart and attached, which locks the parent only against other changes of its partitions (as
+        // `CREATE TABLE … PARTITION OF` would lock it against reads and writes).
+        statements.push_str(&format!(
+            "CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS) WITH ({STORAGE});
+             ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({lower}) TO ('{upper}');\n"
+        ));
+    }
+}
+
+/// Makes the sets ahead of `now` that the store should have (see `AHEAD_AT_LEAST`); how many were made.
+pub(crate) async fn prepare(pool: &Pool, now: Timestamp, width: Duration) -> Result<u32, StoreError> {
+    let ahead = AHEAD_AT_LEAST.max(width.max(MIN_WIDTH) * SETS_AHEAD);
+    cover(pool, now, now.saturating_add(ahead), width).await
+}
+
+/// Whether a write failed for want of a partition for its rows.
+pub(crate) fn is_missing_partition(error: &StoreError) -> bool {
+    match error {
+        StoreError::Postgres(error) => {
+            error.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+                && error.as_db_error().is_some_and(|error| error.message().starts_with("no partition of relation"))
+        }
+        _ => false,
+    }
+}
+
+/// What dropping sets did, and the id below which a purge row by row may still look (see `drop_expired`).
+pub(crate) struct Dropped {
+    pub(crate) purged: Purged,
+    /// Every event before this time whose set was dropped is gone.
+    pub(crate) purged_before: Option<Timestamp>,
+    /// Rows before this event id that retention may purge one by one: those of sets wholly past the horizon that
+    /// a pending delivery keeps, and those of the first set up to the horizon. Rows of a set that straddles the
+    /// horizon wait for it to be dropped whole.
+    pub(crate) rows_before: String,
+}
+
+/// Drops each set wholly older than `horizon` that holds no pending delivery, oldest first, after finishing what
+/// a crash interrupted.
+pub(crate) async fn drop_expired(pool: &Pool, horizon: Timestamp) -> Result<Dropped, StoreError> {
+    let connection = pool.get().await?;
+    let mut session = Session { client: &connection, pool };
+    recover(&mut session).await?;
+    let boundary = EventId::first_at(horizon).to_string();
+    // Every id of a partition sorts below its upper bound: below the horizon's first id, all of it is older.
+    let expired = |upper: &str| upper[4..] <= boundary[4..];
+    let mut dropped = Dropped { purged: Purged::default(), purged_before: None, rows_before: String::new() };
+    for (suffix, set) in sets(&mut session).await? {
+        let Some(upper) = set.upper().map(str::to_owned) else { continue };
+        if !expired(&upper) {
+            // The first set straddling the horizon is purged row by row up to it; any later one waits.
+            if set.is_first() {
+                dropped.rows_before = boundary.clone();
+            }
+            break;
+        }
+        dropped.rows_before = format!("{}{}", EventId::PREFIX, &upper[4..]);
+        let events_before = dropped.purged.events;
+        if !drop_set(&mut session, &suffix, &set, &mut dropped.purged).await? {
+            continue;
+        }
+        // The mark moves with the events purged, as on SQLite: a span that held none says nothing of its ids.
+        if dropped.purged.events == events_before {
+            continue;
+        }
+        // An upper bound of the first set is the last id of its millisecond, not the first of the next.
+        let time = suffix_time(&suffix).unwrap_or(horizon);
+        let time =
+            if upper.ends_with("0000000000000000") { time } else { time.saturating_add(Duration::from_millis(1)) };
+        dropped.purged_before = Some(dropped.purged_before.map_or(time, |before| before.max(time)));
+    }
+    Ok(dropped)
+}
+
+/// Drops one set unless one of its deliveries is pending; whether it was dropped. The rows counted are the
+/// statistics' estimates where PostgreSQL has them (counting a partition of days would read all of it).
+async fn drop_set(
+    session: &mut Session<'_, Pooled>,
+    suffix: &str,
+    set: &Set,
+    purged: &mut Purged,
+) -> Result<bool, StoreError> {
+    let deliveries = format!("deliveries_p{suffix}");
+    if set.tables.contains_key("deliveries") && holds_pending(session, &deliveries).await? {
+        return Ok(false);
+    }
+    for (table, _) in TABLES {
+        let Some(bounds) = set.tables.get(table) else { continue };
+        let partition = format!("{table}_p{suffix}");
+        let rows = estimated_rows(session, &partition).await?;
+        execute(session, &format!("ALTER TABLE {table} DETACH PARTITION {partition} CONCURRENTLY")).await?;
+        // A delivery made pending again in the moment before it was detached (a retry asked for by hand) keeps
+        // its set after all.
+        if table == "deliveries" && holds_pending(session, &partition).await? {
+            let lower = bounds.lower.as_ref().map_or_else(|| "MINVALUE".to_owned(), |lower| format!("'{lower}'"));
+            let attach = format!(
+                "ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({lower}) TO ('{}')",
+                bounds.upper
+            );
+            execute(session, &attach).await?;
+            return Ok(false);
+        }
+        execute(session, &format!("DROP TABLE {partition}")).await?;
+        match table {
+            "deliveries" => purged.deliveries += rows,
+            "attempts" => purged.attempts += rows,
+            _ => purged.events += rows,
+        }
+    }
+    Ok(true)
+}
+
+async fn execute(session: &mut Session<'_, Pooled>, statement: &str) -> Result<(), StoreError> {
+    session.client.batch_execute(statement).await.map_err(|error| session.pool.classify(error))
+}
+
+async fn holds_pending(session: &mut Session<'_, Pooled>, table: &str) -> Result<bool, StoreError> {
+    let statement = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE status = 'pending')");
+    let row = session.client.query_one(&statement, &[]).await.map_err(|error| session.pool.classify(error))?;
+    Ok(row.get(0))
+}
+
+async fn estimated_rows(session: &mut Session<'_, Pooled>, table: &str) -> Result<u64, StoreError> {
+    let row =
+        session.pg_query_one("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", &[&table]).await?;
+    let estimate = row.optional_integer(0)?.unwrap_or(-1);
+    if estimate >= 0 {
+        return Ok(estimate.unsigned_abs());
+    }
+    // Never vacuumed nor analyzed: a small table, counted.
+    let row = session
+        .client
+        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+        .await
+        .map_err(|error| session.pool.classify(error))?;
+    Ok(row.get::<_, i64>(0).unsigned_abs())
+}
+
+/// Finishes what a purge interrupted by a crash left: a detach begun and not completed, and a partition detached
+/// and not dropped (kept, with a warning, if it holds a pending delivery, which only a retry asked for at that
+/// very moment could make).
+async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
+    let tables: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
+    let pending = session
+        .pg_query(
+            "SELECT parent.relname::text, child.relname::text
+             FROM pg_inherits i JOIN pg_class child ON child.oid = i.inhrelid
+                JOIN pg_class parent ON parent.oid = i.inhparent
+             WHERE parent.relnamespace = current_schema()::regnamespace AND parent.relname::text = ANY($1)
+                AND i.inhdetachpending",
+            &[&tables],
+        )
+        .await?;
+    for row in pending {
+        let (parent, child) = (row.text(0)?, row.text(1)?);
+        execute(session, &format!("ALTER TABLE {parent} DETACH PARTITION {child} FINALIZE")).await?;
+    }
+    let detached = session
+        .pg_query(
+            "SELECT relname::text FROM pg_class
+             WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND NOT relispartition
+                AND relname ~ '^(events|deliveries|attempts)_p[0-9a-z]{10}$'",
+            &[],
+        )
+        .await?;
+    for row in detached {
+        let table = row.text(0)?;
+        if table.starts_with("deliveries_") && holds_pending(session, &table).await? {
+            tracing::warn!(table, "a partition detached for retention holds a pending delivery; it is kept");
+            continue;
+        }
+        execute(session, &format!("DROP TABLE {table}")).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_read_back_as_postgresql_writes_them() {
+        let bounds = read_partition_bound("FOR VALUES FROM (MINVALUE) TO ('del_01jabcdefhzzzzzzzzzzzzzzzz')").unwrap();
+        assert_eq!(bounds.lower, None);
+        assert_eq!(bounds.upper, "del_01jabcdefhzzzzzzzzzzzzzzzz");
+        let bounds = read_partition_bound(
+            "FOR VALUES FROM ('evt_01jabcdefhzzzzzzzzzzzzzzzz') TO ('evt_01jabcdefj0000000000000000')",
+        )
+        .unwrap();
+        assert_eq!(bounds.lower.as_deref(), Some("evt_01jabcdefhzzzzzzzzzzzzzzzz"));
+        assert!(read_partition_bound("FOR VALUES FROM ('x'); DROP TABLE events; --') TO ('y')").is_err());
+        assert!(read_partition_bound("DEFAULT").is_err());
+    }
+
+    #[test]
+    fn a_suffix_is_the_millisecond_of_the_upper_bound() {
+        let at = Timestamp::from_unix_millis(1_764_720_000_000);
+        let upper = DeliveryId::first_at(at).to_string();
+        assert_eq!(suffix_time(suffix_of(&upper)), Some(at));
+        assert_eq!(
+            floor(Timestamp::from_unix_millis(1_764_720_012_345), Duration::from_secs(10)),
+            Timestamp::from_unix_millis(1_764_720_010_000)
+        );
+    }
+}
