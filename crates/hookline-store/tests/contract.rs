@@ -1197,6 +1197,46 @@ async fn retention_drops_whole_spans_once_past_the_horizon_and_keeps_one_with_a_
 }
 
 #[tokio::test]
+async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let clock = Arc::new(ManualClock::new(start));
+    let options = StoreOptions {
+        clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        partition_width: Duration::from_secs(10),
+        ..StoreOptions::default()
+    };
+    let Some(fixture) = fixtures_with("spans-crash", &options).await.into_iter().find(|f| f.backend == "postgres")
+    else {
+        return;
+    };
+    let store = &fixture.store;
+    make_tenant(store, "acme").await;
+    make_endpoint(store, "acme", &["pdf.processed"]).await;
+    let old = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+    let outcomes: Arc<[AttemptOutcome]> =
+        vec![outcome(&claimed[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded))].into();
+    store.record_outcomes(outcomes).await.unwrap();
+    // A purge stopped after detaching the span's deliveries, before dropping them: they are a table of their own.
+    let deliveries = partition_ending("deliveries", at(10));
+    let database = fixture._database.as_ref().expect("a PostgreSQL fixture has its database");
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
+    assert_eq!(has_table(&fixture, &deliveries).await, Some(true));
+
+    clock.set(at(60));
+    let purged = store.purge_before(at(35), 256).await.unwrap();
+    assert_eq!((purged.events, purged.attempts), (1, 1), "{purged:?}");
+    for table in ["events", "deliveries", "attempts"] {
+        let partition = partition_ending(table, at(10));
+        assert_eq!(has_table(&fixture, &partition).await, Some(false), "{partition} is gone");
+    }
+    assert!(store.get_event(tenant("acme"), old.event.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_removal_cut_short_by_a_restart_goes_on_from_where_it_was() {
     for fixture in fixtures("removal-restart").await {
         eprintln!("backend: {}", fixture.backend);

@@ -70,6 +70,14 @@ impl Writes {
         }
     }
 
+    /// The size of the store's database on PostgreSQL (its tables, indexes and their free space), when the
+    /// bench counts PostgreSQL's writes; the embedded store's file is measured where it lies instead.
+    async fn database_bytes(&self) -> Option<u64> {
+        let Writes::Postgres(client) = self else { return None };
+        let row = client.query_one("SELECT pg_database_size(current_database())", &[]).await.ok()?;
+        u64::try_from(row.get::<_, i64>(0)).ok()
+    }
+
     /// What the figure counts, for the report.
     pub fn scope(&self) -> &'static str {
         match self {
@@ -141,6 +149,10 @@ pub async fn sample(
         let latencies = sink.take_window();
         let _ = all.add(&latencies);
         let written = writes.bytes().await;
+        let database = match files.as_ref() {
+            Some(files) => files.size("hookline.db"),
+            None => writes.database_bytes().await,
+        };
         let in_window = delivered - delivered_before;
         let seconds = now.duration_since(last_tick).as_secs_f64().max(1e-6);
         samples.push(Sample {
@@ -150,7 +162,7 @@ pub async fn sample(
             p99_ms: latencies.value_at_quantile(0.99) as f64 / 1000.0,
             rss_bytes: process.rss_bytes(),
             wal_bytes: files.as_ref().and_then(|files| files.size("hookline.db-wal")),
-            db_bytes: files.as_ref().and_then(|files| files.size("hookline.db")),
+            db_bytes: database,
             written_per_delivery: written
                 .zip(written_before)
                 .and_then(|(now, before)| now.checked_sub(before).filter(|_| in_window > 0))
