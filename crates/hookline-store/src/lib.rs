@@ -216,9 +216,10 @@ impl StoreOptions {
     pub const DEFAULT_LIST_SCAN: u32 = 2_000;
 
     /// The partition width for a retention period: an eighth of it, so that about nine partitions of each table
-    /// are kept, or a day when everything is kept.
+    /// are kept, or thirty days when everything is kept: a query that no id bounds (a claim, an idempotency key's
+    /// lookup) looks into every partition, so a store that keeps everything makes a dozen a year, not hundreds.
     pub fn partition_width_for(retention: Option<std::time::Duration>) -> std::time::Duration {
-        retention.map_or(std::time::Duration::from_secs(86_400), |retention| retention / 8)
+        retention.map_or(std::time::Duration::from_secs(30 * 86_400), |retention| retention / 8)
     }
 }
 

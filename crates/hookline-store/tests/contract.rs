@@ -1196,33 +1196,43 @@ async fn retention_drops_whole_spans_once_past_the_horizon_and_keeps_one_with_a_
     }
 }
 
-#[tokio::test]
-async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+/// A PostgreSQL store with spans of ten seconds from `start` and one event published in the first, whose delivery
+/// was tried once and went on as `next`, the two ids, and a connection of its own to the database; `None` without
+/// PostgreSQL.
+async fn one_span(
+    name: &str,
+    start: Timestamp,
+    next: NextStep,
+) -> Option<(Fixture, Arc<ManualClock>, hookline_core::id::EventId, DeliveryId, tokio_postgres::Client)> {
     let clock = Arc::new(ManualClock::new(start));
     let options = StoreOptions {
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         partition_width: Duration::from_secs(10),
         ..StoreOptions::default()
     };
-    let Some(fixture) = fixtures_with("spans-crash", &options).await.into_iter().find(|f| f.backend == "postgres")
-    else {
-        return;
-    };
+    let fixture = fixtures_with(name, &options).await.into_iter().find(|f| f.backend == "postgres")?;
     let store = &fixture.store;
     make_tenant(store, "acme").await;
     make_endpoint(store, "acme", &["pdf.processed"]).await;
-    let old = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
     let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
-    let outcomes: Arc<[AttemptOutcome]> =
-        vec![outcome(&claimed[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded))].into();
+    let outcomes: Arc<[AttemptOutcome]> = vec![outcome(&claimed[0], Some(500), next)].into();
     store.record_outcomes(outcomes).await.unwrap();
-    // A purge stopped after detaching the span's deliveries, before dropping them: they are a table of their own.
-    let deliveries = partition_ending("deliveries", at(10));
     let database = fixture._database.as_ref().expect("a PostgreSQL fixture has its database");
     let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
+    Some((fixture, clock, published.event.id, claimed[0].id.clone(), client))
+}
+
+#[tokio::test]
+async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let finished = NextStep::Done(DeliveryStatus::Failed);
+    let Some((fixture, clock, old, _, client)) = one_span("spans-crash", start, finished).await else { return };
+    let store = &fixture.store;
+    // A purge stopped after detaching the span's deliveries, before dropping them: they are a table of their own.
+    let deliveries = partition_ending("deliveries", at(10));
     client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
     assert_eq!(has_table(&fixture, &deliveries).await, Some(true));
 
@@ -1233,7 +1243,55 @@ async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
         let partition = partition_ending(table, at(10));
         assert_eq!(has_table(&fixture, &partition).await, Some(false), "{partition} is gone");
     }
-    assert!(store.get_event(tenant("acme"), old.event.id).await.unwrap().is_none());
+    assert!(store.get_event(tenant("acme"), old).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_purge_attaches_again_deliveries_that_a_crash_left_detached_with_one_pending() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let retry = NextStep::RetryAt(at(86_400));
+    let Some((fixture, clock, old, delivery, client)) = one_span("spans-crash-pending", start, retry).await else {
+        return;
+    };
+    let store = &fixture.store;
+    // Detached, and the process gone before it saw the pending delivery that its re-check would have kept.
+    let deliveries = partition_ending("deliveries", at(10));
+    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
+
+    clock.set(at(60));
+    assert_eq!(store.purge_before(at(35), 256).await.unwrap(), Purged::default(), "the span is kept whole");
+    let row = client.query_one("SELECT relispartition FROM pg_class WHERE relname = $1", &[&deliveries]).await;
+    assert!(row.unwrap().get::<_, bool>(0), "{deliveries} is a partition again");
+    assert!(store.get_event(tenant("acme"), old).await.unwrap().is_some());
+    let (kept, attempts) = store.get_delivery(tenant("acme"), delivery.clone()).await.unwrap().unwrap();
+    assert_eq!((kept.status, attempts.len()), (DeliveryStatus::Pending, 1));
+    // And its retry is found when it is due.
+    clock.set(at(86_400));
+    let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+    assert_eq!(claimed.iter().map(|claimed| &claimed.id).collect::<Vec<_>>(), [&delivery]);
+}
+
+#[tokio::test]
+async fn a_purge_drops_nothing_while_another_purge_is_dropping() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let finished = NextStep::Done(DeliveryStatus::Failed);
+    let Some((fixture, clock, old, _, client)) = one_span("spans-one-purge", start, finished).await else { return };
+    let store = &fixture.store;
+    // Another node's purge, in the middle of its drops: it holds the store's purge lock ("purgeset" in ASCII).
+    const PURGE_LOCK: i64 = 0x7075_7267_6573_6574;
+    client.execute("SELECT pg_advisory_lock($1)", &[&PURGE_LOCK]).await.unwrap();
+    clock.set(at(60));
+    assert_eq!(store.purge_before(at(35), 256).await.unwrap(), Purged::default());
+    assert_eq!(has_table(&fixture, &partition_ending("deliveries", at(10))).await, Some(true));
+    assert!(store.get_event(tenant("acme"), old.clone()).await.unwrap().is_some());
+    // Once it is done, the next purge drops the span, and leaves the lock free for the next.
+    client.execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK]).await.unwrap();
+    assert_eq!(store.purge_before(at(35), 256).await.unwrap(), Purged { events: 1, deliveries: 1, attempts: 1 });
+    assert!(store.get_event(tenant("acme"), old).await.unwrap().is_none());
+    let free = client.query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK]).await.unwrap();
+    assert!(free.get::<_, bool>(0), "the purge let its lock go");
 }
 
 #[tokio::test]

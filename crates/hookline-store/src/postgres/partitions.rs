@@ -39,6 +39,10 @@ pub(crate) const MIN_WIDTH: Duration = Duration::from_secs(10);
 
 /// Serialises changes to the partitions across nodes ("partitio" in ASCII).
 const PARTITION_LOCK: i64 = 0x7061_7274_6974_696f;
+/// Held by the one purge that drops sets at a time, for as long as it runs ("purgeset" in ASCII). The purge
+/// job's lease alone does not serialise them: a detach waits for every transaction on its table, and a long one
+/// can outlast the lease, so that another node takes the job over while the first is still dropping.
+pub(crate) const PURGE_LOCK: i64 = 0x7075_7267_6573_6574;
 
 /// The storage settings of migration 8, which a partitioned table cannot carry for its partitions.
 const STORAGE: &str = "autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02, \
@@ -249,16 +253,38 @@ pub(crate) struct Dropped {
 }
 
 /// Drops each set wholly older than `horizon` that holds no pending delivery, oldest first, after finishing what
-/// a crash interrupted.
+/// a crash interrupted. Does nothing while another purge drops sets (see `PURGE_LOCK`).
 pub(crate) async fn drop_expired(pool: &Pool, horizon: Timestamp) -> Result<Dropped, StoreError> {
     let connection = pool.get().await?;
     let mut session = Session { client: &connection, pool };
-    recover(&mut session).await?;
+    let nothing = Dropped { purged: Purged::default(), purged_before: None, rows_before: String::new() };
+    // A session's lock, not a transaction's: a detach cannot run in a transaction.
+    let locked = session.pg_query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK]).await?;
+    if !locked.flag(0)? {
+        return Ok(nothing);
+    }
+    let dropped = drop_locked(&mut session, horizon, nothing).await;
+    let unlocked = session.pg_query_one("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK]).await;
+    if unlocked.is_err() {
+        // The connection is broken, or would go back to the pool holding the lock: it is closed instead, which
+        // releases the lock if PostgreSQL still had it.
+        drop(deadpool_postgres::Object::take(connection));
+    }
+    let dropped = dropped?;
+    unlocked?;
+    Ok(dropped)
+}
+
+async fn drop_locked(
+    session: &mut Session<'_, Pooled>,
+    horizon: Timestamp,
+    mut dropped: Dropped,
+) -> Result<Dropped, StoreError> {
+    recover(session).await?;
     let boundary = EventId::first_at(horizon).to_string();
     // Every id of a partition sorts below its upper bound: below the horizon's first id, all of it is older.
     let expired = |upper: &str| upper[4..] <= boundary[4..];
-    let mut dropped = Dropped { purged: Purged::default(), purged_before: None, rows_before: String::new() };
-    for (suffix, set) in sets(&mut session).await? {
+    for (suffix, set) in sets(session).await? {
         let Some(upper) = set.upper().map(str::to_owned) else { continue };
         if !expired(&upper) {
             // The first set straddling the horizon is purged row by row up to it; any later one waits.
@@ -269,7 +295,7 @@ pub(crate) async fn drop_expired(pool: &Pool, horizon: Timestamp) -> Result<Drop
         }
         dropped.rows_before = format!("{}{}", EventId::PREFIX, &upper[4..]);
         let events_before = dropped.purged.events;
-        if !drop_set(&mut session, &suffix, &set, &mut dropped.purged).await? {
+        if !drop_set(session, &suffix, &set, &mut dropped.purged).await? {
             continue;
         }
         // The mark moves with the events purged, as on SQLite: a span that held none says nothing of its ids.
@@ -295,6 +321,10 @@ async fn drop_set(
 ) -> Result<bool, StoreError> {
     let deliveries = format!("deliveries_p{suffix}");
     if set.tables.contains_key("deliveries") && holds_pending(session, &deliveries).await? {
+        return Ok(false);
+    }
+    // Deliveries detached and neither dropped nor attached again (see `recover`): their events and attempts stay.
+    if !set.tables.contains_key("deliveries") && table_exists(session, &deliveries).await? {
         return Ok(false);
     }
     for (table, _) in TABLES {
@@ -327,6 +357,11 @@ async fn execute(session: &mut Session<'_, Pooled>, statement: &str) -> Result<(
     session.client.batch_execute(statement).await.map_err(|error| session.pool.classify(error))
 }
 
+async fn table_exists(session: &mut Session<'_, Pooled>, table: &str) -> Result<bool, StoreError> {
+    let row = session.pg_query_one("SELECT to_regclass($1) IS NOT NULL", &[&table]).await?;
+    row.flag(0)
+}
+
 async fn holds_pending(session: &mut Session<'_, Pooled>, table: &str) -> Result<bool, StoreError> {
     let statement = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE status = 'pending')");
     let row = session.client.query_one(&statement, &[]).await.map_err(|error| session.pool.classify(error))?;
@@ -350,8 +385,8 @@ async fn estimated_rows(session: &mut Session<'_, Pooled>, table: &str) -> Resul
 }
 
 /// Finishes what a purge interrupted by a crash left: a detach begun and not completed, and a partition detached
-/// and not dropped (kept, with a warning, if it holds a pending delivery, which only a retry asked for at that
-/// very moment could make).
+/// and not dropped. Deliveries detached that hold a pending one (a retry asked for at that very moment) are
+/// attached again, over the bounds of their set's attempts, which a set drops only after its deliveries.
 async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
     let tables: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
     let pending = session
@@ -376,10 +411,32 @@ async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
             &[],
         )
         .await?;
+    let mut spans = None;
     for row in detached {
         let table = row.text(0)?;
-        if table.starts_with("deliveries_") && holds_pending(session, &table).await? {
-            tracing::warn!(table, "a partition detached for retention holds a pending delivery; it is kept");
+        if let Some(suffix) = table.strip_prefix("deliveries_p")
+            && holds_pending(session, &table).await?
+        {
+            let spans = match &mut spans {
+                Some(spans) => spans,
+                None => spans.insert(sets(session).await?),
+            };
+            // Attempts are partitioned by the delivery's id, as deliveries are: the same bounds.
+            let Some(bounds) = spans.get(suffix).and_then(|set| set.tables.get("attempts")) else {
+                tracing::warn!(
+                    table,
+                    "deliveries detached for retention hold a pending one and their span is gone; kept"
+                );
+                continue;
+            };
+            let lower = bounds.lower.as_ref().map_or_else(|| "MINVALUE".to_owned(), |lower| format!("'{lower}'"));
+            let upper = &bounds.upper;
+            execute(
+                session,
+                &format!("ALTER TABLE deliveries ATTACH PARTITION {table} FOR VALUES FROM ({lower}) TO ('{upper}')"),
+            )
+            .await?;
+            tracing::info!(table, "deliveries detached for retention hold a pending one: attached again");
             continue;
         }
         execute(session, &format!("DROP TABLE {table}")).await?;
