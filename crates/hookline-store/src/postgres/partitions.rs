@@ -61,6 +61,14 @@ struct Set {
     tables: BTreeMap<&'static str, Bounds>,
 }
 
+impl Bounds {
+    /// The bounds as a statement gives them (`FOR VALUES FROM (…) TO (…)`), as `read_partition_bound` reads them.
+    fn clause(&self) -> String {
+        let lower = self.lower.as_ref().map_or_else(|| "MINVALUE".to_owned(), |lower| format!("'{lower}'"));
+        format!("FOR VALUES FROM ({lower}) TO ('{}')", self.upper)
+    }
+}
+
 impl Set {
     /// The upper bound of one of its partitions (each table's begins with its own prefix, and the rest is the
     /// same in all three).
@@ -335,12 +343,7 @@ async fn drop_set(
         // A delivery made pending again in the moment before it was detached (a retry asked for by hand) keeps
         // its set after all.
         if table == "deliveries" && holds_pending(session, &partition).await? {
-            let lower = bounds.lower.as_ref().map_or_else(|| "MINVALUE".to_owned(), |lower| format!("'{lower}'"));
-            let attach = format!(
-                "ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES FROM ({lower}) TO ('{}')",
-                bounds.upper
-            );
-            execute(session, &attach).await?;
+            execute(session, &format!("ALTER TABLE {table} ATTACH PARTITION {partition} {}", bounds.clause())).await?;
             return Ok(false);
         }
         execute(session, &format!("DROP TABLE {partition}")).await?;
@@ -429,13 +432,7 @@ async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
                 );
                 continue;
             };
-            let lower = bounds.lower.as_ref().map_or_else(|| "MINVALUE".to_owned(), |lower| format!("'{lower}'"));
-            let upper = &bounds.upper;
-            execute(
-                session,
-                &format!("ALTER TABLE deliveries ATTACH PARTITION {table} FOR VALUES FROM ({lower}) TO ('{upper}')"),
-            )
-            .await?;
+            execute(session, &format!("ALTER TABLE deliveries ATTACH PARTITION {table} {}", bounds.clause())).await?;
             tracing::info!(table, "deliveries detached for retention hold a pending one: attached again");
             continue;
         }
@@ -460,6 +457,13 @@ mod tests {
         assert_eq!(bounds.lower.as_deref(), Some("evt_01jabcdefhzzzzzzzzzzzzzzzz"));
         assert!(read_partition_bound("FOR VALUES FROM ('x'); DROP TABLE events; --') TO ('y')").is_err());
         assert!(read_partition_bound("DEFAULT").is_err());
+        // And written back as they were read.
+        for text in [
+            "FOR VALUES FROM (MINVALUE) TO ('del_01jabcdefhzzzzzzzzzzzzzzzz')",
+            "FOR VALUES FROM ('evt_01jabcdefhzzzzzzzzzzzzzzzz') TO ('evt_01jabcdefj0000000000000000')",
+        ] {
+            assert_eq!(read_partition_bound(text).unwrap().clause(), text);
+        }
     }
 
     #[test]
