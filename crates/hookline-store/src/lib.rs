@@ -145,6 +145,11 @@ pub enum OpenError {
     NoStore { path: PathBuf },
     #[error("invalid database url {url:?}; {hint}")]
     InvalidUrl { url: String, hint: &'static str },
+    #[error(
+        "the store's schema is version {found}, from a later release of hookline than this one (which knows {known}); \
+         run that release or a later one"
+    )]
+    LaterSchema { found: i64, known: usize },
     /// Migrating the schema, seeding the catalogue or releasing a previous run's leases failed.
     #[error("could not prepare the database")]
     Prepare(#[from] StoreError),

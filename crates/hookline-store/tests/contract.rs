@@ -1109,6 +1109,13 @@ async fn has_table(fixture: &Fixture, table: &str) -> Option<bool> {
     Some(row.get(0))
 }
 
+/// Detaches a partition of deliveries as a purge does, marking it first, and stops there, as a crash would.
+async fn detach_as_a_purge_does(client: &tokio_postgres::Client, partition: &str) {
+    const DETACHED_MARK: &str = "hookline: detached by retention, to be dropped";
+    client.batch_execute(&format!("COMMENT ON TABLE {partition} IS '{DETACHED_MARK}'")).await.unwrap();
+    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {partition}")).await.unwrap();
+}
+
 /// The name of the PostgreSQL partition of `table` whose span ends at `upper`.
 fn partition_ending(table: &str, upper: Timestamp) -> String {
     format!("{table}_p{}", &DeliveryId::first_at(upper).as_str()[4..14])
@@ -1233,7 +1240,7 @@ async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
     let store = &fixture.store;
     // A purge stopped after detaching the span's deliveries, before dropping them: they are a table of their own.
     let deliveries = partition_ending("deliveries", at(10));
-    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
+    detach_as_a_purge_does(&client, &deliveries).await;
     assert_eq!(has_table(&fixture, &deliveries).await, Some(true));
 
     clock.set(at(60));
@@ -1257,12 +1264,19 @@ async fn a_purge_attaches_again_deliveries_that_a_crash_left_detached_with_one_p
     let store = &fixture.store;
     // Detached, and the process gone before it saw the pending delivery that its re-check would have kept.
     let deliveries = partition_ending("deliveries", at(10));
-    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
+    detach_as_a_purge_does(&client, &deliveries).await;
 
     clock.set(at(60));
     assert_eq!(store.purge_before(at(35), 256).await.unwrap(), Purged::default(), "the span is kept whole");
-    let row = client.query_one("SELECT relispartition FROM pg_class WHERE relname = $1", &[&deliveries]).await;
-    assert!(row.unwrap().get::<_, bool>(0), "{deliveries} is a partition again");
+    let row = client
+        .query_one(
+            "SELECT relispartition, obj_description(oid, 'pg_class') FROM pg_class WHERE relname = $1",
+            &[&deliveries],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "{deliveries} is a partition again");
+    assert_eq!(row.get::<_, Option<String>>(1), None, "and unmarked");
     assert!(store.get_event(tenant("acme"), old).await.unwrap().is_some());
     let (kept, attempts) = store.get_delivery(tenant("acme"), delivery.clone()).await.unwrap().unwrap();
     assert_eq!((kept.status, attempts.len()), (DeliveryStatus::Pending, 1));
@@ -1270,6 +1284,81 @@ async fn a_purge_attaches_again_deliveries_that_a_crash_left_detached_with_one_p
     clock.set(at(86_400));
     let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
     assert_eq!(claimed.iter().map(|claimed| &claimed.id).collect::<Vec<_>>(), [&delivery]);
+}
+
+#[tokio::test]
+async fn a_purge_leaves_alone_a_partition_that_an_operator_detached() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let finished = NextStep::Done(DeliveryStatus::Failed);
+    let Some((fixture, clock, old, _, client)) = one_span("spans-operator", start, finished).await else { return };
+    let store = &fixture.store;
+    // Kept apart on purpose (to archive it, say): not marked by a purge.
+    let deliveries = partition_ending("deliveries", at(10));
+    client.batch_execute(&format!("ALTER TABLE deliveries DETACH PARTITION {deliveries}")).await.unwrap();
+    clock.set(at(60));
+    assert_eq!(store.purge_before(at(35), 256).await.unwrap(), Purged::default());
+    let kept: i64 = client.query_one(&format!("SELECT COUNT(*) FROM {deliveries}"), &[]).await.unwrap().get(0);
+    assert_eq!(kept, 1, "the detached table and its rows are still there");
+    // Nor are the span's events and attempts dropped while its deliveries are a table apart.
+    assert!(store.get_event(tenant("acme"), old).await.unwrap().is_some());
+    assert_eq!(has_table(&fixture, &partition_ending("attempts", at(10))).await, Some(true));
+}
+
+/// The bounds of the partition of events that holds `event`, as the times they begin and end at.
+async fn partition_of(client: &tokio_postgres::Client, event: &hookline_core::id::EventId) -> (Timestamp, Timestamp) {
+    let row = client
+        .query_one(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM events e JOIN pg_class c ON c.oid = e.tableoid
+             WHERE e.id = $1",
+            &[&event.as_str()],
+        )
+        .await
+        .unwrap();
+    let bound: String = row.get(0);
+    let ids: Vec<hookline_core::id::EventId> = bound.split('\'').filter_map(|part| part.parse().ok()).collect();
+    assert_eq!(ids.len(), 2, "{bound}");
+    (ids[0].time(), ids[1].time())
+}
+
+#[tokio::test]
+async fn a_clock_that_jumps_ahead_and_back_gets_spans_of_one_width_that_retention_drops_on_time() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
+    let succeeded = || NextStep::Done(DeliveryStatus::Succeeded);
+    let Some((fixture, clock, _, _, client)) = one_span("spans-clock", start, succeeded()).await else { return };
+    let store = &fixture.store;
+    // A month ahead, then back: the month between gets no span.
+    clock.set(at(30 * 86_400));
+    let ahead = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    assert_eq!(partition_of(&client, &ahead.event.id).await, (at(30 * 86_400), at(30 * 86_400 + 10)));
+    clock.set(at(600));
+    let back = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    assert_eq!(partition_of(&client, &back.event.id).await, (at(600), at(610)), "a span of its own");
+    let wide: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'events'::regclass AND pg_get_expr(c.relpartbound, c.oid) NOT LIKE '%MINVALUE%'
+                AND c.relname > $1 AND c.relname < $2",
+            &[&partition_ending("events", at(700)), &partition_ending("events", at(30 * 86_400))],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wide, 0, "nothing between the clock's two times");
+    // Delivered, it goes with its span once that is past the horizon, a month before the one made ahead.
+    let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+    let outcomes: Arc<[AttemptOutcome]> = claimed.iter().map(|due| outcome(due, Some(200), succeeded())).collect();
+    store.record_outcomes(outcomes).await.unwrap();
+    clock.set(at(700));
+    let purged = store.purge_before(at(650), 256).await.unwrap();
+    assert_eq!(purged.events, 2, "the first and the one after the clock came back: {purged:?}");
+    assert!(store.get_event(tenant("acme"), back.event.id.clone()).await.unwrap().is_none());
+    assert!(store.get_event(tenant("acme"), ahead.event.id.clone()).await.unwrap().is_some());
+    // A clock set back into spans dropped meanwhile gets a span there again.
+    clock.set(at(5));
+    let skewed = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+    assert_eq!(partition_of(&client, &skewed.event.id).await, (at(0), at(10)));
 }
 
 #[tokio::test]
@@ -1325,6 +1414,55 @@ async fn a_removal_cut_short_by_a_restart_goes_on_from_where_it_was() {
         assert_eq!(events, 3, "{backend}: the rest, and nothing twice");
         assert!(!store.tenant_being_deleted(tenant("acme")).await.unwrap());
         make_tenant(&store, "acme").await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_a_later_release_migrated_is_refused_and_left_as_it_was() {
+    for fixture in fixtures("later-schema").await {
+        eprintln!("backend: {}", fixture.backend);
+        let Fixture { backend, store, _dir: dir, _database: database } = fixture;
+        make_tenant(&store, "acme").await;
+        store.close().await;
+        // A later release's migration: one more version than this one knows.
+        let (reopened, version) = match &database {
+            Some(database) => {
+                let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let row = client.query_one("UPDATE schema_version SET version = version + 1 RETURNING version", &[]);
+                (Database::Postgres { url: database.url.clone() }, row.await.unwrap().get::<_, i64>(0))
+            }
+            None => {
+                let connection = rusqlite::Connection::open(dir.0.join("hookline.db")).unwrap();
+                let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+                connection.execute_batch(&format!("PRAGMA user_version = {}", version + 1)).unwrap();
+                (Database::Sqlite { data_dir: dir.0.clone() }, version + 1)
+            }
+        };
+        let refused = Store::open(&reopened, &dir.0, &StoreOptions::default()).await;
+        match refused {
+            Err(error @ hookline_store::OpenError::LaterSchema { found, known }) => {
+                assert_eq!((found, known as i64 + 1), (version, version), "{backend}");
+                assert!(error.to_string().contains("later release"), "{error}");
+            }
+            Err(other) => panic!("{backend}: {other:?}"),
+            Ok(_) => panic!("{backend}: a store of a later schema was opened"),
+        }
+        // Its rows are untouched: set back to this release's version, it opens with them.
+        match &database {
+            Some(database) => {
+                let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute("UPDATE schema_version SET version = version - 1").await.unwrap();
+            }
+            None => {
+                let connection = rusqlite::Connection::open(dir.0.join("hookline.db")).unwrap();
+                connection.execute_batch(&format!("PRAGMA user_version = {}", version - 1)).unwrap();
+            }
+        }
+        let store = Store::open(&reopened, &dir.0, &StoreOptions::default()).await.expect("it opens again");
+        assert!(store.get_tenant(tenant("acme")).await.unwrap().is_some(), "{backend}");
+        store.close().await;
     }
 }
 

@@ -116,9 +116,8 @@ async fn write_covered(
 ) -> Result<Vec<Answer>, StoreError> {
     match write_batch(pool, events).await {
         Err(error) if partitions::is_missing_partition(&error) => {
-            let times = events.iter().map(|event| event.created);
-            let (Some(from), Some(until)) = (times.clone().min(), times.max()) else { return Err(error) };
-            let made = partitions::cover(pool, from, until, partition_width).await?;
+            let times: Vec<_> = events.iter().map(|event| event.created).collect();
+            let made = partitions::cover(pool, &times, partition_width).await?;
             tracing::info!(made, "made partitions for events that had none");
             write_batch(pool, events).await
         }

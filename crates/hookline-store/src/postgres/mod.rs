@@ -194,7 +194,10 @@ impl PostgresStore {
         };
         {
             let mut connection = store.pool.get().await?;
-            schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
+            let later = schema::migrate(&mut connection).await.map_err(|error| store.pool.classify(error))?;
+            if let Some(found) = later {
+                return Err(OpenError::LaterSchema { found, known: crate::schema::MIGRATIONS.len() });
+            }
         }
         store.prepare_partitions().await?;
         let released = store.release_own_leases().await?;
@@ -253,7 +256,7 @@ impl PostgresStore {
         let tables = self
             .session(&connection)
             .pg_query(
-                "SELECT s.relname::text, s.n_dead_tup, s.n_live_tup, s.n_mod_since_analyze
+                "SELECT quote_ident(s.relname), s.n_dead_tup, s.n_live_tup, s.n_mod_since_analyze
                  FROM pg_stat_user_tables s JOIN pg_inherits i ON i.inhrelid = s.relid
                     JOIN pg_class parent ON parent.oid = i.inhparent
                  WHERE s.schemaname = current_schema() AND parent.relname::text = ANY($1) AND NOT i.inhdetachpending
@@ -267,8 +270,8 @@ impl PostgresStore {
             let (table, dead, live, changed): (String, _, _, _) = (table.get(0), count(1), count(2), count(3));
             let vacuumed = dead >= VACUUM_AFTER.0 + live / VACUUM_AFTER.1;
             let analyzed = changed >= ANALYZE_AFTER.0 + live / ANALYZE_AFTER.1;
-            // Its own statement, outside any transaction, as VACUUM must be; the name is of a partition of one of
-            // `CHURNED`, which the store named.
+            // Its own statement, outside any transaction, as VACUUM must be; the name of a partition of one of
+            // `CHURNED`, quoted should someone have attached one of a name that needs it.
             let statement = match (vacuumed, analyzed) {
                 (true, true) => format!("VACUUM (ANALYZE) {table}"),
                 (true, false) => format!("VACUUM {table}"),

@@ -44,6 +44,13 @@ const PARTITION_LOCK: i64 = 0x7061_7274_6974_696f;
 /// can outlast the lease, so that another node takes the job over while the first is still dropping.
 pub(crate) const PURGE_LOCK: i64 = 0x7075_7267_6573_6574;
 
+/// The comment a partition gets before retention detaches it, by which `recover` knows the tables it may finish
+/// dropping: any other table detached (an operator's, kept apart on purpose) is left alone.
+const DETACHED_MARK: &str = "hookline: detached by retention, to be dropped";
+
+/// A partition the statistics say nothing of is counted up to this many rows when it is dropped.
+const COUNTED_AT_MOST: u32 = 100_000;
+
 /// The storage settings of migration 8, which a partitioned table cannot carry for its partitions.
 const STORAGE: &str = "autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02, \
     autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_cost_delay = 0";
@@ -74,6 +81,13 @@ impl Set {
     /// same in all three).
     fn upper(&self) -> Option<&str> {
         self.tables.values().next().map(|bounds| bounds.upper.as_str())
+    }
+
+    /// The ids it holds, from any of its partitions (a set dropped halfway has fewer than three).
+    fn span(&self) -> Option<Span> {
+        let bounds = self.tables.values().next()?;
+        let body = |id: &str| id[DeliveryId::PREFIX.len()..].to_owned();
+        Some(Span { lower: bounds.lower.as_deref().map(body), upper: body(&bounds.upper) })
     }
 
     /// Whether this set is the tables from before partitioning, from the lowest id.
@@ -138,15 +152,18 @@ async fn sets<C: deadpool_postgres::GenericClient>(
     for row in rows {
         let (parent, child, bound) = (row.text(0)?, row.text(1)?, row.text(2)?);
         let Some(&(table, _)) = TABLES.iter().find(|(table, _)| *table == parent) else { continue };
-        let Some(suffix) = child.strip_prefix(&format!("{table}_p")) else { continue };
+        // Only names of the shape the store gives its partitions, which are written into statements as they are.
+        let Some(suffix) = child.strip_prefix(&format!("{table}_p")).filter(|suffix| is_suffix(suffix)) else {
+            continue;
+        };
         sets.entry(suffix.to_owned()).or_default().tables.insert(table, read_partition_bound(&bound)?);
     }
     Ok(sets)
 }
 
-/// The lowest id of `prefix` at `time`.
-fn first_id(prefix: &str, time: Timestamp) -> String {
-    if prefix == EventId::PREFIX { EventId::first_at(time).to_string() } else { DeliveryId::first_at(time).to_string() }
+/// A set's suffix: ten characters of an id's body.
+fn is_suffix(text: &str) -> bool {
+    text.len() == 10 && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
 }
 
 /// `time` rounded down to a multiple of `width` since the epoch.
@@ -155,58 +172,35 @@ fn floor(time: Timestamp, width: Duration) -> Timestamp {
     Timestamp::from_unix_millis(time.unix_millis().div_euclid(width) * width)
 }
 
-/// Makes sets so that every id from `from` to `until` has a partition: after the last set, sets of `width` each
-/// from `from` on (and one over the gap before it, should the last set end earlier, as after a long stop), and
-/// before the first, one set from the lowest id. Under a lock, so nodes doing this at once make each set once.
-/// How many sets were made.
-pub(crate) async fn cover(pool: &Pool, from: Timestamp, until: Timestamp, width: Duration) -> Result<u32, StoreError> {
+/// Makes sets so that every id of the window of `width` around each of `times` has a partition: each set a
+/// window of `width` from a multiple of it since the epoch, or the part of one that no set has yet. A stretch of
+/// time no id was made in (a long stop, a clock that jumped ahead and back, sets of the past dropped around one a
+/// pending delivery keeps) stays without sets, so that no set spans more than one window and retention drops each
+/// on time; an id made there later (a clock set back) gets its window then. Under a lock, so nodes doing this at
+/// once make each set once. How many sets were made.
+pub(crate) async fn cover(pool: &Pool, times: &[Timestamp], width: Duration) -> Result<u32, StoreError> {
     let width = width.max(MIN_WIDTH);
     let mut connection = pool.get().await?;
     let transaction = connection.transaction().await.map_err(|error| pool.classify(error))?;
     let mut session = Session { client: &transaction, pool };
     session.pg_execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK]).await?;
     let existing = sets(&mut session).await?;
+    let mut spans: Vec<Span> = existing.values().filter_map(Set::span).collect();
+    let windows: std::collections::BTreeSet<Timestamp> = times.iter().map(|time| floor(*time, width)).collect();
     let mut made = 0;
     let mut statements = String::new();
-    // The highest bound of each table, where its next partition begins.
-    let mut lowers: Option<Vec<String>> = existing.values().next_back().map(|last| {
-        TABLES
-            .iter()
-            .map(|(table, prefix)| {
-                last.tables.get(table).map(|bounds| bounds.upper.clone()).unwrap_or_else(|| {
-                    // A set dropped halfway is never the last one; should it be, its events' bound stands in.
-                    let upper = last.upper().unwrap_or_default();
-                    format!("{prefix}{}", &upper[prefix.len()..])
-                })
-            })
-            .collect()
-    });
-    let covered_until = |lowers: &Option<Vec<String>>| {
-        lowers.as_ref().and_then(|lowers| lowers.first()).and_then(|upper| suffix_time(suffix_of(upper)))
-    };
-    while covered_until(&lowers).is_none_or(|covered| covered <= until) {
-        let next = match covered_until(&lowers) {
-            // A gap since the last set (a long stop, a clock moved on): one set fills it, up to `from`.
-            Some(covered) if covered < floor(from, width) => floor(from, width),
-            Some(covered) => floor(covered, width).saturating_add(width),
-            None => floor(from, width),
-        };
-        let uppers: Vec<String> = TABLES.iter().map(|(_, prefix)| first_id(prefix, next)).collect();
-        add_set(&mut statements, lowers.as_deref(), &uppers);
-        lowers = Some(uppers);
-        made += 1;
-    }
-    // Below the first set: ids older than every partition (a clock set back), from the lowest id.
-    if let Some(first) = existing.values().next().filter(|first| !first.is_first())
-        && first.upper().and_then(|upper| suffix_time(suffix_of(upper))).is_some()
-    {
-        let lowest: Vec<String> = TABLES
-            .iter()
-            .map(|(table, _)| first.tables.get(table).and_then(|bounds| bounds.lower.clone()).unwrap_or_default())
-            .collect();
-        let below = lowest.first().and_then(|lower| lower.parse::<EventId>().ok()).map(|id| id.time());
-        if below.is_some_and(|below| from < below) && lowest.iter().all(|lower| is_id(lower)) {
-            add_set(&mut statements, None, &lowest);
+    for window in windows {
+        let wanted = Span { lower: Some(body(window)), upper: body(window.saturating_add(width)) };
+        for gap in wanted.less(&spans) {
+            if existing.contains_key(&gap.upper[..10]) {
+                // Only the sets from before partitioning end within a millisecond; no gap can end at one.
+                return Err(StoreError::Corrupt { detail: format!("a set of partitions named {}", &gap.upper[..10]) });
+            }
+            let lowers: Option<Vec<String>> =
+                gap.lower.as_ref().map(|lower| TABLES.iter().map(|(_, prefix)| format!("{prefix}{lower}")).collect());
+            let uppers: Vec<String> = TABLES.iter().map(|(_, prefix)| format!("{prefix}{}", gap.upper)).collect();
+            add_set(&mut statements, lowers.as_deref(), &uppers);
+            spans.push(gap);
             made += 1;
         }
     }
@@ -215,6 +209,55 @@ pub(crate) async fn cover(pool: &Pool, from: Timestamp, until: Timestamp, width:
     }
     transaction.commit().await.map_err(|error| pool.classify(error))?;
     Ok(made)
+}
+
+/// The ids a set holds, as the part of an id after its prefix (the same in all three tables), `None` below for
+/// the lowest.
+#[derive(Clone, Debug, PartialEq)]
+struct Span {
+    lower: Option<String>,
+    upper: String,
+}
+
+impl Span {
+    /// The parts of this span that none of `spans` (which do not overlap) holds, in order.
+    fn less(&self, spans: &[Span]) -> Vec<Span> {
+        let mut others: Vec<&Span> = spans.iter().collect();
+        // `None`, the lowest id, sorts first.
+        others.sort_by(|a, b| a.lower.cmp(&b.lower));
+        let mut gaps = Vec::new();
+        // Where the part that no span holds yet begins.
+        let mut from = self.lower.clone();
+        for other in others {
+            if from.as_ref().is_some_and(|from| *from >= self.upper) {
+                return gaps;
+            }
+            if from.as_ref().is_some_and(|from| other.upper <= *from) {
+                continue;
+            }
+            let begins_later = match (&other.lower, &from) {
+                (Some(lower), Some(from)) => lower > from,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if let Some(lower) = other.lower.as_ref().filter(|_| begins_later) {
+                if *lower >= self.upper {
+                    break;
+                }
+                gaps.push(Span { lower: from.clone(), upper: lower.clone() });
+            }
+            from = Some(other.upper.clone());
+        }
+        if from.as_ref().is_none_or(|from| *from < self.upper) {
+            gaps.push(Span { lower: from, upper: self.upper.clone() });
+        }
+        gaps
+    }
+}
+
+/// The part after the prefix of the first id of `time`.
+fn body(time: Timestamp) -> String {
+    EventId::first_at(time).as_str()[EventId::PREFIX.len()..].to_owned()
 }
 
 /// The statements that make one set, from `lowers` (`MINVALUE` if none) to `uppers`, one of each per table.
@@ -234,8 +277,15 @@ fn add_set(statements: &mut String, lowers: Option<&[String]>, uppers: &[String]
 
 /// Makes the sets ahead of `now` that the store should have (see `AHEAD_AT_LEAST`); how many were made.
 pub(crate) async fn prepare(pool: &Pool, now: Timestamp, width: Duration) -> Result<u32, StoreError> {
-    let ahead = AHEAD_AT_LEAST.max(width.max(MIN_WIDTH) * SETS_AHEAD);
-    cover(pool, now, now.saturating_add(ahead), width).await
+    let width = width.max(MIN_WIDTH);
+    let ahead = AHEAD_AT_LEAST.max(width * SETS_AHEAD);
+    let mut times = vec![now];
+    while let Some(&last) = times.last()
+        && last < now.saturating_add(ahead)
+    {
+        times.push(last.saturating_add(width));
+    }
+    cover(pool, &times, width).await
 }
 
 /// Whether a write failed for want of a partition for its rows.
@@ -292,18 +342,25 @@ async fn drop_locked(
     let boundary = EventId::first_at(horizon).to_string();
     // Every id of a partition sorts below its upper bound: below the horizon's first id, all of it is older.
     let expired = |upper: &str| upper[4..] <= boundary[4..];
+    // Rows are purged one by one only below a set whose deliveries are a table apart, whose events and attempts
+    // must stay with them.
+    let mut rows_held = false;
     for (suffix, set) in sets(session).await? {
         let Some(upper) = set.upper().map(str::to_owned) else { continue };
         if !expired(&upper) {
             // The first set straddling the horizon is purged row by row up to it; any later one waits.
-            if set.is_first() {
+            if set.is_first() && !rows_held {
                 dropped.rows_before = boundary.clone();
             }
             break;
         }
-        dropped.rows_before = format!("{}{}", EventId::PREFIX, &upper[4..]);
         let events_before = dropped.purged.events;
-        if !drop_set(session, &suffix, &set, &mut dropped.purged).await? {
+        let outcome = drop_set(session, &suffix, &set, &mut dropped.purged).await?;
+        rows_held |= outcome == Outcome::KeptApart;
+        if !rows_held {
+            dropped.rows_before = format!("{}{}", EventId::PREFIX, &upper[4..]);
+        }
+        if outcome != Outcome::Dropped {
             continue;
         }
         // The mark moves with the events purged, as on SQLite: a span that held none says nothing of its ids.
@@ -319,32 +376,43 @@ async fn drop_locked(
     Ok(dropped)
 }
 
-/// Drops one set unless one of its deliveries is pending; whether it was dropped. The rows counted are the
+/// What became of a set past the horizon.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    Dropped,
+    /// One of its deliveries is pending: its other rows are purged one by one.
+    KeptPending,
+    /// Its deliveries are a table apart (detached by someone else, or whose span `recover` could not find): its
+    /// events and attempts stay whole beside them.
+    KeptApart,
+}
+
+/// Drops one set unless one of its deliveries is pending or they are a table apart. The rows counted are the
 /// statistics' estimates where PostgreSQL has them (counting a partition of days would read all of it).
 async fn drop_set(
     session: &mut Session<'_, Pooled>,
     suffix: &str,
     set: &Set,
     purged: &mut Purged,
-) -> Result<bool, StoreError> {
+) -> Result<Outcome, StoreError> {
     let deliveries = format!("deliveries_p{suffix}");
     if set.tables.contains_key("deliveries") && holds_pending(session, &deliveries).await? {
-        return Ok(false);
+        return Ok(Outcome::KeptPending);
     }
-    // Deliveries detached and neither dropped nor attached again (see `recover`): their events and attempts stay.
     if !set.tables.contains_key("deliveries") && table_exists(session, &deliveries).await? {
-        return Ok(false);
+        return Ok(Outcome::KeptApart);
     }
     for (table, _) in TABLES {
         let Some(bounds) = set.tables.get(table) else { continue };
         let partition = format!("{table}_p{suffix}");
         let rows = estimated_rows(session, &partition).await?;
+        execute(session, &format!("COMMENT ON TABLE {partition} IS '{DETACHED_MARK}'")).await?;
         execute(session, &format!("ALTER TABLE {table} DETACH PARTITION {partition} CONCURRENTLY")).await?;
         // A delivery made pending again in the moment before it was detached (a retry asked for by hand) keeps
         // its set after all.
         if table == "deliveries" && holds_pending(session, &partition).await? {
-            execute(session, &format!("ALTER TABLE {table} ATTACH PARTITION {partition} {}", bounds.clause())).await?;
-            return Ok(false);
+            attach_again(session, &partition, bounds).await?;
+            return Ok(Outcome::KeptPending);
         }
         execute(session, &format!("DROP TABLE {partition}")).await?;
         match table {
@@ -353,7 +421,19 @@ async fn drop_set(
             _ => purged.events += rows,
         }
     }
-    Ok(true)
+    Ok(Outcome::Dropped)
+}
+
+/// Attaches deliveries that retention detached again, with their bounds, as they were.
+async fn attach_again(session: &mut Session<'_, Pooled>, partition: &str, bounds: &Bounds) -> Result<(), StoreError> {
+    execute(
+        session,
+        &format!(
+            "ALTER TABLE deliveries ATTACH PARTITION {partition} {}; COMMENT ON TABLE {partition} IS NULL",
+            bounds.clause()
+        ),
+    )
+    .await
 }
 
 async fn execute(session: &mut Session<'_, Pooled>, statement: &str) -> Result<(), StoreError> {
@@ -375,20 +455,22 @@ async fn estimated_rows(session: &mut Session<'_, Pooled>, table: &str) -> Resul
     let row =
         session.pg_query_one("SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)", &[&table]).await?;
     let estimate = row.optional_integer(0)?.unwrap_or(-1);
-    if estimate >= 0 {
+    if estimate > 0 {
         return Ok(estimate.unsigned_abs());
     }
-    // Never vacuumed nor analyzed: a small table, counted.
+    // Never vacuumed nor analyzed, or last analyzed empty (as a set made ahead is): counted, up to a bound, so
+    // that rows the statistics do not know of still count (the purge's mark moves with the events it dropped).
     let row = session
         .client
-        .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+        .query_one(&format!("SELECT COUNT(*) FROM (SELECT FROM {table} LIMIT {COUNTED_AT_MOST}) AS counted"), &[])
         .await
         .map_err(|error| session.pool.classify(error))?;
     Ok(row.get::<_, i64>(0).unsigned_abs())
 }
 
 /// Finishes what a purge interrupted by a crash left: a detach begun and not completed, and a partition detached
-/// and not dropped. Deliveries detached that hold a pending one (a retry asked for at that very moment) are
+/// and not dropped (marked by retention before it detached it: another table detached is not the store's to
+/// drop). Deliveries detached that hold a pending one (a retry asked for at that very moment) are
 /// attached again, over the bounds of their set's attempts, which a set drops only after its deliveries.
 async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
     let tables: Vec<&str> = TABLES.iter().map(|(table, _)| *table).collect();
@@ -410,8 +492,8 @@ async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
         .pg_query(
             "SELECT relname::text FROM pg_class
              WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND NOT relispartition
-                AND relname ~ '^(events|deliveries|attempts)_p[0-9a-z]{10}$'",
-            &[],
+                AND relname ~ '^(events|deliveries|attempts)_p[0-9a-z]{10}$' AND obj_description(oid, 'pg_class') = $1",
+            &[&DETACHED_MARK],
         )
         .await?;
     let mut spans = None;
@@ -432,7 +514,7 @@ async fn recover(session: &mut Session<'_, Pooled>) -> Result<(), StoreError> {
                 );
                 continue;
             };
-            execute(session, &format!("ALTER TABLE deliveries ATTACH PARTITION {table} {}", bounds.clause())).await?;
+            attach_again(session, &table, bounds).await?;
             tracing::info!(table, "deliveries detached for retention hold a pending one: attached again");
             continue;
         }
@@ -464,6 +546,22 @@ mod tests {
         ] {
             assert_eq!(read_partition_bound(text).unwrap().clause(), text);
         }
+    }
+
+    #[test]
+    fn a_span_less_others_is_what_none_of_them_holds() {
+        let span = |lower: Option<&str>, upper: &str| Span { lower: lower.map(str::to_owned), upper: upper.to_owned() };
+        let wanted = span(Some("c"), "h");
+        assert_eq!(wanted.less(&[]), std::slice::from_ref(&wanted));
+        // Before it, after it, and over all of it.
+        assert_eq!(wanted.less(&[span(None, "b"), span(Some("j"), "k")]), std::slice::from_ref(&wanted));
+        assert_eq!(wanted.less(&[span(None, "c"), span(Some("h"), "k")]), std::slice::from_ref(&wanted));
+        assert!(wanted.less(&[span(Some("a"), "z")]).is_empty());
+        assert!(wanted.less(&[span(None, "e"), span(Some("e"), "h")]).is_empty());
+        // Holes between others, in any order.
+        assert_eq!(wanted.less(&[span(Some("f"), "g"), span(None, "d")]), [span(Some("d"), "f"), span(Some("g"), "h")]);
+        assert_eq!(wanted.less(&[span(Some("e"), "z")]), [span(Some("c"), "e")]);
+        assert_eq!(span(None, "h").less(&[span(Some("b"), "d")]), [span(None, "b"), span(Some("d"), "h")]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use tokio_postgres::Client;
 
-use crate::schema::{MIGRATIONS, Upgrade};
+use crate::schema::{MIGRATIONS, Upgrade, later_than_known};
 use crate::sql::Dialect;
 
 /// The advisory lock that serialises migrations across nodes ("hookline" in ASCII).
@@ -11,7 +11,8 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65;
 
 /// Brings the schema up to date in one transaction; another node migrating at the same moment waits, then
 /// finds nothing left to do.
-pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+/// The schema's version instead if a later release made it (see `later_than_known`).
+pub(crate) async fn migrate(client: &mut Client) -> Result<Option<i64>, tokio_postgres::Error> {
     let transaction = client.transaction().await?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     transaction.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)").await?;
@@ -22,6 +23,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
             0
         }
     };
+    if let Some(later) = later_than_known(current) {
+        return Ok(Some(later));
+    }
     let upgrade = Upgrade::begin(current);
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         transaction.batch_execute(migration.statements(Dialect::Postgres)).await?;
@@ -31,7 +35,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
     if let Some(upgrade) = upgrade {
         upgrade.end();
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

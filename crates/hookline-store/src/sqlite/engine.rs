@@ -171,7 +171,9 @@ impl Engine {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(OpenError::NotWal { mode });
         }
-        schema::migrate(&mut connection)?;
+        if let Some(found) = schema::migrate(&mut connection)? {
+            return Err(OpenError::LaterSchema { found, known: crate::schema::MIGRATIONS.len() });
+        }
         // The checkpointer thread and the writer's restarts do this instead. Setting it removes any WAL hook, so
         // it comes first.
         connection.execute_batch("PRAGMA wal_autocheckpoint = 0")?;

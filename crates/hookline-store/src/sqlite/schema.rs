@@ -2,13 +2,16 @@
 
 use rusqlite::Connection;
 
-use crate::schema::{MIGRATIONS, Upgrade};
+use crate::schema::{MIGRATIONS, Upgrade, later_than_known};
 use crate::sql::Dialect;
 
 /// Brings the schema up to date inside one transaction.
-pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+pub fn migrate(connection: &mut Connection) -> rusqlite::Result<Option<i64>> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if let Some(later) = later_than_known(current) {
+        return Ok(Some(later));
+    }
     let upgrade = Upgrade::begin(current);
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         transaction.execute_batch(migration.statements(Dialect::Sqlite))?;
@@ -18,7 +21,7 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     if let Some(upgrade) = upgrade {
         upgrade.end();
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
