@@ -8,11 +8,11 @@
 //! The WAL is kept under a bound (see `WalUpkeep`). SQLite writes a WAL from its start again only when a write
 //! transaction begins after a checkpoint copied all of it back and no reader still reads from it; under steady
 //! writes and reads a passive checkpoint never gets there, so the WAL would grow for ever. So a checkpointer
-//! thread copies the log back each time it has grown by an eighth of the bound, off the writer's path, and the
-//! writer itself, once the log passes half the bound and the checkpointer's next pass has finished, copies what
-//! came during that pass between two groups and waits briefly for readers to leave the old log (a restart
-//! checkpoint): the next commit then starts the log again. The two take turns, since SQLite refuses a second
-//! checkpoint while one runs (see `CheckpointTurn`). The file is emptied at open, by the
+//! thread copies the log back each time it has grown by a thirty-second of the bound, off the writer's path, and the
+//! writer itself, once the log passes
+//! half the bound, finishes the copy between two groups and waits briefly for readers to leave the old log (a
+//! restart checkpoint): the next commit then starts the log again. The two take turns, since SQLite refuses a
+//! second checkpoint while one runs (see `CheckpointTurn`). The file is emptied at open, by the
 //! checkpointer once the store has been idle for a moment, and by the writer when the store closes.
 
 use std::cell::Cell;
@@ -44,11 +44,10 @@ const READERS: usize = 4;
 /// The writer asks for a (passive) checkpoint each time the log has grown by this share of the frames at which
 /// it restarts the log. A checkpoint writes each page the log changed once, however often it changed, so that
 /// counting by growth rather than by commits spares light traffic copies of the same hot pages (the newest leaf of
-/// every index), and a long pass copies fewer pages than several short ones. Long passes also write less for
-/// each page they copy once purges run: freed pages are reused all over the file, and each pass ends with an
-/// fsync that writes every 4 KiB block of the file it touched, so the more pages a pass copies, the more of them
-/// share a block.
-const CHECKPOINTS_PER_RESTART: u64 = 4;
+/// every index). Not much rarer than this: what the checkpointer has not copied when the log reaches the restart
+/// point, the writer copies itself, page by page, while writes wait (at 10,000 events/s a quarter of the log made
+/// that p99 three times as long).
+const CHECKPOINTS_PER_RESTART: u64 = 16;
 /// How long a connection waits for a lock in ordinary use.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a restart or emptying checkpoint waits for readers to leave the old log (and, when the checkpointer
@@ -190,27 +189,25 @@ impl Engine {
         let checkpointer = open(path, OpenFlags::default())?;
         checkpointer.busy_handler(Some(wait_briefly))?;
         let (checkpoint_wanted, checkpoint_requests) = std::sync::mpsc::sync_channel::<()>(1);
-        let progress = Arc::new(Progress::default());
-        let progress_seen = Arc::clone(&progress);
+        let commits = Arc::new(AtomicU64::new(0));
+        let commits_seen = Arc::clone(&commits);
         let checkpoint_turn = Arc::new(Mutex::new(()));
         let turn = Arc::clone(&checkpoint_turn);
         thread::Builder::new()
             .name("hookline-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &progress_seen, &turn))
+            .spawn(move || checkpoint_loop(checkpointer, checkpoint_requests, &commits_seen, &turn))
             .map_err(|source| OpenError::Thread { source })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
         }
         let upkeep = WalUpkeep {
-            // Half the bound: the other half is room for the log to grow while a restart waits for its pass.
+            // Half the bound: the other half is room for the log to grow while a restart waits for its turn.
             restart_frames: (max_wal_bytes / 2 / (page_size + WAL_FRAME_HEADER)).max(1),
             frames_at_checkpoint: 0,
-            passes_asked: 0,
-            restart_after: None,
             groups_until_restart_try: 0,
             checkpoint_wanted,
-            progress,
+            commits,
             checkpoint_turn,
         };
         let (sender, receiver) = mpsc::channel::<Box<dyn Job>>(4096);
@@ -410,44 +407,28 @@ fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlit
     Ok(())
 }
 
-/// The writer's part in keeping the WAL short. Each time the log has grown by a quarter of the restart point (an
-/// eighth of the bound), it asks the checkpointer to copy the log back (passive: that waits for nothing, and the
-/// writer goes on). Once the log reaches the restart point, half the bound, it asks for one more pass and, as soon
-/// as that pass has finished, restarts the log itself between two groups: then nothing is being written, so the
-/// checkpoint can finish, and what is left to copy is only what came during that pass. The writer thus never waits
-/// behind a pass, however long passes are; only if the checkpointer falls behind, with the log at three quarters of
-/// the bound, does it restart without waiting for the pass.
+/// The writer's part in keeping the WAL short. Each time the log has grown by a thirty-second of the bound (a
+/// sixteenth of the restart point), it asks the checkpointer to copy the log back
+/// (passive: that waits for nothing, and the writer goes on). Once the log passes half the bound, it restarts the
+/// log itself between two groups: then nothing is being written, so the checkpoint can finish, and what is left to
+/// copy is only what came since the checkpointer's last pass.
 struct WalUpkeep {
     restart_frames: u64,
     /// The log's frames when the writer last asked for a checkpoint.
     frames_at_checkpoint: u64,
-    /// Passes the writer has asked for so far.
-    passes_asked: u64,
-    /// The pass that must finish before the log restarts, once the log has reached the restart point.
-    restart_after: Option<u64>,
     groups_until_restart_try: u32,
     checkpoint_wanted: std::sync::mpsc::SyncSender<()>,
-    progress: Arc<Progress>,
+    /// Groups committed so far, which the checkpointer watches to see the store go idle.
+    commits: Arc<AtomicU64>,
     /// Held by whoever checkpoints (see `CheckpointTurn`).
     checkpoint_turn: CheckpointTurn,
-}
-
-/// What the writer and the checkpointer tell each other.
-#[derive(Default)]
-struct Progress {
-    /// Groups committed so far, which the checkpointer watches to see the store go idle.
-    commits: AtomicU64,
-    /// Passes the checkpointer has finished.
-    passes: AtomicU64,
-    /// The frames of the log, from its start, that the last pass has copied back.
-    copied: AtomicU64,
 }
 
 /// Taken by the writer and the checkpointer around each checkpoint they run. SQLite lets one connection
 /// checkpoint at a time and refuses a second at once, busy handler or not: a restart tried while the checkpointer
 /// was in the middle of a pass failed, and under a loaded machine (passes slowed by their fsync) enough tries failed
-/// in a row for the log to pass its bound by half again. The writer restarts once a pass has finished, so it waits
-/// for the turn only when the checkpointer has fallen behind.
+/// in a row for the log to pass its bound by half again. Waiting for the pass instead costs the writer at most what
+/// is left of one pass, a sixteenth of the log at the restart point.
 type CheckpointTurn = Arc<Mutex<()>>;
 
 /// Takes the turn; a holder that panicked left nothing half done that the next one must mind.
@@ -457,41 +438,23 @@ fn take_turn(turn: &CheckpointTurn) -> std::sync::MutexGuard<'_, ()> {
 
 impl WalUpkeep {
     fn after_group(&mut self, connection: &Connection) {
-        self.progress.commits.fetch_add(1, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         let frames = WAL_FRAMES.get();
         // The log starts again from its beginning after a checkpoint copied all of it.
         self.frames_at_checkpoint = self.frames_at_checkpoint.min(frames);
+        // A request already waiting covers this one too.
+        if frames - self.frames_at_checkpoint >= (self.restart_frames / CHECKPOINTS_PER_RESTART).max(1)
+            && self.checkpoint_wanted.try_send(()).is_ok()
+        {
+            self.frames_at_checkpoint = frames;
+        }
         if frames < self.restart_frames {
-            if frames - self.frames_at_checkpoint >= (self.restart_frames / CHECKPOINTS_PER_RESTART).max(1) {
-                self.ask_for_pass(frames);
-            }
             return;
         }
         if self.groups_until_restart_try > 0 {
             self.groups_until_restart_try -= 1;
             return;
         }
-        let late = frames >= self.restart_frames + self.restart_frames / 2;
-        match self.restart_after {
-            None => {
-                self.restart_after = Some(self.ask_for_pass(frames));
-                if !late {
-                    return;
-                }
-            }
-            Some(pass) if self.progress.passes.load(Ordering::Acquire) < pass && !late => return,
-            // What came during a long pass is copied by a shorter one, and so on, until what is left is short
-            // enough for the writer to copy while writes wait.
-            Some(_)
-                if !late
-                    && frames.saturating_sub(self.progress.copied.load(Ordering::Relaxed)) > self.restart_tail() =>
-            {
-                self.restart_after = Some(self.ask_for_pass(frames));
-                return;
-            }
-            Some(_) => {}
-        }
-        self.restart_after = None;
         let started = Instant::now();
         let turn = take_turn(&self.checkpoint_turn);
         // Waiting briefly for readers: the writes queued meanwhile wait too.
@@ -500,8 +463,7 @@ impl WalUpkeep {
         match connection.busy_timeout(BUSY_TIMEOUT).and(restarted) {
             Ok(true) => {
                 WAL_FRAMES.set(0);
-                self.frames_at_checkpoint = 0;
-                tracing::debug!(frames, late, took = ?started.elapsed(), "the WAL restarts");
+                tracing::debug!(frames = self.restart_frames, took = ?started.elapsed(), "the WAL restarts");
             }
             // A reader still in the old log.
             Ok(false) => {
@@ -514,21 +476,6 @@ impl WalUpkeep {
             }
         }
     }
-
-    /// The most the writer copies itself when it restarts the log, unless the checkpointer has fallen behind.
-    fn restart_tail(&self) -> u64 {
-        self.restart_frames / 16
-    }
-
-    /// Asks the checkpointer for a pass over the log as it is now, and returns the number of the pass that will
-    /// cover it: a request still waiting in the queue starts after this moment, so it covers this one too.
-    fn ask_for_pass(&mut self, frames: u64) -> u64 {
-        if self.checkpoint_wanted.try_send(()).is_ok() {
-            self.passes_asked += 1;
-        }
-        self.frames_at_checkpoint = frames;
-        self.passes_asked
-    }
 }
 
 /// The checkpointer: copies the WAL back whenever the writer asks, and empties the file once the store has been
@@ -537,30 +484,25 @@ impl WalUpkeep {
 fn checkpoint_loop(
     connection: Connection,
     requests: std::sync::mpsc::Receiver<()>,
-    progress: &Progress,
+    commits: &AtomicU64,
     turn: &CheckpointTurn,
 ) {
     use std::sync::mpsc::RecvTimeoutError;
-    let mut last_seen = (progress.commits.load(Ordering::Relaxed), Instant::now());
+    let mut last_seen = (commits.load(Ordering::Relaxed), Instant::now());
     // The open emptied the file.
     let mut emptied_after = Some(last_seen.0);
     loop {
         match requests.recv_timeout(IDLE) {
             Ok(()) => {
                 let _turn = take_turn(turn);
-                let started = Instant::now();
-                let copied = Checkpoint::Passive.copy(&connection).unwrap_or_else(|error| {
+                if let Err(error) = Checkpoint::Passive.run(&connection) {
                     tracing::warn!(%error, "a WAL checkpoint failed; the next one will retry");
-                    0
-                });
-                tracing::debug!(copied, took = ?started.elapsed(), "a WAL checkpoint pass");
-                progress.copied.store(copied, Ordering::Relaxed);
-                progress.passes.fetch_add(1, Ordering::Release);
+                }
             }
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let committed = progress.commits.load(Ordering::Relaxed);
+        let committed = commits.load(Ordering::Relaxed);
         if committed != last_seen.0 {
             last_seen = (committed, Instant::now());
         } else if last_seen.1.elapsed() >= IDLE && emptied_after != Some(committed) {
@@ -604,24 +546,15 @@ enum Checkpoint {
 impl Checkpoint {
     /// Runs the checkpoint; true when it copied the whole log (and, but for `Passive`, freed it).
     fn run(self, connection: &Connection) -> rusqlite::Result<bool> {
-        let (busy, log, copied) = self.run_counted(connection)?;
-        Ok(!busy && log == copied)
-    }
-
-    /// Runs the checkpoint; the frames of the log it has copied back, from the start.
-    fn copy(self, connection: &Connection) -> rusqlite::Result<u64> {
-        let (_, _, copied) = self.run_counted(connection)?;
-        Ok(u64::try_from(copied).unwrap_or(0))
-    }
-
-    fn run_counted(self, connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
         let sql = match self {
             Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
             Checkpoint::Restart => "PRAGMA wal_checkpoint(RESTART)",
             Checkpoint::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
         };
         // One row: whether it was blocked, the frames in the log, the frames copied back (-1 when not in WAL).
-        connection.query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        let (busy, log, copied): (bool, i64, i64) =
+            connection.query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        Ok(!busy && log == copied)
     }
 }
 
