@@ -1203,15 +1203,19 @@ async fn retention_drops_whole_spans_once_past_the_horizon_and_keeps_one_with_a_
     }
 }
 
-/// A PostgreSQL store with spans of ten seconds from `start` and one event published in the first, whose delivery
+/// `seconds` after the time the tests of spans begin at, `at(0)`.
+fn at(seconds: u64) -> Timestamp {
+    Timestamp::from_unix_millis(1_893_456_000_000).saturating_add(Duration::from_secs(seconds))
+}
+
+/// A PostgreSQL store with spans of ten seconds from `at(0)` and one event published in the first, whose delivery
 /// was tried once and went on as `next`, the two ids, and a connection of its own to the database; `None` without
 /// PostgreSQL.
 async fn one_span(
     name: &str,
-    start: Timestamp,
     next: NextStep,
 ) -> Option<(Fixture, Arc<ManualClock>, hookline_core::id::EventId, DeliveryId, tokio_postgres::Client)> {
-    let clock = Arc::new(ManualClock::new(start));
+    let clock = Arc::new(ManualClock::new(at(0)));
     let options = StoreOptions {
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         partition_width: Duration::from_secs(10),
@@ -1233,10 +1237,8 @@ async fn one_span(
 
 #[tokio::test]
 async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     let finished = NextStep::Done(DeliveryStatus::Failed);
-    let Some((fixture, clock, old, _, client)) = one_span("spans-crash", start, finished).await else { return };
+    let Some((fixture, clock, old, _, client)) = one_span("spans-crash", finished).await else { return };
     let store = &fixture.store;
     // A purge stopped after detaching the span's deliveries, before dropping them: they are a table of their own.
     let deliveries = partition_ending("deliveries", at(10));
@@ -1255,10 +1257,8 @@ async fn a_purge_finishes_dropping_a_span_that_a_crash_left_halfway() {
 
 #[tokio::test]
 async fn a_purge_attaches_again_deliveries_that_a_crash_left_detached_with_one_pending() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     let retry = NextStep::RetryAt(at(86_400));
-    let Some((fixture, clock, old, delivery, client)) = one_span("spans-crash-pending", start, retry).await else {
+    let Some((fixture, clock, old, delivery, client)) = one_span("spans-crash-pending", retry).await else {
         return;
     };
     let store = &fixture.store;
@@ -1288,10 +1288,8 @@ async fn a_purge_attaches_again_deliveries_that_a_crash_left_detached_with_one_p
 
 #[tokio::test]
 async fn a_purge_leaves_alone_a_partition_that_an_operator_detached() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     let finished = NextStep::Done(DeliveryStatus::Failed);
-    let Some((fixture, clock, old, _, client)) = one_span("spans-operator", start, finished).await else { return };
+    let Some((fixture, clock, old, _, client)) = one_span("spans-operator", finished).await else { return };
     let store = &fixture.store;
     // Kept apart on purpose (to archive it, say): not marked by a purge.
     let deliveries = partition_ending("deliveries", at(10));
@@ -1323,10 +1321,8 @@ async fn partition_of(client: &tokio_postgres::Client, event: &hookline_core::id
 
 #[tokio::test]
 async fn a_clock_that_jumps_ahead_and_back_gets_spans_of_one_width_that_retention_drops_on_time() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     let succeeded = || NextStep::Done(DeliveryStatus::Succeeded);
-    let Some((fixture, clock, _, _, client)) = one_span("spans-clock", start, succeeded()).await else { return };
+    let Some((fixture, clock, _, _, client)) = one_span("spans-clock", succeeded()).await else { return };
     let store = &fixture.store;
     // A month ahead, then back: the month between gets no span.
     clock.set(at(30 * 86_400));
@@ -1363,10 +1359,8 @@ async fn a_clock_that_jumps_ahead_and_back_gets_spans_of_one_width_that_retentio
 
 #[tokio::test]
 async fn a_purge_drops_nothing_while_another_purge_is_dropping() {
-    let start = Timestamp::from_unix_millis(1_893_456_000_000);
-    let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     let finished = NextStep::Done(DeliveryStatus::Failed);
-    let Some((fixture, clock, old, _, client)) = one_span("spans-one-purge", start, finished).await else { return };
+    let Some((fixture, clock, old, _, client)) = one_span("spans-one-purge", finished).await else { return };
     let store = &fixture.store;
     // Another node's purge, in the middle of its drops: it holds the store's purge lock ("purgeset" in ASCII).
     const PURGE_LOCK: i64 = 0x7075_7267_6573_6574;

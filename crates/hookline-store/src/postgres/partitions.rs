@@ -192,10 +192,6 @@ pub(crate) async fn cover(pool: &Pool, times: &[Timestamp], width: Duration) -> 
     for window in windows {
         let wanted = Span { lower: Some(body(window)), upper: body(window.saturating_add(width)) };
         for gap in wanted.less(&spans) {
-            if existing.contains_key(&gap.upper[..10]) {
-                // Only the sets from before partitioning end within a millisecond; no gap can end at one.
-                return Err(StoreError::Corrupt { detail: format!("a set of partitions named {}", &gap.upper[..10]) });
-            }
             let lowers: Option<Vec<String>> =
                 gap.lower.as_ref().map(|lower| TABLES.iter().map(|(_, prefix)| format!("{prefix}{lower}")).collect());
             let uppers: Vec<String> = TABLES.iter().map(|(_, prefix)| format!("{prefix}{}", gap.upper)).collect();
@@ -220,35 +216,27 @@ struct Span {
 }
 
 impl Span {
-    /// The parts of this span that none of `spans` (which do not overlap) holds, in order.
+    /// The parts of this span that none of `spans` (which do not overlap) holds, in order. `None`, the lowest
+    /// id, sorts below every id, as `Option` does.
     fn less(&self, spans: &[Span]) -> Vec<Span> {
         let mut others: Vec<&Span> = spans.iter().collect();
-        // `None`, the lowest id, sorts first.
         others.sort_by(|a, b| a.lower.cmp(&b.lower));
         let mut gaps = Vec::new();
         // Where the part that no span holds yet begins.
         let mut from = self.lower.clone();
         for other in others {
-            if from.as_ref().is_some_and(|from| *from >= self.upper) {
-                return gaps;
+            if other.lower.as_deref() >= Some(self.upper.as_str()) {
+                break;
             }
-            if from.as_ref().is_some_and(|from| other.upper <= *from) {
+            if Some(&other.upper) <= from.as_ref() {
                 continue;
             }
-            let begins_later = match (&other.lower, &from) {
-                (Some(lower), Some(from)) => lower > from,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if let Some(lower) = other.lower.as_ref().filter(|_| begins_later) {
-                if *lower >= self.upper {
-                    break;
-                }
-                gaps.push(Span { lower: from.clone(), upper: lower.clone() });
+            if let Some(lower) = other.lower.as_ref().filter(|lower| Some(*lower) > from.as_ref()) {
+                gaps.push(Span { lower: from, upper: lower.clone() });
             }
             from = Some(other.upper.clone());
         }
-        if from.as_ref().is_none_or(|from| *from < self.upper) {
+        if from.as_deref() < Some(self.upper.as_str()) {
             gaps.push(Span { lower: from, upper: self.upper.clone() });
         }
         gaps
