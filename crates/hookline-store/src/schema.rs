@@ -23,15 +23,15 @@ impl Migration {
     }
 }
 
-/// A migration of a store that an earlier release made, told to the operator as it starts and as it ends: on a big
-/// store a new index takes a while to build (two minutes for ten million deliveries), and the server listens only
-/// once the schema is up to date. A new store's first migration is not told.
 /// The version of a store's schema when it is later than this release's (a store migrated by a later release,
 /// which this one would misread and could damage), so that opening it is refused.
 pub(crate) fn later_than_known(current: i64) -> Option<i64> {
     (current > MIGRATIONS.len() as i64).then_some(current)
 }
 
+/// A migration of a store that an earlier release made, told to the operator as it starts and as it ends: on a big
+/// store a new index takes a while to build (two minutes for ten million deliveries), and the server listens only
+/// once the schema is up to date. A new store's first migration is not told.
 pub(crate) struct Upgrade {
     from: usize,
     started: std::time::Instant,
