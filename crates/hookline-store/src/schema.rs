@@ -385,4 +385,16 @@ CREATE INDEX deliveries_cancelled_by_endpoint ON deliveries(endpoint_id, id) WHE
 ALTER TABLE attempts ADD PRIMARY KEY (delivery_id, number);
 "#,
     },
+    // 11: on PostgreSQL, the due index holds only what a claim can prove it needs (a due time), so that a list of a
+    // tenant's or an endpoint's pending deliveries cannot read through it: the planner chose it over the
+    // per-endpoint one, its order being that of the table, and read every tenant's pending rows (50,000 for a
+    // tenant with none, 140 ms, on a store of ten million). Every pending delivery has a due time, so it holds the
+    // same rows. SQLite is told which index each list reads.
+    Migration::Each {
+        sqlite: "-- SQLite lists read through the index they name.",
+        postgres: r#"
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending' AND next_attempt_at IS NOT NULL;
+"#,
+    },
 ];
