@@ -8,6 +8,8 @@
 pub(crate) mod partitions;
 pub(crate) mod pool;
 mod schema;
+#[cfg(test)]
+pub(crate) use schema::{migrate, tests::fresh_database};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

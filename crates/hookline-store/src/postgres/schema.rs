@@ -39,13 +39,13 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<Option<i64>, tokio_po
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use tokio_postgres::NoTls;
 
     use super::*;
 
     /// A database of its own on the suite's PostgreSQL, dropped at the end; `None` when the suite has none.
-    async fn fresh_database(name: &str) -> Option<(Client, Client, String)> {
+    pub(crate) async fn fresh_database(name: &str) -> Option<(Client, Client, String)> {
         let admin_url = match std::env::var("HOOKLINE_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => url,
             _ if std::env::var("HOOKLINE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
