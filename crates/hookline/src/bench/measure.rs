@@ -27,6 +27,11 @@ impl Buckets {
         self.0[index] += 1;
     }
 
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The counts from the bucket holding `start` up to the one holding `end`, zeros included.
     pub fn between(&self, start: Duration, end: Duration) -> Vec<u64> {
         let first = (start.as_millis() / BUCKET.as_millis()) as usize;

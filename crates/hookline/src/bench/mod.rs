@@ -466,7 +466,10 @@ async fn measure(
         None => format!("http://{sink_address}"),
     };
     let accepted = Arc::new(AtomicU64::new(0));
-    let ticker = Ticker::start(load, epoch, target.process, sink.counts(), Arc::clone(&accepted));
+    // A burst charts series of 100 ms (deliveries, acceptances, memory); a soak charts its windows instead and keeps
+    // no series, so that the bench's own memory stays flat however long the soak runs.
+    let series = args.duration.is_none();
+    let ticker = Ticker::start(load, epoch, target.process, sink.counts(), Arc::clone(&accepted), series);
 
     let fast_endpoints = args.endpoints as usize;
     let all_endpoints = fast_endpoints + usize::from(scenario == Scenario::SlowEndpoint);
@@ -531,11 +534,11 @@ async fn measure(
     let wanted = if fast_only { expected_fast } else { expected_all };
     let label = if scenario == Scenario::Backlog { "queueing" } else { "publishing" };
     ticker.set(Phase::Deliveries { label, events: args.events, deliveries: wanted, fast_only });
-    let accepted_buckets = Arc::new(Mutex::new(Buckets::default()));
+    let accepted_buckets = series.then(|| Arc::new(Mutex::new(Buckets::default())));
     let started = epoch.elapsed();
     let publish_path: Arc<str> = Arc::from(format!("/v1/tenants/{}/events", target.tenant));
     let (nodes, publish_accepted, publish_buckets) =
-        (Arc::new(target.nodes.clone()), Arc::clone(&accepted), Arc::clone(&accepted_buckets));
+        (Arc::new(target.nodes.clone()), Arc::clone(&accepted), accepted_buckets.clone());
     let (rate, publishing_started) = (args.rate, Instant::now());
     let soak_stop = CancellationToken::new();
     let sampler = args.duration.zip(writes).map(|(duration, writes)| {
@@ -556,7 +559,7 @@ async fn measure(
             let scheduled = rate.map(|rate| publishing_started + Duration::from_secs_f64(index as f64 / rate));
             let api = nodes[(index % nodes.len() as u64) as usize].clone();
             let (path, padding) = (Arc::clone(&publish_path), Arc::clone(&padding));
-            let (accepted, buckets) = (Arc::clone(&publish_accepted), Arc::clone(&publish_buckets));
+            let (accepted, buckets) = (Arc::clone(&publish_accepted), publish_buckets.clone());
             async move {
                 if let Some(at) = scheduled {
                     tokio::time::sleep_until(at.into()).await;
@@ -565,7 +568,9 @@ async fn measure(
                 let body = format!(r#"{{"topic":"{TOPIC}","data":{{{SENT_MARKER}{sent},"pad":"{padding}"}}}}"#);
                 api.call(http::Method::POST, &path, body).await?;
                 accepted.fetch_add(1, Ordering::Relaxed);
-                buckets.lock().await.add(epoch.elapsed());
+                if let Some(buckets) = buckets {
+                    buckets.lock().await.add(epoch.elapsed());
+                }
                 Ok(())
             }
         }))
@@ -658,15 +663,6 @@ async fn measure(
         eprintln!("warning: a sampled signature did not verify: {problem}");
     }
 
-    let end = last.max(published);
-    let delivered = record.fast.per_bucket.between(started, end);
-    let slow = record.slow.per_bucket.between(started, end);
-    let accepted_series = accepted_buckets.lock().await.between(started, end);
-    let memory: Vec<(f64, u64)> = memory
-        .into_iter()
-        .filter(|(at, _)| *at >= started)
-        .map(|(at, bytes)| ((at - started).as_secs_f64(), bytes))
-        .collect();
     if args.chart.is_none() {
         return Ok((figures, None));
     }
@@ -684,6 +680,18 @@ async fn measure(
         );
         return Ok((figures.clone(), Some(chart::render_soak(&title, &subtitle, soak, target.process.rss_scope()))));
     }
+    let end = last.max(published);
+    let delivered = record.fast.per_bucket.between(started, end);
+    let slow = record.slow.per_bucket.between(started, end);
+    let accepted_series = match &accepted_buckets {
+        Some(buckets) => buckets.lock().await.between(started, end),
+        None => Vec::new(),
+    };
+    let memory: Vec<(f64, u64)> = memory
+        .into_iter()
+        .filter(|(at, _)| *at >= started)
+        .map(|(at, bytes)| ((at - started).as_secs_f64(), bytes))
+        .collect();
     let chart = chart::render(&chart::ChartData {
         title: format!(
             "hookline bench, {}: {} deliveries/s ({:.1}% of the raw ceiling, {} /s)",

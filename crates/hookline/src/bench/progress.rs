@@ -1,5 +1,5 @@
 //! The progress line on stderr while the bench runs (an indicatif bar, drawn only when stderr is a terminal),
-//! and the server's memory sampled on the same 100 ms tick for the chart.
+//! and the server's memory sampled on the same 100 ms tick for a burst's chart.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -51,11 +51,13 @@ impl Ticker {
         server: ServerProcess,
         counts: watch::Receiver<Counts>,
         accepted: Arc<AtomicU64>,
+        chart_memory: bool,
     ) -> Ticker {
         let (phase, phases) = watch::channel(Phase::Setup);
         let stop = CancellationToken::new();
         let draw = std::io::stderr().is_terminal();
-        let task = runtime.spawn(tick(epoch, server, counts, accepted, phases, stop.clone(), draw));
+        let task =
+            runtime.spawn(tick(epoch, chart_memory.then_some(server), counts, accepted, phases, stop.clone(), draw));
         Ticker { phase, stop, task }
     }
 
@@ -70,9 +72,10 @@ impl Ticker {
     }
 }
 
+/// `charted`: the process whose memory the burst chart draws; none in a soak, which keeps no series.
 async fn tick(
     epoch: Instant,
-    server: ServerProcess,
+    charted: Option<ServerProcess>,
     counts: watch::Receiver<Counts>,
     accepted: Arc<AtomicU64>,
     phase: watch::Receiver<Phase>,
@@ -92,7 +95,7 @@ async fn tick(
             _ = interval.tick() => {}
             _ = stop.cancelled() => break,
         }
-        if let Some(rss) = server.rss_bytes() {
+        if let Some(rss) = charted.and_then(ServerProcess::rss_bytes) {
             samples.push((epoch.elapsed(), rss));
         }
         if !draw {

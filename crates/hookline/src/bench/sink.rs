@@ -200,32 +200,40 @@ impl Sink {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SIGNATURE_SAMPLE_EVERY)
             .then(|| self.check_signature(index, &parts.headers, &body));
-        {
-            let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-            let received = if slow { &mut record.slow } else { &mut record.fast };
-            if let Some(sent) = sent_at(&body) {
-                let latency = (answered.as_micros() as u64).saturating_sub(sent);
-                match &self.window {
-                    Some(window) if !slow => {
-                        let _ = window.lock().unwrap_or_else(PoisonError::into_inner).record(latency.max(1));
-                    }
-                    _ => received.latencies_us.push(latency),
-                }
-            }
-            received.per_bucket.add(answered);
-            received.last_at = received.last_at.max(answered);
-            match signature {
-                Some(Ok(())) => record.signatures_checked += 1,
-                Some(Err(problem)) => {
-                    record.signatures_checked += 1;
-                    record.signature_failures += 1;
-                    record.first_signature_failure.get_or_insert(problem);
-                }
-                None => {}
-            }
-        }
+        self.note(slow, answered, sent_at(&body), signature);
         self.counts.send_modify(|counts| if slow { counts.slow += 1 } else { counts.fast += 1 });
         hyper::Response::new(Full::new(Bytes::new()))
+    }
+
+    /// Records one answered delivery: its latency (publish to answer) when the body says when it was published,
+    /// and the sampled signature check's outcome. In a soak, the fast endpoints' latencies go into the window's
+    /// histogram and no 100 ms series is kept (the soak charts its windows), so the sink's memory stays the same
+    /// however long the soak runs.
+    fn note(&self, slow: bool, answered: Duration, sent: Option<u64>, signature: Option<Result<(), String>>) {
+        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        let received = if slow { &mut record.slow } else { &mut record.fast };
+        if let Some(sent) = sent {
+            let latency = (answered.as_micros() as u64).saturating_sub(sent);
+            match &self.window {
+                Some(window) if !slow => {
+                    let _ = window.lock().unwrap_or_else(PoisonError::into_inner).record(latency.max(1));
+                }
+                _ => received.latencies_us.push(latency),
+            }
+        }
+        if self.window.is_none() {
+            received.per_bucket.add(answered);
+        }
+        received.last_at = received.last_at.max(answered);
+        match signature {
+            Some(Ok(())) => record.signatures_checked += 1,
+            Some(Err(problem)) => {
+                record.signatures_checked += 1;
+                record.signature_failures += 1;
+                record.first_signature_failure.get_or_insert(problem);
+            }
+            None => {}
+        }
     }
 
     fn check_signature(&self, index: usize, headers: &http::HeaderMap, body: &[u8]) -> Result<(), String> {
@@ -256,5 +264,29 @@ mod tests {
         let body = br#"{"topic":"pdf.processed","created":"2021-05-20T09:23:53+00:00","data":{"bench_sent_us":1234,"pad":"x"},"meta":null}"#;
         assert_eq!(sent_at(body), Some(1234));
         assert_eq!(sent_at(br#"{"data":{}}"#), None);
+    }
+
+    #[test]
+    fn a_soak_keeps_no_series_however_long_it_runs() {
+        let epoch = Instant::now();
+        let soak = Sink::new(epoch, None, Duration::ZERO, true, true);
+        let burst = Sink::new(epoch, None, Duration::ZERO, true, false);
+        // An hour of deliveries, one every 100 ms, each a millisecond after its publish.
+        let count = 36_000u64;
+        for tenth in 0..count {
+            let answered = Duration::from_millis(tenth * 100 + 1);
+            soak.note(false, answered, Some(tenth * 100_000), None);
+            burst.note(false, answered, Some(tenth * 100_000), None);
+        }
+        let (soaked, burst) = (soak.record(), burst.record());
+        assert!(soaked.fast.latencies_us.is_empty(), "a soak kept {} latencies", soaked.fast.latencies_us.len());
+        assert!(soaked.fast.per_bucket.is_empty(), "a soak kept a 100 ms series");
+        let window = soak.take_window();
+        assert_eq!((window.len(), window.max()), (count, 1000));
+        assert_eq!(soaked.fast.last_at, Duration::from_millis((count - 1) * 100 + 1));
+        // A burst keeps both for its chart.
+        assert_eq!(burst.fast.latencies_us.len() as u64, count);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(burst.fast.per_bucket.between(Duration::ZERO, hour).iter().sum::<u64>(), count);
     }
 }
