@@ -469,7 +469,7 @@ async fn measure(
     // A burst charts series of 100 ms (deliveries, acceptances, memory); a soak charts its windows instead and keeps
     // no series, so that the bench's own memory stays flat however long the soak runs.
     let series = args.duration.is_none();
-    let ticker = Ticker::start(load, epoch, target.process, sink.counts(), Arc::clone(&accepted), series);
+    let ticker = Ticker::start(load, epoch, series.then_some(target.process), sink.counts(), Arc::clone(&accepted));
 
     let fast_endpoints = args.endpoints as usize;
     let all_endpoints = fast_endpoints + usize::from(scenario == Scenario::SlowEndpoint);

@@ -44,20 +44,19 @@ pub struct Ticker {
 }
 
 impl Ticker {
-    /// Starts ticking on `runtime` (the load's, so its CPU time counts as the load's).
+    /// Starts ticking on `runtime` (the load's, so its CPU time counts as the load's); `charted` is the process whose
+    /// memory a burst's chart draws, none in a soak.
     pub fn start(
         runtime: &tokio::runtime::Handle,
         epoch: Instant,
-        server: ServerProcess,
+        charted: Option<ServerProcess>,
         counts: watch::Receiver<Counts>,
         accepted: Arc<AtomicU64>,
-        chart_memory: bool,
     ) -> Ticker {
         let (phase, phases) = watch::channel(Phase::Setup);
         let stop = CancellationToken::new();
         let draw = std::io::stderr().is_terminal();
-        let task =
-            runtime.spawn(tick(epoch, chart_memory.then_some(server), counts, accepted, phases, stop.clone(), draw));
+        let task = runtime.spawn(tick(epoch, charted, counts, accepted, phases, stop.clone(), draw));
         Ticker { phase, stop, task }
     }
 
