@@ -3,7 +3,8 @@
 //! A duration is one or more `<whole number><unit>` parts, units `d`, `h`,
 //! `m`, `s` and `ms`, each at most once and largest first (`1h30m`, not
 //! `30m1h`). A bare `0` is allowed; any other number needs a unit. Durations
-//! are whole milliseconds and at most [`MAX`] (30 days).
+//! are whole milliseconds and at most [`MAX`] (30 days), or a longer bound a caller gives
+//! ([`parse_duration_at_most`]).
 //!
 //! Written by hand rather than on jiff's friendly format or humantime: both read forms this grammar refuses
 //! (`1.5s`, `5 s`, `5sec`, `1h 30m`; jiff also `-5s`, humantime also `30m1h`), neither writes the compact `1d12h`
@@ -31,15 +32,20 @@ pub enum DurationError {
     MissingUnit { value: String },
     #[error("invalid duration {value:?}; give each unit once, largest first, e.g. 1h30m")]
     UnitOrder { value: String },
-    #[error("duration {value:?} overflows; the maximum is 30d")]
-    Overflow { value: String },
-    #[error("duration {value:?} is too long; the maximum is 30d")]
-    TooLong { value: String },
+    #[error("duration {value:?} overflows; the maximum is {max}")]
+    Overflow { value: String, max: String },
+    #[error("duration {value:?} is too long; the maximum is {max}")]
+    TooLong { value: String, max: String },
 }
 
 /// Reads a duration such as `0`, `500ms`, `5s`, `3m`, `2h`, `1d`, `1h30m` or
 /// `1m30s`; surrounding whitespace is ignored.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    parse_duration_at_most(s, MAX)
+}
+
+/// Reads a duration as [`parse_duration`] does, up to `max` instead of [`MAX`] (a retention period may be a year).
+pub fn parse_duration_at_most(s: &str, max: Duration) -> Result<Duration, DurationError> {
     let s = s.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -61,7 +67,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
             number = number
                 .checked_mul(10)
                 .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                .ok_or_else(|| DurationError::Overflow { value: value() })?;
+                .ok_or_else(|| DurationError::Overflow { value: value(), max: format_duration(max) })?;
             pos += 1;
         }
         if pos == number_start {
@@ -91,12 +97,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         total_ms = number
             .checked_mul(UNITS[index].1)
             .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(|| DurationError::Overflow { value: value() })?;
+            .ok_or_else(|| DurationError::Overflow { value: value(), max: format_duration(max) })?;
     }
 
     let duration = Duration::from_millis(total_ms);
-    if duration > MAX {
-        return Err(DurationError::TooLong { value: value() });
+    if duration > max {
+        return Err(DurationError::TooLong { value: value(), max: format_duration(max) });
     }
     Ok(duration)
 }
@@ -211,12 +217,14 @@ mod tests {
 
     fn overflow(input: &str) {
         let value = input.to_owned();
-        assert_eq!(parse_duration(input), Err(DurationError::Overflow { value }), "{input:?}");
+        let max = "30d".to_owned();
+        assert_eq!(parse_duration(input), Err(DurationError::Overflow { value, max }), "{input:?}");
     }
 
     fn too_long(input: &str) {
         let value = input.to_owned();
-        assert_eq!(parse_duration(input), Err(DurationError::TooLong { value }), "{input:?}");
+        let max = "30d".to_owned();
+        assert_eq!(parse_duration(input), Err(DurationError::TooLong { value, max }), "{input:?}");
     }
 
     #[test]
@@ -300,6 +308,12 @@ mod tests {
             r#"duration "99999999999999999999s" overflows; the maximum is 30d"#
         );
         assert_eq!(message("31d"), r#"duration "31d" is too long; the maximum is 30d"#);
+        let year = Duration::from_secs(365 * 86_400);
+        assert_eq!(parse_duration_at_most("365d", year), Ok(year));
+        assert_eq!(
+            parse_duration_at_most("366d", year).unwrap_err().to_string(),
+            r#"duration "366d" is too long; the maximum is 365d"#
+        );
         assert_eq!(
             parse_duration(&"x".repeat(100)),
             Err(DurationError::Invalid { value: format!("{}…", "x".repeat(64)) })

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use hookline_core::id::EndpointId;
+use hookline_core::id::{EndpointId, TenantId};
 use tokio::sync::Notify;
 
 use hookline_store::{ClaimedDelivery, HandoffSink};
@@ -26,6 +26,7 @@ use hookline_store::{ClaimedDelivery, HandoffSink};
 pub struct Handoff {
     lease_length: Duration,
     per_endpoint: u32,
+    per_tenant: u32,
     capacity: u32,
     state: Mutex<State>,
     arrived: Notify,
@@ -39,20 +40,31 @@ struct State {
     /// A claim waits until no more than this many deliveries are queued: publishes hand nothing over meanwhile,
     /// so deliveries due in the store are not overtaken for ever by new ones.
     room_wanted: Option<u32>,
-    /// Per endpoint the dispatcher has a lane for: deliveries reserved by a publish, handed over, or waiting in
-    /// the lane for an attempt to start. A publish leases only to endpoints listed here.
-    queued: HashMap<EndpointId, u32>,
+    /// Per endpoint the dispatcher knows: deliveries reserved by a publish, handed over, or waiting for an
+    /// attempt to start, and how many may be. A publish leases only to endpoints listed here.
+    queued: HashMap<EndpointId, Place>,
+    /// The same, summed per tenant: one tenant's waiting deliveries must leave room for the others'.
+    per_tenant: HashMap<TenantId, u32>,
     total: u32,
     handed: Vec<ClaimedDelivery>,
 }
 
+/// One endpoint's count of waiting deliveries, and its bound: `per_endpoint`, or the lower limit of an endpoint
+/// that keeps timing out (see `fair`).
+struct Place {
+    tenant: TenantId,
+    queued: u32,
+    allowed: u32,
+}
+
 impl Handoff {
     /// A handoff whose leases last `lease_length`, taking at most `per_endpoint` waiting deliveries of one
-    /// endpoint and `capacity` in all.
-    pub fn new(lease_length: Duration, per_endpoint: u32, capacity: u32) -> Handoff {
+    /// endpoint, `per_tenant` of one tenant's and `capacity` in all.
+    pub fn new(lease_length: Duration, per_endpoint: u32, per_tenant: u32, capacity: u32) -> Handoff {
         Handoff {
             lease_length,
             per_endpoint,
+            per_tenant,
             capacity,
             state: Mutex::default(),
             arrived: Notify::new(),
@@ -81,16 +93,25 @@ impl Handoff {
         self.work_due.notified().await
     }
 
-    /// A delivery of `endpoint` that a claim took now waits in its lane; publishes may lease to the endpoint.
-    pub fn joined(&self, endpoint: &EndpointId) {
+    /// A delivery of `endpoint` (of `tenant`) that a claim took now waits for an attempt; publishes may lease to
+    /// the endpoint.
+    pub fn joined(&self, endpoint: &EndpointId, tenant: &TenantId) {
         let mut state = self.state();
-        *state.queued.entry(endpoint.clone()).or_default() += 1;
+        state.track(endpoint, tenant, self.per_endpoint).queued += 1;
+        *state.per_tenant.entry(tenant.clone()).or_default() += 1;
         state.total += 1;
     }
 
-    /// Makes sure publishes may lease to `endpoint` while there is room.
-    pub fn track(&self, endpoint: &EndpointId) {
-        self.state().queued.entry(endpoint.clone()).or_default();
+    /// Makes sure publishes may lease to `endpoint` (of `tenant`) while there is room.
+    pub fn track(&self, endpoint: &EndpointId, tenant: &TenantId) {
+        self.state().track(endpoint, tenant, self.per_endpoint);
+    }
+
+    /// Lets publishes hand over at most `allowed` waiting deliveries of `endpoint` (of those it tracks).
+    pub fn limit(&self, endpoint: &EndpointId, allowed: u32) {
+        if let Some(place) = self.state().queued.get_mut(endpoint) {
+            place.allowed = allowed.min(self.per_endpoint);
+        }
     }
 
     /// A waiting delivery of `endpoint` has started its attempt (or was given back): its place is free.
@@ -122,8 +143,14 @@ impl Handoff {
     /// Stops leasing to `endpoint` if none of its deliveries wait, so that idle endpoints are not kept forever.
     pub fn forget(&self, endpoint: &EndpointId) {
         let mut state = self.state();
-        if state.queued.get(endpoint) == Some(&0) {
+        if let Some(place) = state.queued.get(endpoint)
+            && place.queued == 0
+        {
+            let tenant = place.tenant.clone();
             state.queued.remove(endpoint);
+            if state.per_tenant.get(&tenant) == Some(&0) {
+                state.per_tenant.remove(&tenant);
+            }
         }
     }
 
@@ -153,14 +180,15 @@ impl HandoffSink for Handoff {
                 if state.closed || state.room_wanted.is_some() || state.total >= self.capacity {
                     return false;
                 }
-                match state.queued.get_mut(endpoint) {
-                    Some(queued) if *queued < self.per_endpoint => {
-                        *queued += 1;
-                        state.total += 1;
-                        true
-                    }
-                    _ => false,
+                let Some(place) = state.queued.get_mut(endpoint) else { return false };
+                let of_tenant = state.per_tenant.entry(place.tenant.clone()).or_default();
+                if place.queued >= place.allowed || *of_tenant >= self.per_tenant {
+                    return false;
                 }
+                place.queued += 1;
+                *of_tenant += 1;
+                state.total += 1;
+                true
             })
             .collect()
     }
@@ -186,11 +214,18 @@ impl HandoffSink for Handoff {
 }
 
 impl State {
+    fn track(&mut self, endpoint: &EndpointId, tenant: &TenantId, allowed: u32) -> &mut Place {
+        self.queued.entry(endpoint.clone()).or_insert_with(|| Place { tenant: tenant.clone(), queued: 0, allowed })
+    }
+
     fn leave(&mut self, endpoint: &EndpointId) {
-        if let Some(queued) = self.queued.get_mut(endpoint)
-            && *queued > 0
+        if let Some(place) = self.queued.get_mut(endpoint)
+            && place.queued > 0
         {
-            *queued -= 1;
+            place.queued -= 1;
+            if let Some(of_tenant) = self.per_tenant.get_mut(&place.tenant) {
+                *of_tenant = of_tenant.saturating_sub(1);
+            }
             self.total = self.total.saturating_sub(1);
         }
     }
@@ -200,12 +235,17 @@ impl State {
 mod tests {
     use super::*;
 
+    fn tenant(name: &str) -> TenantId {
+        name.parse().expect("a valid tenant id")
+    }
+
     #[test]
     fn places_are_kept_per_endpoint_and_in_all() {
-        let handoff = Handoff::new(Duration::from_secs(35), 2, 3);
+        let handoff = Handoff::new(Duration::from_secs(35), 2, 3, 3);
         let (a, b, unknown) = (EndpointId::generate(), EndpointId::generate(), EndpointId::generate());
-        handoff.track(&a);
-        handoff.track(&b);
+        let acme = tenant("acme");
+        handoff.track(&a, &acme);
+        handoff.track(&b, &acme);
         assert_eq!(handoff.reserve(&mut [&a, &a, &a, &unknown].into_iter()), [true, true, false, false]);
         assert_eq!(handoff.reserve(&mut [&b, &b].into_iter()), [true, false], "three in all");
         handoff.unreserve(&mut [&b].into_iter());
@@ -215,9 +255,9 @@ mod tests {
         assert_eq!(handoff.reserve(&mut [&a].into_iter()), [true], "an endpoint with deliveries waiting is kept");
         handoff.forget(&b);
         assert_eq!(handoff.reserve(&mut [&b].into_iter()), [false], "an idle endpoint is forgotten");
-        handoff.joined(&b);
+        handoff.joined(&b, &acme);
         assert_eq!(handoff.queued(), 3);
-        handoff.track(&b);
+        handoff.track(&b, &acme);
         handoff.want_room(2);
         assert_eq!(handoff.reserve(&mut [&b].into_iter()), [false], "room is kept for a claim");
         handoff.started(&b);
@@ -226,5 +266,24 @@ mod tests {
         assert_eq!(handoff.reserve(&mut [&b].into_iter()), [true], "half the capacity is free");
         handoff.close();
         assert_eq!(handoff.reserve(&mut [&b].into_iter()), [false], "a closed handoff takes nothing");
+    }
+
+    #[test]
+    fn one_tenant_and_a_throttled_endpoint_leave_room_for_the_others() {
+        let handoff = Handoff::new(Duration::from_secs(35), 4, 3, 8);
+        let (a, b, c) = (EndpointId::generate(), EndpointId::generate(), EndpointId::generate());
+        let (slow, quick) = (tenant("slow"), tenant("quick"));
+        handoff.track(&a, &slow);
+        handoff.track(&b, &slow);
+        handoff.track(&c, &quick);
+        assert_eq!(handoff.reserve(&mut [&a, &a, &b, &b].into_iter()), [true, true, true, false], "three a tenant");
+        assert_eq!(handoff.reserve(&mut [&c, &c, &c].into_iter()), [true, true, true], "the other tenant's own three");
+        handoff.started(&a);
+        handoff.started(&a);
+        handoff.limit(&a, 1);
+        assert_eq!(handoff.reserve(&mut [&a, &a].into_iter()), [true, false], "a throttled endpoint takes its limit");
+        handoff.limit(&a, 100);
+        assert_eq!(handoff.reserve(&mut [&a].into_iter()), [true], "back up to the endpoint's bound, not beyond");
+        assert_eq!(handoff.reserve(&mut [&a].into_iter()), [false], "the tenant's three are taken again");
     }
 }

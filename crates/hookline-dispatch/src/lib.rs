@@ -2,40 +2,41 @@
 //! records the attempt with what happens next (done, or the time of the next try).
 //!
 //! Architecture invariant: the dispatcher knows nothing about the HTTP API (no axum); it talks to the store and
-//! to receivers only. Concurrency is bounded by owned semaphore permits moved into each attempt's task: one
-//! pool for the whole dispatcher and one per endpoint, so a slow endpoint cannot take every slot.
+//! to receivers only. Which delivery takes a free slot is the fair queue's decision (`fair`): shares per
+//! tenant and per endpoint, in turn, so that no tenant and no slow endpoint can take every slot.
 
 pub mod client;
+mod fair;
 pub mod guard;
 mod handoff;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_core::body::{EventParts, Format, build_body};
 use hookline_core::clock::{Clock, SystemClock};
-use hookline_core::id::{DeliveryId, EndpointId, EventId};
+use hookline_core::id::EventId;
 use hookline_core::json::Escape;
 use hookline_core::retry::{RetrySchedule, Verdict, parse_retry_after_seconds, verdict};
 use hookline_store::{
-    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, DeliveryStatus, Endpoint, NextStep, Store,
-    StoreError,
+    Attempt, AttemptError, AttemptOutcome, Busy, Claim, ClaimedDelivery, DeliveryStatus, NextStep, Store, StoreError,
 };
 use hookline_verify::{SecretError, Signer};
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::client::{HeadersLimit, HttpClient};
+use crate::fair::{FairQueue, Pace, Shares};
 pub use crate::guard::{TargetGuard, TargetPolicy};
 pub use crate::handoff::Handoff;
 
 /// The longest delivery timeout a dispatcher takes (the configuration refuses more): its leases, three timeouts
-/// and 5 s, must end within the horizon a restart releases (`hookline_store::LEASE_HORIZON`).
+/// and 10 s, must end within the horizon a restart releases (`hookline_store::LEASE_HORIZON`).
 pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The `User-Agent` every webhook request carries.
@@ -46,7 +47,10 @@ pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"), " (
 pub struct DispatchConfig {
     /// Attempts in flight at once, across all endpoints.
     pub concurrency: usize,
-    /// Attempts in flight at once to one endpoint.
+    /// Attempts in flight at once for one tenant: its share, which leaves the rest to the others however slow
+    /// its receivers are.
+    pub per_tenant_concurrency: usize,
+    /// Attempts in flight at once to one endpoint (fewer while it keeps timing out).
     pub per_endpoint_concurrency: usize,
     /// How long one attempt may take, response body included.
     pub timeout: Duration,
@@ -66,6 +70,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             concurrency: 1024,
+            per_tenant_concurrency: 512,
             per_endpoint_concurrency: 64,
             timeout: Duration::from_secs(15),
             default_schedule: RetrySchedule::standard(),
@@ -87,30 +92,34 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
         config.response_headers_limit,
     );
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
-    let handoff = Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, WAITING as u32));
+    let shares = Shares {
+        total: config.concurrency,
+        per_tenant: config.per_tenant_concurrency.clamp(1, config.concurrency.max(1)),
+        per_endpoint,
+    };
+    // A tenant's deliveries may fill the same share of the places for waiting ones as of the slots.
+    let waiting_per_tenant = (WAITING * shares.per_tenant).div_ceil(shares.total.max(1)).max(1);
+    let handoff =
+        Arc::new(Handoff::new(lease_length(config.timeout), per_endpoint, waiting_per_tenant as u32, WAITING as u32));
     store.attach_dispatcher(Arc::clone(&handoff) as Arc<dyn hookline_store::HandoffSink>);
     let dispatcher = Dispatcher {
         store: store.clone(),
         client,
         handoff: Arc::clone(&handoff),
-        slots: Arc::new(Semaphore::new(config.concurrency)),
-        lanes: HashMap::new(),
-        backlogged: HashSet::new(),
+        queue: Arc::new(FairQueue::new(shares, Arc::clone(&handoff))),
         capacity_freed: Arc::new(Notify::new()),
         config: Arc::new(config),
     };
     let (outcomes, outcome_queue) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record_outcomes(store.clone(), Arc::clone(&handoff), outcome_queue));
     let tasks = TaskTracker::new();
-    let lanes = dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
+    let queue = dispatcher.claim_loop(&tasks, outcomes, shutdown).await;
     tasks.close();
     tasks.wait().await;
     // Attempt tasks stop taking waiting deliveries once shutdown starts: give back what they left, and what
     // publishes handed over after the claim loop's last look.
-    let unstarted = lanes.values().flat_map(|lane| lane.take_all()).map(|(delivery, _)| delivery);
-    let left: Vec<(DeliveryId, i64)> =
-        unstarted.chain(handoff.close()).map(|delivery| (delivery.id, delivery.lease)).collect();
-    if let Err(error) = store.release(left).await {
+    let left = queue.take_all().into_iter().chain(handoff.close()).collect::<Vec<_>>();
+    if let Err(error) = store.release(fair::leases(&left)).await {
         tracing::error!(error = %error_chain(&error), "releasing unstarted deliveries failed; their leases expire");
     }
     // The claim loop and every attempt have dropped their senders, so the recorder drains and ends.
@@ -119,102 +128,30 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
     }
 }
 
-/// One endpoint's share of the dispatcher: its slots, and deliveries already claimed (leased) for it that wait
-/// for a slot. An attempt that ends takes the next waiting delivery at once, so a busy endpoint never waits
-/// for a round trip to the store between attempts.
-struct Lane {
-    endpoint: EndpointId,
-    handoff: Arc<Handoff>,
-    slots: Arc<Semaphore>,
-    waiting: std::sync::Mutex<VecDeque<(ClaimedDelivery, Bytes)>>,
-    signers: std::sync::Mutex<Option<PreparedSigners>>,
-}
-
-/// An endpoint's signers, prepared once for the secret and schemes they were made from.
-struct PreparedSigners {
-    secret: String,
-    schemes: Vec<hookline_verify::Scheme>,
-    signers: Result<Arc<[Signer]>, SecretError>,
-}
-
-impl Lane {
-    fn new(endpoint: EndpointId, handoff: Arc<Handoff>, per_endpoint: usize) -> Lane {
-        handoff.track(&endpoint);
-        Lane {
-            endpoint,
-            handoff,
-            slots: Arc::new(Semaphore::new(per_endpoint)),
-            waiting: Default::default(),
-            signers: Default::default(),
-        }
-    }
-
-    /// The endpoint's signers, prepared again only when its secret or schemes changed; the error says why its
-    /// secret cannot sign.
-    fn signers(&self, endpoint: &Endpoint) -> Result<Arc<[Signer]>, SecretError> {
-        let mut prepared = self.signers.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(prepared) = &*prepared
-            && prepared.secret == endpoint.secret
-            && prepared.schemes == endpoint.signing
-        {
-            return prepared.signers.clone();
-        }
-        let signers = endpoint
-            .signing
-            .iter()
-            .map(|scheme| Signer::new(*scheme, &endpoint.secret))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Arc::from);
-        *prepared = Some(PreparedSigners {
-            secret: endpoint.secret.clone(),
-            schemes: endpoint.signing.clone(),
-            signers: signers.clone(),
-        });
-        signers
-    }
-
-    /// The next waiting delivery, whose place in the handoff's count is then free.
-    fn next(&self) -> Option<(ClaimedDelivery, Bytes)> {
-        let next = self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).pop_front();
-        if next.is_some() {
-            self.handoff.started(&self.endpoint);
-        }
-        next
-    }
-
-    fn push(&self, delivery: (ClaimedDelivery, Bytes)) {
-        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).push_back(delivery);
-    }
-
-    fn waiting(&self) -> usize {
-        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).len()
-    }
-
-    fn take_all(&self) -> Vec<(ClaimedDelivery, Bytes)> {
-        self.waiting.lock().unwrap_or_else(|poison| poison.into_inner()).drain(..).collect()
-    }
-}
-
 struct Dispatcher {
     store: Store,
     client: HttpClient,
     /// Deliveries published on this process come through here, and it counts every delivery that waits.
     handoff: Arc<Handoff>,
-    slots: Arc<Semaphore>,
-    lanes: HashMap<EndpointId, Arc<Lane>>,
-    /// The endpoints whose lane may have deliveries waiting: the only lanes the claim loop looks at, so its work
-    /// does not grow with the number of endpoints.
-    backlogged: HashSet<EndpointId>,
+    /// The deliveries that wait for a slot, and who gets the next one.
+    queue: Arc<FairQueue>,
     capacity_freed: Arc<Notify>,
     config: Arc<DispatchConfig>,
 }
 
-/// How long a claim holds a delivery: it may wait in its lane for two attempts to end (see `busy_endpoints`; the
-/// timeout each at most), then take its own attempt (the timeout again), then 5 s to record the outcome. A lease
-/// that runs out (its node died, or could not record) makes the delivery due again: the attempt may then be made
-/// twice, never lost.
+/// How long a claim holds a delivery: it may wait in the queue for two attempts to end and 4 s more (see
+/// `start_by`), then take its own attempt (the timeout at most), then 5 s to record the outcome, with a second to
+/// spare. A lease that runs out (its node died, or could not record) makes the delivery due again: the attempt
+/// may then be made twice, never lost.
 fn lease_length(timeout: Duration) -> Duration {
-    timeout * 3 + Duration::from_secs(5)
+    timeout * 3 + Duration::from_secs(10)
+}
+
+/// The latest a delivery leased at `leased` may start its attempt: one that waited longer is given back
+/// (released) rather than attempted, since its lease could end before its outcome is recorded. A publish's lease
+/// was taken a moment before its delivery is queued, at its commit: the spare second covers that.
+fn start_by(leased: Instant, timeout: Duration) -> Instant {
+    leased + lease_length(timeout) - timeout - Duration::from_secs(6)
 }
 
 #[cfg(test)]
@@ -231,14 +168,14 @@ const CLAIM_BATCH: usize = 256;
 const WAITING: usize = 1024;
 
 impl Dispatcher {
-    /// Claims and starts deliveries until `shutdown`; returns the lanes, whose waiting deliveries the caller
+    /// Claims and starts deliveries until `shutdown`; returns the queue, whose waiting deliveries the caller
     /// gives back once every attempt has ended.
     async fn claim_loop(
-        mut self,
+        self,
         tasks: &TaskTracker,
         outcomes: mpsc::UnboundedSender<AttemptOutcome>,
         shutdown: CancellationToken,
-    ) -> HashMap<EndpointId, Arc<Lane>> {
+    ) -> Arc<FairQueue> {
         // Whether a claim may find something: due deliveries come from publishes the handoff had no room for
         // (the store says so through the handoff), retries falling due, expired leases, and endpoints that are no longer busy.
         let mut due_in_store = true;
@@ -247,22 +184,22 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             let handed = self.handoff.take();
             if !handed.is_empty() {
-                self.enqueue(handed, false);
+                self.enqueue(handed, Arrival::Handed);
             }
             self.start_waiting(tasks, &outcomes, &shutdown);
+            due_in_store |= self.give_back().await;
             let room = WAITING.saturating_sub(self.handoff.queued()).min(CLAIM_BATCH);
-            let slots_free = self.slots.available_permits() > 0;
             if due_in_store && room < CLAIM_BATCH / 2 {
                 // Publishes keep handing over new deliveries: make them leave room for the due ones.
                 self.handoff.want_room(CLAIM_BATCH as u32);
-            } else if due_in_store && slots_free {
-                let busy_endpoints = self.busy_endpoints();
-                skipped_busy = !busy_endpoints.is_empty();
-                match self.claim(room, busy_endpoints).await {
+            } else if due_in_store && self.queue.slot_free() {
+                let busy = self.queue.busy();
+                skipped_busy = !busy.is_empty();
+                match self.claim(room, busy).await {
                     Ok(true) => continue,
                     Ok(false) => {
                         due_in_store = false;
-                        let wait = match self.store.next_due(self.busy_endpoints()).await {
+                        let wait = match self.store.next_due(self.queue.busy()).await {
                             Ok(Some(due)) => Duration::from_millis(
                                 (due.unix_millis() - self.config.clock.now().unix_millis()).max(1) as u64,
                             ),
@@ -294,108 +231,92 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => {}
             }
         }
-        self.lanes
+        self.queue
     }
 
     /// Claims up to `room` due deliveries and starts what it can; false when there were none.
-    async fn claim(&mut self, room: usize, busy_endpoints: Vec<EndpointId>) -> Result<bool, StoreError> {
+    async fn claim(&self, room: usize, busy: Busy) -> Result<bool, StoreError> {
         let now = self.config.clock.now();
         let claim = Claim {
             now,
             lease_until: now.saturating_add(lease_length(self.config.timeout)),
             limit: room as u32,
             per_endpoint: self.config.per_endpoint_concurrency.min(u32::MAX as usize) as u32,
-            busy_endpoints,
+            busy,
         };
         let claimed = self.store.claim_due(claim).await?;
         if claimed.is_empty() {
             return Ok(false);
         }
-        self.enqueue(claimed, true);
-        self.forget_idle_endpoints();
+        self.enqueue(claimed, Arrival::Claimed);
+        self.queue.forget_idle_endpoints(Instant::now());
         Ok(true)
     }
 
-    /// Puts deliveries in their endpoints' lanes, building each body once per event and format. `claimed` ones
-    /// take a place in the handoff's count; handed-over ones have theirs.
-    fn enqueue(&mut self, deliveries: Vec<ClaimedDelivery>, claimed: bool) {
+    /// Releases the deliveries the queue gave back (they could not start within their leases); true when there
+    /// were some, which are due in the store again.
+    async fn give_back(&self) -> bool {
+        let given_back = self.queue.take_given_back();
+        if given_back.is_empty() {
+            return false;
+        }
+        if let Err(error) = self.store.release(fair::leases(&given_back)).await {
+            tracing::error!(error = %error_chain(&error), "releasing deliveries failed; their leases expire");
+        }
+        true
+    }
+
+    /// Queues deliveries for their attempts, building each body once per event and format. Claimed ones take a
+    /// place in the handoff's count; handed-over ones have theirs.
+    fn enqueue(&self, deliveries: Vec<ClaimedDelivery>, arrival: Arrival) {
+        let start_by = start_by(Instant::now(), self.config.timeout);
         let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
         for delivery in deliveries {
             let body = bodies
                 .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
                 .or_insert_with(|| Bytes::from(body_of(&delivery)))
                 .clone();
-            let per_endpoint = self.config.per_endpoint_concurrency;
-            let lane = self.lanes.entry(delivery.endpoint.id.clone()).or_insert_with(|| {
-                Arc::new(Lane::new(delivery.endpoint.id.clone(), Arc::clone(&self.handoff), per_endpoint))
-            });
-            if claimed {
-                self.handoff.joined(&delivery.endpoint.id);
+            if arrival == Arrival::Claimed {
+                self.handoff.joined(&delivery.endpoint.id, &delivery.endpoint.tenant);
             }
-            self.backlogged.insert(delivery.endpoint.id.clone());
-            lane.push((delivery, body));
+            self.queue.push(delivery, body, start_by);
         }
     }
 
-    /// Starts an attempt task for every waiting delivery that has a slot, for its endpoint and overall. Each task
-    /// goes on with its lane's next waiting delivery until there is none (or shutdown has begun).
+    /// Starts an attempt task for every waiting delivery that has a slot. Each task goes on with whichever
+    /// delivery the queue gives next until there is none (or shutdown has begun).
     fn start_waiting(
-        &mut self,
+        &self,
         tasks: &TaskTracker,
         outcomes: &mpsc::UnboundedSender<AttemptOutcome>,
         shutdown: &CancellationToken,
     ) {
-        'lanes: for lane in self.backlogged.iter().filter_map(|endpoint| self.lanes.get(endpoint)) {
-            while lane.waiting() > 0 {
-                let Ok(endpoint_permit) = Arc::clone(&lane.slots).try_acquire_owned() else { break };
-                let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else { break 'lanes };
-                let Some(first) = lane.next() else { break };
-                let attempt = Attempter {
-                    client: self.client.clone(),
-                    config: Arc::clone(&self.config),
-                    outcomes: outcomes.clone(),
-                };
-                let (lane, capacity_freed, stopping) =
-                    (Arc::clone(lane), Arc::clone(&self.capacity_freed), shutdown.clone());
-                tasks.spawn(async move {
-                    let mut next = Some(first);
-                    while let Some((delivery, body)) = next {
-                        let signers = lane.signers(&delivery.endpoint);
-                        attempt.clone().deliver(delivery, body, signers).await;
-                        next = if stopping.is_cancelled() { None } else { lane.next() };
-                    }
-                    drop((permit, endpoint_permit));
-                    capacity_freed.notify_one();
-                });
-            }
-        }
-        let lanes = &self.lanes;
-        self.backlogged.retain(|endpoint| lanes.get(endpoint).is_some_and(|lane| lane.waiting() > 0));
-    }
-
-    /// Endpoints with deliveries waiting in their lane, which the next claim skips. A claim takes at most an
-    /// endpoint's cap of each of the others, and publishes hand over no more than a cap in all, so a lane holds
-    /// two caps at most, whose last waits for two attempts: that bounds the lease (`lease_length`). Skipping also
-    /// the endpoints with deliveries on their way from a publish would hold one cap, but it kept the deliveries
-    /// written due for busy endpoints waiting until publishing slowed (p99 from 0.1 s to 1.5 s at fan-out 10).
-    fn busy_endpoints(&self) -> Vec<EndpointId> {
-        self.backlogged.iter().cloned().collect()
-    }
-
-    fn forget_idle_endpoints(&mut self) {
-        if self.lanes.len() > 4096 {
-            let limit = self.config.per_endpoint_concurrency;
-            let backlogged = &self.backlogged;
-            let handoff = &self.handoff;
-            self.lanes.retain(|endpoint, lane| {
-                let keep = lane.slots.available_permits() < limit || backlogged.contains(endpoint);
-                if !keep {
-                    handoff.forget(endpoint);
+        while let Some(first) = self.queue.next(Instant::now()) {
+            let attempt =
+                Attempter { client: self.client.clone(), config: Arc::clone(&self.config), outcomes: outcomes.clone() };
+            let (queue, capacity_freed, stopping) =
+                (Arc::clone(&self.queue), Arc::clone(&self.capacity_freed), shutdown.clone());
+            tasks.spawn(async move {
+                let mut next = Some(first);
+                while let Some(start) = next {
+                    let signers = start.signers.signers(&start.delivery.endpoint);
+                    let pace = attempt.clone().deliver(start.delivery, start.body, signers).await;
+                    queue.finish(start.ticket, pace, Instant::now());
+                    next = if stopping.is_cancelled() { None } else { queue.next(Instant::now()) };
                 }
-                keep
+                capacity_freed.notify_one();
             });
         }
     }
+}
+
+/// How a delivery reached the dispatcher.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// A claim leased it from the store.
+    Claimed,
+    /// A publish on this process leased it and handed it over, its place in the handoff's count taken.
+    Handed,
 }
 
 /// Everything one attempt needs, moved into its task.
@@ -407,8 +328,14 @@ struct Attempter {
 }
 
 impl Attempter {
-    /// Sends `body` (the delivery's exact bytes, see `body_of`) signed by `signers`, and queues the outcome.
-    async fn deliver(self, delivery: ClaimedDelivery, body: Bytes, signers: Result<Arc<[Signer]>, SecretError>) {
+    /// Sends `body` (the delivery's exact bytes, see `body_of`) signed by `signers`, and queues the outcome;
+    /// says whether the receiver kept the attempt waiting for the whole timeout.
+    async fn deliver(
+        self,
+        delivery: ClaimedDelivery,
+        body: Bytes,
+        signers: Result<Arc<[Signer]>, SecretError>,
+    ) -> Pace {
         let number = delivery.attempts + 1;
         let started = self.config.clock.now();
         let mut headers: Vec<(&'static str, String)> = vec![
@@ -477,8 +404,10 @@ impl Attempter {
             },
             next,
         };
+        let pace = if outcome.attempt.error == Some(AttemptError::Timeout) { Pace::TimedOut } else { Pace::Answered };
         // The recorder only stops after every attempt has finished, so the send cannot fail while it matters.
         let _ = self.outcomes.send(outcome);
+        pace
     }
 }
 

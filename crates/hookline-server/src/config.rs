@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hookline_core::Scheme;
-use hookline_core::duration::{format_duration, parse_duration};
+use hookline_core::duration::{DurationError, format_duration, parse_duration, parse_duration_at_most};
 use hookline_core::retry::RetrySchedule;
 use hookline_store::{Database, StoreOptions};
 use serde::Deserialize;
@@ -59,6 +59,8 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub delivery_timeout: Duration,
     pub delivery_concurrency: usize,
+    /// Attempts in flight at once for one tenant; `None` is half of `delivery_concurrency`.
+    pub tenant_concurrency: Option<usize>,
     pub endpoint_concurrency: usize,
     /// The retry schedule of endpoints without their own; `None` is the built-in jittered default.
     pub retry_schedule: Option<RetrySchedule>,
@@ -96,6 +98,7 @@ impl Default for Config {
             max_payload_bytes: 256 * 1024,
             delivery_timeout: Duration::from_secs(15),
             delivery_concurrency: 1024,
+            tenant_concurrency: None,
             endpoint_concurrency: 64,
             retry_schedule: None,
             response_headers_max_count: 64,
@@ -140,6 +143,7 @@ struct FileLayer {
     max_payload_bytes: Option<usize>,
     delivery_timeout: Option<String>,
     delivery_concurrency: Option<usize>,
+    tenant_concurrency: Option<usize>,
     endpoint_concurrency: Option<usize>,
     retry_schedule: Option<Vec<String>>,
     response_headers_max_count: Option<usize>,
@@ -269,13 +273,19 @@ fn parse_delivery_timeout(key: &str, value: &str) -> Result<Duration, ConfigErro
 }
 
 /// A retention period of a minute or more, or `off` to keep everything.
+/// The longest retention period: ten years (3650d), which any platform's audit rules fit in.
+const MAX_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
+
 fn parse_retention(key: &str, value: &str) -> Result<Option<Duration>, ConfigError> {
     if value == "off" {
         return Ok(None);
     }
-    match parse_duration(value) {
+    match parse_duration_at_most(value, MAX_RETENTION) {
         Ok(period) if period >= Duration::from_secs(60) => Ok(Some(period)),
         Ok(_) => Err(invalid(key, value, "keep events a minute (1m) or more, or say off to keep everything")),
+        Err(DurationError::TooLong { .. } | DurationError::Overflow { .. }) => {
+            Err(invalid(key, value, "keep events at most 3650d (ten years), or say off to keep everything"))
+        }
         Err(_) => Err(invalid(key, value, "use a duration such as 30d or 12h, or off to keep everything")),
     }
 }
@@ -352,6 +362,9 @@ impl Config {
         if let Some(count) = file.delivery_concurrency {
             self.delivery_concurrency = parse_count("delivery_concurrency", &count.to_string(), 1..=100_000)?;
         }
+        if let Some(count) = file.tenant_concurrency {
+            self.tenant_concurrency = Some(parse_count("tenant_concurrency", &count.to_string(), 1..=100_000)?);
+        }
         if let Some(count) = file.endpoint_concurrency {
             self.endpoint_concurrency = parse_count("endpoint_concurrency", &count.to_string(), 1..=10_000)?;
         }
@@ -424,6 +437,9 @@ impl Config {
         }
         if let Some(value) = env("HOOKLINE_DELIVERY_CONCURRENCY") {
             self.delivery_concurrency = parse_count("HOOKLINE_DELIVERY_CONCURRENCY", &value, 1..=100_000)?;
+        }
+        if let Some(value) = env("HOOKLINE_TENANT_CONCURRENCY") {
+            self.tenant_concurrency = Some(parse_count("HOOKLINE_TENANT_CONCURRENCY", &value, 1..=100_000)?);
         }
         if let Some(value) = env("HOOKLINE_ENDPOINT_CONCURRENCY") {
             self.endpoint_concurrency = parse_count("HOOKLINE_ENDPOINT_CONCURRENCY", &value, 1..=10_000)?;
@@ -623,6 +639,11 @@ mod tests {
             "invalid HOOKLINE_RETENTION \"30s\"; keep events a minute (1m) or more, or say off to keep everything",
         );
         check_error(
+            Some("retention = \"3651d\""),
+            &[],
+            "invalid retention \"3651d\"; keep events at most 3650d (ten years), or say off to keep everything",
+        );
+        check_error(
             Some("retention = \"forever\""),
             &[],
             "invalid retention \"forever\"; use a duration such as 30d or 12h, or off to keep everything",
@@ -640,6 +661,12 @@ mod tests {
         assert_eq!(retention(None, &[]), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(retention(Some("retention = \"7d\""), &[]), Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(retention(Some("retention = \"7d\""), &[("HOOKLINE_RETENTION", "off")]), None);
+        // Longer than a duration elsewhere may be: a quarter, a year, ten years.
+        for days in [31, 90, 365, 3650] {
+            let value = format!("{days}d");
+            let expected = Some(Duration::from_secs(days * 86_400));
+            assert_eq!(retention(None, &[("HOOKLINE_RETENTION", &value)]), expected, "{value}");
+        }
         let interval = load(Some("purge_interval = \"1m\""), &[], Flags::default()).unwrap().purge_interval;
         assert_eq!(interval, Duration::from_secs(60));
     }

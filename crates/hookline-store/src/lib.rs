@@ -63,7 +63,7 @@ pub use hookline_core::attempt::AttemptError;
 pub use crate::attempts::Attempt;
 pub use crate::deletions::Removed;
 pub use crate::deliveries::{
-    AttemptOutcome, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep,
+    AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,
 };
 pub use crate::endpoints::{Endpoint, EndpointPatch, NewEndpoint};
 pub use crate::events::{Event, EventFilter, NewEvent, Published};
@@ -76,7 +76,7 @@ pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
 pub use crate::tenants::{ApiKey, Principal, Tenant};
 pub use crate::topics::Topic;
 
-/// Longer than any lease a dispatcher takes (three delivery timeouts of at most five minutes, and five seconds):
+/// Longer than any lease a dispatcher takes (three delivery timeouts of at most five minutes, and ten seconds):
 /// at start-up only pending deliveries due within this of now can hold a lease that a previous run left, since a
 /// claim makes a delivery due again when its lease runs out. So releasing those leases reads the deliveries due
 /// soon, through the due index, and not every one waiting days for a retry (a cold start read each of 48,325 of
@@ -221,10 +221,12 @@ impl StoreOptions {
     pub const DEFAULT_LIST_SCAN: u32 = 2_000;
 
     /// The partition width for a retention period: an eighth of it, so that about nine partitions of each table
-    /// are kept, or thirty days when everything is kept: a query that no id bounds (a claim, an idempotency key's
-    /// lookup) looks into every partition, so a store that keeps everything makes a dozen a year, not hundreds.
+    /// are kept, but at most thirty days (also when everything is kept): a query that no id bounds (a claim, an
+    /// idempotency key's lookup) looks into every partition, so a store makes a dozen a year, not hundreds, and a
+    /// long retention (a year) still drops its oldest month at a time.
     pub fn partition_width_for(retention: Option<std::time::Duration>) -> std::time::Duration {
-        retention.map_or(std::time::Duration::from_secs(30 * 86_400), |retention| retention / 8)
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        retention.map_or(month, |retention| (retention / 8).min(month))
     }
 }
 

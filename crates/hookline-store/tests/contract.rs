@@ -14,9 +14,9 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
-    Attempt, AttemptError, AttemptOutcome, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
-    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Store, StoreError,
-    StoreOptions,
+    Attempt, AttemptError, AttemptOutcome, Busy, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
+    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Retried, Store,
+    StoreError, StoreOptions,
 };
 
 // ----- fixtures -----
@@ -216,8 +216,13 @@ fn claim_at(now: Timestamp) -> Claim {
         lease_until: now.saturating_add(Duration::from_secs(30)),
         limit: 100,
         per_endpoint: 10,
-        busy_endpoints: vec![],
+        busy: Busy::default(),
     }
+}
+
+/// Busy endpoints, for a claim or `next_due` to skip.
+fn busy_endpoints(endpoints: &[&EndpointId]) -> Busy {
+    Busy { endpoints: endpoints.iter().map(|&endpoint| endpoint.clone()).collect(), tenants: Vec::new() }
 }
 
 fn later(seconds: u64) -> Timestamp {
@@ -539,10 +544,14 @@ contract! {
         let (stored, attempts) = store.get_delivery(tenant("acme"), claimed[0].id.clone()).await.unwrap().unwrap();
         assert_eq!((stored.status, stored.next_attempt, stored.last_status), (DeliveryStatus::Pending, Some(retry_at), Some(500)));
         assert_eq!(attempts[0].error, Some(AttemptError::Status));
-        assert_eq!(store.next_due(vec![]).await.unwrap(), Some(retry_at));
+        assert_eq!(store.next_due(Busy::default()).await.unwrap(), Some(retry_at));
         assert!(store.claim_due(claim_at(later(300))).await.unwrap().is_empty());
         let again = store.claim_due(claim_at(later(601))).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 1));
+        // A retry by hand while an attempt holds the lease leaves it to that attempt.
+        let retried = store.retry_delivery(tenant("acme"), again[0].id.clone()).await.unwrap().unwrap();
+        let Retried::InFlight(retried) = retried else { panic!("retried: {retried:?}") };
+        assert_eq!((retried.status, retried.attempts), (DeliveryStatus::Pending, 1));
         // Given back untouched, it is due at once, with its attempts as they were.
         store.release(vec![(again[0].id.clone(), again[0].lease)]).await.unwrap();
         let released = store.claim_due(claim_at(later(1))).await.unwrap();
@@ -550,9 +559,10 @@ contract! {
         let done = outcome(&released[0], None, NextStep::Done(DeliveryStatus::Failed));
         store.record_outcomes(Arc::from([done])).await.unwrap();
         assert_eq!(status_of(store, "acme", &released[0].id).await, DeliveryStatus::Failed);
-        assert_eq!(store.next_due(vec![]).await.unwrap(), None);
+        assert_eq!(store.next_due(Busy::default()).await.unwrap(), None);
         // A manual retry makes a failed delivery due now.
         let retried = store.retry_delivery(tenant("acme"), released[0].id.clone()).await.unwrap().unwrap();
+        let Retried::Queued(retried) = retried else { panic!("retried: {retried:?}") };
         assert_eq!(retried.status, DeliveryStatus::Pending);
         assert_eq!(store.claim_due(claim_at(later(1))).await.unwrap().len(), 1);
         assert!(store.retry_delivery(tenant("globex"), released[0].id.clone()).await.unwrap().is_none());
@@ -572,7 +582,7 @@ contract! {
         let off = EndpointPatch { enabled: Some(false), ..EndpointPatch::default() };
         store.update_endpoint(tenant("acme"), third.clone(), off).await.unwrap();
         let now = later(1);
-        let claim = Claim { per_endpoint: 2, busy_endpoints: vec![second.clone()], ..claim_at(now) };
+        let claim = Claim { per_endpoint: 2, busy: busy_endpoints(&[&second]), ..claim_at(now) };
         let claimed = store.claim_due(claim).await.unwrap();
         assert_eq!(claimed.len(), 2, "two of the first endpoint's, none of the busy one's");
         assert!(claimed.iter().all(|delivery| delivery.endpoint.id == first));
@@ -580,15 +590,39 @@ contract! {
         let claimed = store.claim_due(next).await.unwrap();
         assert_eq!(claimed.len(), 3);
         assert!(claimed.iter().all(|delivery| delivery.endpoint.id != third), "a disabled endpoint's are held");
-        let nothing_else = store.next_due(vec![first.clone(), second.clone()]).await.unwrap();
+        let nothing_else = store.next_due(busy_endpoints(&[&first, &second])).await.unwrap();
         assert!(nothing_else.is_none(), "nothing due outside the busy ones: {nothing_else:?}");
         // Re-enabling the third endpoint makes its deliveries claimable.
         let on = EndpointPatch { enabled: Some(true), ..EndpointPatch::default() };
         store.update_endpoint(tenant("acme"), third.clone(), on).await.unwrap();
-        let claim = Claim { busy_endpoints: vec![first, second], ..claim_at(later(2)) };
+        let claim = Claim { busy: busy_endpoints(&[&first, &second]), ..claim_at(later(2)) };
         let claimed = store.claim_due(claim).await.unwrap();
         assert_eq!(claimed.len(), 5);
         assert!(claimed.iter().all(|delivery| delivery.endpoint.id == third));
+    }
+}
+
+contract! {
+    async fn a_claim_skips_every_endpoint_of_a_busy_tenant(store) {
+        make_tenant(store, "slow").await;
+        make_tenant(store, "quick").await;
+        let slow = [make_endpoint(store, "slow", &["pdf.processed"]).await, make_endpoint(store, "slow", &["pdf.processed"]).await];
+        let quick = make_endpoint(store, "quick", &["pdf.processed"]).await;
+        for _ in 0..3 {
+            store.publish(event("slow", "pdf.processed", "{}")).await.unwrap().unwrap();
+        }
+        store.publish(event("quick", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let busy = Busy { endpoints: Vec::new(), tenants: vec![tenant("slow")] };
+        let claim = Claim { busy: busy.clone(), ..claim_at(later(1)) };
+        let lease_until = claim.lease_until;
+        let claimed = store.claim_due(claim).await.unwrap();
+        assert_eq!(claimed.len(), 1, "only the quick tenant's delivery");
+        assert_eq!(claimed[0].endpoint.id, quick);
+        // The busy tenant's are due now; the next due time is that of the quick tenant's lease.
+        assert_eq!(store.next_due(busy).await.unwrap(), Some(lease_until));
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(claimed.len(), 6, "once the tenant has room, both its endpoints are claimed from");
+        assert!(claimed.iter().all(|delivery| slow.contains(&delivery.endpoint.id)));
     }
 }
 
@@ -626,6 +660,7 @@ contract! {
         assert!(log.iter().all(|delivery| delivery.status == DeliveryStatus::Cancelled));
         // A cancelled delivery of a deleted endpoint is not sent again by hand.
         let retried = store.retry_delivery(tenant("acme"), log[0].id.clone()).await.unwrap().unwrap();
+        let Retried::EndpointDeleted(retried) = retried else { panic!("retried: {retried:?}") };
         assert_eq!(retried.status, DeliveryStatus::Cancelled);
     }
 }
@@ -638,7 +673,7 @@ contract! {
         let second = make_endpoint(store, "acme", &["pdf.processed"]).await;
         let one = store.publish(event("acme", "pdf.processed", r#"{"n":1}"#)).await.unwrap().unwrap();
         store.publish(event("acme", "pdf.processed", r#"{"n":2}"#)).await.unwrap().unwrap();
-        let claim = Claim { busy_endpoints: vec![second.clone()], ..claim_at(later(1)) };
+        let claim = Claim { busy: busy_endpoints(&[&second]), ..claim_at(later(1)) };
         for delivery in store.claim_due(claim).await.unwrap() {
             let done = outcome(&delivery, Some(200), NextStep::Done(DeliveryStatus::Succeeded));
             store.record_outcomes(Arc::from([done])).await.unwrap();
@@ -765,7 +800,7 @@ async fn lists_of_the_pending_and_the_succeeded_read_a_bounded_number_of_deliver
         for _ in 0..6 {
             store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
         }
-        let claim = || Claim { busy_endpoints: vec![globex.clone()], ..claim_at(later(1)) };
+        let claim = || Claim { busy: busy_endpoints(&[&globex]), ..claim_at(later(1)) };
         // acme: two deliveries waiting for a retry, and eight newer ones that succeeded.
         settle(store, 2, &claim, 500, NextStep::RetryAt(later(3600))).await;
         settle(store, 8, claim, 200, NextStep::Done(DeliveryStatus::Succeeded)).await;
@@ -974,7 +1009,7 @@ async fn every_time_the_store_writes_comes_from_its_clock() {
         // A release makes the delivery due at the clock's now.
         clock.advance(Duration::from_secs(60));
         store.release(vec![(claimed[0].id.clone(), claimed[0].lease)]).await.unwrap();
-        assert_eq!(store.next_due(vec![]).await.unwrap(), Some(at(60)));
+        assert_eq!(store.next_due(Busy::default()).await.unwrap(), Some(at(60)));
         assert!(store.claim_due(claim(at(59))).await.unwrap().is_empty());
         let again = store.claim_due(claim(at(60))).await.unwrap();
         assert_eq!(again.len(), 1);
@@ -985,7 +1020,7 @@ async fn every_time_the_store_writes_comes_from_its_clock() {
         assert_eq!(delivery.updated, at(120));
         clock.advance(Duration::from_secs(60));
         let retried = store.retry_delivery(tenant("acme"), again[0].id.clone()).await.unwrap().unwrap();
-        assert_eq!(retried.next_attempt, Some(at(180)));
+        assert_eq!(retried.delivery().next_attempt, Some(at(180)));
         let patch = EndpointPatch { description: Some("later".into()), ..EndpointPatch::default() };
         let patched = store.update_endpoint(tenant("acme"), endpoint, patch).await.unwrap().unwrap();
         assert_eq!(patched.updated, at(180));

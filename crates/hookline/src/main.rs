@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod receive;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -158,31 +159,38 @@ fn vacuum(args: StoreArgs) -> anyhow::Result<ExitCode> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written (the reader of stderr has gone) is dropped: by default the subscriber
+    // reports that on stderr itself, and that report panics the task that logged, such as the one that stops
+    // the server on SIGTERM.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-#[allow(clippy::print_stdout)] // The start-up banner is the one thing `serve` prints for its operator.
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args)?;
     init_tracing(config.log_format);
     let server = hookline_server::Server::bind(config).await?;
     let address = server.local_addr()?;
-    println!("hookline {} listening on http://{address}", env!("CARGO_PKG_VERSION"));
-    println!("store: {}", server.store_location());
+    // The banner goes to whoever reads stdout; once nobody does, it is not worth stopping (or panicking) for.
+    let mut banner = format!("hookline {} listening on http://{address}\n", env!("CARGO_PKG_VERSION"));
+    banner.push_str(&format!("store: {}\n", server.store_location()));
     if let Some(key) = server.generated_admin_key() {
-        println!("admin key (shown once, stored only as a hash): {key}");
-        println!("  export HOOKLINE_KEY={key}");
+        banner.push_str(&format!("admin key (shown once, stored only as a hash): {key}\n"));
+        banner.push_str(&format!("  export HOOKLINE_KEY={key}\n"));
     }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     let shutdown = CancellationToken::new();
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight deliveries");
         signal_shutdown.cancel();
+        tracing::info!("shutting down: finishing in-flight deliveries");
     });
     server.run(shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -119,10 +119,16 @@ async fn a_soak_on_postgresql_counts_postgresql_s_disk_writes_and_the_database_s
 #[tokio::test]
 async fn bad_options_and_an_unreachable_server_get_a_clear_error() {
     let unreachable = support::closed_port_url().await;
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--nodes", "0", "--database", "sqlite://unused"], "--nodes must be at least 1"),
         (&["--events", "0"], "--events, --endpoints and --concurrency must each be at least 1"),
-        (&["--rate", "0.000001"], "invalid --rate 0.000001; expected at least 0.01 events per second"),
+        (&["--rate", "0.000001"], "invalid --rate 0.000001; expected 0.01 to 1000000 events per second"),
+        (&["--rate", "1000000000000"], "invalid --rate 1000000000000; expected 0.01 to 1000000 events per second"),
+        (&["--payload-bytes", "99999999999"], "invalid --payload-bytes 99999999999; expected 1 to 16777216 (16 MiB)"),
+        (&["--payload-bytes", "0"], "invalid --payload-bytes 0; expected 1 to 16777216 (16 MiB)"),
+        (&["--duration", "0s", "--rate", "10"], "invalid --duration 0s; a soak runs for 1s or more"),
+        (&["--retention", "0s"], "invalid --retention 0s; a server keeps events a minute (1m) or more"),
+        (&["--max-wal-bytes", "10"], "invalid --max-wal-bytes 10; expected 1048576 (1 MiB) to 1099511627776 (1 TiB)"),
         (&["--server", &unreachable, "--key", "hka_x"], "could not create the bench's tenant on"),
     ];
     for (flags, message) in cases {

@@ -18,7 +18,7 @@ use support::{
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Short attempts, so leases (three times the timeout and 5 s more) of a killed node run out quickly.
+/// Short attempts, so leases (three times the timeout and 10 s more) of a killed node run out quickly.
 const NODE_ENV: &[(&str, &str)] =
     &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_TIMEOUT", "1s")];
 

@@ -95,9 +95,13 @@ async fn attempts_in_flight_are_capped_per_endpoint_and_for_the_process() {
     assert_eq!(counters.answered.load(Ordering::SeqCst), 12);
     assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 3, "HOOKLINE_ENDPOINT_CONCURRENCY=3");
 
-    // For the process: at most 2 at a time across two endpoints, each allowed more.
+    // For the process: at most 2 at a time across two endpoints, each allowed more (and the tenant too).
     let dir = TempDir::new("process-cap");
-    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_CONCURRENCY", "2")];
+    let env = [
+        ("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"),
+        ("HOOKLINE_DELIVERY_CONCURRENCY", "2"),
+        ("HOOKLINE_TENANT_CONCURRENCY", "2"),
+    ];
     let server = Hookline::start_with(dir.path(), &env).await;
     server.tenant("acme").await;
     let counters = Arc::new(Counters::default());
@@ -108,4 +112,18 @@ async fn attempts_in_flight_are_capped_per_endpoint_and_for_the_process() {
     publish_and_settle(&server, 4).await;
     assert_eq!(counters.answered.load(Ordering::SeqCst), 8);
     assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 2, "HOOKLINE_DELIVERY_CONCURRENCY=2");
+
+    // For a tenant: by default half of the process's slots, however many endpoints it has.
+    let dir = TempDir::new("tenant-cap");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_CONCURRENCY", "6")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    server.tenant("acme").await;
+    let counters = Arc::new(Counters::default());
+    for _ in 0..3 {
+        let url = sink(Duration::from_millis(300), Arc::clone(&counters)).await;
+        server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
+    }
+    publish_and_settle(&server, 4).await;
+    assert_eq!(counters.answered.load(Ordering::SeqCst), 12);
+    assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 3, "half of HOOKLINE_DELIVERY_CONCURRENCY=6");
 }

@@ -25,7 +25,7 @@ fn slow_tests_enabled(test: &str) -> bool {
 /// How long the deliveries of a killed server may take once it is back. On PostgreSQL, a statement the killed
 /// process had already sent (a claim, say) still runs and commits after it died, possibly after the restarted
 /// node has released its leases at start-up: those deliveries fall due when their lease ends, three delivery
-/// timeouts and 5 s later (50 s with the default 15 s timeout). They are late, not lost.
+/// timeouts and 10 s later (55 s with the default 15 s timeout). They are late, not lost.
 const AFTER_A_KILL: Duration = Duration::from_secs(60);
 
 /// Waits until the receiver has seen every accepted event; past `limit`, fails with what the store says of the

@@ -297,6 +297,30 @@ async fn the_same_idempotency_key_never_makes_a_second_event() {
     assert_eq!(events.body["data"].as_array().unwrap().len(), 1, "{:?}", events.body);
     assert_eq!(server.all_deliveries("acme", None).await.len(), 1);
 
+    // The same key with another event is refused, as payment APIs do, whatever differs; nothing is made.
+    let refused = [
+        r#"{"topic":"pdf.processed","data":{"pdf_id":"pdf_2"}}"#,
+        r#"{"topic":"pdf.failed","data":{"pdf_id":"pdf_1"}}"#,
+        r#"{"topic":"pdf.processed","data":{"pdf_id":"pdf_1"},"meta":{"attempt":2}}"#,
+        r#"{"topic":"pdf.processed","data":{"pdf_id" : "pdf_1", "extra":1}}"#,
+    ];
+    for other_body in refused {
+        let answer = server.publish_raw("acme", &acme_key, other_body, &key("job-42")).await;
+        assert_eq!((answer.status, answer.code()), (422, "idempotency_key_reused"), "{other_body}: {:?}", answer.body);
+        let detail = answer.body["detail"].as_str().unwrap();
+        assert!(detail.contains("\"job-42\"") && detail.contains(event_of(&first)), "{detail}");
+    }
+    // The same event written with other whitespace is the same event.
+    let spaced = server
+        .publish_raw(
+            "acme",
+            &acme_key,
+            r#"{ "topic": "pdf.processed", "data": { "pdf_id": "pdf_1" } }"#,
+            &key("job-42"),
+        )
+        .await;
+    assert_eq!((spaced.status, &spaced.body["id"]), (202, &first.body["id"]));
+
     let other = server.publish_raw("acme", &acme_key, body, &key("job-43")).await;
     assert_eq!(other.status, 202);
     assert_ne!(other.body["id"], first.body["id"]);
@@ -310,6 +334,10 @@ async fn the_same_idempotency_key_never_makes_a_second_event() {
     receiver.wait_for(2, Duration::from_secs(10)).await;
     server.wait_for_none("acme", "pending", Duration::from_secs(10)).await;
     assert_eq!(receiver.requests().len(), 2);
+}
+
+fn event_of(answer: &support::Answer) -> &str {
+    answer.body["id"].as_str().expect("a published event's id")
 }
 
 /// Publishes hand deliveries straight to the dispatcher with the endpoint as the store last read it: a change to

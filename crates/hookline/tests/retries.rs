@@ -112,6 +112,23 @@ async fn a_410_stops_retrying_and_a_manual_retry_sends_it_again() {
 }
 
 #[tokio::test]
+async fn a_delivery_cancelled_with_its_endpoint_cannot_be_retried() {
+    let (_dir, server, receiver, endpoint) = set_up("retry-cancelled", json!({"topics": ["pdf.processed"]})).await;
+    receiver.answer(Reply::status(500));
+    let endpoint = &endpoint["id"];
+    let event = server.publish("acme", "pdf.processed", r#"{"n":1}"#).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let path = format!("/v1/tenants/acme/endpoints/{}", endpoint.as_str().unwrap());
+    assert_eq!(server.admin("DELETE", &path, None).await.status, 204);
+    let delivery = settled(&server, &event, "cancelled").await;
+    let id = delivery["id"].as_str().unwrap();
+    let retried = server.admin("POST", &format!("/v1/tenants/acme/deliveries/{id}/retry"), None).await;
+    assert_eq!((retried.status, retried.code()), (409, "endpoint_deleted"), "{:?}", retried.body);
+    assert!(retried.body["detail"].as_str().unwrap().contains(id), "{:?}", retried.body);
+    assert_eq!(server.delivery("acme", id).await["status"], "cancelled");
+}
+
+#[tokio::test]
 async fn a_manual_retry_sends_a_delivered_event_again_with_the_same_signature() {
     let (_dir, server, receiver, _) =
         set_up("retry-manual", json!({"topics": ["pdf.processed"], "signing": ["heron"]})).await;

@@ -236,3 +236,26 @@ async fn an_invalid_setting_stops_start_up_naming_the_key_and_the_value() {
     // Nothing was started, so no data directory was made.
     assert!(!dir.path().join("hookline-data").exists());
 }
+
+/// Under a supervisor whose log reader has died, SIGTERM still stops the server: nothing it writes to a closed
+/// stdout or stderr (the banner, the log lines of its shutdown) may stop it.
+#[tokio::test]
+async fn sigterm_stops_a_server_whose_output_nobody_reads() {
+    let dir = TempDir::new("serve-closed-output");
+    let mut child = serve_command(dir.path(), &["--listen", "127.0.0.1:0"], &[("HOOKLINE_LOG", "debug")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hookline starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a first line within 30s").unwrap();
+    assert!(first.is_some_and(|line| line.contains("listening on")));
+    // As `hookline serve 2>&1 | head -1` does: the reader goes after the first line.
+    drop(lines);
+    drop(child.stderr.take());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM");
+    assert!(status.unwrap().success());
+}

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::body::{EventParts, build_body};
 use hookline_core::id::DeliveryId;
-use hookline_store::{DeliveryFilter, DeliveryStatus};
+use hookline_store::{DeliveryFilter, DeliveryStatus, Retried};
 use serde::Deserialize;
 
 use super::types::{AttemptResponse, DeliveryDetailResponse, DeliveryResponse, PageResponse};
@@ -87,7 +87,14 @@ pub async fn retry(
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
     match state.store.retry_delivery(tenant, id.clone()).await? {
-        Some(found) => Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&found)))),
+        Some(Retried::Queued(found) | Retried::InFlight(found)) => {
+            Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&found))))
+        }
+        Some(Retried::EndpointDeleted(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_deleted",
+            format!("delivery {id} cannot be sent again: its endpoint was deleted, which cancelled it"),
+        )),
         None => Err(super::missing(&state, "delivery", &delivery, id.time()).await),
     }
 }

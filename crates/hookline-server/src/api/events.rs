@@ -57,10 +57,26 @@ pub async fn publish(
         Some(meta) if meta.get() != "null" => Some(canonicalize(meta.get().as_bytes(), Escape::Utf8).map_err(invalid)?),
         _ => None,
     };
+    // A key used again must come with the same event: kept only then, to compare with what the key made.
+    let asked = idempotency_key.as_ref().map(|_| (topic.clone(), data.clone(), meta.clone()));
     let new = NewEvent { tenant: tenant.clone(), topic, data, meta, idempotency_key };
     let Some(published) = state.store.publish(new).await? else {
         return Err(ApiError::tenant_not_found(tenant.as_str()));
     };
+    if published.replayed
+        && let Some((topic, data, meta)) = asked
+        && (published.event.topic != topic || published.event.data != data || published.event.meta != meta)
+    {
+        let key = published.event.idempotency_key.as_deref().unwrap_or_default();
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            format!(
+                "Idempotency-Key {key:?} already made event {} with another topic, data or meta; send the same \
+                 event again to get its answer, or use a new key for a new event",
+                published.event.id
+            ),
+        ));
+    }
     let mut response = (StatusCode::ACCEPTED, Json(PublishResponse::from(&published))).into_response();
     if published.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));

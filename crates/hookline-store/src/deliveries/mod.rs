@@ -19,7 +19,9 @@ use hookline_core::topic::TopicName;
 
 use crate::attempts::{Attempt, attempt_at, attempt_columns};
 use crate::endpoints::Endpoint;
-use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, narrow, paginate, parse_field};
+use crate::sql::{
+    Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, narrow, paginate, parse_field, read_text,
+};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +103,41 @@ pub struct Claim {
     pub lease_until: Timestamp,
     pub limit: u32,
     pub per_endpoint: u32,
-    pub busy_endpoints: Vec<EndpointId>,
+    pub busy: Busy,
+}
+
+/// What a dispatcher has no room for now: a claim skips their deliveries, and the next due time ignores them.
+#[derive(Clone, Debug, Default)]
+pub struct Busy {
+    /// Endpoints at their concurrency limit, or with claimed deliveries still waiting for a slot.
+    pub endpoints: Vec<EndpointId>,
+    /// Tenants at their share of the dispatcher's slots: none of their endpoints is claimed from.
+    pub tenants: Vec<TenantId>,
+}
+
+impl Busy {
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty() && self.tenants.is_empty()
+    }
+}
+
+/// What a retry by hand did, with the delivery as it is after it.
+#[derive(Clone, Debug)]
+pub enum Retried {
+    /// Due now: a dispatcher sends it.
+    Queued(Delivery),
+    /// An attempt is under way (its lease holds): that attempt is the retry.
+    InFlight(Delivery),
+    /// Its endpoint was deleted (the delivery is cancelled, or is about to be): nothing would send it.
+    EndpointDeleted(Delivery),
+}
+
+impl Retried {
+    pub fn delivery(&self) -> &Delivery {
+        match self {
+            Retried::Queued(delivery) | Retried::InFlight(delivery) | Retried::EndpointDeleted(delivery) => delivery,
+        }
+    }
 }
 
 /// What to do with a delivery after an attempt.
@@ -421,30 +457,42 @@ impl Store {
     }
 
     /// Makes a delivery due now, whatever its state (a manual "send again"); `None` when unknown.
-    pub async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    pub async fn retry_delivery(&self, tenant: TenantId, id: DeliveryId) -> Result<Option<Retried>, StoreError> {
         let now = self.clock.now().unix_millis();
         writing!(self, |sql| {
             // A delivery whose lease still holds is being attempted: it is left to that attempt; one whose endpoint
             // was deleted stays as it is, since nothing would send it.
-            sql.execute(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
-                 WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)
-                    AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
-                &[&now, &id.as_str(), &tenant.as_str()],
-            )
-            .await?;
-            let delivery = load_delivery(sql, &tenant, &id).await?;
-            if delivery.is_some() {
-                sql.work_due().await?;
+            let queued = sql
+                .execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
+                     WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)
+                        AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
+                    &[&now, &id.as_str(), &tenant.as_str()],
+                )
+                .await?;
+            match load_delivery(sql, &tenant, &id).await? {
+                None => Ok(None),
+                Some(delivery) if queued > 0 => {
+                    sql.work_due().await?;
+                    Ok(Some(Retried::Queued(delivery)))
+                }
+                Some(delivery) => {
+                    let live = "SELECT id FROM endpoints WHERE id = $1 AND deleted_at IS NULL";
+                    let endpoint = delivery.endpoint.as_str();
+                    if sql.first(live, &[&endpoint], read_text).await?.is_some() {
+                        Ok(Some(Retried::InFlight(delivery)))
+                    } else {
+                        Ok(Some(Retried::EndpointDeleted(delivery)))
+                    }
+                }
             }
-            Ok(delivery)
         })
     }
 
     // ----- the dispatcher's queue -----
 
     /// Leases up to `claim.limit` due deliveries of enabled endpoints until `claim.lease_until`, the earliest due
-    /// first, at most `claim.per_endpoint` of one endpoint, none of `claim.busy_endpoints`.
+    /// first, at most `claim.per_endpoint` of one endpoint, none of `claim.busy`'s endpoints or tenants.
     /// A claim moves a delivery's due time to the lease's end, so a lease its node never settles (the node
     /// died) makes the delivery due again then. No two claims take the same delivery while its lease holds.
     pub async fn claim_due(&self, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
@@ -480,12 +528,12 @@ impl Store {
         }
     }
 
-    /// When the next pending delivery of an enabled endpoint not in `busy_endpoints` falls due, if any.
-    /// A leased delivery falls due when its lease expires.
-    pub async fn next_due(&self, busy_endpoints: Vec<EndpointId>) -> Result<Option<Timestamp>, StoreError> {
+    /// When the next pending delivery of an enabled endpoint that `busy` does not name (nor its tenant) falls
+    /// due, if any. A leased delivery falls due when its lease expires.
+    pub async fn next_due(&self, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(backend) => sqlite::next_due(backend, busy_endpoints).await,
-            Backend::Postgres(backend) => postgres::next_due(backend, busy_endpoints).await,
+            Backend::Sqlite(backend) => sqlite::next_due(backend, busy).await,
+            Backend::Postgres(backend) => postgres::next_due(backend, busy).await,
         }
     }
 }

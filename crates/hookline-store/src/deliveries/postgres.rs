@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, LazyLock};
 
-use hookline_core::id::{DeliveryId, EndpointId};
+use hookline_core::id::{DeliveryId, EndpointId, TenantId};
 use hookline_core::time::Timestamp;
 
 use super::{
-    AttemptOutcome, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
+    AttemptOutcome, Busy, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
     lease_token, next_state,
 };
 use crate::StoreError;
@@ -26,9 +26,10 @@ fn claimed_row(row: &dyn Columns) -> Result<ClaimedDelivery, StoreError> {
 }
 
 pub(crate) async fn claim_due(store: &PostgresStore, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let busy: Vec<&str> = claim.busy_endpoints.iter().map(EndpointId::as_str).collect();
+    let busy: Vec<&str> = claim.busy.endpoints.iter().map(EndpointId::as_str).collect();
+    let busy_tenants: Vec<&str> = claim.busy.tenants.iter().map(TenantId::as_str).collect();
     // Which deliveries: see `CLAIM_EARLIEST` and `CLAIM_AROUND_BUSY`. Rows another claim holds are skipped.
-    let due = if busy.is_empty() { CLAIM_EARLIEST } else { CLAIM_AROUND_BUSY };
+    let due = if claim.busy.is_empty() { CLAIM_EARLIEST } else { CLAIM_AROUND_BUSY };
     let claimed_columns = &*CLAIMED_COLUMNS;
     let connection = store.pool.get().await?;
     let rows = store
@@ -51,6 +52,7 @@ pub(crate) async fn claim_due(store: &PostgresStore, claim: Claim) -> Result<Vec
                 &busy,
                 &store.node,
                 &i64::from(claim.per_endpoint),
+                &busy_tenants,
             ],
         )
         .await?;
@@ -132,33 +134,33 @@ pub(crate) async fn release(
     Ok(())
 }
 
-pub(crate) async fn next_due(
-    store: &PostgresStore,
-    busy_endpoints: Vec<EndpointId>,
-) -> Result<Option<Timestamp>, StoreError> {
-    let busy: Vec<&str> = busy_endpoints.iter().map(EndpointId::as_str).collect();
+pub(crate) async fn next_due(store: &PostgresStore, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
+    let busy_endpoints: Vec<&str> = busy.endpoints.iter().map(EndpointId::as_str).collect();
+    let busy_tenants: Vec<&str> = busy.tenants.iter().map(TenantId::as_str).collect();
     let connection = store.pool.get().await?;
     // As on SQLite: with some endpoints busy, each other one is asked for its earliest through its own index.
     let sql = if busy.is_empty() {
         "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
              WHERE d.status = 'pending' AND e.enabled AND cardinality($1::text[]) = 0
+                AND cardinality($2::text[]) = 0
              ORDER BY d.next_attempt_at LIMIT 1"
     } else {
         "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
                          WHERE d.endpoint_id = e.id AND d.status = 'pending'))
-             FROM endpoints e WHERE e.enabled AND NOT (e.id = ANY($1))"
+             FROM endpoints e WHERE e.enabled AND NOT (e.id = ANY($1)) AND NOT (e.tenant_id = ANY($2))"
     };
-    let row = store.session(&connection).pg_query_opt(sql, &[&busy]).await?;
+    let row = store.session(&connection).pg_query_opt(sql, &[&busy_endpoints, &busy_tenants]).await?;
     Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
 }
 
 /// The deliveries a claim takes when no endpoint is busy: the earliest due (from a window of a few batches), at
-/// most `$7` of each endpoint. Parameters: `$1` now, `$4` the limit, `$5` busy endpoints (none here), `$7` the
-/// per-endpoint cap.
+/// most `$7` of each endpoint. Parameters: `$1` now, `$4` the limit, `$5` busy endpoints and `$8` busy tenants
+/// (none here), `$7` the per-endpoint cap.
 const CLAIM_EARLIEST: &str = "candidate AS (
         SELECT d.id, d.endpoint_id, d.next_attempt_at
         FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled AND cardinality($5::text[]) = 0
+            AND cardinality($8::text[]) = 0
         ORDER BY d.next_attempt_at LIMIT $4::int8 * 4
         FOR UPDATE OF d SKIP LOCKED
     ), due AS (
@@ -170,14 +172,14 @@ const CLAIM_EARLIEST: &str = "candidate AS (
         WHERE position <= $7::int8 ORDER BY next_attempt_at LIMIT $4::int8
     )";
 
-/// The deliveries a claim takes while some endpoints (`$5`) are busy: walking the queue in due order would step
+/// The deliveries a claim takes while some endpoints (`$5`) or tenants (`$8`) are busy: walking the queue in due order would step
 /// over every due delivery of a busy endpoint, and a slow endpoint piles up many, so each other endpoint with
 /// work due is visited through its own index instead, the longest waiting first.
 const CLAIM_AROUND_BUSY: &str = "ready AS (
         SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
                       WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
         FROM endpoints e
-        WHERE e.enabled AND NOT (e.id = ANY($5))
+        WHERE e.enabled AND NOT (e.id = ANY($5)) AND NOT (e.tenant_id = ANY($8))
     ), due AS (
         SELECT picked.id FROM ready CROSS JOIN LATERAL (
             SELECT d.id, d.next_attempt_at FROM deliveries d

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use hookline_core::id::{DeliveryId, EndpointId};
+use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
+use super::{
+    AttemptOutcome, Busy, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state,
+};
 use crate::StoreError;
 use crate::attempts::headers_json;
 use crate::sqlite::SqliteStore;
@@ -19,7 +21,7 @@ pub(crate) async fn claim_due(store: &SqliteStore, claim: Claim) -> Result<Vec<C
         .engine
         .write(move |connection| {
             let lease = lease_token();
-            let claimed = if claim.busy_endpoints.is_empty() {
+            let claimed = if claim.busy.is_empty() {
                 claim_earliest(connection, &claim, lease)?
             } else {
                 claim_around_busy(connection, &claim, lease)?
@@ -77,24 +79,23 @@ pub(crate) async fn release(
         .await
 }
 
-pub(crate) async fn next_due(
-    store: &SqliteStore,
-    busy_endpoints: Vec<EndpointId>,
-) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) async fn next_due(store: &SqliteStore, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
     store
         .engine
         .read(move |connection| {
             // Walking the due index would step over every due delivery of a busy endpoint (a slow one piles
             // them up): with some busy, each other endpoint is asked for its earliest through its own index.
-            let sql = if busy_endpoints.is_empty() {
+            let sql = if busy.is_empty() {
                 "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                     WHERE d.status = 'pending' AND e.enabled AND ?1 = '[]'
+                     WHERE d.status = 'pending' AND e.enabled AND ?1 = '[]' AND ?2 = '[]'
                      ORDER BY d.next_attempt_at LIMIT 1"
             } else {
                 concat!("SELECT MIN(due) FROM (", earliest_due_but_busy!(), ")")
             };
-            let next: Option<Option<i64>> =
-                connection.prepare_cached(sql)?.query_row([json_ids(&busy_endpoints)], |row| row.get(0)).optional()?;
+            let next: Option<Option<i64>> = connection
+                .prepare_cached(sql)?
+                .query_row(params![json_ids(&busy.endpoints), json_ids(&busy.tenants)], |row| row.get(0))
+                .optional()?;
             Ok(next.flatten().map(Timestamp::from_unix_millis))
         })
         .await
@@ -183,10 +184,13 @@ fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Resu
     let mut ready = connection.prepare_cached(concat!(
         "SELECT id FROM (",
         earliest_due_but_busy!(),
-        ") WHERE due <= ?2 ORDER BY due"
+        ") WHERE due <= ?3 ORDER BY due"
     ))?;
     let endpoints: Vec<String> = ready
-        .query_map(params![json_ids(&claim.busy_endpoints), claim.now.unix_millis()], |row| row.get(0))?
+        .query_map(
+            params![json_ids(&claim.busy.endpoints), json_ids(&claim.busy.tenants), claim.now.unix_millis()],
+            |row| row.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     let mut take = connection.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?3, lease = ?4 WHERE id IN (
@@ -206,21 +210,24 @@ fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Resu
     Ok(claimed)
 }
 
-/// Each enabled endpoint but the busy ones (`?1`, a JSON array) with the earliest due time of its pending
+/// Each enabled endpoint but the busy ones (`?1`, a JSON array) and those of busy tenants (`?2`), with the
+/// earliest due time of its pending
 /// deliveries (`due`, NULL when none), found through the per-endpoint due index. A macro, so that the queries
 /// built on it are constants.
 macro_rules! earliest_due_but_busy {
     () => {
         "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
             WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
-        FROM endpoints e WHERE e.enabled AND e.id NOT IN (SELECT value FROM json_each(?1))"
+        FROM endpoints e WHERE e.enabled AND e.id NOT IN (SELECT value FROM json_each(?1))
+            AND e.tenant_id NOT IN (SELECT value FROM json_each(?2))"
     };
 }
 use earliest_due_but_busy;
 
 /// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
-fn json_ids(ids: &[EndpointId]) -> String {
-    // Ids are validated base32 after a prefix, so they need no escaping.
+fn json_ids(ids: &[impl std::fmt::Display]) -> String {
+    // Endpoint ids are validated base32 after a prefix and tenant ids letters, digits, `_` and `-`, so they need
+    // no escaping.
     let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
     format!("[{}]", quoted.join(","))
 }

@@ -101,7 +101,8 @@ macro_rules! in_transaction {
             let outcome = {
                 let mut session = $crate::postgres::pool::Session { client: &transaction, pool };
                 let $sql = &mut session;
-                $body
+                // A block of its own, so that a `return` in the body gives its value to the commit below.
+                async { $body }.await
             };
             match outcome {
                 Ok(value) => {

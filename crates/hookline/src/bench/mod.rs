@@ -130,6 +130,51 @@ impl Scenario {
 
 /// The slowest `--rate`: slower would schedule publishes beyond any run one would wait for.
 const MIN_RATE: f64 = 0.01;
+/// The fastest `--rate`: well beyond what one machine publishes, so a typo does not make a run that never reports.
+const MAX_RATE: f64 = 1_000_000.0;
+/// The largest `--payload-bytes`: the server's own limit on a request body is 64 MiB.
+const MAX_PAYLOAD_BYTES: usize = 16 << 20;
+/// The shortest soak that reports a window.
+const MIN_DURATION: Duration = Duration::from_secs(1);
+/// The shortest retention a server takes.
+const MIN_RETENTION: Duration = Duration::from_secs(60);
+/// The WAL bounds a server takes: 1 MiB to 1 TiB.
+const WAL_BYTES: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+
+/// Refuses options that a server would refuse, or that would run away (memory, a run that never ends).
+fn check(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.events == 0 || args.endpoints == 0 || args.concurrency == 0 {
+        bail!("--events, --endpoints and --concurrency must each be at least 1");
+    }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&rate))
+    {
+        bail!("invalid --rate {rate}; expected {MIN_RATE} to {MAX_RATE} events per second");
+    }
+    if !(1..=MAX_PAYLOAD_BYTES).contains(&args.payload_bytes) {
+        bail!("invalid --payload-bytes {}; expected 1 to {MAX_PAYLOAD_BYTES} (16 MiB)", args.payload_bytes);
+    }
+    if let Some(duration) = args.duration
+        && duration < MIN_DURATION
+    {
+        bail!("invalid --duration {}; a soak runs for 1s or more", hookline_core::duration::format_duration(duration));
+    }
+    if let Some(retention) = args.retention
+        && retention < MIN_RETENTION
+    {
+        let retention = hookline_core::duration::format_duration(retention);
+        bail!("invalid --retention {retention}; a server keeps events a minute (1m) or more");
+    }
+    if let Some(bytes) = args.max_wal_bytes
+        && !WAL_BYTES.contains(&bytes)
+    {
+        bail!("invalid --max-wal-bytes {bytes}; expected 1048576 (1 MiB) to 1099511627776 (1 TiB)");
+    }
+    Ok(())
+}
 
 fn parse_bench_duration(value: &str) -> Result<Duration, String> {
     hookline_core::duration::parse_duration(value).map_err(|error| error.to_string())
@@ -139,20 +184,10 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     if let (Some(duration), Some(rate)) = (args.duration, args.rate) {
         args.events = (duration.as_secs_f64() * rate).ceil().max(1.0) as u64;
     }
+    check(&args)?;
     let database = args.database.as_deref().map(hookline_server::Database::parse).transpose()?;
-    if args.nodes == 0 {
-        bail!("--nodes must be at least 1");
-    }
     if args.nodes > 1 && !matches!(database, Some(hookline_server::Database::Postgres { .. })) {
         bail!("--nodes {} needs a shared database: give --database postgres://…", args.nodes);
-    }
-    if args.events == 0 || args.endpoints == 0 || args.concurrency == 0 {
-        bail!("--events, --endpoints and --concurrency must each be at least 1");
-    }
-    if let Some(rate) = args.rate
-        && !(rate.is_finite() && rate >= MIN_RATE)
-    {
-        bail!("invalid --rate {rate}; expected at least {MIN_RATE} events per second");
     }
     let scenario = match (args.slow_endpoint, args.backlog) {
         (true, _) => Scenario::SlowEndpoint,
@@ -286,6 +321,8 @@ impl Target {
             if let Some(bytes) = args.max_wal_bytes {
                 config.max_wal_bytes = bytes;
             }
+            // Room for the event's data and the rest of the publish request around it.
+            config.max_payload_bytes = config.max_payload_bytes.max(args.payload_bytes + 4096);
             if scenario == Scenario::Backlog {
                 // The held deliveries must not time out (and be retried later) while the queue builds up.
                 config.delivery_timeout = DELIVERY_DEADLINE;
