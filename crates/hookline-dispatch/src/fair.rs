@@ -169,6 +169,17 @@ impl FairQueue {
     /// The next delivery to attempt now, if a slot is free for one; its slot is taken until `finish`.
     /// Deliveries past their `start_by` are given back on the way.
     pub(crate) fn next(&self, now: Instant) -> Option<Start> {
+        let mut expired = Vec::new();
+        let start = self.take_next(now, &mut expired);
+        // The handoff's places are freed outside the queue's lock: a publish's reservation waits on the handoff's.
+        for endpoint in expired.iter().chain(start.as_ref().map(|start| &start.ticket.endpoint)) {
+            self.handoff.started(endpoint);
+        }
+        start
+    }
+
+    /// `next` under the queue's lock; the endpoints of deliveries given back on the way go in `expired`.
+    fn take_next(&self, now: Instant, expired: &mut Vec<EndpointId>) -> Option<Start> {
         let mut state = self.state();
         let state = &mut *state;
         if state.in_flight >= self.shares.total {
@@ -185,8 +196,8 @@ impl FairQueue {
                 endpoint.queued = false;
                 while endpoint.ready() {
                     let Some(waiting) = endpoint.waiting.pop_front() else { break };
-                    self.handoff.started(&endpoint_id);
                     if waiting.start_by <= now {
+                        expired.push(endpoint_id.clone());
                         state.given_back.push(waiting.delivery);
                         continue;
                     }
@@ -262,14 +273,18 @@ impl FairQueue {
         self.state().in_flight < self.shares.total
     }
 
-    /// What a claim should skip: endpoints with deliveries waiting here or at their limit, and tenants at their
-    /// share. A claim takes at most `per_endpoint` of each other endpoint.
+    /// What a claim should skip: endpoints with deliveries waiting here, throttled ones at their lowered limit,
+    /// and tenants at their share. A claim takes at most `per_endpoint` of each other endpoint, so an endpoint
+    /// at its full limit with none waiting gets a round ready to start as its attempts end.
     pub(crate) fn busy(&self) -> Busy {
         let state = self.state();
+        let full = self.shares.per_endpoint;
         let endpoints = state
             .endpoints
             .iter()
-            .filter(|(_, endpoint)| !endpoint.waiting.is_empty() || endpoint.in_flight >= endpoint.limit)
+            .filter(|(_, endpoint)| {
+                !endpoint.waiting.is_empty() || (endpoint.limit < full && endpoint.in_flight >= endpoint.limit)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         let tenants = state

@@ -181,8 +181,14 @@ impl HandoffSink for Handoff {
                     return false;
                 }
                 let Some(place) = state.queued.get_mut(endpoint) else { return false };
-                let of_tenant = state.per_tenant.entry(place.tenant.clone()).or_default();
-                if place.queued >= place.allowed || *of_tenant >= self.per_tenant {
+                if place.queued >= place.allowed {
+                    return false;
+                }
+                let of_tenant = match state.per_tenant.get_mut(&place.tenant) {
+                    Some(of_tenant) => of_tenant,
+                    None => state.per_tenant.entry(place.tenant.clone()).or_default(),
+                };
+                if *of_tenant >= self.per_tenant {
                     return false;
                 }
                 place.queued += 1;

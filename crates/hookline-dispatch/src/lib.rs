@@ -69,8 +69,8 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            concurrency: 1024,
-            per_tenant_concurrency: 512,
+            concurrency: 2048,
+            per_tenant_concurrency: 1024,
             per_endpoint_concurrency: 64,
             timeout: Duration::from_secs(15),
             default_schedule: RetrySchedule::standard(),
@@ -164,8 +164,9 @@ fn the_longest_lease_ends_within_the_horizon_a_restart_releases() {
 const MAX_IDLE: Duration = Duration::from_secs(30);
 /// How many deliveries one claim may take.
 const CLAIM_BATCH: usize = 256;
-/// How many deliveries may wait for a slot in all, claimed or handed over by publishes.
-const WAITING: usize = 1024;
+/// How many deliveries may wait for a slot in all, claimed or handed over by publishes; a tenant may fill the
+/// same share of them as of the slots (half, by default: 1,024, which a lone tenant saturating ten endpoints needs).
+const WAITING: usize = 2048;
 
 impl Dispatcher {
     /// Claims and starts deliveries until `shutdown`; returns the queue, whose waiting deliveries the caller

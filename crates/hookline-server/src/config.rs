@@ -97,7 +97,9 @@ impl Default for Config {
             default_signing: vec![Scheme::Standard],
             max_payload_bytes: 256 * 1024,
             delivery_timeout: Duration::from_secs(15),
-            delivery_concurrency: 1024,
+            // Twice what one tenant may use (half of it, `tenant_concurrency`), so that a lone tenant has the
+            // 1,024 slots it had before shares, and the others as many again.
+            delivery_concurrency: 2048,
             tenant_concurrency: None,
             endpoint_concurrency: 64,
             retry_schedule: None,

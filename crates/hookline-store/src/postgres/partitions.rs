@@ -276,12 +276,16 @@ pub(crate) async fn prepare(pool: &Pool, now: Timestamp, width: Duration) -> Res
     cover(pool, &times, width).await
 }
 
-/// Whether a write failed for want of a partition for its rows.
+/// Whether a write failed for want of a partition for its rows. PostgreSQL says so with a check violation
+/// (SQLSTATE 23514) that names the partitioned table and no constraint, where a failed CHECK names its
+/// constraint; the message itself is translated by `lc_messages`, so it is not read.
 pub(crate) fn is_missing_partition(error: &StoreError) -> bool {
     match error {
         StoreError::Postgres(error) => {
             error.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
-                && error.as_db_error().is_some_and(|error| error.message().starts_with("no partition of relation"))
+                && error.as_db_error().is_some_and(|error| {
+                    error.constraint().is_none() && TABLES.iter().any(|(table, _)| error.table() == Some(*table))
+                })
         }
         _ => false,
     }
