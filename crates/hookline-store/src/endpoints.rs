@@ -4,7 +4,8 @@
 //! from that list, `endpoint_values` binds it and `endpoint_at` reads it. Its topics are stored once, in
 //! `endpoint_topics` (in the order they were given), which publishes join to find their targets.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use hookline_core::Scheme;
@@ -14,7 +15,7 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
-use crate::sql::{Columns, PageRequest, Sql, Value, millis, paginate, parse_field};
+use crate::sql::{Columns, PageRequest, Sql, Value, millis, paginate, parse_field, ready};
 use crate::tenants::tenant_exists;
 use crate::topics::check_subscribable;
 use crate::{Page, Store, StoreError};
@@ -212,6 +213,32 @@ fn split_schedule(text: &str) -> Result<RetrySchedule, StoreError> {
     };
     RetrySchedule::exact(delays)
         .map_err(|error| StoreError::Corrupt { detail: format!("retry schedule {text:?}: {error}") })
+}
+
+/// Endpoints as the embedded store's writer last read them, for the claims and publishes that run on it: every
+/// write that changes endpoints moves the writer's generation on (`Sql::endpoints_changed`), and a lookup at a
+/// later generation forgets all it held first, so what it gives is never stale.
+#[derive(Default)]
+pub(crate) struct EndpointCache(Mutex<(u64, HashMap<EndpointId, Arc<Endpoint>>)>);
+
+impl EndpointCache {
+    /// The endpoint `id` at the writer's `generation`, read through `sql` only if it is not held already.
+    pub(crate) fn endpoint(&self, sql: &mut impl Sql, generation: u64, id: &str) -> Result<Arc<Endpoint>, StoreError> {
+        let mut held = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        let (held_generation, endpoints) = &mut *held;
+        if *held_generation != generation {
+            endpoints.clear();
+            *held_generation = generation;
+        }
+        if let Some(endpoint) = endpoints.get(id) {
+            return Ok(Arc::clone(endpoint));
+        }
+        let endpoint = ready(endpoint_by_id(sql, id))?
+            .ok_or_else(|| StoreError::Corrupt { detail: format!("endpoint {id} vanished in a write") })?;
+        let endpoint = Arc::new(endpoint);
+        endpoints.insert(endpoint.id.clone(), Arc::clone(&endpoint));
+        Ok(endpoint)
+    }
 }
 
 /// The endpoint with this id, of any tenant, deleted or not: for the writer's own use inside a write.

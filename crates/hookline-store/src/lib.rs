@@ -243,8 +243,45 @@ impl Default for StoreOptions {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite(Arc<SqliteStore>),
-    Postgres(Arc<PostgresStore>),
+    Sqlite(Arc<SqliteBackend>),
+    Postgres(Arc<PostgresBackend>),
+}
+
+/// The embedded store's machinery and, beside it, what the aggregates keep on it: the endpoints as its writer
+/// last read them. Machinery below, aggregates above: the backend module knows nothing of either.
+pub(crate) struct SqliteBackend {
+    store: SqliteStore,
+    pub(crate) endpoints: Arc<endpoints::EndpointCache>,
+    /// The local dispatcher, once it runs: publishes hand it the deliveries it has room for.
+    handoff: std::sync::Mutex<Option<Arc<dyn HandoffSink>>>,
+}
+
+impl SqliteBackend {
+    pub(crate) fn handoff(&self) -> Option<Arc<dyn HandoffSink>> {
+        self.handoff.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
+    }
+}
+
+impl std::ops::Deref for SqliteBackend {
+    type Target = SqliteStore;
+
+    fn deref(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+/// PostgreSQL's machinery and, beside it, what the aggregates keep on it: the events' batching publisher.
+pub(crate) struct PostgresBackend {
+    store: PostgresStore,
+    pub(crate) publisher: events::postgres::Publisher,
+}
+
+impl std::ops::Deref for PostgresBackend {
+    type Target = PostgresStore;
+
+    fn deref(&self) -> &PostgresStore {
+        &self.store
+    }
 }
 
 /// The store. Cheap to clone; all clones share one database.
@@ -278,14 +315,25 @@ impl Store {
         options: &StoreOptions,
     ) -> Result<Store, OpenError> {
         let backend = match database {
-            Database::Sqlite { data_dir } => Backend::Sqlite(Arc::new(
-                SqliteStore::open(data_dir, options.max_wal_bytes, Arc::clone(&options.clock)).await?,
-            )),
+            Database::Sqlite { data_dir } => {
+                let store = SqliteStore::open(data_dir, options.max_wal_bytes).await?;
+                Backend::Sqlite(Arc::new(SqliteBackend {
+                    store,
+                    endpoints: Arc::default(),
+                    handoff: Default::default(),
+                }))
+            }
             Database::Postgres { url } => {
-                Backend::Postgres(Arc::new(PostgresStore::open(url, node_dir, options).await?))
+                let store = PostgresStore::open(url, node_dir, options).await?;
+                let publisher = events::postgres::Publisher::start(Arc::clone(&store.pool), options.partition_width);
+                Backend::Postgres(Arc::new(PostgresBackend { store, publisher }))
             }
         };
         let store = Store { backend, clock: Arc::clone(&options.clock), list_scan: options.list_scan.max(1) };
+        let released = store.release_left_leases().await?;
+        if released > 0 {
+            tracing::info!(released, node = %store.node(), "deliveries left in flight by a previous run go back to the queue");
+        }
         store.seed_topics().await?;
         Ok(store)
     }
@@ -297,7 +345,7 @@ impl Store {
         if let Backend::Sqlite(backend) = self.backend
             && let Ok(backend) = Arc::try_unwrap(backend)
         {
-            backend.close().await;
+            backend.store.close().await;
         }
     }
 
@@ -369,9 +417,14 @@ impl Store {
     /// room for (see `HandoffSink`). On PostgreSQL every delivery goes through a claim, so that the nodes share
     /// the work, and the dispatcher only keeps its count.
     pub fn attach_dispatcher(&self, dispatcher: Arc<dyn HandoffSink>) {
+        let woken = Arc::clone(&dispatcher);
+        let wake: sql::Wake = Arc::new(move || woken.work_due());
         match &self.backend {
-            Backend::Sqlite(backend) => backend.attach_dispatcher(dispatcher),
-            Backend::Postgres(backend) => backend.attach_dispatcher(dispatcher),
+            Backend::Sqlite(backend) => {
+                *backend.handoff.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(dispatcher);
+                backend.attach_dispatcher(wake);
+            }
+            Backend::Postgres(backend) => backend.attach_dispatcher(wake),
         }
     }
 }

@@ -38,7 +38,9 @@ impl Store {
             crate::Backend::Sqlite(_) => (Purged::default(), None, EventId::first_at(horizon).to_string()),
             crate::Backend::Postgres(backend) => {
                 let dropped = backend.drop_expired(horizon).await?;
-                (dropped.purged, dropped.purged_before, dropped.rows_before)
+                let rows = dropped.purged;
+                let purged = Purged { events: rows.events, deliveries: rows.deliveries, attempts: rows.attempts };
+                (purged, dropped.purged_before, dropped.rows_before)
             }
         };
         let dropped_before = dropped_before.map(Timestamp::unix_millis);

@@ -14,6 +14,10 @@ use hookline_core::time::Timestamp;
 
 use crate::StoreError;
 
+/// How the machinery tells this process's dispatcher, once one is attached, that deliveries may be due: the
+/// dispatcher's `HandoffSink::work_due`, which is all the backends know of it.
+pub(crate) type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A value either database can bind: text, integers (always `i64`: every integer column is `BIGINT` on
 /// PostgreSQL), booleans, and options of those.
 pub(crate) trait Value: Sync {
@@ -63,8 +67,8 @@ pub(crate) trait Sql {
     /// The first row of a query, if any, read into a record.
     async fn first<T>(&mut self, sql: &str, values: &[&dyn Value], read: Read<T>) -> Result<Option<T>, StoreError>;
 
-    /// Told by every write that changes or deletes endpoints: the embedded store's writer keeps the endpoints it
-    /// has read, and forgets them then.
+    /// Told by every write that changes or deletes endpoints: on the embedded store, what was read of endpoints
+    /// before is stale from then on (see `endpoints::EndpointCache`).
     fn endpoints_changed(&mut self) {}
 
     /// Told by a write that makes deliveries due (a retry, a re-enabled endpoint), so that dispatchers look:
@@ -80,6 +84,16 @@ pub(crate) fn in_id_list(dialect: Dialect) -> &'static str {
         Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
         Dialect::Postgres => "= ANY(ARRAY(SELECT json_array_elements_text($1::text::json)))",
     }
+}
+
+/// `in_id_list` for the JSON array bound as `$parameter`.
+pub(crate) fn in_id_list_at(dialect: Dialect, parameter: usize) -> String {
+    in_id_list(dialect).replace("$1", &format!("${parameter}"))
+}
+
+/// Ids as a JSON array of strings, for `in_id_list`.
+pub(crate) fn json_ids(ids: &[impl std::fmt::Display]) -> Result<String, StoreError> {
+    json_list(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
 }
 
 /// The first row of a query that always has one (an aggregate, `EXISTS`).

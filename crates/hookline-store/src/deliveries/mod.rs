@@ -2,8 +2,8 @@
 //! the attempt's outcome (done, or due again at the retry's time), released untouched at shutdown, cancelled
 //! when its endpoint is deleted, and sent again by hand.
 //!
-//! Listing, reading, retrying and cancelling are shared. Claiming, recording outcomes, releasing and finding the
-//! next due time are the dispatcher's hot path and are written for each database (`sqlite.rs`, `postgres.rs`):
+//! Listing, reading, retrying, cancelling and finding the next due time are shared. Claiming, recording outcomes
+//! and releasing are the dispatcher's hot path and are written for each database (`sqlite.rs`, `postgres.rs`):
 //! SQLite runs them on its one writer, PostgreSQL as set-based statements that several nodes run at once.
 
 pub(crate) mod postgres;
@@ -20,7 +20,8 @@ use hookline_core::topic::TopicName;
 use crate::attempts::{Attempt, attempt_at, attempt_columns};
 use crate::endpoints::Endpoint;
 use crate::sql::{
-    Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, narrow, paginate, parse_field, read_text,
+    Columns, ListQuery, PageRequest, Sql, in_id_list, in_id_list_at, json_ids, json_list, millis, narrow, paginate,
+    parse_field, read_text,
 };
 use crate::{Backend, Page, Store, StoreError};
 
@@ -423,6 +424,36 @@ async fn load_delivery(sql: &mut impl Sql, tenant: &TenantId, id: &DeliveryId) -
 }
 
 impl Store {
+    /// At start-up, makes due now the deliveries whose leases a previous run of this node left: on the embedded
+    /// store every lease (only one process can hold its directory), on PostgreSQL this node's own (its identity
+    /// is kept in its directory), while the leases of a node that never comes back run out. Only pending
+    /// deliveries due within `LEASE_HORIZON` can hold one, so the due index finds them, and a store of millions
+    /// of deliveries waiting for a late retry opens without reading them all.
+    pub(crate) async fn release_left_leases(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let horizon = now.saturating_add(crate::LEASE_HORIZON).unix_millis();
+        let now = now.unix_millis();
+        let node = match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(backend) => Some(backend.node.clone()),
+        };
+        writing!(self, |sql| {
+            // The one difference: PostgreSQL's leases name their node, whose own are the ones released.
+            let (least, node_reset, node_match) = match sql.dialect() {
+                crate::sql::Dialect::Sqlite => ("MIN", "", ""),
+                crate::sql::Dialect::Postgres => ("LEAST", ", lease_node = NULL", " AND lease_node = $3"),
+            };
+            let statement = format!(
+                "UPDATE deliveries SET lease = NULL{node_reset}, next_attempt_at = {least}(next_attempt_at, $1)
+                 WHERE status = 'pending' AND lease IS NOT NULL AND next_attempt_at <= $2{node_match}"
+            );
+            match &node {
+                Some(node) => sql.execute(&statement, &[&now, &horizon, &node.as_str()]).await,
+                None => sql.execute(&statement, &[&now, &horizon]).await,
+            }
+        })
+    }
+
     pub async fn list_deliveries(
         &self,
         tenant: TenantId,
@@ -531,10 +562,28 @@ impl Store {
     /// When the next pending delivery of an enabled endpoint that `busy` does not name (nor its tenant) falls
     /// due, if any. A leased delivery falls due when its lease expires.
     pub async fn next_due(&self, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(backend) => sqlite::next_due(backend, busy).await,
-            Backend::Postgres(backend) => postgres::next_due(backend, busy).await,
-        }
+        let endpoints = json_ids(&busy.endpoints)?;
+        let tenants = json_ids(&busy.tenants)?;
+        reading!(self, |sql| {
+            let next = if busy.is_empty() {
+                let earliest = "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                     WHERE d.status = 'pending' AND e.enabled ORDER BY d.next_attempt_at LIMIT 1";
+                sql.first(earliest, &[], |row| row.optional_integer(0)).await?
+            } else {
+                // Walking the due index would step over every due delivery of a busy endpoint (a slow one piles
+                // them up): each other endpoint is asked for its earliest through its own index instead.
+                let dialect = sql.dialect();
+                let earliest = format!(
+                    "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
+                                 WHERE d.endpoint_id = e.id AND d.status = 'pending'))
+                     FROM endpoints e WHERE e.enabled AND NOT (e.id {}) AND NOT (e.tenant_id {})",
+                    in_id_list_at(dialect, 1),
+                    in_id_list_at(dialect, 2)
+                );
+                sql.first(&earliest, &[&endpoints, &tenants], |row| row.optional_integer(0)).await?
+            };
+            Ok(next.flatten().map(Timestamp::from_unix_millis))
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use hookline_core::id::{DeliveryId, EndpointId, TenantId};
 use hookline_core::time::Timestamp;
 
 use super::{
-    AttemptOutcome, Busy, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
+    AttemptOutcome, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
     lease_token, next_state,
 };
 use crate::StoreError;
@@ -132,25 +132,6 @@ pub(crate) async fn release(
         )
         .await?;
     Ok(())
-}
-
-pub(crate) async fn next_due(store: &PostgresStore, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
-    let busy_endpoints: Vec<&str> = busy.endpoints.iter().map(EndpointId::as_str).collect();
-    let busy_tenants: Vec<&str> = busy.tenants.iter().map(TenantId::as_str).collect();
-    let connection = store.pool.get().await?;
-    // As on SQLite: with some endpoints busy, each other one is asked for its earliest through its own index.
-    let sql = if busy.is_empty() {
-        "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-             WHERE d.status = 'pending' AND e.enabled AND cardinality($1::text[]) = 0
-                AND cardinality($2::text[]) = 0
-             ORDER BY d.next_attempt_at LIMIT 1"
-    } else {
-        "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
-                         WHERE d.endpoint_id = e.id AND d.status = 'pending'))
-             FROM endpoints e WHERE e.enabled AND NOT (e.id = ANY($1)) AND NOT (e.tenant_id = ANY($2))"
-    };
-    let row = store.session(&connection).pg_query_opt(sql, &[&busy_endpoints, &busy_tenants]).await?;
-    Ok(row.map(|row| row.optional_integer(0)).transpose()?.flatten().map(Timestamp::from_unix_millis))
 }
 
 /// The deliveries a claim takes when no endpoint is busy: the earliest due (from a window of a few batches), at

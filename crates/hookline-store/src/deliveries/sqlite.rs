@@ -1,22 +1,22 @@
 //! The dispatcher's queue on the embedded store: claims, outcomes and releases are writes on the one writer
-//! thread, so no two of them ever race; the next due time is a read.
+//! thread, so no two of them ever race.
 
 use std::sync::Arc;
 
 use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use super::{
-    AttemptOutcome, Busy, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state,
-};
-use crate::StoreError;
+use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
 use crate::attempts::headers_json;
-use crate::sqlite::SqliteStore;
+use crate::sql::json_ids;
 use crate::sqlite::engine::Isolation;
+use crate::sqlite::{SqliteSql, SqliteStore};
+use crate::{SqliteBackend, StoreError};
 
-pub(crate) async fn claim_due(store: &SqliteStore, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
+pub(crate) async fn claim_due(store: &SqliteBackend, claim: Claim) -> Result<Vec<ClaimedDelivery>, StoreError> {
     let local = Arc::clone(&store.local);
+    let endpoints = Arc::clone(&store.endpoints);
     store
         .engine
         .write(move |connection| {
@@ -41,7 +41,9 @@ pub(crate) async fn claim_due(store: &SqliteStore, claim: Claim) -> Result<Vec<C
                 let endpoint_id = row.get_ref(10)?;
                 let endpoint_id =
                     endpoint_id.as_str().map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
-                let endpoint = local.endpoint(connection, endpoint_id)?;
+                let generation = local.endpoints_generation();
+                let endpoint =
+                    endpoints.endpoint(&mut SqliteSql::writer(connection, &local), generation, endpoint_id)?;
                 claimed.push(claimed_with(row, endpoint)?);
             }
             Ok(claimed)
@@ -75,28 +77,6 @@ pub(crate) async fn release(
                 statement.execute(params![id.as_str(), lease, now])?;
             }
             Ok(())
-        })
-        .await
-}
-
-pub(crate) async fn next_due(store: &SqliteStore, busy: Busy) -> Result<Option<Timestamp>, StoreError> {
-    store
-        .engine
-        .read(move |connection| {
-            // Walking the due index would step over every due delivery of a busy endpoint (a slow one piles
-            // them up): with some busy, each other endpoint is asked for its earliest through its own index.
-            let sql = if busy.is_empty() {
-                "SELECT d.next_attempt_at FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                     WHERE d.status = 'pending' AND e.enabled AND ?1 = '[]' AND ?2 = '[]'
-                     ORDER BY d.next_attempt_at LIMIT 1"
-            } else {
-                concat!("SELECT MIN(due) FROM (", earliest_due_but_busy!(), ")")
-            };
-            let next: Option<Option<i64>> = connection
-                .prepare_cached(sql)?
-                .query_row(params![json_ids(&busy.endpoints), json_ids(&busy.tenants)], |row| row.get(0))
-                .optional()?;
-            Ok(next.flatten().map(Timestamp::from_unix_millis))
         })
         .await
 }
@@ -181,14 +161,19 @@ fn claim_earliest(connection: &Connection, claim: &Claim, lease: i64) -> Result<
 /// order would step over every due delivery of a busy endpoint on each claim, and a slow endpoint piles up many:
 /// instead, each other endpoint with work due is visited through its own index, the longest waiting first.
 fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Result<usize, StoreError> {
-    let mut ready = connection.prepare_cached(concat!(
-        "SELECT id FROM (",
-        earliest_due_but_busy!(),
-        ") WHERE due <= ?3 ORDER BY due"
-    ))?;
+    // Each enabled endpoint but the busy ones (`?1`, a JSON array) and those of busy tenants (`?2`), with the
+    // earliest due time of its pending deliveries, found through the per-endpoint due index.
+    let mut ready = connection.prepare_cached(
+        "SELECT id FROM (
+            SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
+                WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
+            FROM endpoints e WHERE e.enabled AND e.id NOT IN (SELECT value FROM json_each(?1))
+                AND e.tenant_id NOT IN (SELECT value FROM json_each(?2))
+        ) WHERE due <= ?3 ORDER BY due",
+    )?;
     let endpoints: Vec<String> = ready
         .query_map(
-            params![json_ids(&claim.busy.endpoints), json_ids(&claim.busy.tenants), claim.now.unix_millis()],
+            params![json_ids(&claim.busy.endpoints)?, json_ids(&claim.busy.tenants)?, claim.now.unix_millis()],
             |row| row.get(0),
         )?
         .collect::<Result<_, _>>()?;
@@ -208,26 +193,4 @@ fn claim_around_busy(connection: &Connection, claim: &Claim, lease: i64) -> Resu
             take.execute(params![endpoint, claim.now.unix_millis(), claim.lease_until.unix_millis(), lease, room])?;
     }
     Ok(claimed)
-}
-
-/// Each enabled endpoint but the busy ones (`?1`, a JSON array) and those of busy tenants (`?2`), with the
-/// earliest due time of its pending
-/// deliveries (`due`, NULL when none), found through the per-endpoint due index. A macro, so that the queries
-/// built on it are constants.
-macro_rules! earliest_due_but_busy {
-    () => {
-        "SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM deliveries d
-            WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due
-        FROM endpoints e WHERE e.enabled AND e.id NOT IN (SELECT value FROM json_each(?1))
-            AND e.tenant_id NOT IN (SELECT value FROM json_each(?2))"
-    };
-}
-use earliest_due_but_busy;
-
-/// Ids as a JSON array, for `json_each` (SQLite has no array parameters).
-fn json_ids(ids: &[impl std::fmt::Display]) -> String {
-    // Endpoint ids are validated base32 after a prefix and tenant ids letters, digits, `_` and `-`, so they need
-    // no escaping.
-    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
-    format!("[{}]", quoted.join(","))
 }

@@ -8,24 +8,25 @@ use rusqlite::{Connection, params};
 
 use super::{Event, Published, replayed};
 use crate::deliveries::{ClaimedDelivery, escape_name, lease_token};
-use crate::endpoints::Endpoint;
+use crate::endpoints::{Endpoint, EndpointCache};
 use crate::sql::{read_flag, ready};
 use crate::sqlite::engine::Isolation;
-use crate::sqlite::{Local, SqliteSql, SqliteStore};
+use crate::sqlite::{Local, SqliteSql};
 use crate::tenants::tenant_exists;
-use crate::{HandoffSink, StoreError};
+use crate::{HandoffSink, SqliteBackend, StoreError};
 
 /// Publishes `event`. Deliveries the local dispatcher has room for are written leased to it and handed over
 /// once committed; the others are written due.
-pub(crate) async fn publish(store: &SqliteStore, event: Event) -> Result<Option<Published>, StoreError> {
+pub(crate) async fn publish(store: &SqliteBackend, event: Event) -> Result<Option<Published>, StoreError> {
     let local = Arc::clone(&store.local);
-    let handoff = store.local.handoff();
+    let endpoints = Arc::clone(&store.endpoints);
+    let handoff = store.handoff();
     let returned = handoff.clone();
     let (published, _) = store
         .engine
         .write_as(
             Isolation::ChecksFirst,
-            move |connection| publish_event(connection, &local, handoff.as_deref(), event),
+            move |connection| publish_event(connection, &local, &endpoints, handoff.as_deref(), event),
             move |answer, committed| {
                 let Some(handoff) = returned else { return };
                 if let Ok((_, handed)) = answer {
@@ -47,6 +48,7 @@ pub(crate) async fn publish(store: &SqliteStore, event: Event) -> Result<Option<
 fn publish_event(
     connection: &Connection,
     local: &Local,
+    endpoints: &EndpointCache,
     handoff: Option<&dyn HandoffSink>,
     event: Event,
 ) -> Result<(Option<Published>, Vec<ClaimedDelivery>), StoreError> {
@@ -75,7 +77,7 @@ fn publish_event(
              WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled",
         )?
         .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
-        .map(|id| local.endpoint(connection, &id?))
+        .map(|id| endpoints.endpoint(sql, local.endpoints_generation(), &id?))
         .collect::<Result<Vec<_>, _>>()?;
     let created = event.created.unix_millis();
     connection

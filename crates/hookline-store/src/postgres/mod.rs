@@ -20,9 +20,9 @@ use tokio::sync::oneshot;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
 
 use self::pool::{Pool, Pooled, Session};
-use crate::events::postgres::Publisher;
+use crate::sql::Wake;
 use crate::sql::{Columns, Dialect, Read, Sql, Value};
-use crate::{HandoffSink, OpenError, StoreError};
+use crate::{OpenError, StoreError};
 
 /// Connections per node. Each node also keeps one more, for `LISTEN`.
 const POOL_SIZE: usize = 12;
@@ -78,7 +78,6 @@ impl<C: GenericClient + Sync> Sql for Session<'_, C> {
 
 pub(crate) struct PostgresStore {
     pub(crate) pool: Arc<Pool>,
-    pub(crate) publisher: Publisher,
     /// This node's identity, which its leases carry.
     pub(crate) node: String,
     clock: Arc<dyn Clock>,
@@ -86,7 +85,7 @@ pub(crate) struct PostgresStore {
     partition_width: Duration,
     _lock: std::fs::File,
     /// This node's dispatcher, once it runs: the work listener tells it of work due on any node.
-    dispatcher: Arc<Mutex<Option<Arc<dyn HandoffSink>>>>,
+    dispatcher: Dispatcher,
     /// Dropped with the store, which ends the work listener.
     _listener_stop: oneshot::Sender<()>,
 }
@@ -182,12 +181,10 @@ impl PostgresStore {
         let node = node_identity(node_dir)?;
         let pool = Arc::new(Pool::new(config, POOL_SIZE));
         let (clock, partition_width) = (Arc::clone(&options.clock), options.partition_width);
-        let publisher = Publisher::start(Arc::clone(&pool), partition_width);
         let (listener_stop, stopped) = oneshot::channel();
         let dispatcher = Arc::default();
         let store = PostgresStore {
             pool,
-            publisher,
             node,
             clock,
             partition_width,
@@ -203,10 +200,6 @@ impl PostgresStore {
             }
         }
         store.prepare_partitions().await?;
-        let released = store.release_own_leases().await?;
-        if released > 0 {
-            tracing::info!(released, node = %store.node, "deliveries this node left in flight go back to the queue");
-        }
         tokio::spawn(listen(store.pool.config().clone(), Arc::clone(&store.dispatcher), stopped));
         Ok(store)
     }
@@ -215,27 +208,14 @@ impl PostgresStore {
         self.pool.location()
     }
 
-    /// From now on the work listener tells `dispatcher` of work due on any node.
-    pub(crate) fn attach_dispatcher(&self, dispatcher: Arc<dyn HandoffSink>) {
-        *self.dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(dispatcher);
+    /// From now on the work listener calls `wake` when work is due on any node.
+    pub(crate) fn attach_dispatcher(&self, wake: Wake) {
+        *self.dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(wake);
     }
 
     /// Statements on a pooled connection, outside any transaction.
     pub(crate) fn session<'a>(&'a self, connection: &'a Pooled) -> Session<'a, Pooled> {
         Session { client: connection, pool: &self.pool }
-    }
-
-    /// The leases a previous run of this node held belong to a dead process: make those deliveries due now.
-    async fn release_own_leases(&self) -> Result<u64, StoreError> {
-        let now = self.clock.now();
-        let connection = self.pool.get().await?;
-        self.session(&connection)
-            .pg_execute(
-                "UPDATE deliveries SET lease = NULL, lease_node = NULL, next_attempt_at = LEAST(next_attempt_at, $2)
-                 WHERE lease_node = $1 AND lease IS NOT NULL AND status = 'pending' AND next_attempt_at <= $3",
-                &[&self.node, &now.unix_millis(), &now.saturating_add(crate::LEASE_HORIZON).unix_millis()],
-            )
-            .await
     }
 
     /// See `Store::prepare_partitions`.
@@ -315,14 +295,14 @@ impl PostgresStore {
     }
 }
 
-/// This node's dispatcher, if it runs, as the listener sees it.
-type Dispatcher = Arc<Mutex<Option<Arc<dyn HandoffSink>>>>;
+/// How to wake this node's dispatcher, if it runs, as the listener sees it.
+type Dispatcher = Arc<Mutex<Option<Wake>>>;
 
 /// Tells this node's dispatcher, if it runs, that work may be due.
 fn wake(dispatcher: &Dispatcher) {
-    let dispatcher = dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
-    if let Some(dispatcher) = dispatcher {
-        dispatcher.work_due();
+    let wake = dispatcher.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+    if let Some(wake) = wake {
+        wake();
     }
 }
 

@@ -20,7 +20,6 @@ use hookline_core::time::Timestamp;
 
 use super::pool::{Pool, Pooled, Session};
 use crate::StoreError;
-use crate::retention::Purged;
 use crate::sql::Columns;
 
 /// The partitioned tables with the prefix of the ids they are partitioned by, in the order a set is dropped:
@@ -291,9 +290,17 @@ pub(crate) fn is_missing_partition(error: &StoreError) -> bool {
     }
 }
 
+/// The rows of each table that dropping sets removed (the statistics' estimates: see `drop_set`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DroppedRows {
+    pub(crate) events: u64,
+    pub(crate) deliveries: u64,
+    pub(crate) attempts: u64,
+}
+
 /// What dropping sets did, and the id below which a purge row by row may still look (see `drop_expired`).
 pub(crate) struct Dropped {
-    pub(crate) purged: Purged,
+    pub(crate) purged: DroppedRows,
     /// Every event before this time whose set was dropped is gone.
     pub(crate) purged_before: Option<Timestamp>,
     /// Rows before this event id that retention may purge one by one: those of sets wholly past the horizon that
@@ -307,7 +314,7 @@ pub(crate) struct Dropped {
 pub(crate) async fn drop_expired(pool: &Pool, horizon: Timestamp) -> Result<Dropped, StoreError> {
     let connection = pool.get().await?;
     let mut session = Session { client: &connection, pool };
-    let nothing = Dropped { purged: Purged::default(), purged_before: None, rows_before: String::new() };
+    let nothing = Dropped { purged: DroppedRows::default(), purged_before: None, rows_before: String::new() };
     // A session's lock, not a transaction's: a detach cannot run in a transaction.
     let locked = session.pg_query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK]).await?;
     if !locked.flag(0)? {
@@ -385,7 +392,7 @@ async fn drop_set(
     session: &mut Session<'_, Pooled>,
     suffix: &str,
     set: &Set,
-    purged: &mut Purged,
+    purged: &mut DroppedRows,
 ) -> Result<Outcome, StoreError> {
     let deliveries = format!("deliveries_p{suffix}");
     if set.tables.contains_key("deliveries") && holds_pending(session, &deliveries).await? {

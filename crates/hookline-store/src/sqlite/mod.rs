@@ -1,26 +1,23 @@
 //! The embedded backend: one SQLite file in the data directory, written by one thread in group commits.
 //!
 //! Only one process may use a data directory (it is locked), so at start-up every lease left by a previous run
-//! belongs to a dead process and is released at once. What is here makes the backend run; the statements are
-//! in the aggregates.
+//! belongs to a dead process and is released at once (`Store::release_left_leases`). What is here makes the
+//! backend run; the statements are in the aggregates, which this module does not know.
 
 pub(crate) mod engine;
 mod schema;
 pub(crate) mod vacuum;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hookline_core::clock::Clock;
-use hookline_core::id::EndpointId;
 use rusqlite::{CachedStatement, Connection};
 
 use self::engine::Engine;
-use crate::endpoints::{Endpoint, endpoint_by_id};
-use crate::sql::{Columns, Dialect, Read, Sql, Value, placeholders_in_order, ready};
-use crate::{HandoffSink, OpenError, StoreError};
+use crate::sql::{Columns, Dialect, Read, Sql, Value, Wake, placeholders_in_order};
+use crate::{OpenError, StoreError};
 
 impl Columns for rusqlite::Row<'_> {
     fn text(&self, index: usize) -> Result<String, StoreError> {
@@ -109,46 +106,33 @@ impl Sql for SqliteSql<'_> {
 pub(crate) struct SqliteStore {
     pub(crate) engine: Arc<Engine>,
     pub(crate) local: Arc<Local>,
-    clock: Arc<dyn Clock>,
     _lock: File,
 }
 
 /// What the writer thread keeps beside the database, used only inside writes.
 pub(crate) struct Local {
-    /// Endpoints as the writer last read them. Every change to an endpoint is a write, on the same thread,
-    /// and empties this, so what it holds is never stale.
-    endpoints: Mutex<HashMap<EndpointId, Arc<Endpoint>>>,
-    /// The local dispatcher's, once it runs: publishes hand it deliveries it has room for, and it is told when
-    /// a write makes deliveries due.
-    handoff: Mutex<Option<Arc<dyn HandoffSink>>>,
+    /// Moves on with every write that changes or deletes endpoints (on this same thread), so that what was read
+    /// of endpoints under an earlier generation is known to be stale.
+    endpoints_generation: AtomicU64,
+    /// Tells the local dispatcher, once it runs, that a write made deliveries due.
+    wake: Mutex<Option<Wake>>,
 }
 
 impl Local {
-    /// The endpoint `id`, read from the database only if it is not held already.
-    pub(crate) fn endpoint(&self, connection: &Connection, id: &str) -> Result<Arc<Endpoint>, StoreError> {
-        let mut endpoints = self.endpoints.lock().unwrap_or_else(|poison| poison.into_inner());
-        if let Some(endpoint) = endpoints.get(id) {
-            return Ok(Arc::clone(endpoint));
-        }
-        let endpoint = ready(endpoint_by_id(&mut SqliteSql::reader(connection), id))?
-            .ok_or_else(|| StoreError::Corrupt { detail: format!("endpoint {id} vanished in a write") })?;
-        let endpoint = Arc::new(endpoint);
-        endpoints.insert(endpoint.id.clone(), Arc::clone(&endpoint));
-        Ok(endpoint)
+    /// The generation of endpoints the writer is at: see `endpoints_generation`.
+    pub(crate) fn endpoints_generation(&self) -> u64 {
+        self.endpoints_generation.load(Ordering::Acquire)
     }
 
     /// Called by every write that changes or deletes endpoints.
     fn endpoints_changed(&self) {
-        self.endpoints.lock().unwrap_or_else(|poison| poison.into_inner()).clear();
-    }
-
-    pub(crate) fn handoff(&self) -> Option<Arc<dyn HandoffSink>> {
-        self.handoff.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
+        self.endpoints_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn work_due(&self) {
-        if let Some(dispatcher) = self.handoff() {
-            dispatcher.work_due();
+        let wake = self.wake.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+        if let Some(wake) = wake {
+            wake();
         }
     }
 }
@@ -183,25 +167,16 @@ pub(crate) fn migrated_in_memory() -> Connection {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`, runs migrations and releases the leases of a previous
-    /// run. Fails if another process holds the directory. The WAL file stays under about `max_wal_bytes`.
-    pub(crate) async fn open(
-        data_dir: &Path,
-        max_wal_bytes: u64,
-        clock: Arc<dyn Clock>,
-    ) -> Result<SqliteStore, OpenError> {
+    /// Opens (creating if needed) the store in `data_dir` and runs migrations. Fails if another process holds the
+    /// directory. The WAL file stays under about `max_wal_bytes`.
+    pub(crate) async fn open(data_dir: &Path, max_wal_bytes: u64) -> Result<SqliteStore, OpenError> {
         let lock = crate::lock_data_dir(data_dir)?;
         let path = data_dir.join("hookline.db");
         let engine = tokio::task::spawn_blocking(move || Engine::open(&path, max_wal_bytes))
             .await
             .map_err(|_| StoreError::Closed)??;
-        let local = Arc::new(Local { endpoints: Mutex::default(), handoff: Mutex::default() });
-        let store = SqliteStore { engine, local, clock, _lock: lock };
-        let released = store.release_all_leases().await?;
-        if released > 0 {
-            tracing::info!(released, "deliveries left in flight by the previous run go back to the queue");
-        }
-        Ok(store)
+        let local = Arc::new(Local { endpoints_generation: AtomicU64::new(0), wake: Mutex::default() });
+        Ok(SqliteStore { engine, local, _lock: lock })
     }
 
     /// Waits until every queued write is committed and the WAL emptied, when no other handle is left (else the
@@ -237,31 +212,12 @@ impl SqliteStore {
         self.engine.read(move |connection| work(&mut SqliteSql::reader(connection))).await
     }
 
-    /// Every lease belongs to a dead process here: make those deliveries due now.
-    async fn release_all_leases(&self) -> Result<usize, StoreError> {
-        let now = self.clock.now();
-        let horizon = now.saturating_add(crate::LEASE_HORIZON).unix_millis();
-        let now = now.unix_millis();
-        self.engine
-            .write(move |connection| {
-                Ok(connection.execute(
-                    // Only pending deliveries due soon hold leases: naming them lets the due index find them, so a
-                    // store of millions of finished deliveries, or of many waiting for a late retry, opens without
-                    // reading them all.
-                    "UPDATE deliveries SET lease = NULL, next_attempt_at = MIN(next_attempt_at, ?1)
-                     WHERE status = 'pending' AND lease IS NOT NULL AND next_attempt_at <= ?2",
-                    [now, horizon],
-                )?)
-            })
-            .await
-    }
-
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.engine.read(|connection| Ok(connection.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
-    /// From now on, publishes hand `handoff` the deliveries it has room for, and writes tell it of due work.
-    pub(crate) fn attach_dispatcher(&self, handoff: Arc<dyn HandoffSink>) {
-        *self.local.handoff.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(handoff);
+    /// From now on, writes that make deliveries due call `wake`.
+    pub(crate) fn attach_dispatcher(&self, wake: Wake) {
+        *self.local.wake.lock().unwrap_or_else(|poison| poison.into_inner()) = Some(wake);
     }
 }
