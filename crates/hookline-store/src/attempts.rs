@@ -5,6 +5,7 @@ use hookline_core::attempt::AttemptError;
 use hookline_core::time::Timestamp;
 
 use crate::StoreError;
+use crate::rows::{Cell, Column};
 use crate::sql::{Columns, millis, narrow};
 
 /// One attempt as recorded in the delivery log.
@@ -32,6 +33,61 @@ macro_rules! attempt_columns {
     };
 }
 pub(crate) use attempt_columns;
+
+/// The columns an attempt is inserted with, in the order `AttemptRow::cells` gives them (`attempt_columns!`
+/// reads the same after the delivery's id).
+pub(crate) const COLUMNS: [Column; 12] = [
+    Column::text("delivery_id"),
+    Column::integer("number"),
+    Column::integer("started_at"),
+    Column::integer("duration_ms"),
+    Column::text("url"),
+    Column::text("request_headers"),
+    Column::integer("response_status"),
+    Column::text("response_headers"),
+    Column::text("response_body"),
+    Column::text("error_kind"),
+    Column::text("error_detail"),
+    Column::integer("response_headers_omitted"),
+];
+
+/// An attempt of `delivery` as it is inserted, its headers written as stored.
+pub(crate) struct AttemptRow<'a> {
+    delivery: &'a str,
+    attempt: &'a Attempt,
+    request_headers: String,
+    response_headers: String,
+}
+
+impl<'a> AttemptRow<'a> {
+    pub(crate) fn new(delivery: &'a str, attempt: &'a Attempt) -> AttemptRow<'a> {
+        AttemptRow {
+            delivery,
+            attempt,
+            request_headers: headers_json(&attempt.request_headers),
+            response_headers: headers_json(&attempt.response_headers),
+        }
+    }
+
+    /// Its values for `COLUMNS`.
+    pub(crate) fn cells(&self) -> [Cell<'_>; COLUMNS.len()] {
+        let attempt = self.attempt;
+        [
+            Cell::Text(Some(self.delivery)),
+            Cell::Integer(Some(i64::from(attempt.number))),
+            Cell::Integer(Some(attempt.started.unix_millis())),
+            Cell::Integer(Some(attempt.duration_ms.min(i64::MAX as u64) as i64)),
+            Cell::Text(Some(&attempt.url)),
+            Cell::Text(Some(&self.request_headers)),
+            Cell::Integer(attempt.response_status.map(i64::from)),
+            Cell::Text(Some(&self.response_headers)),
+            Cell::Text(attempt.response_body.as_deref()),
+            Cell::Text(attempt.error.map(|error| error.as_str())),
+            Cell::Text(attempt.error_detail.as_deref()),
+            Cell::Integer(Some(i64::from(attempt.response_headers_omitted))),
+        ]
+    }
+}
 
 /// Headers as stored: a JSON array of name and value pairs, in the order they were sent or received.
 pub(crate) fn headers_json(headers: &[(String, String)]) -> String {
@@ -66,4 +122,14 @@ pub(crate) fn attempt_at(row: &dyn Columns, offset: usize) -> Result<Option<Atte
         error_detail: row.optional_text(column(9))?,
         response_headers_omitted: narrow(row.integer(column(10))?, "omitted header count")?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attempts_are_read_in_the_order_they_are_inserted() {
+        let read: Vec<&str> = attempt_columns!().split(", ").map(|column| column.trim_start_matches("a.")).collect();
+        let inserted: Vec<&str> = super::COLUMNS[1..].iter().map(|column| column.name).collect();
+        assert_eq!(read, inserted);
+    }
 }

@@ -47,6 +47,7 @@ mod handoff;
 mod jobs;
 mod postgres;
 mod retention;
+mod rows;
 mod schema;
 mod sql;
 mod sqlite;

@@ -19,6 +19,7 @@ use hookline_core::topic::TopicName;
 
 use crate::attempts::{Attempt, attempt_at, attempt_columns};
 use crate::endpoints::Endpoint;
+use crate::rows::{Cell, Column};
 use crate::sql::{
     Columns, ListQuery, PageRequest, Sql, in_id_list, in_id_list_at, json_ids, json_list, millis, narrow, paginate,
     parse_field, read_text,
@@ -166,6 +167,56 @@ macro_rules! delivery_columns {
 }
 
 const SELECT_DELIVERY: &str = concat!("SELECT ", delivery_columns!(), " FROM deliveries");
+
+/// The columns a new delivery is inserted with, in the order `NewDelivery::cells` gives them.
+pub(crate) const NEW_COLUMNS: [Column; 12] = [
+    Column::text("id"),
+    Column::text("tenant_id"),
+    Column::text("event_id"),
+    Column::text("endpoint_id"),
+    Column::text("topic"),
+    Column::text("format"),
+    Column::text("text_escape"),
+    Column::text("status"),
+    Column::integer("next_attempt_at"),
+    Column::integer("lease"),
+    Column::integer("created_at"),
+    Column::integer("updated_at"),
+];
+
+/// A delivery a publish makes: pending, due at `next_attempt_at`, leased to the local dispatcher if `lease`.
+pub(crate) struct NewDelivery<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) tenant: &'a str,
+    pub(crate) event: &'a str,
+    pub(crate) endpoint: &'a str,
+    pub(crate) topic: &'a str,
+    pub(crate) format: &'a str,
+    pub(crate) escape: Escape,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) lease: Option<i64>,
+    pub(crate) created: i64,
+}
+
+impl<'a> NewDelivery<'a> {
+    /// Its values for `NEW_COLUMNS`.
+    pub(crate) fn cells(&self) -> [Cell<'a>; NEW_COLUMNS.len()] {
+        [
+            Cell::Text(Some(self.id)),
+            Cell::Text(Some(self.tenant)),
+            Cell::Text(Some(self.event)),
+            Cell::Text(Some(self.endpoint)),
+            Cell::Text(Some(self.topic)),
+            Cell::Text(Some(self.format)),
+            Cell::Text(Some(escape_name(self.escape))),
+            Cell::Text(Some(DeliveryStatus::Pending.as_str())),
+            Cell::Integer(Some(self.next_attempt_at)),
+            Cell::Integer(self.lease),
+            Cell::Integer(Some(self.created)),
+            Cell::Integer(Some(self.created)),
+        ]
+    }
+}
 
 /// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
 macro_rules! claimed_delivery_columns {

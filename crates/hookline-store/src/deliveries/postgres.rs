@@ -6,15 +6,17 @@ use std::sync::{Arc, LazyLock};
 
 use hookline_core::id::{DeliveryId, EndpointId, TenantId};
 use hookline_core::time::Timestamp;
+use tokio_postgres::types::ToSql;
 
 use super::{
     AttemptOutcome, CLAIMED_DELIVERY_WIDTH, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with,
     lease_token, next_state,
 };
 use crate::StoreError;
-use crate::attempts::headers_json;
+use crate::attempts::{self, AttemptRow};
 use crate::endpoints::{READ_COLUMNS, endpoint_at};
 use crate::postgres::PostgresStore;
+use crate::rows::{Batch, column_list, unnest};
 use crate::sql::Columns;
 
 /// A claimed delivery with its event (`v`) and its endpoint (`e`), read by `claimed_row`.
@@ -68,52 +70,52 @@ pub(crate) async fn record_outcomes(
     for outcome in outcomes.iter() {
         columns.push(outcome);
     }
+    let rows: Vec<AttemptRow<'_>> =
+        outcomes.iter().map(|outcome| AttemptRow::new(outcome.delivery.as_str(), &outcome.attempt)).collect();
+    let mut attempts = Batch::new(&attempts::COLUMNS);
+    for row in &rows {
+        attempts.push(&row.cells());
+    }
+    let now = now.unix_millis();
+    let mut values: Vec<&(dyn ToSql + Sync)> = vec![
+        &columns.ids,
+        &columns.leases,
+        &columns.statuses,
+        &columns.numbers,
+        &columns.next_attempts,
+        &columns.response_statuses,
+        &columns.error_details,
+        &now,
+    ];
+    values.extend(attempts.values());
     let connection = store.pool.get().await?;
-    let rows = store
-        .session(&connection)
-        .pg_query(
-            "WITH outcome AS (
-                    SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-                        $7::text[]) AS o(id, lease, status, attempts, next_attempt_at, last_status, last_error)
-                 ), moved AS (
-                    UPDATE deliveries d SET status = o.status, attempts = o.attempts,
-                        next_attempt_at = o.next_attempt_at, lease = NULL, last_status = o.last_status,
-                        last_error = o.last_error, updated_at = $8
-                    FROM outcome o WHERE d.id = o.id AND d.lease = o.lease
-                    RETURNING d.id
-                 )
-                 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, url, request_headers,
-                    response_status, response_headers, response_body, error_kind, error_detail,
-                    response_headers_omitted)
-                 SELECT a.* FROM unnest($1::text[], $4::int8[], $9::int8[], $10::int8[], $11::text[], $12::text[],
-                    $6::int8[], $13::text[], $14::text[], $15::text[], $7::text[], $16::int8[])
-                    AS a(delivery_id, number, started_at, duration_ms, url, request_headers, response_status,
-                        response_headers, response_body, error_kind, error_detail, response_headers_omitted)
-                 WHERE a.delivery_id IN (SELECT id FROM moved)
-                 ON CONFLICT (delivery_id, number) DO NOTHING
-                 RETURNING delivery_id",
-            &[
-                &columns.ids,
-                &columns.leases,
-                &columns.statuses,
-                &columns.numbers,
-                &columns.next_attempts,
-                &columns.response_statuses,
-                &columns.error_details,
-                &now.unix_millis(),
-                &columns.started,
-                &columns.durations,
-                &columns.urls,
-                &columns.request_headers,
-                &columns.response_headers,
-                &columns.response_bodies,
-                &columns.error_kinds,
-                &columns.response_headers_omitted,
-            ],
-        )
-        .await?;
+    let rows = store.session(&connection).pg_query(&RECORD_OUTCOMES, &values).await?;
     Ok(rows.len())
 }
+
+/// Moves each delivery of a batch on (`$1`–`$8`) under the lease it was claimed with, and inserts the attempts of
+/// those it moved (from `$9` on, made from the attempts' column list).
+static RECORD_OUTCOMES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH outcome AS (
+            SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                $7::text[]) AS o(id, lease, status, attempts, next_attempt_at, last_status, last_error)
+         ), moved AS (
+            UPDATE deliveries d SET status = o.status, attempts = o.attempts,
+                next_attempt_at = o.next_attempt_at, lease = NULL, last_status = o.last_status,
+                last_error = o.last_error, updated_at = $8
+            FROM outcome o WHERE d.id = o.id AND d.lease = o.lease
+            RETURNING d.id
+         )
+         INSERT INTO attempts ({columns})
+         SELECT a.* FROM {attempts}
+         WHERE a.delivery_id IN (SELECT id FROM moved)
+         ON CONFLICT (delivery_id, number) DO NOTHING
+         RETURNING delivery_id",
+        columns = column_list(&attempts::COLUMNS),
+        attempts = unnest(&attempts::COLUMNS, 9, "a"),
+    )
+});
 
 pub(crate) async fn release(
     store: &PostgresStore,
@@ -172,7 +174,7 @@ const CLAIM_AROUND_BUSY: &str = "ready AS (
         ORDER BY picked.next_attempt_at LIMIT $4::int8
     )";
 
-/// Attempt outcomes as one array per column, for a batch written with `unnest`.
+/// Attempt outcomes as one array per column, for the deliveries' update of a batch written with `unnest`.
 #[derive(Default)]
 struct OutcomeColumns {
     ids: Vec<String>,
@@ -182,14 +184,6 @@ struct OutcomeColumns {
     next_attempts: Vec<Option<i64>>,
     response_statuses: Vec<Option<i64>>,
     error_details: Vec<Option<String>>,
-    started: Vec<i64>,
-    durations: Vec<i64>,
-    urls: Vec<String>,
-    request_headers: Vec<String>,
-    response_headers: Vec<String>,
-    response_bodies: Vec<Option<String>>,
-    error_kinds: Vec<Option<&'static str>>,
-    response_headers_omitted: Vec<i64>,
 }
 
 impl OutcomeColumns {
@@ -203,13 +197,5 @@ impl OutcomeColumns {
         self.next_attempts.push(next_attempt);
         self.response_statuses.push(attempt.response_status.map(i64::from));
         self.error_details.push(attempt.error_detail.clone());
-        self.started.push(attempt.started.unix_millis());
-        self.durations.push(attempt.duration_ms.min(i64::MAX as u64) as i64);
-        self.urls.push(attempt.url.clone());
-        self.request_headers.push(headers_json(&attempt.request_headers));
-        self.response_headers.push(headers_json(&attempt.response_headers));
-        self.response_bodies.push(attempt.response_body.clone());
-        self.error_kinds.push(attempt.error.map(|error| error.as_str()));
-        self.response_headers_omitted.push(i64::from(attempt.response_headers_omitted));
     }
 }

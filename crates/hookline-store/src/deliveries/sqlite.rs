@@ -1,14 +1,15 @@
 //! The dispatcher's queue on the embedded store: claims, outcomes and releases are writes on the one writer
 //! thread, so no two of them ever race.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params, params_from_iter};
 
 use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
-use crate::attempts::headers_json;
+use crate::attempts::{self, AttemptRow};
+use crate::rows::values_statement;
 use crate::sql::json_ids;
 use crate::sqlite::engine::Isolation;
 use crate::sqlite::{SqliteSql, SqliteStore};
@@ -81,6 +82,11 @@ pub(crate) async fn release(
         .await
 }
 
+/// An attempt's insert, made from the attempts' column list; one already recorded (the same delivery and number)
+/// is kept.
+static INSERT_ATTEMPT: LazyLock<String> =
+    LazyLock::new(|| values_statement("attempts", &attempts::COLUMNS, "OR IGNORE"));
+
 /// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
 /// holds. Its only checks are the leases, so it needs no savepoint of its own.
 fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Result<usize, StoreError> {
@@ -107,27 +113,8 @@ fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Res
         if updated == 0 {
             continue;
         }
-        connection
-            .prepare_cached(
-                "INSERT OR IGNORE INTO attempts (delivery_id, number, started_at, duration_ms, url,
-                    request_headers, response_status, response_headers, response_body, error_kind, error_detail,
-                    response_headers_omitted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                outcome.delivery.as_str(),
-                attempt.number,
-                attempt.started.unix_millis(),
-                attempt.duration_ms as i64,
-                attempt.url,
-                headers_json(&attempt.request_headers),
-                attempt.response_status,
-                headers_json(&attempt.response_headers),
-                attempt.response_body,
-                attempt.error.map(|error| error.as_str()),
-                attempt.error_detail,
-                attempt.response_headers_omitted,
-            ])?;
+        let row = AttemptRow::new(outcome.delivery.as_str(), attempt);
+        connection.prepare_cached(&INSERT_ATTEMPT)?.execute(params_from_iter(row.cells()))?;
         recorded += 1;
     }
     Ok(recorded)

@@ -12,6 +12,7 @@ use hookline_core::id::{EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
+use crate::rows::{Cell, Column};
 use crate::sql::{
     Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, one, parse_field, read_integer, read_text,
 };
@@ -66,6 +67,31 @@ macro_rules! event_columns {
 pub(crate) use event_columns;
 
 const SELECT_EVENT: &str = concat!("SELECT ", event_columns!(), " FROM events");
+
+/// The columns a new event is inserted with, in the order `event_cells` gives them (`event_columns!` reads
+/// them in the same order).
+pub(crate) const COLUMNS: [Column; 7] = [
+    Column::text("id"),
+    Column::text("tenant_id"),
+    Column::text("topic"),
+    Column::integer("created_at"),
+    Column::text("data"),
+    Column::text("meta"),
+    Column::text("idempotency_key"),
+];
+
+/// A new event's values for `COLUMNS`.
+pub(crate) fn event_cells(event: &Event) -> [Cell<'_>; COLUMNS.len()] {
+    [
+        Cell::Text(Some(event.id.as_str())),
+        Cell::Text(Some(event.tenant.as_str())),
+        Cell::Text(Some(event.topic.as_str())),
+        Cell::Integer(Some(event.created.unix_millis())),
+        Cell::Text(Some(&event.data)),
+        Cell::Text(event.meta.as_deref()),
+        Cell::Text(event.idempotency_key.as_deref()),
+    ]
+}
 
 pub(crate) fn event_row(row: &dyn Columns) -> Result<Event, StoreError> {
     Ok(Event {
@@ -164,6 +190,11 @@ fn list_query(tenant: &TenantId, filter: EventFilter, cursor: Option<String>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_read_in_the_order_they_are_inserted() {
+        assert_eq!(event_columns!(), crate::rows::column_list(&COLUMNS));
+    }
 
     #[test]
     fn every_filter_of_the_events_list_reads_an_index_in_order_within_bounds() {

@@ -7,18 +7,20 @@
 //! and writes its own, so that two publishes with one key, on any nodes, write one event between them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hookline_core::id::DeliveryId;
+use hookline_core::json::Escape;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Event, Published, event_columns, event_row};
+use super::{Event, Published, event_cells, event_columns, event_row};
 use crate::StoreError;
-use crate::deliveries::escape_name;
+use crate::deliveries::{self, NewDelivery};
 use crate::endpoints::split_schemes;
 use crate::postgres::notify_work;
 use crate::postgres::partitions;
 use crate::postgres::pool::{Pool, Session};
+use crate::rows::{Batch, column_list, unnest};
 use crate::sql::Columns;
 
 /// How many publishes one batch may carry.
@@ -293,22 +295,13 @@ async fn insert_events(
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    let ids: Vec<&str> = events.iter().map(|event| event.id.as_str()).collect();
-    let tenants: Vec<&str> = events.iter().map(|event| event.tenant.as_str()).collect();
-    let topics: Vec<&str> = events.iter().map(|event| event.topic.as_str()).collect();
-    let created: Vec<i64> = events.iter().map(|event| event.created.unix_millis()).collect();
-    let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
-    let meta: Vec<Option<&str>> = events.iter().map(|event| event.meta.as_deref()).collect();
-    let keys: Vec<Option<&str>> = events.iter().map(|event| event.idempotency_key.as_deref()).collect();
+    let mut batch = Batch::new(&super::COLUMNS);
+    for event in events {
+        batch.push(&event_cells(event));
+    }
     // The keys are locked and none was stored (`lock_keys`, `existing_by_key`): every row goes in.
-    let rows = session
-        .pg_query(
-            "INSERT INTO events (id, tenant_id, topic, created_at, data, meta, idempotency_key)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[])
-             RETURNING id",
-            &[&ids, &tenants, &topics, &created, &data, &meta, &keys],
-        )
-        .await?;
+    let values: Vec<_> = batch.values().collect();
+    let rows = session.pg_query(&INSERT_EVENTS, &values).await?;
     names(rows)
 }
 
@@ -340,43 +333,34 @@ async fn insert_deliveries(
             Target { endpoint: row.text(2)?, format: row.text(3)?, escape: escape_for_signing(&row.text(4)?)? };
         targets.entry((row.text(0)?, row.text(1)?)).or_default().push(target);
     }
-    let mut columns = DeliveryColumns::default();
+    // Every delivery's id first, so that the batch can borrow them.
+    let mut made = Vec::new();
     for event in &events {
         let key = (event.tenant.to_string(), event.topic.to_string());
         let endpoints = targets.get(&key).map(Vec::as_slice).unwrap_or_default();
         counts.insert(event.id.to_string(), endpoints.len() as u64);
-        for target in endpoints {
-            columns.ids.push(DeliveryId::generate_at(event.created).to_string());
-            columns.tenants.push(event.tenant.as_str());
-            columns.events.push(event.id.as_str());
-            columns.endpoints.push(target.endpoint.as_str());
-            columns.topics.push(event.topic.as_str());
-            columns.formats.push(target.format.as_str());
-            columns.escapes.push(target.escape);
-            columns.created.push(event.created.unix_millis());
-        }
+        made.extend(endpoints.iter().map(|target| (DeliveryId::generate_at(event.created), *event, target)));
     }
-    if !columns.ids.is_empty() {
-        session
-            .pg_execute(
-                "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
-                    next_attempt_at, created_at, updated_at)
-                 SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.topic, d.format, d.text_escape, 'pending',
-                    d.created_at, d.created_at, d.created_at
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::int8[]) AS d(id, tenant_id, event_id, endpoint_id, topic, format, text_escape, created_at)",
-                &[
-                    &columns.ids,
-                    &columns.tenants,
-                    &columns.events,
-                    &columns.endpoints,
-                    &columns.topics,
-                    &columns.formats,
-                    &columns.escapes,
-                    &columns.created,
-                ],
-            )
-            .await?;
+    let mut batch = Batch::new(&deliveries::NEW_COLUMNS);
+    for (id, event, target) in &made {
+        let created = event.created.unix_millis();
+        let delivery = NewDelivery {
+            id: id.as_str(),
+            tenant: event.tenant.as_str(),
+            event: event.id.as_str(),
+            endpoint: &target.endpoint,
+            topic: event.topic.as_str(),
+            format: &target.format,
+            escape: target.escape,
+            next_attempt_at: created,
+            lease: None,
+            created,
+        };
+        batch.push(&delivery.cells());
+    }
+    if !batch.is_empty() {
+        let values: Vec<_> = batch.values().collect();
+        session.pg_execute(&INSERT_DELIVERIES, &values).await?;
     }
     Ok(counts)
 }
@@ -385,23 +369,23 @@ async fn insert_deliveries(
 struct Target {
     endpoint: String,
     format: String,
-    escape: &'static str,
-}
-
-/// New deliveries as one array per column, for `unnest`.
-#[derive(Default)]
-struct DeliveryColumns<'a> {
-    ids: Vec<String>,
-    tenants: Vec<&'a str>,
-    events: Vec<&'a str>,
-    endpoints: Vec<&'a str>,
-    topics: Vec<&'a str>,
-    formats: Vec<&'a str>,
-    escapes: Vec<&'static str>,
-    created: Vec<i64>,
+    escape: Escape,
 }
 
 /// How a delivery's body escapes text, from the stored signing column of its endpoint.
-fn escape_for_signing(signing: &str) -> Result<&'static str, StoreError> {
-    Ok(escape_name(hookline_core::body::escape_for(&split_schemes(signing)?)))
+fn escape_for_signing(signing: &str) -> Result<Escape, StoreError> {
+    Ok(hookline_core::body::escape_for(&split_schemes(signing)?))
 }
+
+/// The statements a batch writes with, made from the events' and deliveries' column lists.
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO events ({}) SELECT * FROM {} RETURNING id",
+        column_list(&super::COLUMNS),
+        unnest(&super::COLUMNS, 1, "v")
+    )
+});
+static INSERT_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
+    let columns = &deliveries::NEW_COLUMNS;
+    format!("INSERT INTO deliveries ({}) SELECT * FROM {}", column_list(columns), unnest(columns, 1, "d"))
+});

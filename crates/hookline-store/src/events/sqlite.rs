@@ -1,19 +1,25 @@
 //! Publishing on the embedded store: one write on the writer thread stores the event and its deliveries, and
 //! leases those the local dispatcher has room for to it, to be handed over once the group commits.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hookline_core::id::DeliveryId;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params_from_iter};
 
-use super::{Event, Published, replayed};
-use crate::deliveries::{ClaimedDelivery, escape_name, lease_token};
+use super::{Event, Published, event_cells, replayed};
+use crate::deliveries::{self, ClaimedDelivery, NewDelivery, lease_token};
 use crate::endpoints::{Endpoint, EndpointCache};
+use crate::rows::values_statement;
 use crate::sql::{read_flag, ready};
 use crate::sqlite::engine::Isolation;
 use crate::sqlite::{Local, SqliteSql};
 use crate::tenants::tenant_exists;
 use crate::{HandoffSink, SqliteBackend, StoreError};
+
+/// The statements a publish writes with, made from the events' and deliveries' column lists.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| values_statement("events", &super::COLUMNS, ""));
+static INSERT_DELIVERY: LazyLock<String> =
+    LazyLock::new(|| values_statement("deliveries", &deliveries::NEW_COLUMNS, ""));
 
 /// Publishes `event`. Deliveries the local dispatcher has room for are written leased to it and handed over
 /// once committed; the others are written due.
@@ -79,22 +85,7 @@ fn publish_event(
         .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
         .map(|id| endpoints.endpoint(sql, local.endpoints_generation(), &id?))
         .collect::<Result<Vec<_>, _>>()?;
-    let created = event.created.unix_millis();
-    connection
-        .prepare_cached(concat!(
-            "INSERT INTO events (",
-            super::event_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-        ))?
-        .execute(params![
-            event.id.as_str(),
-            event.tenant.as_str(),
-            event.topic.as_str(),
-            created,
-            event.data,
-            event.meta,
-            event.idempotency_key,
-        ])?;
+    connection.prepare_cached(&INSERT_EVENT)?.execute(params_from_iter(event_cells(&event)))?;
     let leased = match handoff {
         Some(handoff) => handoff.reserve(&mut targets.iter().map(|endpoint| &endpoint.id)),
         None => vec![false; targets.len()],
@@ -131,29 +122,26 @@ fn insert_deliveries(
     let lease = lease_token();
     let lease_until =
         handoff.map(|handoff| event.created.saturating_add(handoff.lease_length()).unix_millis()).unwrap_or(created);
-    let mut insert = connection.prepare_cached(
-        "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, topic, format, text_escape, status,
-            next_attempt_at, lease, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10, ?10)",
-    )?;
+    let mut insert = connection.prepare_cached(&INSERT_DELIVERY)?;
     let mut handed = Vec::new();
     let mut shared: Option<(Arc<str>, Option<Arc<str>>)> = None;
     for (endpoint, leased) in targets.iter().zip(leased) {
         let id = DeliveryId::generate_at(event.created);
         let escape = hookline_core::body::escape_for(&endpoint.signing);
         let (next_attempt_at, lease) = if *leased { (lease_until, Some(lease)) } else { (created, None) };
-        insert.execute(params![
-            id.as_str(),
-            event.tenant.as_str(),
-            event.id.as_str(),
-            endpoint.id.as_str(),
-            event.topic.as_str(),
-            endpoint.format.as_str(),
-            escape_name(escape),
+        let delivery = NewDelivery {
+            id: id.as_str(),
+            tenant: event.tenant.as_str(),
+            event: event.id.as_str(),
+            endpoint: endpoint.id.as_str(),
+            topic: event.topic.as_str(),
+            format: endpoint.format.as_str(),
+            escape,
             next_attempt_at,
             lease,
             created,
-        ])?;
+        };
+        insert.execute(params_from_iter(delivery.cells()))?;
         if let Some(lease) = lease {
             let (data, meta) = shared
                 .get_or_insert_with(|| (Arc::from(event.data.as_str()), event.meta.as_deref().map(Arc::from)))
