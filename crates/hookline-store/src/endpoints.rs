@@ -215,6 +215,11 @@ fn split_schedule(text: &str) -> Result<RetrySchedule, StoreError> {
         .map_err(|error| StoreError::Corrupt { detail: format!("retry schedule {text:?}: {error}") })
 }
 
+/// Which endpoints an event goes to, the endpoint joined as `e` with its subscription `t`: the enabled ones (a
+/// deleted one is disabled too) subscribed to a topic. Each publish adds which tenant and topic; a rule that
+/// decides who gets an event (wildcards, content filters) adds its condition here, for both databases.
+pub(crate) const TARGETS: &str = "FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id WHERE e.enabled";
+
 /// Endpoints as the embedded store's writer last read them, for the claims and publishes that run on it: every
 /// write that changes endpoints moves the writer's generation on (`Sql::endpoints_changed`), and a lookup at a
 /// later generation forgets all it held first, so what it gives is never stale.

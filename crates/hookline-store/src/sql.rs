@@ -165,10 +165,6 @@ pub(crate) fn read_flag(row: &dyn Columns) -> Result<bool, StoreError> {
     row.flag(0)
 }
 
-pub(crate) fn read_integer(row: &dyn Columns) -> Result<i64, StoreError> {
-    row.integer(0)
-}
-
 pub(crate) fn read_text(row: &dyn Columns) -> Result<String, StoreError> {
     row.text(0)
 }

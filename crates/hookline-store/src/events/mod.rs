@@ -13,9 +13,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
 use crate::rows::{Cell, Column};
-use crate::sql::{
-    Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, one, parse_field, read_integer, read_text,
-};
+use crate::sql::{Columns, ListQuery, PageRequest, Sql, in_id_list, json_list, millis, parse_field, read_text};
 use crate::{Backend, Page, Store, StoreError};
 
 #[derive(Clone, Debug)]
@@ -105,17 +103,33 @@ pub(crate) fn event_row(row: &dyn Columns) -> Result<Event, StoreError> {
     })
 }
 
+/// Events already made with an idempotency key, each with how many deliveries it made, as replayed answers
+/// (`replayed_row`); each publish says which keys (`WHERE` follows).
+macro_rules! replayed_select {
+    () => {
+        concat!(
+            "SELECT ",
+            $crate::events::event_columns!(),
+            ", (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id) FROM events WHERE "
+        )
+    };
+}
+pub(crate) use replayed_select;
+
+/// A row of `replayed_select!`.
+pub(crate) fn replayed_row(row: &dyn Columns) -> Result<Published, StoreError> {
+    let deliveries = row.integer(COLUMNS.len())?.max(0) as u64;
+    Ok(Published { event: event_row(row)?, deliveries, replayed: true, due: 0 })
+}
+
 /// The event a publish with this idempotency key already made for the tenant, as a replayed answer.
 pub(crate) async fn replayed(
     sql: &mut impl Sql,
     tenant: &TenantId,
     key: &str,
 ) -> Result<Option<Published>, StoreError> {
-    let statement = concat!("SELECT ", event_columns!(), " FROM events WHERE tenant_id = $1 AND idempotency_key = $2");
-    let Some(event) = sql.first(statement, &[&tenant.as_str(), &key], event_row).await? else { return Ok(None) };
-    let deliveries =
-        one(sql, "SELECT COUNT(*) FROM deliveries WHERE event_id = $1", &[&event.id.as_str()], read_integer).await?;
-    Ok(Some(Published { event, deliveries: deliveries.max(0) as u64, replayed: true, due: 0 }))
+    let statement = concat!(replayed_select!(), "tenant_id = $1 AND idempotency_key = $2");
+    sql.first(statement, &[&tenant.as_str(), &key], replayed_row).await
 }
 
 /// Removes events with their deliveries and attempts, children first: for retention and for a deleted tenant's

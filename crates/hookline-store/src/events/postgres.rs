@@ -13,10 +13,10 @@ use hookline_core::id::DeliveryId;
 use hookline_core::json::Escape;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Event, Published, event_cells, event_columns, event_row};
+use super::{Event, Published, event_cells, replayed_row, replayed_select};
 use crate::StoreError;
 use crate::deliveries::{self, NewDelivery};
-use crate::endpoints::split_schemes;
+use crate::endpoints::{TARGETS, split_schemes};
 use crate::postgres::notify_work;
 use crate::postgres::partitions;
 use crate::postgres::pool::{Pool, Session};
@@ -263,25 +263,17 @@ async fn existing_by_key<'a>(
         return Ok(found);
     }
     let (tenants, keys): (Vec<&str>, Vec<&str>) = keyed.iter().copied().unzip();
-    let rows = session
-        .pg_query(
-            concat!(
-                "SELECT ",
-                event_columns!(),
-                ", (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id)
-                 FROM events WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-            ),
-            &[&tenants, &keys],
-        )
-        .await?;
+    let statement =
+        concat!(replayed_select!(), "(tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))");
+    let rows = session.pg_query(statement, &[&tenants, &keys]).await?;
     for row in rows {
-        let deliveries = row.integer(7)?.max(0) as u64;
-        let event = event_row(&row)?;
+        let published = replayed_row(&row)?;
+        let event = &published.event;
         if let Some(key) = keyed
             .iter()
             .find(|(tenant, key)| *tenant == event.tenant.as_str() && Some(*key) == event.idempotency_key.as_deref())
         {
-            found.insert(*key, Published { event, deliveries, replayed: true, due: 0 });
+            found.insert(*key, published);
         }
     }
     Ok(found)
@@ -319,14 +311,7 @@ async fn insert_deliveries(
     }
     let pairs = unique(events.iter().map(|event| (event.tenant.as_str(), event.topic.as_str())));
     let (tenants, topics): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
-    let rows = session
-        .pg_query(
-            "SELECT e.tenant_id, t.topic, e.id, e.format, e.signing
-             FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
-             WHERE e.enabled AND (e.tenant_id, t.topic) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-            &[&tenants, &topics],
-        )
-        .await?;
+    let rows = session.pg_query(&TARGETS_OF_BATCH, &[&tenants, &topics]).await?;
     let mut targets: HashMap<(String, String), Vec<Target>> = HashMap::new();
     for row in &rows {
         let target =
@@ -376,6 +361,14 @@ struct Target {
 fn escape_for_signing(signing: &str) -> Result<Escape, StoreError> {
     Ok(hookline_core::body::escape_for(&split_schemes(signing)?))
 }
+
+/// The endpoints the events of a batch go to, for its pairs of tenant (`$1`) and topic (`$2`).
+static TARGETS_OF_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT e.tenant_id, t.topic, e.id, e.format, e.signing {TARGETS}
+            AND (e.tenant_id, t.topic) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    )
+});
 
 /// The statements a batch writes with, made from the events' and deliveries' column lists.
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {

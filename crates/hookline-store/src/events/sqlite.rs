@@ -8,7 +8,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::{Event, Published, event_cells, replayed};
 use crate::deliveries::{self, ClaimedDelivery, NewDelivery, lease_token};
-use crate::endpoints::{Endpoint, EndpointCache};
+use crate::endpoints::{Endpoint, EndpointCache, TARGETS};
 use crate::rows::values_statement;
 use crate::sql::{read_flag, ready};
 use crate::sqlite::engine::Isolation;
@@ -17,6 +17,8 @@ use crate::tenants::tenant_exists;
 use crate::{HandoffSink, SqliteBackend, StoreError};
 
 /// The statements a publish writes with, made from the events' and deliveries' column lists.
+static TARGET_IDS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT e.id {TARGETS} AND t.topic = ?1 AND e.tenant_id = ?2"));
 static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| values_statement("events", &super::COLUMNS, ""));
 static INSERT_DELIVERY: LazyLock<String> =
     LazyLock::new(|| values_statement("deliveries", &deliveries::NEW_COLUMNS, ""));
@@ -78,10 +80,7 @@ fn publish_event(
     }
     // Every read and check comes before the first change: the write runs without a savepoint of its own.
     let targets = connection
-        .prepare_cached(
-            "SELECT e.id FROM endpoints e JOIN endpoint_topics t ON t.endpoint_id = e.id
-             WHERE t.topic = ?1 AND e.tenant_id = ?2 AND e.enabled",
-        )?
+        .prepare_cached(&TARGET_IDS)?
         .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
         .map(|id| endpoints.endpoint(sql, local.endpoints_generation(), &id?))
         .collect::<Result<Vec<_>, _>>()?;
