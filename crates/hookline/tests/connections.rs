@@ -1,5 +1,5 @@
 //! Outbound connections through a real `hookline serve`: requests to an endpoint reuse pooled connections, and
-//! the attempts in flight are bounded per endpoint and for the whole process.
+//! the attempts in flight are bounded per endpoint, per tenant and for the whole process.
 
 mod support;
 
@@ -81,49 +81,33 @@ async fn one_after_another_deliveries_reuse_a_pooled_connection() {
     assert!(connections <= 2, "10 deliveries one after another opened {connections} connections; expected one, reused");
 }
 
+/// The most attempts in flight at once under `env`, to `endpoints` slow endpoints of one tenant that each get
+/// `events` deliveries.
+async fn most_in_flight(label: &str, env: &[(&str, &str)], endpoints: usize, events: usize) -> usize {
+    let dir = TempDir::new(label);
+    let mut env = env.to_vec();
+    env.push(("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"));
+    let server = Hookline::start_with(dir.path(), &env).await;
+    server.tenant("acme").await;
+    let counters = Arc::new(Counters::default());
+    for _ in 0..endpoints {
+        let url = sink(Duration::from_millis(300), Arc::clone(&counters)).await;
+        server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
+    }
+    publish_and_settle(&server, events).await;
+    assert_eq!(counters.answered.load(Ordering::SeqCst), endpoints * events, "{label}");
+    counters.most_in_flight.load(Ordering::SeqCst)
+}
+
 #[tokio::test]
-async fn attempts_in_flight_are_capped_per_endpoint_and_for_the_process() {
+async fn attempts_in_flight_are_capped_per_endpoint_per_tenant_and_for_the_process() {
     // Per endpoint: at most 3 at a time to one slow endpoint, though 12 are due at once.
-    let dir = TempDir::new("endpoint-cap");
-    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_ENDPOINT_CONCURRENCY", "3")];
-    let server = Hookline::start_with(dir.path(), &env).await;
-    server.tenant("acme").await;
-    let counters = Arc::new(Counters::default());
-    let url = sink(Duration::from_millis(300), Arc::clone(&counters)).await;
-    server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
-    publish_and_settle(&server, 12).await;
-    assert_eq!(counters.answered.load(Ordering::SeqCst), 12);
-    assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 3, "HOOKLINE_ENDPOINT_CONCURRENCY=3");
-
+    let most = most_in_flight("endpoint-cap", &[("HOOKLINE_ENDPOINT_CONCURRENCY", "3")], 1, 12).await;
+    assert_eq!(most, 3, "HOOKLINE_ENDPOINT_CONCURRENCY=3");
     // For the process: at most 2 at a time across two endpoints, each allowed more (and the tenant too).
-    let dir = TempDir::new("process-cap");
-    let env = [
-        ("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"),
-        ("HOOKLINE_DELIVERY_CONCURRENCY", "2"),
-        ("HOOKLINE_TENANT_CONCURRENCY", "2"),
-    ];
-    let server = Hookline::start_with(dir.path(), &env).await;
-    server.tenant("acme").await;
-    let counters = Arc::new(Counters::default());
-    for _ in 0..2 {
-        let url = sink(Duration::from_millis(300), Arc::clone(&counters)).await;
-        server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
-    }
-    publish_and_settle(&server, 4).await;
-    assert_eq!(counters.answered.load(Ordering::SeqCst), 8);
-    assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 2, "HOOKLINE_DELIVERY_CONCURRENCY=2");
-
+    let env = [("HOOKLINE_DELIVERY_CONCURRENCY", "2"), ("HOOKLINE_TENANT_CONCURRENCY", "2")];
+    assert_eq!(most_in_flight("process-cap", &env, 2, 4).await, 2, "HOOKLINE_DELIVERY_CONCURRENCY=2");
     // For a tenant: by default half of the process's slots, however many endpoints it has.
-    let dir = TempDir::new("tenant-cap");
-    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_CONCURRENCY", "6")];
-    let server = Hookline::start_with(dir.path(), &env).await;
-    server.tenant("acme").await;
-    let counters = Arc::new(Counters::default());
-    for _ in 0..3 {
-        let url = sink(Duration::from_millis(300), Arc::clone(&counters)).await;
-        server.endpoint("acme", json!({"url": url, "topics": ["pdf.processed"]})).await;
-    }
-    publish_and_settle(&server, 4).await;
-    assert_eq!(counters.answered.load(Ordering::SeqCst), 12);
-    assert_eq!(counters.most_in_flight.load(Ordering::SeqCst), 3, "half of HOOKLINE_DELIVERY_CONCURRENCY=6");
+    let env = [("HOOKLINE_DELIVERY_CONCURRENCY", "6")];
+    assert_eq!(most_in_flight("tenant-cap", &env, 3, 4).await, 3, "half of HOOKLINE_DELIVERY_CONCURRENCY=6");
 }
