@@ -5,7 +5,8 @@
 //! The scenario, through a real `hookline serve` and real receivers: a quick tenant's burst is measured alone,
 //! then a slow tenant fills the dispatcher with deliveries to 64 silent endpoints, then the quick tenant's burst
 //! is measured again. Its p99 must stay within a few times what it was alone, and the slow tenant's deliveries must
-//! all be attempted in the end. On PostgreSQL it runs again with two nodes on one database.
+//! all be attempted in the end. On PostgreSQL it runs again with two nodes on one database. And an endpoint that
+//! keeps timing out gets fewer slots each round.
 
 mod support;
 
@@ -177,4 +178,52 @@ async fn two_nodes_share_fairly_on_postgres() {
     let first = Hookline::start_node(dirs[0].path(), Some(Arc::clone(&database)), &node_env()).await;
     let second = Hookline::start_node(dirs[1].path(), Some(database), &node_env()).await;
     scenario(&first, &second).await;
+}
+
+/// An endpoint that keeps timing out gets fewer slots each round until it answers again: a round of 64 silent
+/// attempts, then at most 32, and so on, rather than 64 every timeout.
+#[tokio::test]
+async fn an_endpoint_that_keeps_timing_out_gets_fewer_slots_each_round() {
+    let dir = TempDir::new("fairness-throttle");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_TIMEOUT", "2s")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    server.tenant("slow").await;
+    let silent = Silent::start().await;
+    let accepted = Arc::clone(&silent.connections);
+    server.endpoint("slow", json!({"url": silent.url, "topics": ["pdf.processed"], "retry_schedule": ["1h"]})).await;
+    // Stamps each new connection's arrival, so that rounds can be told apart by their time, until all 120 came.
+    let stamps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watcher = {
+        let (stamps, accepted) = (Arc::clone(&stamps), Arc::clone(&accepted));
+        tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < 120 {
+                let now = accepted.load(Ordering::SeqCst);
+                for _ in seen..now {
+                    stamps.lock().unwrap().push(Instant::now());
+                }
+                seen = now;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    burst(&Publisher::new(&server), "slow", "pdf.processed", 120).await;
+    let attempted = tokio::time::timeout(Duration::from_secs(60), watcher).await;
+    assert!(attempted.is_ok(), "{} of 120 attempted in 60 s", accepted.load(Ordering::SeqCst));
+    // Rounds: a connection that arrives more than half a timeout (1 s) after the previous one starts a new round.
+    let stamps = stamps.lock().unwrap().clone();
+    let mut rounds = vec![1usize];
+    for pair in stamps.windows(2) {
+        if pair[1].duration_since(pair[0]) > Duration::from_secs(1) {
+            rounds.push(1);
+        } else if let Some(last) = rounds.last_mut() {
+            *last += 1;
+        }
+    }
+    eprintln!("connections to the silent endpoint per round: {rounds:?}");
+    assert_eq!(rounds.iter().sum::<usize>(), 120);
+    assert!(rounds[0] <= 64, "the first round holds the endpoint's 64 slots at most: {rounds:?}");
+    assert!(rounds.len() >= 3, "120 deliveries take three rounds or more: {rounds:?}");
+    assert!(rounds[1] <= 32, "a round of timeouts halves the endpoint's slots: {rounds:?}");
+    assert!(rounds[2] <= 16, "and another halves them again: {rounds:?}");
 }
