@@ -51,22 +51,32 @@ pub(crate) const COLUMNS: [Column; 12] = [
     Column::integer("response_headers_omitted"),
 ];
 
-/// An attempt of `delivery` as it is inserted, its headers written as stored.
+/// An attempt's headers as stored, written before the write that stores them: on the embedded store, serialising
+/// them on the writer thread held up every commit behind it.
+pub(crate) struct StoredHeaders {
+    request: String,
+    response: String,
+}
+
+impl StoredHeaders {
+    pub(crate) fn of(attempt: &Attempt) -> StoredHeaders {
+        StoredHeaders {
+            request: headers_json(&attempt.request_headers),
+            response: headers_json(&attempt.response_headers),
+        }
+    }
+}
+
+/// An attempt of `delivery` as it is inserted, with its headers as stored.
 pub(crate) struct AttemptRow<'a> {
     delivery: &'a str,
     attempt: &'a Attempt,
-    request_headers: String,
-    response_headers: String,
+    headers: &'a StoredHeaders,
 }
 
 impl<'a> AttemptRow<'a> {
-    pub(crate) fn new(delivery: &'a str, attempt: &'a Attempt) -> AttemptRow<'a> {
-        AttemptRow {
-            delivery,
-            attempt,
-            request_headers: headers_json(&attempt.request_headers),
-            response_headers: headers_json(&attempt.response_headers),
-        }
+    pub(crate) fn new(delivery: &'a str, attempt: &'a Attempt, headers: &'a StoredHeaders) -> AttemptRow<'a> {
+        AttemptRow { delivery, attempt, headers }
     }
 
     /// Its values for `COLUMNS`.
@@ -78,9 +88,9 @@ impl<'a> AttemptRow<'a> {
             Cell::Integer(Some(attempt.started.unix_millis())),
             Cell::Integer(Some(attempt.duration_ms.min(i64::MAX as u64) as i64)),
             Cell::Text(Some(&attempt.url)),
-            Cell::Text(Some(&self.request_headers)),
+            Cell::Text(Some(&self.headers.request)),
             Cell::Integer(attempt.response_status.map(i64::from)),
-            Cell::Text(Some(&self.response_headers)),
+            Cell::Text(Some(&self.headers.response)),
             Cell::Text(attempt.response_body.as_deref()),
             Cell::Text(attempt.error.map(|error| error.as_str())),
             Cell::Text(attempt.error_detail.as_deref()),

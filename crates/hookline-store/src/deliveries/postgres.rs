@@ -13,7 +13,7 @@ use super::{
     lease_token, next_state,
 };
 use crate::StoreError;
-use crate::attempts::{self, AttemptRow};
+use crate::attempts::{self, AttemptRow, StoredHeaders};
 use crate::endpoints::{READ_COLUMNS, endpoint_at};
 use crate::postgres::PostgresStore;
 use crate::rows::{Batch, column_list, unnest};
@@ -70,8 +70,12 @@ pub(crate) async fn record_outcomes(
     for outcome in outcomes.iter() {
         columns.push(outcome);
     }
-    let rows: Vec<AttemptRow<'_>> =
-        outcomes.iter().map(|outcome| AttemptRow::new(outcome.delivery.as_str(), &outcome.attempt)).collect();
+    let headers: Vec<StoredHeaders> = outcomes.iter().map(|outcome| StoredHeaders::of(&outcome.attempt)).collect();
+    let rows: Vec<AttemptRow<'_>> = outcomes
+        .iter()
+        .zip(&headers)
+        .map(|(outcome, headers)| AttemptRow::new(outcome.delivery.as_str(), &outcome.attempt, headers))
+        .collect();
     let mut attempts = Batch::new(&attempts::COLUMNS);
     for row in &rows {
         attempts.push(&row.cells());

@@ -8,7 +8,7 @@ use hookline_core::time::Timestamp;
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
-use crate::attempts::{self, AttemptRow};
+use crate::attempts::{self, AttemptRow, StoredHeaders};
 use crate::rows::values_statement;
 use crate::sql::json_ids;
 use crate::sqlite::engine::Isolation;
@@ -59,7 +59,9 @@ pub(crate) async fn record_outcomes(
 ) -> Result<usize, StoreError> {
     let no_hook = |_: &mut Result<usize, StoreError>, _| {};
     let now = now.unix_millis();
-    store.engine.write_as(Isolation::ChecksFirst, move |connection| record(connection, &outcomes, now), no_hook).await
+    let headers: Vec<StoredHeaders> = outcomes.iter().map(|outcome| StoredHeaders::of(&outcome.attempt)).collect();
+    let write = move |connection: &Connection| record(connection, &outcomes, &headers, now);
+    store.engine.write_as(Isolation::ChecksFirst, write, no_hook).await
 }
 
 pub(crate) async fn release(
@@ -89,9 +91,14 @@ static INSERT_ATTEMPT: LazyLock<String> =
 
 /// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
 /// holds. Its only checks are the leases, so it needs no savepoint of its own.
-fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Result<usize, StoreError> {
+fn record(
+    connection: &Connection,
+    outcomes: &[AttemptOutcome],
+    headers: &[StoredHeaders],
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut recorded = 0;
-    for outcome in outcomes {
+    for (outcome, headers) in outcomes.iter().zip(headers) {
         let (status, next_attempt) = next_state(&outcome.next);
         let attempt = &outcome.attempt;
         let updated = connection
@@ -113,7 +120,7 @@ fn record(connection: &Connection, outcomes: &[AttemptOutcome], now: i64) -> Res
         if updated == 0 {
             continue;
         }
-        let row = AttemptRow::new(outcome.delivery.as_str(), attempt);
+        let row = AttemptRow::new(outcome.delivery.as_str(), attempt, headers);
         connection.prepare_cached(&INSERT_ATTEMPT)?.execute(params_from_iter(row.cells()))?;
         recorded += 1;
     }
