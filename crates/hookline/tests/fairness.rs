@@ -10,13 +10,14 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Hookline, Publisher, Receiver, TempDir, event_id, postgres_database};
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Each silent attempt holds its slot this long.
@@ -27,26 +28,71 @@ const SILENT_ENDPOINTS: usize = 64;
 const SLOW_EVENTS: usize = 20;
 const QUICK_EVENTS: usize = 500;
 
-/// A receiver that accepts every connection and never answers; counts the connections.
+/// What silent receivers heard, shared by all of them: each request's delivery id and arrival, in order.
+#[derive(Clone)]
+struct Heard(Arc<watch::Sender<Vec<(String, Instant)>>>);
+
+impl Heard {
+    fn new() -> Heard {
+        Heard(Arc::new(watch::channel(Vec::new()).0))
+    }
+
+    /// Waits (at most `limit`) until what was heard satisfies `done`, and returns it; `what` names it for the
+    /// failure message.
+    async fn wait_until(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&[(String, Instant)]) -> bool,
+    ) -> Vec<(String, Instant)> {
+        let mut heard = self.0.subscribe();
+        let reached = tokio::time::timeout(limit, heard.wait_for(|requests| done(requests))).await;
+        let requests = self.0.borrow().clone();
+        assert!(reached.is_ok(), "{what}: not within {limit:?}, after {} requests", requests.len());
+        requests
+    }
+
+    fn count(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// A receiver that accepts every connection, reads the request's head and never answers; each request is noted
+/// in `heard` as it arrives.
 struct Silent {
     url: String,
-    connections: Arc<AtomicUsize>,
 }
 
 impl Silent {
-    async fn start() -> Silent {
+    async fn start(heard: &Heard) -> Silent {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&connections);
+        let heard = heard.clone();
         tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                counted.fetch_add(1, Ordering::SeqCst);
-                held.push(stream);
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let heard = heard.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => head.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let delivery = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("hookline-delivery-id:"))
+                        .map(|id| id.trim().to_owned())
+                        .unwrap_or_default();
+                    heard.0.send_modify(|requests| requests.push((delivery, Instant::now())));
+                    // Never answers: the connection stays open until the attempt gives up on it.
+                    let _ = stream.read_to_end(&mut Vec::new()).await;
+                });
             }
         });
-        Silent { url, connections }
+        Silent { url }
     }
 }
 
@@ -106,27 +152,15 @@ async fn tenants(admin: &Hookline, silent: &[Silent], quick: &Receiver) {
     admin.endpoint("quick", json!({"url": format!("{}/hook", quick.url), "topics": ["pdf.processed"]})).await;
 }
 
-/// Waits until every delivery of the slow tenant has been attempted once.
-async fn wait_until_all_attempted(server: &Hookline, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let deliveries = server.all_deliveries("slow", None).await;
-        let unattempted = deliveries.iter().filter(|delivery| delivery["attempts"] == json!(0)).count();
-        if deliveries.len() == SILENT_ENDPOINTS * SLOW_EVENTS && unattempted == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{unattempted} of the slow tenant's {} deliveries not attempted after {limit:?}",
-            deliveries.len()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// The distinct deliveries among what silent receivers heard.
+fn distinct(requests: &[(String, Instant)]) -> HashSet<&str> {
+    requests.iter().map(|(delivery, _)| delivery.as_str()).collect()
 }
 
 /// Runs the scenario: `quick_node` takes the quick tenant's publishes, `slow_node` the slow tenant's.
 async fn scenario(quick_node: &Hookline, slow_node: &Hookline) {
-    let silent: Vec<Silent> = start_silent(SILENT_ENDPOINTS).await;
+    let heard = Heard::new();
+    let silent: Vec<Silent> = start_silent(&heard, SILENT_ENDPOINTS).await;
     let quick = Receiver::start().await;
     tenants(quick_node, &silent, &quick).await;
     let (quick_publisher, slow_publisher) = (Publisher::new(quick_node), Publisher::new(slow_node));
@@ -135,27 +169,40 @@ async fn scenario(quick_node: &Hookline, slow_node: &Hookline) {
     let alone = p99_until_delivered(&quick, &accepted, Duration::from_secs(60)).await;
 
     burst(&slow_publisher, "slow", "pdf.processed", SLOW_EVENTS).await;
-    // The slow tenant holds as much as it may before the quick one publishes again.
-    let opened = || silent.iter().map(|receiver| receiver.connections.load(Ordering::SeqCst)).sum::<usize>();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while opened() < 256 {
-        assert!(Instant::now() < deadline, "the silent endpoints got {} connections in 30 s", opened());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The slow tenant holds as much as it may (its share of a node's slots) before the quick one publishes again.
+    let share = 1024;
+    heard
+        .wait_until(Duration::from_secs(30), "the slow tenant's share of attempts in flight", |requests| {
+            requests.len() >= share
+        })
+        .await;
 
     let accepted = burst(&quick_publisher, "quick", "pdf.processed", QUICK_EVENTS).await;
     let behind = p99_until_delivered(&quick, &accepted, Duration::from_secs(60)).await;
-    eprintln!("quick tenant p99: {alone:?} alone, {behind:?} behind the slow tenant ({} connections held)", opened());
+    eprintln!("quick tenant p99: {alone:?} alone, {behind:?} behind the slow tenant ({} held)", heard.count());
     assert_fair(alone, behind);
 
-    wait_until_all_attempted(quick_node, Duration::from_secs(120)).await;
+    // Every delivery of the slow tenant is attempted in the end: each reaches its silent receiver.
+    let slow_deliveries = SILENT_ENDPOINTS * SLOW_EVENTS;
+    let requests = heard
+        .wait_until(Duration::from_secs(120), "every delivery of the slow tenant attempted", |requests| {
+            distinct(requests).len() >= slow_deliveries
+        })
+        .await;
+    let listed: HashSet<String> = quick_node
+        .all_deliveries("slow", None)
+        .await
+        .iter()
+        .map(|delivery| delivery["id"].as_str().unwrap().to_owned())
+        .collect();
+    let heard_ids: HashSet<String> = distinct(&requests).into_iter().map(str::to_owned).collect();
+    assert_eq!(heard_ids, listed, "the silent receivers heard each of the slow tenant's deliveries");
 }
 
-async fn start_silent(count: usize) -> Vec<Silent> {
+async fn start_silent(heard: &Heard, count: usize) -> Vec<Silent> {
     let mut silent = Vec::with_capacity(count);
     for _ in 0..count {
-        silent.push(Silent::start().await);
+        silent.push(Silent::start(heard).await);
     }
     silent
 }
@@ -188,30 +235,15 @@ async fn an_endpoint_that_keeps_timing_out_gets_fewer_slots_each_round() {
     let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_DELIVERY_TIMEOUT", "2s")];
     let server = Hookline::start_with(dir.path(), &env).await;
     server.tenant("slow").await;
-    let silent = Silent::start().await;
-    let accepted = Arc::clone(&silent.connections);
+    let heard = Heard::new();
+    let silent = Silent::start(&heard).await;
     server.endpoint("slow", json!({"url": silent.url, "topics": ["pdf.processed"], "retry_schedule": ["1h"]})).await;
-    // Stamps each new connection's arrival, so that rounds can be told apart by their time, until all 120 came.
-    let stamps = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let watcher = {
-        let (stamps, accepted) = (Arc::clone(&stamps), Arc::clone(&accepted));
-        tokio::spawn(async move {
-            let mut seen = 0;
-            while seen < 120 {
-                let now = accepted.load(Ordering::SeqCst);
-                for _ in seen..now {
-                    stamps.lock().unwrap().push(Instant::now());
-                }
-                seen = now;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
     burst(&Publisher::new(&server), "slow", "pdf.processed", 120).await;
-    let attempted = tokio::time::timeout(Duration::from_secs(60), watcher).await;
-    assert!(attempted.is_ok(), "{} of 120 attempted in 60 s", accepted.load(Ordering::SeqCst));
+    let requests = heard
+        .wait_until(Duration::from_secs(60), "all 120 deliveries attempted", |requests| requests.len() >= 120)
+        .await;
+    let stamps: Vec<Instant> = requests.iter().map(|(_, at)| *at).collect();
     // Rounds: a connection that arrives more than half a timeout (1 s) after the previous one starts a new round.
-    let stamps = stamps.lock().unwrap().clone();
     let mut rounds = vec![1usize];
     for pair in stamps.windows(2) {
         if pair[1].duration_since(pair[0]) > Duration::from_secs(1) {
