@@ -48,8 +48,8 @@ pub struct DispatchConfig {
     /// Attempts in flight at once, across all endpoints.
     pub concurrency: usize,
     /// Attempts in flight at once for one tenant: its share, which leaves the rest to the others however slow
-    /// its receivers are.
-    pub per_tenant_concurrency: usize,
+    /// its receivers are. `None` is half of `concurrency`.
+    pub per_tenant_concurrency: Option<usize>,
     /// Attempts in flight at once to one endpoint (fewer while it keeps timing out).
     pub per_endpoint_concurrency: usize,
     /// How long one attempt may take, response body included.
@@ -70,7 +70,7 @@ impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
             concurrency: 2048,
-            per_tenant_concurrency: 1024,
+            per_tenant_concurrency: None,
             per_endpoint_concurrency: 64,
             timeout: Duration::from_secs(15),
             default_schedule: RetrySchedule::standard(),
@@ -94,7 +94,10 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
     let per_endpoint = config.per_endpoint_concurrency.min(u32::MAX as usize) as u32;
     let shares = Shares {
         total: config.concurrency,
-        per_tenant: config.per_tenant_concurrency.clamp(1, config.concurrency.max(1)),
+        per_tenant: config
+            .per_tenant_concurrency
+            .unwrap_or(config.concurrency.div_ceil(2))
+            .clamp(1, config.concurrency.max(1)),
         per_endpoint,
     };
     // A tenant's deliveries may fill the same share of the places for waiting ones as of the slots.

@@ -140,7 +140,7 @@ impl Server {
         let target_guard = TargetGuard::new(policy);
         let dispatch = DispatchConfig {
             concurrency: config.delivery_concurrency,
-            per_tenant_concurrency: config.tenant_concurrency.unwrap_or(config.delivery_concurrency.div_ceil(2)),
+            per_tenant_concurrency: config.tenant_concurrency,
             per_endpoint_concurrency: config.endpoint_concurrency,
             timeout: config.delivery_timeout,
             default_schedule: config.default_schedule(),

@@ -76,19 +76,14 @@ pub(crate) trait Sql {
     async fn work_due(&mut self) -> Result<(), StoreError>;
 }
 
-/// "Is one of the ids in the JSON array of strings bound as `$1`", to follow a column: neither database binds a
+/// "Is one of the ids in the JSON array of strings bound as `$parameter`", to follow a column: neither database binds a
 /// list the same way, but both read JSON. On PostgreSQL the ids are made an array once, so that the column's
 /// index is used (a subquery of the JSON's elements would be a join the planner scans the table for).
-pub(crate) fn in_id_list(dialect: Dialect) -> &'static str {
+pub(crate) fn in_id_list(dialect: Dialect, parameter: usize) -> String {
     match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
-        Dialect::Postgres => "= ANY(ARRAY(SELECT json_array_elements_text($1::text::json)))",
+        Dialect::Sqlite => format!("IN (SELECT value FROM json_each(${parameter}))"),
+        Dialect::Postgres => format!("= ANY(ARRAY(SELECT json_array_elements_text(${parameter}::text::json)))"),
     }
-}
-
-/// `in_id_list` for the JSON array bound as `$parameter`.
-pub(crate) fn in_id_list_at(dialect: Dialect, parameter: usize) -> String {
-    in_id_list(dialect).replace("$1", &format!("${parameter}"))
 }
 
 /// Ids as a JSON array of strings, for `in_id_list`.

@@ -21,8 +21,8 @@ use crate::attempts::{Attempt, attempt_at, attempt_columns};
 use crate::endpoints::Endpoint;
 use crate::rows::{Cell, Column};
 use crate::sql::{
-    Columns, ListQuery, PageRequest, Sql, in_id_list, in_id_list_at, json_ids, json_list, millis, narrow, paginate,
-    parse_field, read_text,
+    Columns, ListQuery, PageRequest, Sql, in_id_list, json_ids, json_list, millis, narrow, paginate, parse_field,
+    read_text,
 };
 use crate::{Backend, Page, Store, StoreError};
 
@@ -445,7 +445,7 @@ async fn walk(
     if !kept.is_empty() {
         // Read again with the status, as it is now: one that has moved on since the walk is left out.
         let statement =
-            format!("{SELECT_DELIVERY} WHERE id {} AND tenant_id = $2 AND status = $3", in_id_list(sql.dialect()));
+            format!("{SELECT_DELIVERY} WHERE id {} AND tenant_id = $2 AND status = $3", in_id_list(sql.dialect(), 1));
         let values: [&dyn crate::sql::Value; 3] = [&json_list(&kept)?, &tenant.as_str(), &status.as_str()];
         data = sql.query(&statement, &values, delivery_row).await?;
         data.sort_unstable_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
@@ -628,8 +628,8 @@ impl Store {
                     "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
                                  WHERE d.endpoint_id = e.id AND d.status = 'pending'))
                      FROM endpoints e WHERE e.enabled AND NOT (e.id {}) AND NOT (e.tenant_id {})",
-                    in_id_list_at(dialect, 1),
-                    in_id_list_at(dialect, 2)
+                    in_id_list(dialect, 1),
+                    in_id_list(dialect, 2)
                 );
                 sql.first(&earliest, &[&endpoints, &tenants], |row| row.optional_integer(0)).await?
             };

@@ -138,7 +138,7 @@ pub(crate) async fn remove_events(sql: &mut impl Sql, ids: &[String]) -> Result<
     if ids.is_empty() {
         return Ok(crate::Purged::default());
     }
-    let listed = in_id_list(sql.dialect());
+    let listed = in_id_list(sql.dialect(), 1);
     let events = json_list(ids)?;
     // The deliveries' ids first, so that each delete finds its rows through its own key; a delete of attempts
     // joined to deliveries was planned on PostgreSQL as a scan of every attempt.
