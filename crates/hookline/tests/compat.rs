@@ -167,8 +167,8 @@ async fn the_heron_node_snippet_verifies_plain_and_nested_deliveries() {
 /// A heron endpoint writes non-ASCII text as `\uXXXX` so that the seed's *Python* snippet, whose `json.dumps`
 /// escapes it the same way, reproduces the body. Node's `JSON.stringify` writes raw UTF-8 instead, so the seed's
 /// Node snippet, which signs `JSON.stringify(JSON.parse(body))`, computes a different string than was signed.
-/// No single body satisfies both re-serialisations, so the robust check, and the one README recommends, is to
-/// sign the raw request body as received: it verifies every delivery whatever its content.
+/// No single body satisfies both re-serialisations, so the robust check, and the one docs/receiving.md
+/// recommends, is to sign the raw request body as received: it verifies every delivery whatever its content.
 #[tokio::test]
 async fn node_verifies_non_ascii_heron_deliveries_over_the_raw_body() {
     let setup = set_up("compat-heron-node-raw", json!({"topics": ["pdf.processed"], "signing": ["heron"]})).await;
@@ -176,7 +176,7 @@ async fn node_verifies_non_ascii_heron_deliveries_over_the_raw_body() {
     let raw = node_heron(&request, &setup.secret, "raw").await;
     assert!(raw.success, "node over the raw body: {} {}", raw.stdout, raw.stderr);
     assert_eq!(raw.stdout, "verified");
-    // The documented limitation README explains: re-serialising in Node yields raw UTF-8, not the signed escapes.
+    // The limitation docs/receiving.md explains: re-serialising in Node yields raw UTF-8, not the signed escapes.
     let parsed = node_heron(&request, &setup.secret, "parsed").await;
     assert_eq!(parsed.code, Some(1), "expected a mismatch: {} {}", parsed.stdout, parsed.stderr);
     assert!(parsed.stdout.starts_with("mismatch"), "{}", parsed.stdout);

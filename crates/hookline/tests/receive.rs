@@ -1,10 +1,10 @@
 //! Receiver tools: `hookline listen` and `hookline verify` on real deliveries from a running `hookline serve`, and
-//! the verification examples in `examples/receivers/` (Python, Node, openssl, Rust) that README shows, each run
-//! on a real delivery with the standard library of its language.
+//! the verification examples in `examples/receivers/` (Python, Node, openssl, Rust) that `docs/receiving.md`
+//! shows, each run on a real delivery with the standard library of its language.
 
 mod support;
 
-/// README's Rust example, compiled into this test and run on real deliveries.
+/// The receivers' guide's Rust example, compiled into this test and run on real deliveries.
 mod rust_example {
     include!("../../../examples/receivers/verify.rs");
 }
@@ -467,7 +467,7 @@ async fn verify_checks_a_captured_delivery_for_each_scheme() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The examples in README
+// The examples in the receivers' guide (docs/receiving.md)
 
 /// One example run: `program script args…` with the secret in `WEBHOOK_SECRET` and `body` on stdin.
 async fn run_example(program: &str, script: &str, secret: &str, args: &[&str], body: &[u8]) -> Outcome {
@@ -554,25 +554,24 @@ async fn the_rust_example_verifies_real_deliveries() {
     }
 }
 
-/// README's "Receiving webhooks" code blocks marked `<!-- from examples/receivers/FILE -->` are excerpts of that
-/// file, so what README shows is what the tests above run; and README shows every example.
+/// The receivers' guide's code blocks marked `<!-- from examples/receivers/FILE -->` are excerpts of that file, so
+/// what `docs/receiving.md` shows is what the tests above run; and it shows every example.
 #[test]
-fn readme_shows_the_examples_as_they_are() {
+fn the_receivers_guide_shows_the_examples_as_they_are() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let section = readme.split("## Receiving webhooks").nth(1).expect("README has a Receiving webhooks section");
+    let guide = std::fs::read_to_string(root.join("docs/receiving.md")).unwrap();
     let mut shown = Vec::new();
-    for marked in section.split("<!-- from ").skip(1) {
+    for marked in guide.split("<!-- from ").skip(1) {
         let (path, rest) = marked.split_once(" -->").unwrap();
         let code = rest.split("```").nth(1).expect("a code block follows the marker");
         let code = code.split_once('\n').expect("the fence line ends").1;
         let file = std::fs::read_to_string(root.join(path)).unwrap_or_else(|error| panic!("{path}: {error}"));
-        assert!(file.contains(code), "README's block marked {path} is not an excerpt of it:\n{code}");
+        assert!(file.contains(code), "docs/receiving.md's block marked {path} is not an excerpt of it:\n{code}");
         shown.push(path.to_owned());
     }
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let path = format!("examples/receivers/{name}");
-        assert!(shown.contains(&path), "README does not show {path}; shown: {shown:?}");
+        assert!(shown.contains(&path), "docs/receiving.md does not show {path}; shown: {shown:?}");
     }
 }

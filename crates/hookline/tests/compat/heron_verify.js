@@ -3,7 +3,7 @@
 // Usage: node heron_verify.js SECRET SIGNATURE parsed|raw < BODY
 //
 // "parsed" is the seed's snippet as written: JSON.parse the body, then sign JSON.stringify(data).
-// "raw" signs the raw body bytes, which is what Hookline's README recommends.
+// "raw" signs the raw body bytes, which is what Hookline's receivers' guide (docs/receiving.md) recommends.
 const crypto = require('crypto')
 
 const [secret, received, mode] = process.argv.slice(2)
