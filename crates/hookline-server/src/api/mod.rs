@@ -90,7 +90,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
         .nest("/v1/tenants/{tenant}", tenant_routes)
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see README.md for the API")
+            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see docs/api.md for the API")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
