@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::config::Config;
-pub use hookline_store::{Database, Vacuumed, vacuum};
+pub use hookline_store::{BackedUp, Database, Vacuumed, backup, vacuum};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

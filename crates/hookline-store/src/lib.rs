@@ -73,6 +73,7 @@ use crate::postgres::PostgresStore;
 pub use crate::retention::Purged;
 pub use crate::sql::{Page, PageRequest};
 use crate::sqlite::SqliteStore;
+pub use crate::sqlite::backup::{BackedUp, backup};
 pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
 pub use crate::tenants::{ApiKey, Principal, Tenant};
 pub use crate::topics::Topic;
@@ -144,6 +145,16 @@ pub enum OpenError {
     Locked { path: PathBuf },
     #[error("there is no store in {path:?}: the embedded store is the file hookline.db in the data directory")]
     NoStore { path: PathBuf },
+    #[error("{path:?} already exists; a backup never overwrites a file, so give a new path")]
+    BackupExists { path: PathBuf },
+    #[error("could not write the backup at {path:?}")]
+    BackupTarget {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the backup stopped before copying every page ({detail}); try again")]
+    BackupIncomplete { detail: String },
     #[error("invalid database url {url:?}; {hint}")]
     InvalidUrl { url: String, hint: &'static str },
     #[error(

@@ -36,7 +36,7 @@ enum Command {
     Verify(receive::VerifyArgs),
     /// Receive webhooks on this machine: print and verify each request, answer a chosen status or forward it.
     Listen(receive::ListenArgs),
-    /// Look after the embedded store while no server runs on it.
+    /// Look after the embedded store: back it up, or rebuild its file.
     #[command(subcommand)]
     Store(StoreCommand),
     #[command(flatten)]
@@ -49,6 +49,17 @@ enum StoreCommand {
     /// system (a running server reuses it anyway), and moves a store made by an older release onto the current
     /// page size. Stop the server first; needs free space for up to twice the file.
     Vacuum(StoreArgs),
+    /// Copy the embedded store to FILE, consistently, while the server runs (or not). Restore by putting the
+    /// copy in an empty data directory as hookline.db; see docs/operations.md.
+    Backup(BackupArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where to write the copy: a new file (an existing one is never overwritten).
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
         Command::Serve(serve_args) => runtime.block_on(serve(serve_args)),
         Command::Client(command) => runtime.block_on(cli::run(command)),
         Command::Store(StoreCommand::Vacuum(store_args)) => vacuum(store_args),
+        Command::Store(StoreCommand::Backup(backup_args)) => backup(backup_args),
         Command::Bench(bench_args) => runtime.block_on(bench::run(bench_args)).map(|()| ExitCode::SUCCESS),
         Command::Verify(verify_args) => receive::verify(verify_args),
         Command::Listen(listen_args) => runtime.block_on(receive::listen(listen_args)).map(|()| ExitCode::SUCCESS),
@@ -128,19 +140,26 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(Config::load(Sources { file, env: &env, flags })?)
 }
 
-#[allow(clippy::print_stdout)] // What the vacuum did is its whole answer.
-fn vacuum(args: StoreArgs) -> anyhow::Result<ExitCode> {
+/// The embedded store's data directory, from the same config file, environment and flag as `serve`; an error
+/// naming `command` when the store is on PostgreSQL, where `instead` says what to do.
+fn embedded_data_dir(args: StoreArgs, command: &str, instead: &str) -> anyhow::Result<PathBuf> {
     let serve_args =
         ServeArgs { config: args.config, data_dir: args.data_dir, listen: None, database: None, role: None };
     let config = load_config(&serve_args)?;
-    let data_dir = match config.database {
-        None => config.data_dir,
-        Some(hookline_server::Database::Sqlite { data_dir }) => data_dir,
-        Some(hookline_server::Database::Postgres { .. }) => anyhow::bail!(
-            "the store is on PostgreSQL, whose autovacuum reuses freed space; `hookline store vacuum` rebuilds the \
-             embedded store only"
-        ),
-    };
+    match config.database {
+        None => Ok(config.data_dir),
+        Some(hookline_server::Database::Sqlite { data_dir }) => Ok(data_dir),
+        Some(hookline_server::Database::Postgres { .. }) => {
+            anyhow::bail!(
+                "the store is on PostgreSQL; `hookline store {command}` is for the embedded store only: {instead}"
+            )
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)] // What the vacuum did is its whole answer.
+fn vacuum(args: StoreArgs) -> anyhow::Result<ExitCode> {
+    let data_dir = embedded_data_dir(args, "vacuum", "PostgreSQL's autovacuum reuses freed space")?;
     let started = std::time::Instant::now();
     let done = hookline_server::vacuum(&data_dir)?;
     let mb = |bytes: u64| bytes as f64 / 1e6;
@@ -151,6 +170,23 @@ fn vacuum(args: StoreArgs) -> anyhow::Result<ExitCode> {
         mb(done.bytes_after),
         done.page_size_before,
         done.page_size_after,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)] // What the backup made is its whole answer.
+fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let instead = "back it up with pg_dump (docs/operations.md, Backups and restore)";
+    let data_dir = embedded_data_dir(args.store, "backup", instead)?;
+    let started = std::time::Instant::now();
+    let made = hookline_server::backup(&data_dir, &args.file)?;
+    println!(
+        "{} → {}: {:.1} MB ({} pages) in {:.1} s",
+        made.from.display(),
+        made.to.display(),
+        made.bytes as f64 / 1e6,
+        made.pages,
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

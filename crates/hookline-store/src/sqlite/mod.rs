@@ -4,6 +4,7 @@
 //! belongs to a dead process and is released at once (`Store::release_left_leases`). What is here makes the
 //! backend run; the statements are in the aggregates, which this module does not know.
 
+pub(crate) mod backup;
 pub(crate) mod engine;
 mod schema;
 pub(crate) mod vacuum;
