@@ -1,6 +1,11 @@
 //! The server's configuration: built-in defaults, then a TOML file, then `HOOKLINE_*` environment variables,
 //! then command-line flags, validated once with messages that name the key and the value.
 //!
+//! Every key is declared once, in [`KEYS`]: its name (the file's key; the environment variable is `HOOKLINE_` and
+//! the name in capitals), its flag if it has one, its default, what it accepts and a sentence on what it does.
+//! The loader, the checks, `hookline serve --help` and `docs/configuration.md` all come from that list, so a new
+//! key is one entry there (and its field in [`Config`]).
+//!
 //! Loading is pure: the caller reads the file and the environment and passes them in.
 
 use std::net::SocketAddr;
@@ -11,7 +16,6 @@ use hookline_core::Scheme;
 use hookline_core::duration::{DurationError, format_duration, parse_duration, parse_duration_at_most};
 use hookline_core::retry::RetrySchedule;
 use hookline_store::{Database, StoreOptions};
-use serde::Deserialize;
 
 /// The address `hookline serve` listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8750";
@@ -85,35 +89,40 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// Every key at its declared default.
     fn default() -> Self {
-        Config {
-            // The literal is a valid socket address.
-            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
-            data_dir: PathBuf::from("hookline-data"),
+        let mut config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::new(),
             database: None,
             role: Role::All,
             admin_key: None,
             dangerous_allow_private_targets: false,
-            default_signing: vec![Scheme::Standard],
-            max_payload_bytes: 256 * 1024,
-            delivery_timeout: Duration::from_secs(15),
-            // Twice what one tenant may use (half of it, `tenant_concurrency`), so that a lone tenant has the
-            // 1,024 slots it had before shares, and the others as many again.
-            delivery_concurrency: 2048,
+            default_signing: Vec::new(),
+            max_payload_bytes: 0,
+            delivery_timeout: Duration::ZERO,
+            delivery_concurrency: 0,
             tenant_concurrency: None,
-            endpoint_concurrency: 64,
+            endpoint_concurrency: 0,
             retry_schedule: None,
-            response_headers_max_count: 64,
-            response_headers_max_bytes: 4096,
-            api_max_connections: 4096,
-            api_header_timeout: Duration::from_secs(10),
-            api_idle_timeout: Duration::from_secs(75),
-            api_request_timeout: Duration::from_secs(60),
+            response_headers_max_count: 0,
+            response_headers_max_bytes: 0,
+            api_max_connections: 0,
+            api_header_timeout: Duration::ZERO,
+            api_idle_timeout: Duration::ZERO,
+            api_request_timeout: Duration::ZERO,
             log_format: LogFormat::Text,
-            max_wal_bytes: StoreOptions::DEFAULT_MAX_WAL_BYTES,
-            retention: Some(Duration::from_secs(30 * 86_400)),
-            purge_interval: Duration::from_secs(10),
+            max_wal_bytes: 0,
+            retention: None,
+            purge_interval: Duration::ZERO,
+        };
+        for key in KEYS {
+            if let Some(default) = key.default {
+                // `every_declared_default_is_valid` checks each one.
+                key.apply(&mut config, key.name, Raw::Text(default.to_owned())).expect("a declared default is valid");
+            }
         }
+        config
     }
 }
 
@@ -122,6 +131,8 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("invalid {key} {value:?}; {hint}")]
     Invalid { key: String, value: String, hint: String },
+    #[error("unknown key {key:?} in the config file {path:?}; docs/configuration.md lists every key")]
+    UnknownKey { path: PathBuf, key: String },
     #[error("could not parse the config file {path:?}")]
     File {
         path: PathBuf,
@@ -130,44 +141,10 @@ pub enum ConfigError {
     },
 }
 
-/// The config file's shape; every key optional. Keys match the environment variables without `HOOKLINE_`,
-/// in lowercase.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLayer {
-    listen: Option<String>,
-    data_dir: Option<String>,
-    database_url: Option<String>,
-    role: Option<String>,
-    admin_key: Option<String>,
-    dangerous_allow_private_targets: Option<bool>,
-    default_signing: Option<Vec<String>>,
-    max_payload_bytes: Option<usize>,
-    delivery_timeout: Option<String>,
-    delivery_concurrency: Option<usize>,
-    tenant_concurrency: Option<usize>,
-    endpoint_concurrency: Option<usize>,
-    retry_schedule: Option<Vec<String>>,
-    response_headers_max_count: Option<usize>,
-    response_headers_max_bytes: Option<usize>,
-    api_max_connections: Option<usize>,
-    api_header_timeout: Option<String>,
-    api_idle_timeout: Option<String>,
-    api_request_timeout: Option<String>,
-    log_format: Option<String>,
-    max_wal_bytes: Option<u64>,
-    retention: Option<String>,
-    purge_interval: Option<String>,
-}
-
-/// Values given as command-line flags, which win over everything else.
+/// Values given as command-line flags, which win over everything else: each flag's name (without `--`, as
+/// [`Key::flag`] has it) and value.
 #[derive(Clone, Debug, Default)]
-pub struct Flags {
-    pub listen: Option<String>,
-    pub data_dir: Option<String>,
-    pub database: Option<String>,
-    pub role: Option<String>,
-}
+pub struct Flags(pub Vec<(String, String)>);
 
 /// The layers as the caller read them.
 pub struct Sources<'a> {
@@ -178,10 +155,305 @@ pub struct Sources<'a> {
     pub flags: Flags,
 }
 
+/// One configuration key: everything about it, in one place.
+pub struct Key {
+    /// The key in the config file; the environment variable is `HOOKLINE_` and this in capitals.
+    pub name: &'static str,
+    /// The command-line flag, without `--`, for the few keys that have one.
+    pub flag: Option<&'static str>,
+    /// The value when nothing sets it, written as the file or the environment would give it; `None` when an
+    /// unset key means something of its own, which `description` says.
+    pub default: Option<&'static str>,
+    /// What it does, in one sentence.
+    pub description: &'static str,
+    kind: Kind,
+}
+
+/// What a key accepts, and where its value goes in [`Config`].
+enum Kind {
+    Address(fn(&mut Config, SocketAddr)),
+    Directory(fn(&mut Config, PathBuf)),
+    DatabaseUrl(fn(&mut Config, Database)),
+    Role(fn(&mut Config, Role)),
+    Secret(fn(&mut Config, String)),
+    Switch(fn(&mut Config, bool)),
+    Schemes(fn(&mut Config, Vec<Scheme>)),
+    Count(std::ops::RangeInclusive<usize>, fn(&mut Config, usize)),
+    Bytes(std::ops::RangeInclusive<u64>, fn(&mut Config, u64)),
+    /// A timeout from 100 ms to this.
+    Timeout(Duration, fn(&mut Config, Duration)),
+    Schedule(fn(&mut Config, RetrySchedule)),
+    Retention(fn(&mut Config, Option<Duration>)),
+    Interval(fn(&mut Config, Duration)),
+    LogFormat(fn(&mut Config, LogFormat)),
+}
+
 /// The accepted ranges of the limits.
-const HEADER_COUNTS: std::ops::RangeInclusive<usize> = 0..=1000;
-const HEADER_BYTES: std::ops::RangeInclusive<usize> = 0..=1024 * 1024;
-const CONNECTIONS: std::ops::RangeInclusive<usize> = 16..=1_000_000;
+const PAYLOAD_BYTES: std::ops::RangeInclusive<usize> = 1024..=64 * 1024 * 1024;
+const CONCURRENCY: std::ops::RangeInclusive<usize> = 1..=100_000;
+const WAL_BYTES: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+/// The longest API timeout.
+const API_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Every configuration key, in the order the reference lists them.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "listen",
+        flag: Some("listen"),
+        default: Some(DEFAULT_LISTEN),
+        description: "The address the API listens on.",
+        kind: Kind::Address(|config, value| config.listen = value),
+    },
+    Key {
+        name: "data_dir",
+        flag: Some("data-dir"),
+        default: Some("hookline-data"),
+        description: "The directory of the embedded store (`hookline.db`, its WAL and its lock), made if missing.",
+        kind: Kind::Directory(|config, value| config.data_dir = value),
+    },
+    Key {
+        name: "database_url",
+        flag: Some("database"),
+        default: None,
+        description: "A PostgreSQL database that several nodes share, or `sqlite://DIR`; unset, the embedded store \
+                      in `data_dir`.",
+        kind: Kind::DatabaseUrl(|config, value| config.database = Some(value)),
+    },
+    Key {
+        name: "role",
+        flag: Some("role"),
+        default: Some("all"),
+        description: "What this node runs: the API (`api`), the dispatcher (`worker`), or both (`all`).",
+        kind: Kind::Role(|config, value| config.role = value),
+    },
+    Key {
+        name: "admin_key",
+        flag: None,
+        default: None,
+        description: "The operator's key; unset, one is generated on first start and printed once, and only its \
+                      hash is stored.",
+        kind: Kind::Secret(|config, value| config.admin_key = Some(value)),
+    },
+    Key {
+        name: "dangerous_allow_private_targets",
+        flag: None,
+        default: Some("false"),
+        description: "Lets endpoints target loopback and private addresses, which the SSRF guard refuses \
+                      otherwise; for tests and local demos only.",
+        kind: Kind::Switch(|config, value| config.dangerous_allow_private_targets = value),
+    },
+    Key {
+        name: "default_signing",
+        flag: None,
+        default: Some("standard"),
+        description: "The signing schemes of a new endpoint that names none.",
+        kind: Kind::Schemes(|config, value| config.default_signing = value),
+    },
+    Key {
+        name: "max_payload_bytes",
+        flag: None,
+        default: Some("262144"),
+        description: "The largest request body the API accepts, in bytes.",
+        kind: Kind::Count(PAYLOAD_BYTES, |config, value| config.max_payload_bytes = value),
+    },
+    Key {
+        name: "delivery_timeout",
+        flag: None,
+        default: Some("15s"),
+        description: "How long one delivery attempt may take, the response body included.",
+        kind: Kind::Timeout(hookline_dispatch::MAX_DELIVERY_TIMEOUT, |config, value| config.delivery_timeout = value),
+    },
+    Key {
+        name: "delivery_concurrency",
+        flag: None,
+        default: Some("2048"),
+        description: "Delivery attempts in flight at once on this node.",
+        kind: Kind::Count(CONCURRENCY, |config, value| config.delivery_concurrency = value),
+    },
+    Key {
+        name: "tenant_concurrency",
+        flag: None,
+        default: None,
+        description: "Delivery attempts in flight at once for one tenant on this node, so that no tenant takes the \
+                      others' share; unset, half of `delivery_concurrency`.",
+        kind: Kind::Count(CONCURRENCY, |config, value| config.tenant_concurrency = Some(value)),
+    },
+    Key {
+        name: "endpoint_concurrency",
+        flag: None,
+        default: Some("64"),
+        description: "Delivery attempts in flight at once to one endpoint (fewer while it keeps timing out).",
+        kind: Kind::Count(1..=10_000, |config, value| config.endpoint_concurrency = value),
+    },
+    Key {
+        name: "retry_schedule",
+        flag: None,
+        default: None,
+        description: "The delays between attempts for endpoints without a schedule of their own, followed exactly; \
+                      unset, immediately, then 5s, 5m, 30m, 2h, 5h, 10h and 10h, each jittered by up to 10%.",
+        kind: Kind::Schedule(|config, value| config.retry_schedule = Some(value)),
+    },
+    Key {
+        name: "response_headers_max_count",
+        flag: None,
+        default: Some("64"),
+        description: "The most response headers an attempt's record keeps.",
+        kind: Kind::Count(0..=1000, |config, value| config.response_headers_max_count = value),
+    },
+    Key {
+        name: "response_headers_max_bytes",
+        flag: None,
+        default: Some("4096"),
+        description: "The most bytes of response headers (names and values) an attempt's record keeps.",
+        kind: Kind::Count(0..=1024 * 1024, |config, value| config.response_headers_max_bytes = value),
+    },
+    Key {
+        name: "api_max_connections",
+        flag: None,
+        default: Some("4096"),
+        description: "API connections open at once (lowered at start-up to leave deliveries room under the \
+                      open-file limit).",
+        kind: Kind::Count(16..=1_000_000, |config, value| config.api_max_connections = value),
+    },
+    Key {
+        name: "api_header_timeout",
+        flag: None,
+        default: Some("10s"),
+        description: "How long a request's head may take to arrive, from a new connection or from its first byte.",
+        kind: Kind::Timeout(API_TIMEOUT, |config, value| config.api_header_timeout = value),
+    },
+    Key {
+        name: "api_idle_timeout",
+        flag: None,
+        default: Some("75s"),
+        description: "How long a kept-alive API connection may stay silent between requests.",
+        kind: Kind::Timeout(API_TIMEOUT, |config, value| config.api_idle_timeout = value),
+    },
+    Key {
+        name: "api_request_timeout",
+        flag: None,
+        default: Some("60s"),
+        description: "How long an API request may take from its complete head to its response, its body included.",
+        kind: Kind::Timeout(API_TIMEOUT, |config, value| config.api_request_timeout = value),
+    },
+    Key {
+        name: "log_format",
+        flag: None,
+        default: Some("text"),
+        description: "Log lines on stderr as text or as JSON objects; `HOOKLINE_LOG` sets the level (`info`).",
+        kind: Kind::LogFormat(|config, value| config.log_format = value),
+    },
+    Key {
+        name: "max_wal_bytes",
+        flag: None,
+        default: Some("67108864"),
+        description: "The embedded store's write-ahead log file stays under about this many bytes (64 MiB by \
+                      default).",
+        kind: Kind::Bytes(WAL_BYTES, |config, value| config.max_wal_bytes = value),
+    },
+    Key {
+        name: "retention",
+        flag: None,
+        default: Some("30d"),
+        description: "Events older than this are purged with their deliveries and attempts; `off` keeps \
+                      everything.",
+        kind: Kind::Retention(|config, value| config.retention = value),
+    },
+    Key {
+        name: "purge_interval",
+        flag: None,
+        default: Some("10s"),
+        description: "How often the purge looks for events past the retention period.",
+        kind: Kind::Interval(|config, value| config.purge_interval = value),
+    },
+];
+
+/// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
+enum Raw {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Raw {
+    /// A TOML value as text, or `None` for a shape no key takes (a table, a float, a date).
+    fn from_toml(value: &toml::Value) -> Option<Raw> {
+        match value {
+            toml::Value::String(text) => Some(Raw::Text(text.clone())),
+            toml::Value::Integer(number) => Some(Raw::Text(number.to_string())),
+            toml::Value::Boolean(switch) => Some(Raw::Text(switch.to_string())),
+            toml::Value::Array(items) => {
+                items.iter().map(|item| item.as_str().map(str::to_owned)).collect::<Option<_>>().map(Raw::List)
+            }
+            _ => None,
+        }
+    }
+
+    fn text(self, key: &str) -> Result<String, ConfigError> {
+        match self {
+            Raw::Text(text) => Ok(text),
+            Raw::List(items) => Err(invalid(key, &items.join(","), "expected one value, not a list")),
+        }
+    }
+
+    fn list(self) -> Vec<String> {
+        match self {
+            Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+            Raw::List(items) => items,
+        }
+    }
+}
+
+impl Key {
+    /// The environment variable that sets it.
+    pub fn env(&self) -> String {
+        format!("HOOKLINE_{}", self.name.to_uppercase())
+    }
+
+    /// What it accepts, in a few words.
+    pub fn accepts(&self) -> String {
+        match &self.kind {
+            Kind::Address(_) => "host:port".to_owned(),
+            Kind::Directory(_) => "a directory".to_owned(),
+            Kind::DatabaseUrl(_) => "postgres://user@host:port/db or sqlite://DIR".to_owned(),
+            Kind::Role(_) => "api, worker or all".to_owned(),
+            Kind::Secret(_) => "16 or more printable characters, no spaces".to_owned(),
+            Kind::Switch(_) => "true or false".to_owned(),
+            Kind::Schemes(_) => "a list of heron, herald, standard".to_owned(),
+            Kind::Count(range, _) => format!("a whole number from {} to {}", range.start(), range.end()),
+            Kind::Bytes(range, _) => format!("bytes, from {} (1 MiB) to {} (1 TiB)", range.start(), range.end()),
+            Kind::Timeout(max, _) => format!("a duration from 100ms to {}", format_duration(*max)),
+            Kind::Schedule(_) => format!(
+                "a list of up to {} durations, each at most {}",
+                hookline_core::retry::MAX_RETRIES,
+                format_duration(hookline_core::retry::MAX_DELAY)
+            ),
+            Kind::Retention(_) => "a duration from 1m to 3650d, or off".to_owned(),
+            Kind::Interval(_) => "a duration from 10ms to 1h".to_owned(),
+            Kind::LogFormat(_) => "text or json".to_owned(),
+        }
+    }
+
+    /// Checks `raw`, given under the name `label` (the key, its variable or its flag), and sets it in `config`.
+    fn apply(&self, config: &mut Config, label: &str, raw: Raw) -> Result<(), ConfigError> {
+        match &self.kind {
+            Kind::Address(set) => set(config, parse_listen(label, &raw.text(label)?)?),
+            Kind::Directory(set) => set(config, PathBuf::from(raw.text(label)?)),
+            Kind::DatabaseUrl(set) => set(config, parse_database(label, &raw.text(label)?)?),
+            Kind::Role(set) => set(config, parse_role(label, &raw.text(label)?)?),
+            Kind::Secret(set) => set(config, check_admin_key(label, raw.text(label)?)?),
+            Kind::Switch(set) => set(config, parse_bool(label, &raw.text(label)?)?),
+            Kind::Schemes(set) => set(config, parse_signing(label, &raw.list())?),
+            Kind::Count(range, set) => set(config, parse_count(label, &raw.text(label)?, range.clone())?),
+            Kind::Bytes(range, set) => set(config, parse_wal_bytes(label, &raw.text(label)?, range.clone())?),
+            Kind::Timeout(max, set) => set(config, parse_timeout_within(label, &raw.text(label)?, *max)?),
+            Kind::Schedule(set) => set(config, parse_schedule(label, &raw.list())?),
+            Kind::Retention(set) => set(config, parse_retention(label, &raw.text(label)?)?),
+            Kind::Interval(set) => set(config, parse_purge_interval(label, &raw.text(label)?)?),
+            Kind::LogFormat(set) => set(config, parse_log_format(label, &raw.text(label)?)?),
+        }
+        Ok(())
+    }
+}
 
 fn invalid(key: &str, value: &str, hint: &str) -> ConfigError {
     ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), hint: hint.to_owned() }
@@ -224,10 +496,9 @@ fn parse_count(key: &str, value: &str, range: std::ops::RangeInclusive<usize>) -
 }
 
 /// The WAL bound: below a few MiB the log would be restarted every few commits.
-fn parse_wal_bytes(key: &str, value: &str) -> Result<u64, ConfigError> {
-    const RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 40);
+fn parse_wal_bytes(key: &str, value: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
     match value.parse::<u64>() {
-        Ok(bytes) if RANGE.contains(&bytes) => Ok(bytes),
+        Ok(bytes) if range.contains(&bytes) => Ok(bytes),
         _ => Err(invalid(key, value, "expected a number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)")),
     }
 }
@@ -262,16 +533,6 @@ fn parse_timeout_within(key: &str, value: &str, max: Duration) -> Result<Duratio
         Ok(_) => Err(invalid(key, value, &format!("use a timeout from 100ms to {}", format_duration(max)))),
         Err(error) => Err(invalid(key, value, &error.to_string())),
     }
-}
-
-/// An API timeout: from 100 ms to 5 min.
-fn parse_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    parse_timeout_within(key, value, Duration::from_secs(300))
-}
-
-/// A delivery timeout: from 100 ms to the longest the dispatcher takes, which its leases depend on.
-fn parse_delivery_timeout(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    parse_timeout_within(key, value, hookline_dispatch::MAX_DELIVERY_TIMEOUT)
 }
 
 /// A retention period of a minute or more, or `off` to keep everything.
@@ -313,174 +574,31 @@ impl Config {
     pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         if let Some((path, text)) = &sources.file {
-            let file: FileLayer = toml::from_str(text)
+            let table: toml::Table = toml::from_str(text)
                 .map_err(|source| ConfigError::File { path: path.clone(), source: Box::new(source) })?;
-            config.apply_file(file)?;
+            for (name, value) in &table {
+                let Some(key) = KEYS.iter().find(|key| key.name == name) else {
+                    return Err(ConfigError::UnknownKey { path: path.clone(), key: name.clone() });
+                };
+                let raw = Raw::from_toml(value)
+                    .ok_or_else(|| invalid(name, &value.to_string(), &format!("expected {}", key.accepts())))?;
+                key.apply(&mut config, name, raw)?;
+            }
         }
-        config.apply_env(sources.env)?;
-        if let Some(listen) = &sources.flags.listen {
-            config.listen = parse_listen("--listen", listen)?;
+        for key in KEYS {
+            let variable = key.env();
+            if let Some(value) = (sources.env)(&variable) {
+                key.apply(&mut config, &variable, Raw::Text(value))?;
+            }
         }
-        if let Some(data_dir) = &sources.flags.data_dir {
-            config.data_dir = PathBuf::from(data_dir);
-        }
-        if let Some(database) = &sources.flags.database {
-            config.database = Some(parse_database("--database", database)?);
-        }
-        if let Some(role) = &sources.flags.role {
-            config.role = parse_role("--role", role)?;
+        for (flag, value) in &sources.flags.0 {
+            let label = format!("--{flag}");
+            let Some(key) = KEYS.iter().find(|key| key.flag == Some(flag.as_str())) else {
+                return Err(invalid(&label, value, "no such flag"));
+            };
+            key.apply(&mut config, &label, Raw::Text(value.clone()))?;
         }
         Ok(config)
-    }
-
-    fn apply_file(&mut self, file: FileLayer) -> Result<(), ConfigError> {
-        if let Some(listen) = file.listen {
-            self.listen = parse_listen("listen", &listen)?;
-        }
-        if let Some(data_dir) = file.data_dir {
-            self.data_dir = PathBuf::from(data_dir);
-        }
-        if let Some(url) = file.database_url {
-            self.database = Some(parse_database("database_url", &url)?);
-        }
-        if let Some(role) = file.role {
-            self.role = parse_role("role", &role)?;
-        }
-        if let Some(key) = file.admin_key {
-            self.admin_key = Some(check_admin_key("admin_key", key)?);
-        }
-        if let Some(allow) = file.dangerous_allow_private_targets {
-            self.dangerous_allow_private_targets = allow;
-        }
-        if let Some(names) = file.default_signing {
-            self.default_signing = parse_signing("default_signing", &names)?;
-        }
-        if let Some(bytes) = file.max_payload_bytes {
-            self.max_payload_bytes = parse_count("max_payload_bytes", &bytes.to_string(), 1024..=64 * 1024 * 1024)?;
-        }
-        if let Some(timeout) = file.delivery_timeout {
-            self.delivery_timeout = parse_delivery_timeout("delivery_timeout", &timeout)?;
-        }
-        if let Some(count) = file.delivery_concurrency {
-            self.delivery_concurrency = parse_count("delivery_concurrency", &count.to_string(), 1..=100_000)?;
-        }
-        if let Some(count) = file.tenant_concurrency {
-            self.tenant_concurrency = Some(parse_count("tenant_concurrency", &count.to_string(), 1..=100_000)?);
-        }
-        if let Some(count) = file.endpoint_concurrency {
-            self.endpoint_concurrency = parse_count("endpoint_concurrency", &count.to_string(), 1..=10_000)?;
-        }
-        if let Some(delays) = file.retry_schedule {
-            self.retry_schedule = Some(parse_schedule("retry_schedule", &delays)?);
-        }
-        if let Some(count) = file.response_headers_max_count {
-            self.response_headers_max_count =
-                parse_count("response_headers_max_count", &count.to_string(), HEADER_COUNTS)?;
-        }
-        if let Some(bytes) = file.response_headers_max_bytes {
-            self.response_headers_max_bytes =
-                parse_count("response_headers_max_bytes", &bytes.to_string(), HEADER_BYTES)?;
-        }
-        if let Some(count) = file.api_max_connections {
-            self.api_max_connections = parse_count("api_max_connections", &count.to_string(), CONNECTIONS)?;
-        }
-        if let Some(timeout) = file.api_header_timeout {
-            self.api_header_timeout = parse_timeout("api_header_timeout", &timeout)?;
-        }
-        if let Some(timeout) = file.api_idle_timeout {
-            self.api_idle_timeout = parse_timeout("api_idle_timeout", &timeout)?;
-        }
-        if let Some(timeout) = file.api_request_timeout {
-            self.api_request_timeout = parse_timeout("api_request_timeout", &timeout)?;
-        }
-        if let Some(format) = file.log_format {
-            self.log_format = parse_log_format("log_format", &format)?;
-        }
-        if let Some(retention) = file.retention {
-            self.retention = parse_retention("retention", &retention)?;
-        }
-        if let Some(interval) = file.purge_interval {
-            self.purge_interval = parse_purge_interval("purge_interval", &interval)?;
-        }
-        if let Some(bytes) = file.max_wal_bytes {
-            self.max_wal_bytes = parse_wal_bytes("max_wal_bytes", &bytes.to_string())?;
-        }
-        Ok(())
-    }
-
-    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let list = |value: &str| value.split(',').map(str::to_owned).collect::<Vec<_>>();
-        if let Some(value) = env("HOOKLINE_LISTEN") {
-            self.listen = parse_listen("HOOKLINE_LISTEN", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_DATA_DIR") {
-            self.data_dir = PathBuf::from(value);
-        }
-        if let Some(value) = env("HOOKLINE_DATABASE_URL") {
-            self.database = Some(parse_database("HOOKLINE_DATABASE_URL", &value)?);
-        }
-        if let Some(value) = env("HOOKLINE_ROLE") {
-            self.role = parse_role("HOOKLINE_ROLE", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_ADMIN_KEY") {
-            self.admin_key = Some(check_admin_key("HOOKLINE_ADMIN_KEY", value)?);
-        }
-        if let Some(value) = env("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS") {
-            self.dangerous_allow_private_targets = parse_bool("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_DEFAULT_SIGNING") {
-            self.default_signing = parse_signing("HOOKLINE_DEFAULT_SIGNING", &list(&value))?;
-        }
-        if let Some(value) = env("HOOKLINE_MAX_PAYLOAD_BYTES") {
-            self.max_payload_bytes = parse_count("HOOKLINE_MAX_PAYLOAD_BYTES", &value, 1024..=64 * 1024 * 1024)?;
-        }
-        if let Some(value) = env("HOOKLINE_DELIVERY_TIMEOUT") {
-            self.delivery_timeout = parse_delivery_timeout("HOOKLINE_DELIVERY_TIMEOUT", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_DELIVERY_CONCURRENCY") {
-            self.delivery_concurrency = parse_count("HOOKLINE_DELIVERY_CONCURRENCY", &value, 1..=100_000)?;
-        }
-        if let Some(value) = env("HOOKLINE_TENANT_CONCURRENCY") {
-            self.tenant_concurrency = Some(parse_count("HOOKLINE_TENANT_CONCURRENCY", &value, 1..=100_000)?);
-        }
-        if let Some(value) = env("HOOKLINE_ENDPOINT_CONCURRENCY") {
-            self.endpoint_concurrency = parse_count("HOOKLINE_ENDPOINT_CONCURRENCY", &value, 1..=10_000)?;
-        }
-        if let Some(value) = env("HOOKLINE_RETRY_SCHEDULE") {
-            self.retry_schedule = Some(parse_schedule("HOOKLINE_RETRY_SCHEDULE", &list(&value))?);
-        }
-        if let Some(value) = env("HOOKLINE_RESPONSE_HEADERS_MAX_COUNT") {
-            self.response_headers_max_count =
-                parse_count("HOOKLINE_RESPONSE_HEADERS_MAX_COUNT", &value, HEADER_COUNTS)?;
-        }
-        if let Some(value) = env("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES") {
-            self.response_headers_max_bytes = parse_count("HOOKLINE_RESPONSE_HEADERS_MAX_BYTES", &value, HEADER_BYTES)?;
-        }
-        if let Some(value) = env("HOOKLINE_API_MAX_CONNECTIONS") {
-            self.api_max_connections = parse_count("HOOKLINE_API_MAX_CONNECTIONS", &value, CONNECTIONS)?;
-        }
-        if let Some(value) = env("HOOKLINE_API_HEADER_TIMEOUT") {
-            self.api_header_timeout = parse_timeout("HOOKLINE_API_HEADER_TIMEOUT", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_API_IDLE_TIMEOUT") {
-            self.api_idle_timeout = parse_timeout("HOOKLINE_API_IDLE_TIMEOUT", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_API_REQUEST_TIMEOUT") {
-            self.api_request_timeout = parse_timeout("HOOKLINE_API_REQUEST_TIMEOUT", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_LOG_FORMAT") {
-            self.log_format = parse_log_format("HOOKLINE_LOG_FORMAT", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_RETENTION") {
-            self.retention = parse_retention("HOOKLINE_RETENTION", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_PURGE_INTERVAL") {
-            self.purge_interval = parse_purge_interval("HOOKLINE_PURGE_INTERVAL", &value)?;
-        }
-        if let Some(value) = env("HOOKLINE_MAX_WAL_BYTES") {
-            self.max_wal_bytes = parse_wal_bytes("HOOKLINE_MAX_WAL_BYTES", &value)?;
-        }
-        Ok(())
     }
 
     /// The database this node uses: the configured one, else the embedded store in the data directory.
@@ -509,6 +627,64 @@ impl Config {
     pub fn describe_schedule(&self) -> Vec<String> {
         self.default_schedule().delays().iter().map(|delay| format_duration(*delay)).collect()
     }
+}
+
+/// `docs/configuration.md`: every key, made from [`KEYS`]. A test checks that the committed page is this.
+pub fn reference() -> String {
+    let mut page = String::from(
+        "# Configuration\n\n\
+         <!-- Made from `KEYS` in crates/hookline-server/src/config.rs; a test fails when this page differs. To remake it:\n     \
+         HOOKLINE_WRITE_DOCS=1 cargo test -p hookline-server the_configuration_page_is_made_from_the_keys -->\n\n\
+         Each key is read from, in order, its built-in default, the TOML file (`hookline.toml` in the working \
+         directory,\nor `--config FILE`), its environment variable, and its flag where it has one; the last one \
+         given wins. `hookline\nserve` stops at start-up on a value it does not accept, with a message that names \
+         the key as it was given.\n\n\
+         Durations are written as a number and a unit: `100ms`, `15s`, `5m`, `2h`, `30d`. Lists are TOML arrays in \
+         the file\n(`retry_schedule = [\"3m\", \"3m\"]`) and comma-separated in the environment \
+         (`HOOKLINE_RETRY_SCHEDULE=3m,3m`).\n\n\
+         ```toml\n# hookline.toml\nlisten = \"0.0.0.0:8750\"\ndata_dir = \"/var/lib/hookline\"\n\
+         retention = \"14d\"\nretry_schedule = [\"1m\", \"10m\", \"1h\"]\n```\n\n\
+         | key | environment variable | flag | default |\n| --- | --- | --- | --- |\n",
+    );
+    let shown = |value: Option<&str>| value.map_or("(unset)".to_owned(), |value| format!("`{value}`"));
+    for key in KEYS {
+        let flag = key.flag.map_or(String::new(), |flag| format!("`--{flag}`"));
+        page.push_str(&format!(
+            "| [`{name}`](#{name}) | `{env}` | {flag} | {default} |\n",
+            name = key.name,
+            env = key.env(),
+            default = shown(key.default)
+        ));
+    }
+    for key in KEYS {
+        page.push_str(&format!("\n## {}\n\n{}\n\n", key.name, key.description));
+        page.push_str(&format!("- environment variable: `{}`\n", key.env()));
+        if let Some(flag) = key.flag {
+            page.push_str(&format!("- flag: `--{flag}`\n"));
+        }
+        page.push_str(&format!("- default: {}\n", shown(key.default)));
+        page.push_str(&format!("- accepts: {}\n", key.accepts()));
+    }
+    page
+}
+
+/// The keys as `hookline serve --help` lists them.
+pub fn help() -> String {
+    let mut text = String::from(
+        "Configuration (defaults, then hookline.toml or --config, then the environment, then the flags; \
+         docs/configuration.md has more):\n",
+    );
+    for key in KEYS {
+        let default = key.default.map_or("unset".to_owned(), |value| format!("default {value}"));
+        text.push_str(&format!(
+            "\n  {} ({}; {default})\n      {} Accepts {}.\n",
+            key.name,
+            key.env(),
+            key.description,
+            key.accepts()
+        ));
+    }
+    text
 }
 
 fn check_admin_key(key: &str, value: String) -> Result<String, ConfigError> {
@@ -543,12 +719,12 @@ mod tests {
         assert_eq!(config.describe_schedule(), ["3m", "3m"]);
         let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], Flags::default()).unwrap();
         assert_eq!(config.listen.port(), 9002);
-        let flags = Flags { listen: Some("127.0.0.1:9003".into()), ..Flags::default() };
+        let flags = Flags(vec![("listen".into(), "127.0.0.1:9003".into())]);
         let config = load(Some(file), &[("HOOKLINE_LISTEN", "127.0.0.1:9002")], flags).unwrap();
         assert_eq!(config.listen.port(), 9003);
         assert_eq!(config.database(), Database::Sqlite { data_dir: PathBuf::from("from-file") });
         let url = "postgres://postgres@127.0.0.1:5432/hookline";
-        let flags = Flags { database: Some(url.into()), role: Some("worker".into()), ..Flags::default() };
+        let flags = Flags(vec![("database".into(), url.into()), ("role".into(), "worker".into())]);
         let config = load(Some("role = \"api\""), &[("HOOKLINE_DATABASE_URL", "sqlite://elsewhere")], flags).unwrap();
         assert_eq!(config.database(), Database::Postgres { url: url.into() });
         assert_eq!(config.role, Role::Worker);
@@ -598,7 +774,23 @@ mod tests {
             &[],
             "invalid delivery_concurrency \"0\"; expected a whole number from 1 to 100000",
         );
-        check_error(Some("lisen = \"x\""), &[], "could not parse the config file \"hookline.toml\"");
+        check_error(
+            Some("lisen = \"x\""),
+            &[],
+            "unknown key \"lisen\" in the config file \"hookline.toml\"; docs/configuration.md lists every key",
+        );
+        check_error(Some("listen = "), &[], "could not parse the config file \"hookline.toml\"");
+        check_error(
+            Some("delivery_concurrency = 1.5"),
+            &[],
+            "invalid delivery_concurrency \"1.5\"; expected a whole number from 1 to 100000",
+        );
+        check_error(Some("role = [\"api\"]"), &[], "invalid role \"api\"; expected one value, not a list");
+        check_error(
+            Some("retry_schedule = [\"1m\", \"soon\"]"),
+            &[],
+            "invalid retry_schedule \"soon\"; invalid duration \"soon\"; use a number followed by ms, s, m, h or d",
+        );
         check_error(
             None,
             &[("HOOKLINE_DATABASE_URL", "mysql://root:secret@db/hookline")],
@@ -655,6 +847,70 @@ mod tests {
             &[("HOOKLINE_PURGE_INTERVAL", "2h")],
             "invalid HOOKLINE_PURGE_INTERVAL \"2h\"; use an interval from 10ms to 1h",
         );
+    }
+
+    #[test]
+    fn every_declared_default_is_valid_and_the_defaults_are_these() {
+        for key in KEYS {
+            if let Some(default) = key.default {
+                let mut config = Config::default();
+                let applied = key.apply(&mut config, key.name, Raw::Text(default.to_owned()));
+                assert!(applied.is_ok(), "{}: {applied:?}", key.name);
+            }
+        }
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from("hookline-data"));
+        assert_eq!((config.database, config.role, config.admin_key), (None, Role::All, None));
+        assert!(!config.dangerous_allow_private_targets);
+        assert_eq!(config.default_signing, [Scheme::Standard]);
+        assert_eq!(config.max_payload_bytes, 256 * 1024);
+        assert_eq!(config.delivery_timeout, Duration::from_secs(15));
+        assert_eq!((config.delivery_concurrency, config.tenant_concurrency), (2048, None));
+        assert_eq!(config.endpoint_concurrency, 64);
+        assert!(config.retry_schedule.is_none());
+        assert_eq!((config.response_headers_max_count, config.response_headers_max_bytes), (64, 4096));
+        assert_eq!(config.api_max_connections, 4096);
+        let api_timeouts = (config.api_header_timeout, config.api_idle_timeout, config.api_request_timeout);
+        assert_eq!(api_timeouts, (Duration::from_secs(10), Duration::from_secs(75), Duration::from_secs(60)));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.max_wal_bytes, StoreOptions::DEFAULT_MAX_WAL_BYTES);
+        assert_eq!(config.retention, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(config.purge_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn keys_and_flags_are_unique_and_lists_read_from_every_layer() {
+        let names: std::collections::HashSet<_> = KEYS.iter().map(|key| key.name).collect();
+        assert_eq!(names.len(), KEYS.len());
+        let flags: Vec<_> = KEYS.iter().filter_map(|key| key.flag).collect();
+        assert_eq!(flags, ["listen", "data-dir", "database", "role"]);
+        let schedule = |file, env: &[(&str, &str)]| load(file, env, Flags::default()).unwrap().describe_schedule();
+        assert_eq!(schedule(Some("retry_schedule = \"1m,2m\""), &[]), ["1m", "2m"]);
+        assert_eq!(schedule(None, &[("HOOKLINE_RETRY_SCHEDULE", "3m,4m")]), ["3m", "4m"]);
+        let flags = Flags(vec![("no-such".into(), "x".into())]);
+        assert_eq!(load(None, &[], flags).unwrap_err(), "invalid --no-such \"x\"; no such flag");
+        let flags = Flags(vec![("role".into(), "both".into())]);
+        assert_eq!(load(None, &[], flags).unwrap_err(), "invalid --role \"both\"; expected api, worker or all");
+    }
+
+    /// The committed `docs/configuration.md` is the page the keys make; `HOOKLINE_WRITE_DOCS=1` writes it.
+    #[test]
+    fn the_configuration_page_is_made_from_the_keys() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let made = reference();
+        if std::env::var("HOOKLINE_WRITE_DOCS").as_deref() == Ok("1") {
+            std::fs::write(&path, &made).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == made,
+            "docs/configuration.md differs from the declared keys; remake it with \
+             HOOKLINE_WRITE_DOCS=1 cargo test -p hookline-server the_configuration_page_is_made_from_the_keys"
+        );
+        for key in KEYS {
+            assert!(help().contains(&key.env()), "serve --help lists {}", key.name);
+        }
     }
 
     #[test]

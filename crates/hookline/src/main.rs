@@ -73,22 +73,48 @@ struct StoreArgs {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = hookline_server::config::help())]
 struct ServeArgs {
     /// A TOML config file (default: ./hookline.toml if it exists).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address to listen on, such as 127.0.0.1:8750 (HOOKLINE_LISTEN).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Where the embedded store lives (HOOKLINE_DATA_DIR).
-    #[arg(long)]
-    data_dir: Option<String>,
-    /// A shared PostgreSQL database, postgres://user@host:port/db, for several nodes (HOOKLINE_DATABASE_URL).
-    #[arg(long)]
-    database: Option<String>,
-    /// What this node runs: api, worker (the dispatcher) or all (HOOKLINE_ROLE).
-    #[arg(long)]
-    role: Option<String>,
+    #[command(flatten)]
+    keys: KeyFlags,
+}
+
+/// The flags of the configuration keys that have one, declared with the keys (`hookline_server::config::KEYS`).
+#[derive(Default)]
+struct KeyFlags(Flags);
+
+/// The keys that have a flag, with it.
+fn flagged_keys() -> impl Iterator<Item = (&'static str, &'static hookline_server::config::Key)> {
+    hookline_server::config::KEYS.iter().filter_map(|key| Some((key.flag?, key)))
+}
+
+impl clap::FromArgMatches for KeyFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let given = flagged_keys()
+            .filter_map(|(flag, _)| Some((flag.to_owned(), matches.get_one::<String>(flag)?.clone())))
+            .collect();
+        Ok(KeyFlags(Flags(given)))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for KeyFlags {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        flagged_keys().fold(command, |command, (flag, key)| {
+            command.arg(clap::Arg::new(flag).long(flag).help(format!("{} ({})", key.description, key.env())))
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 fn main() -> ExitCode {
@@ -131,20 +157,14 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
         }
     };
     let env = |name: &str| std::env::var(name).ok();
-    let flags = Flags {
-        listen: args.listen.clone(),
-        data_dir: args.data_dir.clone(),
-        database: args.database.clone(),
-        role: args.role.clone(),
-    };
-    Ok(Config::load(Sources { file, env: &env, flags })?)
+    Ok(Config::load(Sources { file, env: &env, flags: args.keys.0.clone() })?)
 }
 
 /// The embedded store's data directory, from the same config file, environment and flag as `serve`; an error
 /// naming `command` when the store is on PostgreSQL, where `instead` says what to do.
 fn embedded_data_dir(args: StoreArgs, command: &str, instead: &str) -> anyhow::Result<PathBuf> {
-    let serve_args =
-        ServeArgs { config: args.config, data_dir: args.data_dir, listen: None, database: None, role: None };
+    let flags = Flags(args.data_dir.map(|dir| ("data-dir".to_owned(), dir)).into_iter().collect());
+    let serve_args = ServeArgs { config: args.config, keys: KeyFlags(flags) };
     let config = load_config(&serve_args)?;
     match config.database {
         None => Ok(config.data_dir),
@@ -244,5 +264,115 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command a reader may paste from the docs: each `hookline …` (or `cargo run --release -- …`) in a
+    /// fenced block of README.md and docs/*.md, its line continuations joined, with comments, variable
+    /// assignments before it and what follows a pipe or `&&` left off.
+    fn documented_commands() -> Vec<(String, Vec<String>)> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut pages = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|extension| extension == "md") {
+                pages.push(path);
+            }
+        }
+        let mut commands = Vec::new();
+        for page in pages {
+            let text = std::fs::read_to_string(&page).unwrap();
+            let name = page.file_name().unwrap().to_string_lossy().into_owned();
+            let mut in_block = false;
+            let mut pending = String::new();
+            for (number, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("```") {
+                    in_block = !in_block;
+                    continue;
+                }
+                if !in_block {
+                    continue;
+                }
+                if let Some(continued) = line.strip_suffix('\\') {
+                    pending.push_str(continued);
+                    continue;
+                }
+                let whole = std::mem::take(&mut pending) + line;
+                let Some(words) = shlex::split(&without_substitutions(whole.trim().trim_start_matches("$ "))) else {
+                    continue;
+                };
+                // Up to a comment or the end of the first command.
+                let words: Vec<String> = words
+                    .into_iter()
+                    .take_while(|word| !["#", "|", "&&", "||", ";", "&", "<", ">"].contains(&word.as_str()))
+                    .collect();
+                let mut words = words.as_slice();
+                while let Some((first, rest)) = words.split_first() {
+                    let assignment =
+                        first.contains('=') && first.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+                    if assignment || first == "sudo" {
+                        words = rest;
+                    } else {
+                        break;
+                    }
+                }
+                let arguments = match words {
+                    [first, rest @ ..] if first == "hookline" => rest,
+                    [cargo, run, release, dashes, rest @ ..]
+                        if [cargo, run, release, dashes].map(String::as_str) == ["cargo", "run", "--release", "--"] =>
+                    {
+                        rest
+                    }
+                    _ => continue,
+                };
+                let mut command = vec!["hookline".to_owned()];
+                command.extend(arguments.iter().cloned());
+                commands.push((format!("{name}:{}", number + 1), command));
+            }
+        }
+        commands
+    }
+
+    /// `line` with each `$(…)` made one word, as the shell would make it one value.
+    fn without_substitutions(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(start) = rest.find("$(") {
+            out.push_str(&rest[..start]);
+            out.push_str("SUBSTITUTED");
+            rest = rest[start..].find(')').map_or("", |end| &rest[start + end + 1..]);
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn every_hookline_command_in_the_docs_parses() {
+        let commands = documented_commands();
+        assert!(commands.len() >= 20, "found only {} commands: {commands:?}", commands.len());
+        let mut failures = Vec::new();
+        for (place, command) in &commands {
+            match Args::try_parse_from(command) {
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                    ) => {}
+                Err(error) => failures.push(format!("{place}: {}\n{error}", command.join(" "))),
+            }
+        }
+        assert!(failures.is_empty(), "commands in the docs that hookline does not take:\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn a_command_the_parser_refuses_is_caught() {
+        assert!(Args::try_parse_from(["hookline", "store", "backup"]).is_err());
+        assert!(Args::try_parse_from(["hookline", "serve", "--lisen", "x"]).is_err());
+        assert!(Args::try_parse_from(["hookline", "serve", "--listen", "x", "--role", "api"]).is_ok());
     }
 }

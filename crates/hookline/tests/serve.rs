@@ -226,7 +226,7 @@ async fn an_invalid_setting_stops_start_up_naming_the_key_and_the_value() {
         (&[], &[listen, ("HOOKLINE_RETRY_SCHEDULE", "5s,soon")], "invalid HOOKLINE_RETRY_SCHEDULE"),
         (&[], &[listen, ("HOOKLINE_ADMIN_KEY", "short")], "invalid HOOKLINE_ADMIN_KEY"),
         (&["--config", "bad-value.toml"], &[listen], r#"invalid delivery_timeout "forever""#),
-        (&["--config", "typo.toml"], &[listen], "unknown field `lisen`"),
+        (&["--config", "typo.toml"], &[listen], r#"unknown key "lisen" in the config file "typo.toml""#),
         (&["--config", "not-toml.toml"], &[listen], r#"could not parse the config file "not-toml.toml""#),
         (&["--config", "missing.toml"], &[listen], r#"could not read the config file "missing.toml""#),
     ];
