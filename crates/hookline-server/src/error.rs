@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use hookline_store::StoreError;
 
 use crate::api::types::ProblemResponse;
+use crate::service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -63,6 +64,21 @@ impl From<StoreError> for ApiError {
                     "the store could not complete the request; nothing was changed, try again",
                 )
             }
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        let detail = error.to_string();
+        match error {
+            ServiceError::Malformed { code, .. } => ApiError::bad_request(code, detail),
+            ServiceError::Invalid { code, .. } => ApiError::unprocessable(code, detail),
+            ServiceError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", detail),
+            ServiceError::TenantNotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "tenant_not_found", detail),
+            ServiceError::Purged { .. } => ApiError::new(StatusCode::GONE, "purged", detail),
+            ServiceError::Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, detail),
+            ServiceError::Store(error) => ApiError::from(error),
         }
     }
 }

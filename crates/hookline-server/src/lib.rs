@@ -9,6 +9,7 @@ pub mod config;
 mod connections;
 mod error;
 pub mod jobs;
+pub mod service;
 mod upkeep;
 
 use std::net::SocketAddr;
@@ -152,15 +153,19 @@ impl Server {
             target_guard: target_guard.clone(),
             clock: self.store.clock(),
         };
-        let state = api::AppState {
-            store: self.store.clone(),
-            admin_key_hash: Arc::from(self.admin_key_hash.as_str()),
-            settings: Arc::new(api::ApiSettings {
-                max_payload_bytes: config.max_payload_bytes,
+        let service = service::Service::new(
+            self.store.clone(),
+            service::Settings {
                 default_signing: config.default_signing.clone(),
                 target_guard,
                 retention: config.retention,
-            }),
+            },
+        );
+        let state = api::AppState {
+            store: self.store.clone(),
+            service,
+            admin_key_hash: Arc::from(self.admin_key_hash.as_str()),
+            settings: Arc::new(api::ApiSettings { max_payload_bytes: config.max_payload_bytes }),
         };
         let dispatcher_stop = CancellationToken::new();
         let dispatcher = config

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hookline_core::body::{EventParts, build_body};
 use hookline_core::id::DeliveryId;
-use hookline_store::{DeliveryFilter, DeliveryStatus, Retried};
+use hookline_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
 
 use super::types::{AttemptResponse, DeliveryDetailResponse, DeliveryResponse, PageResponse};
@@ -49,7 +48,7 @@ pub async fn list(
             .transpose()?,
     };
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(PageResponse::from(&state.store.list_deliveries(tenant, filter, page).await?)))
+    Ok(Json(PageResponse::from(&state.service.list_deliveries(tenant, filter, page).await?)))
 }
 
 pub async fn show(
@@ -59,23 +58,11 @@ pub async fn show(
 ) -> Result<Json<DeliveryDetailResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
-    let Some((found, attempts)) = state.store.get_delivery(tenant.clone(), id.clone()).await? else {
-        return Err(super::missing(&state, "delivery", &delivery, id.time()).await);
-    };
-    let event = state.store.get_event(tenant, found.event.clone()).await?;
-    let request_body = event.map(|event| {
-        let parts = EventParts {
-            topic: event.topic.as_str(),
-            created: event.created,
-            data: &event.data,
-            meta: event.meta.as_deref(),
-        };
-        build_body(found.format, found.escape, parts)
-    });
+    let detail = state.service.delivery(tenant, id).await?;
     Ok(Json(DeliveryDetailResponse {
-        delivery: DeliveryResponse::from(&found),
-        request_body,
-        attempts: attempts.iter().map(AttemptResponse::from).collect(),
+        delivery: DeliveryResponse::from(&detail.delivery),
+        request_body: detail.request_body,
+        attempts: detail.attempts.iter().map(AttemptResponse::from).collect(),
     }))
 }
 
@@ -86,15 +73,6 @@ pub async fn retry(
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: DeliveryId = parse_id("delivery", &delivery)?;
-    match state.store.retry_delivery(tenant, id.clone()).await? {
-        Some(Retried::Queued(found) | Retried::InFlight(found)) => {
-            Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&found))))
-        }
-        Some(Retried::EndpointDeleted(_)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "endpoint_deleted",
-            format!("delivery {id} cannot be sent again: its endpoint was deleted, which cancelled it"),
-        )),
-        None => Err(super::missing(&state, "delivery", &delivery, id.time()).await),
-    }
+    let retried = state.service.retry_delivery(tenant, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryResponse::from(&retried))))
 }

@@ -5,15 +5,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_core::id::EventId;
-use hookline_core::json::{Escape, canonicalize};
 use hookline_core::time::Timestamp;
-use hookline_core::topic::TopicName;
-use hookline_store::{EventFilter, NewEvent};
+use hookline_store::EventFilter;
 use serde::Deserialize;
 
 use super::types::{EventResponse, PageResponse, PublishRequest, PublishResponse};
 use super::{AppState, Caller, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
+use crate::service::Publication;
 
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -41,42 +40,8 @@ pub async fn publish(
     let idempotency_key = idempotency_key(request.headers())?;
     let bytes = body_bytes(request, &state).await?;
     let body: PublishRequest<'_> = parse_json(&bytes)?;
-    let topic: TopicName = body.topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
-        ApiError::unprocessable("invalid_topic", error.to_string())
-    })?;
-    let Some(data) = body.data else {
-        return Err(ApiError::bad_request(
-            "missing_data",
-            "the event needs a \"data\" field holding the resource as JSON",
-        ));
-    };
-    // serde_json already checked the JSON; canonicalising keeps key order and number literals exactly.
-    let invalid = |error: hookline_core::json::JsonError| ApiError::bad_request("invalid_json", error.to_string());
-    let data = canonicalize(data.get().as_bytes(), Escape::Utf8).map_err(invalid)?;
-    let meta = match body.meta {
-        Some(meta) if meta.get() != "null" => Some(canonicalize(meta.get().as_bytes(), Escape::Utf8).map_err(invalid)?),
-        _ => None,
-    };
-    // A key used again must come with the same event: kept only then, to compare with what the key made.
-    let asked = idempotency_key.as_ref().map(|_| (topic.clone(), data.clone(), meta.clone()));
-    let new = NewEvent { tenant: tenant.clone(), topic, data, meta, idempotency_key };
-    let Some(published) = state.store.publish(new).await? else {
-        return Err(ApiError::tenant_not_found(tenant.as_str()));
-    };
-    if published.replayed
-        && let Some((topic, data, meta)) = asked
-        && (published.event.topic != topic || published.event.data != data || published.event.meta != meta)
-    {
-        let key = published.event.idempotency_key.as_deref().unwrap_or_default();
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            format!(
-                "Idempotency-Key {key:?} already made event {} with another topic, data or meta; send the same \
-                 event again to get its answer, or use a new key for a new event",
-                published.event.id
-            ),
-        ));
-    }
+    let publication = Publication { topic: &body.topic, data: body.data, meta: body.meta, idempotency_key };
+    let published = state.service.publish(tenant, publication).await?;
     let mut response = (StatusCode::ACCEPTED, Json(PublishResponse::from(&published))).into_response();
     if published.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -120,7 +85,7 @@ pub async fn list(
             .transpose()?,
     };
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(PageResponse::from(&state.store.list_events(tenant, filter, page).await?)))
+    Ok(Json(PageResponse::from(&state.service.list_events(tenant, filter, page).await?)))
 }
 
 pub async fn show(
@@ -130,8 +95,5 @@ pub async fn show(
 ) -> Result<Json<EventResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EventId = parse_id("event", &event)?;
-    match state.store.get_event(tenant, id.clone()).await? {
-        Some(found) => Ok(Json(EventResponse::from(&found))),
-        None => Err(super::missing(&state, "event", &event, id.time()).await),
-    }
+    Ok(Json(EventResponse::from(&state.service.event(tenant, id).await?)))
 }

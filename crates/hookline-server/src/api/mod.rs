@@ -31,46 +31,16 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub store: Store,
+    /// The use cases, which hold the rules; the handlers translate HTTP to them.
+    pub service: crate::service::Service,
     pub admin_key_hash: Arc<str>,
     pub settings: Arc<ApiSettings>,
 }
 
-/// The parts of the configuration the API applies.
+/// The parts of the configuration the API itself applies.
 #[derive(Debug)]
 pub(crate) struct ApiSettings {
     pub max_payload_bytes: usize,
-    pub default_signing: Vec<hookline_core::Scheme>,
-    /// Where endpoints may point: an address written in a URL is checked when it is set.
-    pub target_guard: hookline_dispatch::TargetGuard,
-    /// How long events are kept, for the answer about one that was purged.
-    pub retention: Option<std::time::Duration>,
-}
-
-/// The answer for an event or delivery that is not stored: `410 purged` when it dates from before what retention
-/// has purged (it was purged, if it ever existed), else `404`.
-pub(crate) async fn missing(
-    state: &AppState,
-    what: &str,
-    id: &str,
-    created: hookline_core::time::Timestamp,
-) -> ApiError {
-    match state.store.purged_before().await {
-        Ok(Some(purged_before)) if created < purged_before => {
-            let kept = state.settings.retention.map(hookline_core::duration::format_duration);
-            let kept = kept.map(|kept| format!(" (the retention period is {kept})")).unwrap_or_default();
-            ApiError::new(
-                axum::http::StatusCode::GONE,
-                "purged",
-                format!(
-                    "{what} {id:?} was created at {}, before what retention has purged{kept}; it is gone with its \
-                     delivery log",
-                    created.to_rfc3339()
-                ),
-            )
-        }
-        Ok(_) => ApiError::not_found(what, id),
-        Err(error) => ApiError::from(error),
-    }
 }
 
 pub(crate) fn router(state: AppState) -> Router {

@@ -1,0 +1,201 @@
+//! Endpoints: where a tenant's webhooks go, which topics they carry, and how they are signed and retried. The
+//! rules of a new endpoint and of a change to one are here, whoever asks.
+
+use hookline_core::Scheme;
+use hookline_core::body::Format;
+use hookline_core::duration::parse_duration;
+use hookline_core::id::{EndpointId, TenantId};
+use hookline_core::retry::RetrySchedule;
+use hookline_core::secret::{generate_secret, validate_secret};
+use hookline_core::target::{EndpointUrl, Host};
+use hookline_core::topic::TopicName;
+use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page, PageRequest};
+
+use super::{Service, ServiceError};
+use crate::api::types::{CreateEndpointRequest, UpdateEndpointRequest};
+
+/// The longest description an endpoint may have.
+const MAX_DESCRIPTION: usize = 1024;
+
+impl Service {
+    /// A new endpoint: every field checked, the server's default schemes when it names none, and a secret
+    /// generated for its schemes unless it brings one.
+    pub async fn create_endpoint(
+        &self,
+        tenant: TenantId,
+        request: CreateEndpointRequest,
+    ) -> Result<Endpoint, ServiceError> {
+        let url = self.check_url(&request.url)?;
+        let topics = check_topics(&request.topics)?;
+        check_description(&request.description)?;
+        let format = request.format.as_deref().map(check_format).transpose()?.unwrap_or(Format::Envelope);
+        let signing = match &request.signing {
+            Some(names) => check_signing(names)?,
+            None => self.settings.default_signing.clone(),
+        };
+        let retry_schedule = request.retry_schedule.as_deref().map(check_schedule).transpose()?;
+        let secret = match request.secret {
+            Some(secret) => {
+                check_secret(&secret, &signing)?;
+                secret
+            }
+            None => generate_secret(&signing),
+        };
+        let new = NewEndpoint {
+            tenant: tenant.clone(),
+            url,
+            topics,
+            description: request.description,
+            enabled: request.enabled.unwrap_or(true),
+            format,
+            signing,
+            secret,
+            retry_schedule,
+        };
+        self.store
+            .create_endpoint(new)
+            .await?
+            .ok_or_else(|| ServiceError::TenantNotFound { tenant: tenant.to_string() })
+    }
+
+    pub async fn list_endpoints(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Endpoint>, ServiceError> {
+        Ok(self.store.list_endpoints(tenant, page).await?)
+    }
+
+    pub async fn endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Endpoint, ServiceError> {
+        self.store.get_endpoint(tenant, id.clone()).await?.ok_or_else(|| ServiceError::not_found("endpoint", &id))
+    }
+
+    /// Changes the fields `change` names, each checked as on creation. A change of schemes must leave the
+    /// endpoint a secret that can sign with them.
+    pub async fn update_endpoint(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        change: UpdateEndpointRequest,
+    ) -> Result<Endpoint, ServiceError> {
+        let current = self.endpoint(tenant.clone(), id.clone()).await?;
+        let signing = change.signing.as_deref().map(check_signing).transpose()?;
+        let effective_signing = signing.as_ref().unwrap_or(&current.signing);
+        match &change.secret {
+            Some(secret) => check_secret(secret, effective_signing)?,
+            None if signing.is_some() => check_secret(&current.secret, effective_signing).map_err(|_| {
+                ServiceError::invalid(
+                    "invalid_secret",
+                    "the endpoint's secret cannot sign with the new schemes (standard needs a whsec_ secret); \
+                     send a new \"secret\" with the change",
+                )
+            })?,
+            None => {}
+        }
+        if let Some(description) = &change.description {
+            check_description(description)?;
+        }
+        let patch = EndpointPatch {
+            url: change.url.as_deref().map(|url| self.check_url(url)).transpose()?,
+            topics: change.topics.as_deref().map(check_topics).transpose()?,
+            description: change.description,
+            enabled: change.enabled,
+            format: change.format.as_deref().map(check_format).transpose()?,
+            signing,
+            secret: change.secret,
+            retry_schedule: match change.retry_schedule {
+                Some(Some(delays)) => Some(Some(check_schedule(&delays)?)),
+                Some(None) => Some(None),
+                None => None,
+            },
+        };
+        self.store
+            .update_endpoint(tenant, id.clone(), patch)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("endpoint", &id))
+    }
+
+    /// Stops the endpoint at once; its rows go in the background.
+    pub async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<(), ServiceError> {
+        if self.store.delete_endpoint(tenant, id.clone()).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::not_found("endpoint", &id))
+        }
+    }
+
+    fn check_url(&self, url: &str) -> Result<String, ServiceError> {
+        let parsed =
+            EndpointUrl::parse(url).map_err(|error| ServiceError::invalid("invalid_url", error.to_string()))?;
+        if let Host::Ip(address) = parsed.host()
+            && let Err(refusal) = self.settings.target_guard.check(*address)
+        {
+            return Err(ServiceError::invalid(
+                "blocked_url",
+                format!(
+                    "endpoint url {url:?} points at {reason}; webhooks go to public addresses \
+                     (operators can set HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS=true for local testing)",
+                    reason = refusal.reason
+                ),
+            ));
+        }
+        Ok(parsed.to_string())
+    }
+}
+
+fn check_topics(topics: &[String]) -> Result<Vec<TopicName>, ServiceError> {
+    if topics.is_empty() {
+        return Err(ServiceError::invalid("no_topics", "an endpoint needs at least one topic; add one to \"topics\""));
+    }
+    let mut names: Vec<TopicName> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let name: TopicName = topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
+            ServiceError::invalid("invalid_topic", error.to_string())
+        })?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+fn check_format(format: &str) -> Result<Format, ServiceError> {
+    format
+        .parse()
+        .map_err(|error: hookline_core::body::FormatError| ServiceError::invalid("invalid_format", error.to_string()))
+}
+
+fn check_signing(names: &[String]) -> Result<Vec<Scheme>, ServiceError> {
+    if names.is_empty() {
+        return Err(ServiceError::invalid(
+            "invalid_signing",
+            "\"signing\" needs at least one of heron, herald, standard",
+        ));
+    }
+    let mut schemes = Vec::with_capacity(names.len());
+    for name in names {
+        let scheme: Scheme = name.parse().map_err(|error: hookline_verify::ParseSchemeError| {
+            ServiceError::invalid("invalid_signing", error.to_string())
+        })?;
+        if !schemes.contains(&scheme) {
+            schemes.push(scheme);
+        }
+    }
+    Ok(schemes)
+}
+
+fn check_schedule(delays: &[String]) -> Result<RetrySchedule, ServiceError> {
+    let invalid = |detail: String| ServiceError::invalid("invalid_retry_schedule", detail);
+    let parsed = delays
+        .iter()
+        .map(|delay| parse_duration(delay).map_err(|error| invalid(error.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    RetrySchedule::exact(parsed).map_err(|error| invalid(error.to_string()))
+}
+
+fn check_description(description: &str) -> Result<(), ServiceError> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(ServiceError::invalid("invalid_description", "the description is longer than 1024 characters"));
+    }
+    Ok(())
+}
+
+fn check_secret(secret: &str, signing: &[Scheme]) -> Result<(), ServiceError> {
+    validate_secret(secret, signing).map_err(|error| ServiceError::invalid("invalid_secret", error.to_string()))
+}
