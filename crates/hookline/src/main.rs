@@ -370,6 +370,12 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
     fn a_command_the_parser_refuses_is_caught() {
         assert!(Args::try_parse_from(["hookline", "store", "backup"]).is_err());
         assert!(Args::try_parse_from(["hookline", "serve", "--lisen", "x"]).is_err());

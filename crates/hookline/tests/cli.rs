@@ -149,6 +149,88 @@ async fn an_operator_sets_up_a_tenant_and_publishes_from_the_cli() {
     assert_eq!(replayed["id"], published["id"]);
 }
 
+/// The CLI covers the whole API: an endpoint changed, disabled and enabled, deleted; events and a delivery shown;
+/// a delivery sent again; a topic deprecated; a tenant shown and deleted. A tenant key reaches no other tenant.
+#[tokio::test]
+async fn the_cli_changes_disables_and_deletes_endpoints_and_reads_and_retries_deliveries() {
+    let dir = TempDir::new("cli-lifecycle");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    ok(&server, &["tenant", "add", "acme", "--name", "Acme"]).await;
+    assert_eq!(ok(&server, &["tenant", "show", "acme"]).await.field("name"), "Acme");
+    let first_url = format!("{}/first", receiver.url);
+    let endpoint = ok(&server, &["endpoint", "add", "acme", &first_url, "--topic", "pdf.processed", "--json"]).await;
+    let endpoint = endpoint.json()["id"].as_str().unwrap().to_owned();
+
+    // Changed: a new URL and topics, then a retry schedule of its own and back to the server's.
+    let second_url = format!("{}/second", receiver.url);
+    let args = ["endpoint", "update", "acme", &endpoint, "--url", &second_url, "--topic", "pdf.processed"];
+    let changed = ok(&server, &[&args[..], &["--topic", "end_user.reviewed", "--retry", "1m,2m"]].concat()).await;
+    assert_eq!(changed.field("url"), second_url);
+    assert_eq!(changed.field("topics"), "pdf.processed,end_user.reviewed");
+    assert_eq!(changed.field("retry_schedule"), "1m,2m");
+    let back = ok(&server, &["endpoint", "update", "acme", &endpoint, "--default-retry"]).await;
+    assert_eq!(back.field("retry_schedule"), "-");
+    let refused = hookline(&server, &["endpoint", "update", "acme", &endpoint, "--url", "ftp://nowhere"]).await;
+    assert!(!refused.success && refused.stderr.contains("422 invalid_url"), "{}", refused.stderr);
+
+    // Disabled: a publish makes no delivery for it; enabled again, the next one goes out to the new URL.
+    assert_eq!(ok(&server, &["endpoint", "disable", "acme", &endpoint]).await.field("enabled"), "false");
+    let skipped = ok(&server, &["publish", "acme", "pdf.processed", r#"{"pdf_id":"p_0"}"#]).await;
+    assert_eq!(skipped.field("endpoints"), "0");
+    assert_eq!(ok(&server, &["endpoint", "enable", "acme", &endpoint]).await.field("enabled"), "true");
+    let event = ok(&server, &["publish", "acme", "pdf.processed", r#"{"pdf_id":"p_1"}"#]).await.field("id").to_owned();
+    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].path, "/second");
+    let delivery =
+        server.wait_for_deliveries("acme", &event, "succeeded", 1).await["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // Events and the delivery log, read back.
+    let events = ok(&server, &["event", "list", "acme", "--topic", "pdf.processed"]).await;
+    assert!(events.stdout.lines().any(|line| line.starts_with(&event)), "{}", events.stdout);
+    let shown = ok(&server, &["event", "show", "acme", &event]).await;
+    assert_eq!(shown.field("data"), r#"{"pdf_id":"p_1"}"#);
+    let detail = ok(&server, &["delivery", "show", "acme", &delivery]).await;
+    assert_eq!(detail.field("status"), "succeeded");
+    assert!(detail.stdout.lines().any(|line| line.starts_with("attempt 1") && line.contains("answered 200")));
+    assert_eq!(ok(&server, &["delivery", "show", "acme", &delivery, "--json"]).await.json()["id"], delivery);
+
+    // Sent again by hand: a second attempt.
+    ok(&server, &["delivery", "retry", "acme", &delivery]).await;
+    receiver.wait_for(2, Duration::from_secs(15)).await;
+
+    // A tenant key sees only its own tenant.
+    ok(&server, &["tenant", "add", "globex"]).await;
+    let key = ok(&server, &["tenant", "key", "globex", "--json"]).await.json()["key"].as_str().unwrap().to_owned();
+    for args in [
+        &["event", "show", "acme", &event][..],
+        &["delivery", "show", "acme", &delivery],
+        &["delivery", "retry", "acme", &delivery],
+        &["endpoint", "disable", "acme", &endpoint],
+        &["endpoint", "delete", "acme", &endpoint],
+    ] {
+        let refused = hookline_with_key(&server, Some(&key), args).await;
+        assert!(!refused.success && refused.stderr.contains("404 tenant_not_found"), "{args:?}: {}", refused.stderr);
+    }
+
+    // A topic deprecated takes no new subscriptions.
+    ok(&server, &["topic", "add", "quote.ready"]).await;
+    let deprecated = ok(&server, &["topic", "update", "quote.ready", "--deprecated", "true"]).await;
+    assert_eq!(deprecated.field("deprecated"), "true");
+    let args = ["endpoint", "add", "acme", &receiver.url, "--topic", "quote.ready"];
+    let refused = hookline(&server, &args).await;
+    assert!(!refused.success && refused.stderr.contains("deprecated_topic"), "{}", refused.stderr);
+
+    // Deleted: the endpoint, then the tenant.
+    let deleted = ok(&server, &["endpoint", "delete", "acme", &endpoint]).await;
+    assert!(deleted.stdout.contains("deleted"), "{}", deleted.stdout);
+    let gone = hookline(&server, &["endpoint", "show", "acme", &endpoint]).await;
+    assert!(!gone.success && gone.stderr.contains("404 not_found"), "{}", gone.stderr);
+    ok(&server, &["tenant", "delete", "acme"]).await;
+    let gone = hookline(&server, &["tenant", "show", "acme"]).await;
+    assert!(!gone.success && gone.stderr.contains("tenant"), "{}", gone.stderr);
+}
+
 #[tokio::test]
 async fn cli_errors_exit_non_zero_with_the_apis_detail() {
     let dir = TempDir::new("cli-errors");
