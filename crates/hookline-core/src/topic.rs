@@ -62,6 +62,14 @@ pub struct SeedTopic {
     pub name: &'static str,
     pub description: &'static str,
     pub deprecated: bool,
+    /// The `data` of a typical event, shaped as Heron's examples are: what a test event sends when the topic has
+    /// no example of its own.
+    pub example: &'static str,
+}
+
+/// The built-in example of a seeded topic.
+pub fn seed_example(name: &str) -> Option<&'static str> {
+    SEED_TOPICS.iter().find(|seed| seed.name == name).map(|seed| seed.example)
 }
 
 /// The eleven topics of Heron Data's webhook documentation, which every new Hookline starts with.
@@ -70,54 +78,86 @@ pub const SEED_TOPICS: &[SeedTopic] = &[
         name: "end_user.processed",
         description: "Automated processing of an end user finished; it starts once the end user's status is set to ready.",
         deprecated: false,
+        example: r#"{"heron_id":"eus_Eqio3Y4dhyNiMphrXwG58p","end_user_id":"myenduser","status":"processed"}"#,
     },
     SeedTopic {
         name: "end_user.reviewed",
         description: "An underwriter manually reviewed a company and set the end user's status to reviewed.",
         deprecated: false,
+        example: r#"{"heron_id":"eus_Eqio3Y4dhyNiMphrXwG58p","end_user_id":"myenduser","status":"reviewed"}"#,
     },
     SeedTopic {
         name: "end_user.transactions_updated",
         description: "Transactions of an end user changed. Being deprecated: do not subscribe; use transactions.updated.",
         deprecated: true,
+        example: r#"{"heron_id":"eus_Eqio3Y4dhyNiMphrXwG58p","end_user_id":"myenduser"}"#,
     },
     SeedTopic {
         name: "end_user.review_required",
         description: "An end user broke a rule during processing and needs further review.",
         deprecated: false,
+        example: r#"{"heron_id":"eus_Eqio3Y4dhyNiMphrXwG58p","end_user_id":"myenduser","status":"review_required"}"#,
     },
-    SeedTopic { name: "transactions.deleted", description: "Transactions were deleted.", deprecated: false },
+    SeedTopic {
+        name: "transactions.deleted",
+        description: "Transactions were deleted.",
+        deprecated: false,
+        example: r#"{"end_user_id":"myenduser","transaction_ids":["txn_2Yv8rXkWqZ4pLm1nB7cD9e"]}"#,
+    },
     SeedTopic {
         name: "transactions.updated",
         description: "Transactions of an end user changed; sent once changes stop, within 10 minutes of the last one.",
         deprecated: false,
+        example: r#"{"end_user_id":"myenduser","transaction_ids":["txn_2Yv8rXkWqZ4pLm1nB7cD9e"]}"#,
     },
-    SeedTopic { name: "pdf.processed", description: "A PDF document was processed successfully.", deprecated: false },
+    SeedTopic {
+        name: "pdf.processed",
+        description: "A PDF document was processed successfully.",
+        deprecated: false,
+        example: r#"{"heron_id":"pdf_Q5mZt8rK2wXyL9vB3nH7cD","end_user_id":"myenduser","status":"processed"}"#,
+    },
     SeedTopic {
         name: "pdf.checks_passed",
         description: "A PDF document reconciles and stays under the anomaly threshold (when fraud checks are enabled).",
         deprecated: false,
+        example: r#"{"heron_id":"pdf_Q5mZt8rK2wXyL9vB3nH7cD","end_user_id":"myenduser","status":"checks_passed"}"#,
     },
     SeedTopic {
         name: "pdf.checks_failed",
         description: "A PDF document does not reconcile or exceeds the anomaly threshold (when fraud checks are enabled).",
         deprecated: false,
+        example: r#"{"heron_id":"pdf_Q5mZt8rK2wXyL9vB3nH7cD","end_user_id":"myenduser","status":"checks_failed"}"#,
     },
     SeedTopic {
         name: "pdf.failed",
         description: "Processing a PDF document failed: no transactions could be extracted.",
         deprecated: false,
+        example: r#"{"heron_id":"pdf_Q5mZt8rK2wXyL9vB3nH7cD","end_user_id":"myenduser","status":"failed"}"#,
     },
     SeedTopic {
         name: "pdf.transactions_loaded",
         description: "The transactions of a processed PDF document were loaded into an end user.",
         deprecated: false,
+        example: r#"{"heron_id":"pdf_Q5mZt8rK2wXyL9vB3nH7cD","end_user_id":"myenduser","status":"transactions_loaded"}"#,
     },
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_seeded_topic_has_an_example_of_compact_json() {
+        for seed in SEED_TOPICS {
+            let parsed: serde_json::Value = serde_json::from_str(seed.example).unwrap_or_else(|error| {
+                panic!("{}: {error}", seed.name);
+            });
+            assert!(parsed.is_object(), "{}", seed.name);
+            assert_eq!(serde_json::to_string(&parsed).unwrap(), seed.example, "{} is compact", seed.name);
+            assert_eq!(seed_example(seed.name), Some(seed.example));
+        }
+        assert_eq!(seed_example("quote.ready"), None);
+    }
 
     fn check(input: &str, valid: bool) {
         assert_eq!(input.parse::<TopicName>().is_ok(), valid, "{input}");

@@ -76,7 +76,7 @@ use crate::sqlite::SqliteStore;
 pub use crate::sqlite::backup::{BackedUp, backup};
 pub use crate::sqlite::vacuum::{Vacuumed, vacuum};
 pub use crate::tenants::{ApiKey, Principal, Tenant};
-pub use crate::topics::Topic;
+pub use crate::topics::{Topic, TopicPatch};
 
 /// Longer than any lease a dispatcher takes (three delivery timeouts of at most five minutes, and ten seconds):
 /// at start-up only pending deliveries due within this of now can hold a lease that a previous run left, since a

@@ -397,4 +397,11 @@ DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending' AND next_attempt_at IS NOT NULL;
 "#,
     },
+    // 12: a topic's example `data`, which test events send (a seeded topic without one falls back to its built-in
+    // example, `hookline_core::topic::seed_example`).
+    Migration::Both(
+        r#"
+ALTER TABLE topics ADD COLUMN example TEXT;
+"#,
+    ),
 ];

@@ -2,7 +2,7 @@
 //! keeps its subscribers and takes no new ones.
 
 use hookline_core::time::Timestamp;
-use hookline_core::topic::{SEED_TOPICS, TopicName};
+use hookline_core::topic::{SEED_TOPICS, TopicName, seed_example};
 
 use crate::sql::{Columns, Sql, Value, millis, parse_field};
 use crate::{Store, StoreError};
@@ -13,17 +13,25 @@ pub struct Topic {
     pub description: String,
     pub deprecated: bool,
     pub created: Timestamp,
+    /// The `data` test events of this topic send, as compact JSON: its own, or a seeded topic's built-in one.
+    pub example: Option<String>,
 }
 
-const SELECT_TOPIC: &str = "SELECT name, description, deprecated, created_at FROM topics";
+const SELECT_TOPIC: &str = "SELECT name, description, deprecated, created_at, example FROM topics";
+
+/// A change to a topic; a field left `None` stays as it is.
+#[derive(Clone, Debug, Default)]
+pub struct TopicPatch {
+    pub description: Option<String>,
+    pub deprecated: Option<bool>,
+    /// `Some(None)` removes the topic's own example (a seeded topic falls back to its built-in one).
+    pub example: Option<Option<String>>,
+}
 
 fn topic_row(row: &dyn Columns) -> Result<Topic, StoreError> {
-    Ok(Topic {
-        name: parse_field(&row.text(0)?)?,
-        description: row.text(1)?,
-        deprecated: row.flag(2)?,
-        created: millis(row, 3)?,
-    })
+    let name: TopicName = parse_field(&row.text(0)?)?;
+    let example = row.optional_text(4)?.or_else(|| seed_example(name.as_str()).map(str::to_owned));
+    Ok(Topic { name, description: row.text(1)?, deprecated: row.flag(2)?, created: millis(row, 3)?, example })
 }
 
 fn name_and_deprecation(row: &dyn Columns) -> Result<(String, bool), StoreError> {
@@ -82,35 +90,46 @@ impl Store {
         reading!(self, |sql| sql.query(&format!("{SELECT_TOPIC} ORDER BY name"), &[], topic_row).await)
     }
 
-    pub async fn create_topic(&self, name: TopicName, description: String) -> Result<Topic, StoreError> {
-        let topic = Topic { name, description, deprecated: false, created: self.clock.now() };
+    /// Adds a topic; `example` is its example `data` as compact JSON.
+    pub async fn create_topic(
+        &self,
+        name: TopicName,
+        description: String,
+        example: Option<String>,
+    ) -> Result<Topic, StoreError> {
+        let created = self.clock.now();
         writing!(self, |sql| {
             let inserted = sql
                 .execute(
-                    "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, FALSE, $3)
-                     ON CONFLICT (name) DO NOTHING",
-                    &[&topic.name.as_str(), &topic.description, &topic.created.unix_millis()],
+                    "INSERT INTO topics (name, description, deprecated, created_at, example)
+                     VALUES ($1, $2, FALSE, $3, $4) ON CONFLICT (name) DO NOTHING",
+                    &[&name.as_str(), &description, &created.unix_millis(), &example],
                 )
                 .await?;
             if inserted == 0 {
-                return Err(StoreError::Conflict { what: "topic", id: topic.name.to_string() });
+                return Err(StoreError::Conflict { what: "topic", id: name.to_string() });
             }
-            Ok(topic)
+            sql.first(&format!("{SELECT_TOPIC} WHERE name = $1"), &[&name.as_str()], topic_row)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt { detail: format!("topic {name} vanished as it was made") })
         })
     }
 
-    /// Changes a topic's description or deprecation; `None` when there is no such topic.
-    pub async fn update_topic(
-        &self,
-        name: TopicName,
-        description: Option<String>,
-        deprecated: Option<bool>,
-    ) -> Result<Option<Topic>, StoreError> {
+    /// One topic of the catalogue.
+    pub async fn get_topic(&self, name: TopicName) -> Result<Option<Topic>, StoreError> {
+        reading!(self, |sql| sql.first(&format!("{SELECT_TOPIC} WHERE name = $1"), &[&name.as_str()], topic_row).await)
+    }
+
+    /// Changes a topic's description, deprecation or example; `None` when there is no such topic.
+    pub async fn update_topic(&self, name: TopicName, patch: TopicPatch) -> Result<Option<Topic>, StoreError> {
+        let TopicPatch { description, deprecated, example } = patch;
+        let (set_example, example) = (example.is_some(), example.flatten());
         writing!(self, |sql| {
             sql.execute(
-                "UPDATE topics SET description = COALESCE($1, description), deprecated = COALESCE($2, deprecated)
-                 WHERE name = $3",
-                &[&description, &deprecated, &name.as_str()],
+                "UPDATE topics SET description = COALESCE($1, description), deprecated = COALESCE($2, deprecated),
+                    example = CASE WHEN $3 THEN $4 ELSE example END
+                 WHERE name = $5",
+                &[&description, &deprecated, &set_example, &example, &name.as_str()],
             )
             .await?;
             sql.first(&format!("{SELECT_TOPIC} WHERE name = $1"), &[&name.as_str()], topic_row).await

@@ -16,7 +16,7 @@ use hookline_core::topic::TopicName;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Busy, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
     EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Retried, Store,
-    StoreError, StoreOptions,
+    StoreError, StoreOptions, TopicPatch,
 };
 
 // ----- fixtures -----
@@ -301,16 +301,34 @@ contract! {
         let topics = store.list_topics().await.unwrap();
         assert_eq!(topics.len(), 11, "{topics:?}");
         assert!(topics.iter().any(|topic| topic.name.as_str() == "end_user.transactions_updated" && topic.deprecated));
-        let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into()).await.unwrap();
-        assert!(!created.deprecated);
-        let duplicate = store.create_topic(topic("pdf.archived"), String::new()).await.unwrap_err();
+        let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into(), None).await.unwrap();
+        assert!(!created.deprecated && created.example.is_none());
+        let duplicate = store.create_topic(topic("pdf.archived"), String::new(), None).await.unwrap_err();
         assert!(matches!(duplicate, StoreError::Conflict { .. }), "{duplicate:?}");
-        let updated = store.update_topic(topic("pdf.archived"), Some("archived".into()), Some(true)).await.unwrap().unwrap();
+        let change = TopicPatch { description: Some("archived".into()), deprecated: Some(true), ..TopicPatch::default() };
+        let updated = store.update_topic(topic("pdf.archived"), change).await.unwrap().unwrap();
         assert_eq!((updated.description.as_str(), updated.deprecated), ("archived", true));
-        let kept = store.update_topic(topic("pdf.archived"), None, None).await.unwrap().unwrap();
+        let kept = store.update_topic(topic("pdf.archived"), TopicPatch::default()).await.unwrap().unwrap();
         assert_eq!((kept.description.as_str(), kept.deprecated), ("archived", true));
-        assert!(store.update_topic(topic("pdf.unknown"), None, Some(true)).await.unwrap().is_none());
-        assert_eq!(store.list_topics().await.unwrap().len(), 12);
+        let deprecate = TopicPatch { deprecated: Some(true), ..TopicPatch::default() };
+        assert!(store.update_topic(topic("pdf.unknown"), deprecate).await.unwrap().is_none());
+        // Examples: a topic's own, set and removed; a seeded topic falls back to its built-in one.
+        let example = |json: &str| TopicPatch { example: Some(Some(json.to_owned())), ..TopicPatch::default() };
+        let set = store.update_topic(topic("pdf.archived"), example(r#"{"pdf_id":"p_1"}"#)).await.unwrap().unwrap();
+        assert_eq!(set.example.as_deref(), Some(r#"{"pdf_id":"p_1"}"#));
+        assert_eq!(store.get_topic(topic("pdf.archived")).await.unwrap().unwrap().example, set.example);
+        let seeded = store.get_topic(topic("pdf.processed")).await.unwrap().unwrap();
+        assert_eq!(seeded.example.as_deref(), hookline_core::topic::seed_example("pdf.processed"));
+        let own = store.update_topic(topic("pdf.processed"), example(r#"{"mine":true}"#)).await.unwrap().unwrap();
+        assert_eq!(own.example.as_deref(), Some(r#"{"mine":true}"#));
+        let removed = TopicPatch { example: Some(None), ..TopicPatch::default() };
+        let back = store.update_topic(topic("pdf.processed"), removed.clone()).await.unwrap().unwrap();
+        assert_eq!(back.example.as_deref(), hookline_core::topic::seed_example("pdf.processed"));
+        assert!(store.update_topic(topic("pdf.archived"), removed).await.unwrap().unwrap().example.is_none());
+        let made = store.create_topic(topic("quote.ready"), String::new(), Some("[1,2]".into())).await.unwrap();
+        assert_eq!(made.example.as_deref(), Some("[1,2]"));
+        assert!(store.get_topic(topic("quote.unknown")).await.unwrap().is_none());
+        assert_eq!(store.list_topics().await.unwrap().len(), 13);
     }
 }
 
@@ -356,7 +374,8 @@ contract! {
         assert!(matches!(deprecated, StoreError::DeprecatedTopic { .. }), "{deprecated:?}");
         // A subscription made before the deprecation stays, and may be kept through a patch.
         let id = make_endpoint(store, "acme", &["pdf.processed"]).await;
-        store.update_topic(topic("pdf.processed"), None, Some(true)).await.unwrap();
+        let deprecate = TopicPatch { deprecated: Some(true), ..TopicPatch::default() };
+        store.update_topic(topic("pdf.processed"), deprecate).await.unwrap();
         let keep = EndpointPatch { topics: Some(vec![topic("pdf.processed")]), ..EndpointPatch::default() };
         assert!(store.update_endpoint(tenant("acme"), id.clone(), keep).await.unwrap().is_some());
         let add = EndpointPatch {

@@ -68,6 +68,44 @@ async fn the_catalogue_starts_with_herons_eleven_topics_and_takes_new_ones() {
     assert_eq!(got[0].text(), r#"{"quote_id":"q_1"}"#);
 }
 
+/// A topic's example: the seeded ones are built in; an operator sets, replaces and removes one; a tenant key
+/// cannot; an oversized one is refused.
+#[tokio::test]
+async fn topics_carry_an_example_that_operators_set() {
+    let dir = TempDir::new("topics-examples");
+    let server = Hookline::start(dir.path()).await;
+    for topic in topics(&server).await {
+        assert!(topic["example"].is_object(), "a seeded topic has its built-in example: {topic:?}");
+    }
+    let processed = topics(&server).await.into_iter().find(|topic| topic["name"] == "pdf.processed").unwrap();
+    assert_eq!(processed["example"]["end_user_id"], "myenduser");
+
+    let example = json!({"quote_id": "q_1", "premium": 120.5, "currency": "GBP"});
+    let created = server.admin("POST", "/v1/topics", Some(json!({"name": "quote.ready", "example": example}))).await;
+    assert_eq!((created.status, &created.body["example"]), (201, &example), "{:?}", created.body);
+    let replaced = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"example": {"quote_id": "q_2"}}))).await;
+    assert_eq!((replaced.status, &replaced.body["example"]), (200, &json!({"quote_id": "q_2"})));
+    let kept = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"description": "Ready"}))).await;
+    assert_eq!(kept.body["example"], json!({"quote_id": "q_2"}));
+    let removed = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"example": null}))).await;
+    assert_eq!((removed.status, &removed.body["example"]), (200, &Value::Null));
+    // A seeded topic given its own example, then back to the built-in one.
+    let own = server.admin("PATCH", "/v1/topics/pdf.processed", Some(json!({"example": {"mine": 1}}))).await;
+    assert_eq!(own.body["example"], json!({"mine": 1}));
+    let back = server.admin("PATCH", "/v1/topics/pdf.processed", Some(json!({"example": null}))).await;
+    assert_eq!(back.body["example"], processed["example"]);
+
+    let huge = json!({"text": "x".repeat(70_000)});
+    let refused = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"example": huge}))).await;
+    assert_eq!((refused.status, refused.code()), (422, "invalid_example"), "{:?}", refused.body);
+    let key = server.tenant("acme").await;
+    let body = json!({"example": {"x": 1}}).to_string();
+    let forbidden = server.call("PATCH", "/v1/topics/quote.ready", Some(&key), Some(&body)).await;
+    assert_eq!(forbidden.status, 403, "{:?}", forbidden.body);
+    let unchanged = topics(&server).await.into_iter().find(|topic| topic["name"] == "quote.ready").unwrap();
+    assert_eq!(unchanged["example"], Value::Null);
+}
+
 #[tokio::test]
 async fn a_deprecated_topic_refuses_new_subscriptions_but_existing_ones_keep_working() {
     let dir = TempDir::new("topics-deprecated");
@@ -428,9 +466,13 @@ async fn every_answer_keeps_its_exact_json() {
 
     let topic =
         server.admin("POST", "/v1/topics", Some(json!({"name": "quote.ready", "description": "A quote"}))).await;
-    check(&topic, 201, r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>"}"#);
+    check(
+        &topic,
+        201,
+        r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>","example":null}"#,
+    );
     let deprecated = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"deprecated": true}))).await;
-    check(&deprecated, 200, r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>"}"#);
+    check(&deprecated, 200, r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>","example":null}"#);
     let catalogue = placeholders(&server.admin("GET", "/v1/topics", None).await.text);
     assert!(catalogue.starts_with(r#"{"data":[{"name":""#) && catalogue.ends_with(r#"}],"next_cursor":null}"#));
     assert!(catalogue.contains(r#"{"name":"quote.ready","description":"A quote","deprecated":true,"#), "{catalogue}");

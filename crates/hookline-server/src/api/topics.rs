@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hookline_core::topic::TopicName;
 
 use super::types::{CreateTopicRequest, PageResponse, TopicResponse, UpdateTopicRequest};
 use super::{AppState, Caller, JsonBody, Path};
@@ -13,7 +12,7 @@ pub async fn list(
     _caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<PageResponse<TopicResponse>>, ApiError> {
-    let topics = state.store.list_topics().await?;
+    let topics = state.service.list_topics().await?;
     Ok(Json(PageResponse { data: topics.iter().map(TopicResponse::from).collect(), next_cursor: None }))
 }
 
@@ -23,10 +22,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateTopicRequest>,
 ) -> Result<(StatusCode, Json<TopicResponse>), ApiError> {
     caller.require_admin()?;
-    let name: TopicName = body.name.parse().map_err(|error: hookline_core::topic::TopicNameError| {
-        ApiError::unprocessable("invalid_topic", error.to_string())
-    })?;
-    let topic = state.store.create_topic(name, body.description).await?;
+    let topic = state.service.create_topic(body).await?;
     Ok((StatusCode::CREATED, Json(TopicResponse::from(&topic))))
 }
 
@@ -37,9 +33,5 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateTopicRequest>,
 ) -> Result<Json<TopicResponse>, ApiError> {
     caller.require_admin()?;
-    let topic_name: TopicName = name.parse().map_err(|_| ApiError::not_found("topic", &name))?;
-    match state.store.update_topic(topic_name, body.description, body.deprecated).await? {
-        Some(topic) => Ok(Json(TopicResponse::from(&topic))),
-        None => Err(ApiError::not_found("topic", &name)),
-    }
+    Ok(Json(TopicResponse::from(&state.service.update_topic(&name, body).await?)))
 }

@@ -45,22 +45,29 @@ pub struct CreateKeyRequest {
 }
 
 /// `POST /v1/topics`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopicRequest {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The `data` a test event of this topic sends when it is given none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<serde_json::Value>,
 }
 
 /// `PATCH /v1/topics/{name}`; a field left out stays as it is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTopicRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deprecated: Option<bool>,
+    /// `Some(None)` is sent as `null`, which removes the topic's own example (a seeded topic falls back to its
+    /// built-in one).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub example: Option<Option<serde_json::Value>>,
 }
 
 /// `POST /v1/tenants/{tenant}/endpoints`; a field left out takes the default its comment names.
@@ -197,12 +204,14 @@ pub struct ApiKeyWithSecret {
     pub key: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopicResponse {
     pub name: TopicName,
     pub description: String,
     pub deprecated: bool,
     pub created: Timestamp,
+    /// What a test event of this topic sends as `data` when given none; `null` when it has no example.
+    pub example: Option<serde_json::Value>,
 }
 
 impl From<&store::Topic> for TopicResponse {
@@ -212,6 +221,8 @@ impl From<&store::Topic> for TopicResponse {
             description: topic.description.clone(),
             deprecated: topic.deprecated,
             created: topic.created,
+            // Stored by the API as JSON it wrote itself.
+            example: topic.example.as_deref().and_then(|example| serde_json::from_str(example).ok()),
         }
     }
 }
@@ -700,10 +711,11 @@ mod tests {
             description: "A quote".to_owned(),
             deprecated: true,
             created: CREATED,
+            example: Some(r#"{"quote_id":"q_1","premium":120.5}"#.to_owned()),
         };
         check(
             &TopicResponse::from(&topic),
-            r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"2021-05-20T09:23:53.123+00:00"}"#,
+            r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"2021-05-20T09:23:53.123+00:00","example":{"quote_id":"q_1","premium":120.5}}"#,
         );
         let problem = ProblemResponse {
             status: 404,
@@ -822,10 +834,14 @@ mod tests {
         );
         check(&CreateKeyRequest::default(), "{}");
         check(
-            &CreateTopicRequest { name: "quote.ready".to_owned(), description: String::new() },
+            &CreateTopicRequest { name: "quote.ready".to_owned(), description: String::new(), example: None },
             r#"{"name":"quote.ready","description":""}"#,
         );
-        check(&UpdateTopicRequest { description: None, deprecated: Some(true) }, r#"{"deprecated":true}"#);
+        check(
+            &UpdateTopicRequest { description: None, deprecated: Some(true), example: None },
+            r#"{"deprecated":true}"#,
+        );
+        check(&UpdateTopicRequest { example: Some(None), ..UpdateTopicRequest::default() }, r#"{"example":null}"#);
         let minimal = CreateEndpointRequest {
             url: "https://example.com/".to_owned(),
             topics: vec!["pdf.processed".to_owned()],

@@ -9,6 +9,7 @@
 mod deliveries;
 mod endpoints;
 mod events;
+mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! `hookline topic`: the catalogue of topics (changes need the admin key).
 
+use anyhow::Context;
 use clap::Subcommand;
 use hookline_server::api::types::{CreateTopicRequest, PageResponse, TopicResponse, UpdateTopicRequest};
 
@@ -14,6 +15,9 @@ pub enum TopicCommand {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// The `data` test events of this topic send, as JSON.
+        #[arg(long)]
+        example: Option<String>,
     },
     /// Change a topic's description, or deprecate it (no new subscriptions; existing ones go on) or bring it
     /// back (admin key).
@@ -24,6 +28,9 @@ pub enum TopicCommand {
         /// true to deprecate, false to undo it.
         #[arg(long)]
         deprecated: Option<bool>,
+        /// A new example `data`, as JSON; `null` removes it.
+        #[arg(long)]
+        example: Option<String>,
     },
 }
 
@@ -33,6 +40,19 @@ const FIELDS: &[Field<TopicResponse>] = &[
     ("description", |topic| topic.description.cell()),
 ];
 
+/// A topic shown alone: with its example.
+const DETAIL: &[Field<TopicResponse>] = &[
+    ("name", |topic| topic.name.cell()),
+    ("deprecated", |topic| topic.deprecated.cell()),
+    ("description", |topic| topic.description.cell()),
+    ("example", |topic| topic.example.as_ref().map_or_else(|| "-".to_owned(), |example| example.to_string())),
+];
+
+/// The example a flag gives, read as JSON.
+fn example(text: &str) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(text).context("--example is not valid JSON")
+}
+
 pub async fn run(command: TopicCommand, connection: &Connection) -> anyhow::Result<()> {
     let api = Api::new(connection)?;
     match command {
@@ -40,15 +60,18 @@ pub async fn run(command: TopicCommand, connection: &Connection) -> anyhow::Resu
             let page: Answer<PageResponse<TopicResponse>> = api.get("/v1/topics").await?;
             table(connection, &page, FIELDS);
         }
-        TopicCommand::Add { name, description } => {
+        TopicCommand::Add { name, description, example: given } => {
+            let example = given.as_deref().map(example).transpose()?;
             let topic: Answer<TopicResponse> =
-                api.post("/v1/topics", &CreateTopicRequest { name, description }, &[]).await?;
-            show(connection, &topic, FIELDS);
+                api.post("/v1/topics", &CreateTopicRequest { name, description, example }, &[]).await?;
+            show(connection, &topic, DETAIL);
         }
-        TopicCommand::Update { name, description, deprecated } => {
-            let change = UpdateTopicRequest { description, deprecated };
+        TopicCommand::Update { name, description, deprecated, example: given } => {
+            let example =
+                given.as_deref().map(example).transpose()?.map(|value| Some(value).filter(|value| !value.is_null()));
+            let change = UpdateTopicRequest { description, deprecated, example };
             let topic: Answer<TopicResponse> = api.patch(&format!("/v1/topics/{name}"), &change).await?;
-            show(connection, &topic, FIELDS);
+            show(connection, &topic, DETAIL);
         }
     }
     Ok(())
