@@ -56,9 +56,94 @@ impl AttemptError {
     }
 }
 
+/// What made an attempt: the delivery log says it for each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The retry schedule: a delivery's first attempt, and each retry after a failure.
+    Schedule,
+    /// Someone sent the delivery again by hand.
+    Retry,
+    /// The event was sent again to its endpoints.
+    Resend,
+    /// The endpoint's failed deliveries were queued again.
+    Recover,
+    /// A test event sent to one endpoint.
+    Test,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 5] = [Cause::Schedule, Cause::Retry, Cause::Resend, Cause::Recover, Cause::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Schedule => "schedule",
+            Cause::Retry => "retry",
+            Cause::Resend => "resend",
+            Cause::Recover => "recover",
+            Cause::Test => "test",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Cause::ALL.into_iter().find(|cause| cause.as_str() == value)
+    }
+}
+
+/// Why a delivery was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A publish, for an endpoint subscribed to the event's topic.
+    Publish,
+    /// A test event, for one endpoint.
+    Test,
+    /// An event sent again.
+    Resend,
+}
+
+impl Origin {
+    pub const ALL: [Origin; 3] = [Origin::Publish, Origin::Test, Origin::Resend];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Publish => "publish",
+            Origin::Test => "test",
+            Origin::Resend => "resend",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Origin::ALL.into_iter().find(|origin| origin.as_str() == value)
+    }
+
+    /// What makes a new delivery's first attempt.
+    pub fn first_cause(self) -> Cause {
+        match self {
+            Origin::Publish => Cause::Schedule,
+            Origin::Test => Cause::Test,
+            Origin::Resend => Cause::Resend,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_and_origins_read_back_as_themselves() {
+        for cause in Cause::ALL {
+            assert_eq!(Cause::parse(cause.as_str()), Some(cause));
+            assert_eq!(serde_json::to_value(cause).unwrap(), cause.as_str());
+        }
+        for origin in Origin::ALL {
+            assert_eq!(Origin::parse(origin.as_str()), Some(origin));
+            assert_eq!(serde_json::to_value(origin).unwrap(), origin.as_str());
+        }
+        assert_eq!((Cause::parse("cron"), Origin::parse("cron")), (None, None));
+        assert_eq!(Origin::Test.first_cause(), Cause::Test);
+    }
 
     #[test]
     fn every_kind_reads_back_as_itself_and_serializes_as_its_name() {

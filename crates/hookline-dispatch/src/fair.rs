@@ -427,6 +427,7 @@ mod tests {
             data: Arc::from("{}"),
             meta: None,
             endpoint: Arc::clone(endpoint),
+            cause: hookline_core::attempt::Cause::Schedule,
         }
     }
 

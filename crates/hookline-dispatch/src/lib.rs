@@ -405,6 +405,7 @@ impl Attempter {
                 response_body,
                 error,
                 error_detail,
+                cause: delivery.cause,
             },
             next,
         };

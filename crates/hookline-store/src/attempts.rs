@@ -1,7 +1,7 @@
 //! Attempts: the delivery log. Each attempt of a delivery is recorded once, with its request, the response's
 //! status, headers and body (each capped by the dispatcher), and why it failed, if it did.
 
-use hookline_core::attempt::AttemptError;
+use hookline_core::attempt::{AttemptError, Cause};
 use hookline_core::time::Timestamp;
 
 use crate::StoreError;
@@ -23,20 +23,22 @@ pub struct Attempt {
     pub response_body: Option<String>,
     pub error: Option<AttemptError>,
     pub error_detail: Option<String>,
+    /// What made it.
+    pub cause: Cause,
 }
 
 /// An attempt's columns in the table aliased `a`, in the order `attempt_at` reads them.
 macro_rules! attempt_columns {
     () => {
         "a.number, a.started_at, a.duration_ms, a.url, a.request_headers, a.response_status, a.response_headers, \
-         a.response_body, a.error_kind, a.error_detail, a.response_headers_omitted"
+         a.response_body, a.error_kind, a.error_detail, a.response_headers_omitted, a.cause"
     };
 }
 pub(crate) use attempt_columns;
 
 /// The columns an attempt is inserted with, in the order `AttemptRow::cells` gives them (`attempt_columns!`
 /// reads the same after the delivery's id).
-pub(crate) const COLUMNS: [Column; 12] = [
+pub(crate) const COLUMNS: [Column; 13] = [
     Column::text("delivery_id"),
     Column::integer("number"),
     Column::integer("started_at"),
@@ -49,6 +51,7 @@ pub(crate) const COLUMNS: [Column; 12] = [
     Column::text("error_kind"),
     Column::text("error_detail"),
     Column::integer("response_headers_omitted"),
+    Column::text("cause"),
 ];
 
 /// An attempt's headers as stored, written before the write that stores them: on the embedded store, serialising
@@ -95,6 +98,7 @@ impl<'a> AttemptRow<'a> {
             Cell::Text(attempt.error.map(|error| error.as_str())),
             Cell::Text(attempt.error_detail.as_deref()),
             Cell::Integer(Some(i64::from(attempt.response_headers_omitted))),
+            Cell::Text(Some(attempt.cause.as_str())),
         ]
     }
 }
@@ -131,7 +135,12 @@ pub(crate) fn attempt_at(row: &dyn Columns, offset: usize) -> Result<Option<Atte
             .transpose()?,
         error_detail: row.optional_text(column(9))?,
         response_headers_omitted: narrow(row.integer(column(10))?, "omitted header count")?,
+        cause: parse_cause(&row.text(column(11))?)?,
     }))
+}
+
+pub(crate) fn parse_cause(text: &str) -> Result<Cause, StoreError> {
+    Cause::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("attempt cause {text:?}") })
 }
 
 #[cfg(test)]

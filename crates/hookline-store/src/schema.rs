@@ -404,4 +404,14 @@ CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pendi
 ALTER TABLE topics ADD COLUMN example TEXT;
 "#,
     ),
+    // 13: why each delivery was made (a publish, a test event, a resend) and what made each attempt (the schedule,
+    // a retry by hand, a resend, a recover, a test): `cause` on a delivery is what will make its next attempt,
+    // `NULL` for the schedule.
+    Migration::Both(
+        r#"
+ALTER TABLE deliveries ADD COLUMN origin TEXT NOT NULL DEFAULT 'publish';
+ALTER TABLE deliveries ADD COLUMN cause TEXT;
+ALTER TABLE attempts ADD COLUMN cause TEXT NOT NULL DEFAULT 'schedule';
+"#,
+    ),
 ];

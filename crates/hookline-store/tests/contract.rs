@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::Scheme;
+use hookline_core::attempt::{Cause, Origin};
 use hookline_core::body::Format;
 use hookline_core::clock::{Clock, ManualClock};
 use hookline_core::id::{DeliveryId, EndpointId, TenantId};
@@ -246,6 +247,7 @@ fn outcome(delivery: &ClaimedDelivery, status: Option<u16>, next: NextStep) -> A
             response_body: status.map(|_| "thanks".to_owned()),
             error: failed.then_some(if status.is_some() { AttemptError::Status } else { AttemptError::Connect }),
             error_detail: failed.then(|| "the endpoint answered 500".to_owned()),
+            cause: delivery.cause,
         },
         next,
     }
@@ -563,6 +565,8 @@ contract! {
         let (stored, attempts) = store.get_delivery(tenant("acme"), claimed[0].id.clone()).await.unwrap().unwrap();
         assert_eq!((stored.status, stored.next_attempt, stored.last_status), (DeliveryStatus::Pending, Some(retry_at), Some(500)));
         assert_eq!(attempts[0].error, Some(AttemptError::Status));
+        // A publish's delivery; its attempts are the schedule's until someone sends it again by hand.
+        assert_eq!((stored.origin, claimed[0].cause, attempts[0].cause), (Origin::Publish, Cause::Schedule, Cause::Schedule));
         assert_eq!(store.next_due(Busy::default()).await.unwrap(), Some(retry_at));
         assert!(store.claim_due(claim_at(later(300))).await.unwrap().is_empty());
         let again = store.claim_due(claim_at(later(601))).await.unwrap();
@@ -583,8 +587,17 @@ contract! {
         let retried = store.retry_delivery(tenant("acme"), released[0].id.clone()).await.unwrap().unwrap();
         let Retried::Queued(retried) = retried else { panic!("retried: {retried:?}") };
         assert_eq!(retried.status, DeliveryStatus::Pending);
-        assert_eq!(store.claim_due(claim_at(later(1))).await.unwrap().len(), 1);
+        let by_hand = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!((by_hand.len(), by_hand[0].cause), (1, Cause::Retry));
         assert!(store.retry_delivery(tenant("globex"), released[0].id.clone()).await.unwrap().is_none());
+        // The retry's attempt says so; the schedule makes the ones after it.
+        let failed_again = outcome(&by_hand[0], Some(500), NextStep::RetryAt(later(700)));
+        store.record_outcomes(Arc::from([failed_again])).await.unwrap();
+        let (_, attempts) = store.get_delivery(tenant("acme"), by_hand[0].id.clone()).await.unwrap().unwrap();
+        let causes: Vec<Cause> = attempts.iter().map(|attempt| attempt.cause).collect();
+        assert_eq!(causes, [Cause::Schedule, Cause::Schedule, Cause::Retry]);
+        let next = store.claim_due(claim_at(later(701))).await.unwrap();
+        assert_eq!((next.len(), next[0].cause), (1, Cause::Schedule));
     }
 }
 

@@ -195,9 +195,23 @@ async fn the_cli_changes_disables_and_deletes_endpoints_and_reads_and_retries_de
     assert!(detail.stdout.lines().any(|line| line.starts_with("attempt 1") && line.contains("answered 200")));
     assert_eq!(ok(&server, &["delivery", "show", "acme", &delivery, "--json"]).await.json()["id"], delivery);
 
-    // Sent again by hand: a second attempt.
+    // Sent again by hand: a second attempt, which the log says was a retry.
     ok(&server, &["delivery", "retry", "acme", &delivery]).await;
     receiver.wait_for(2, Duration::from_secs(15)).await;
+    let log = server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+    assert_eq!(log["data"][0]["origin"], "publish");
+    let mut detail = ok(&server, &["delivery", "show", "acme", &delivery, "--json"]).await.json();
+    for tries in 0.. {
+        if detail["attempts"].as_array().map_or(0, Vec::len) >= 2 {
+            break;
+        }
+        // The second attempt's record follows its request by a moment (outcomes are written in batches).
+        assert!(tries < 300, "the retry's attempt was never recorded: {detail}");
+        detail = ok(&server, &["delivery", "show", "acme", &delivery, "--json"]).await.json();
+    }
+    let causes: Vec<&str> =
+        detail["attempts"].as_array().unwrap().iter().map(|a| a["cause"].as_str().unwrap()).collect();
+    assert_eq!(causes, ["schedule", "retry"]);
 
     // A tenant key sees only its own tenant.
     ok(&server, &["tenant", "add", "globex"]).await;

@@ -472,7 +472,11 @@ async fn every_answer_keeps_its_exact_json() {
         r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>","example":null}"#,
     );
     let deprecated = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"deprecated": true}))).await;
-    check(&deprecated, 200, r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>","example":null}"#);
+    check(
+        &deprecated,
+        200,
+        r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>","example":null}"#,
+    );
     let catalogue = placeholders(&server.admin("GET", "/v1/topics", None).await.text);
     assert!(catalogue.starts_with(r#"{"data":[{"name":""#) && catalogue.ends_with(r#"}],"next_cursor":null}"#));
     assert!(catalogue.contains(r#"{"name":"quote.ready","description":"A quote","deprecated":true,"#), "{catalogue}");
@@ -518,7 +522,7 @@ async fn every_answer_keeps_its_exact_json() {
 
     let settled = server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
     let delivery_id = settled["data"][0]["id"].as_str().unwrap().to_owned();
-    let delivery = r#"{"id":"<del>","tenant":"acme","event":"<evt>","endpoint":"<ep>","topic":"pdf.processed","format":"data","status":"succeeded","attempts":1,"next_attempt":null,"last_status":200,"last_error":null,"created":"<time>","updated":"<time>""#;
+    let delivery = r#"{"id":"<del>","tenant":"acme","event":"<evt>","endpoint":"<ep>","topic":"pdf.processed","format":"data","status":"succeeded","attempts":1,"next_attempt":null,"last_status":200,"last_error":null,"created":"<time>","updated":"<time>","origin":"publish""#;
     let listed = server.admin("GET", &format!("/v1/tenants/acme/deliveries?event={event}"), None).await;
     check(&listed, 200, &format!(r#"{{"data":[{delivery}}}],"next_cursor":null}}"#));
     let detail = server.admin("GET", &format!("/v1/tenants/acme/deliveries/{delivery_id}"), None).await;
@@ -542,9 +546,11 @@ async fn every_answer_keeps_its_exact_json() {
             "response_headers_omitted",
             "response_body",
             "error",
-            "error_detail"
+            "error_detail",
+            "cause"
         ]
     );
+    assert_eq!(attempt["cause"], "schedule");
     assert!(attempt["duration_ms"].is_u64() && attempt["url"] == url.as_str(), "{attempt}");
     let pairs = |headers: &Value| headers.as_array().unwrap().iter().all(|pair| pair.as_array().unwrap().len() == 2);
     assert!(pairs(&attempt["request_headers"]) && pairs(&attempt["response_headers"]), "{attempt}");

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hookline_core::Scheme;
-use hookline_core::attempt::AttemptError;
+use hookline_core::attempt::{AttemptError, Cause, Origin};
 use hookline_core::body::Format;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
 use hookline_core::time::Timestamp;
@@ -386,6 +386,8 @@ pub struct DeliveryResponse {
     pub last_error: Option<String>,
     pub created: Timestamp,
     pub updated: Timestamp,
+    /// Why it was made: `publish`, `test` or `resend`.
+    pub origin: Origin,
 }
 
 impl From<&store::Delivery> for DeliveryResponse {
@@ -404,6 +406,7 @@ impl From<&store::Delivery> for DeliveryResponse {
             last_error: delivery.last_error.clone(),
             created: delivery.created,
             updated: delivery.updated,
+            origin: delivery.origin,
         }
     }
 }
@@ -487,6 +490,8 @@ pub struct AttemptResponse {
     pub response_body: Option<String>,
     pub error: Option<AttemptError>,
     pub error_detail: Option<String>,
+    /// What made it: `schedule`, `retry`, `resend`, `recover` or `test`.
+    pub cause: Cause,
 }
 
 impl From<&store::Attempt> for AttemptResponse {
@@ -503,6 +508,7 @@ impl From<&store::Attempt> for AttemptResponse {
             response_body: attempt.response_body.clone(),
             error: attempt.error,
             error_detail: attempt.error_detail.clone(),
+            cause: attempt.cause,
         }
     }
 }
@@ -652,6 +658,7 @@ mod tests {
             last_error: None,
             created: CREATED,
             updated: CREATED,
+            origin: Origin::Publish,
         }
     }
 
@@ -760,7 +767,7 @@ mod tests {
         );
         let tail = concat!(
             r#""last_status":503,"last_error":null,"#,
-            r#""created":"2021-05-20T09:23:53.123+00:00","updated":"2021-05-20T09:23:53.123+00:00""#,
+            r#""created":"2021-05-20T09:23:53.123+00:00","updated":"2021-05-20T09:23:53.123+00:00","origin":"publish""#,
         );
         let due = Some(Timestamp::from_unix_millis(1_621_502_700_000));
         #[rustfmt::skip]
@@ -788,6 +795,7 @@ mod tests {
                 response_body: Some("busy".to_owned()),
                 error: Some(AttemptError::Status),
                 error_detail: None,
+                cause: Cause::Schedule,
             },
             store::Attempt {
                 number: 2,
@@ -801,6 +809,7 @@ mod tests {
                 response_body: None,
                 error: Some(AttemptError::Timeout),
                 error_detail: Some("no response within 30s".to_owned()),
+                cause: Cause::Retry,
             },
         ];
         let detail = DeliveryDetailResponse {
@@ -812,10 +821,10 @@ mod tests {
             r#","request_body":"{\"topic\":\"pdf.processed\"}","attempts":["#,
             r#"{"number":1,"started":"2021-05-20T09:23:53.123+00:00","duration_ms":12,"url":"https://example.com/hooks","#,
             r#""request_headers":[["webhook-id","msg_1"]],"response_status":503,"response_headers":[["retry-after","5"]],"#,
-            r#""response_headers_omitted":2,"response_body":"busy","error":"status","error_detail":null},"#,
+            r#""response_headers_omitted":2,"response_body":"busy","error":"status","error_detail":null,"cause":"schedule"},"#,
             r#"{"number":2,"started":"2021-05-20T09:23:53.123+00:00","duration_ms":30000,"url":"https://example.com/hooks","#,
             r#""request_headers":[],"response_status":null,"response_headers":[],"response_headers_omitted":0,"#,
-            r#""response_body":null,"error":"timeout","error_detail":"no response within 30s"}]}"#,
+            r#""response_body":null,"error":"timeout","error_detail":"no response within 30s","cause":"retry"}]}"#,
         );
         let failed = r#""status":"failed","attempts":1,"next_attempt":null,"#;
         check(&detail, &format!("{head}{failed}{tail}{expected}"));

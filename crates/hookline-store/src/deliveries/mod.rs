@@ -11,6 +11,7 @@ pub(crate) mod sqlite;
 
 use std::sync::Arc;
 
+use hookline_core::attempt::{Cause, Origin};
 use hookline_core::body::Format;
 use hookline_core::id::{DeliveryId, EndpointId, EventId, TenantId};
 use hookline_core::json::Escape;
@@ -71,6 +72,8 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created: Timestamp,
     pub updated: Timestamp,
+    /// Why it was made.
+    pub origin: Origin,
 }
 
 /// Filters for listing deliveries.
@@ -96,6 +99,8 @@ pub struct ClaimedDelivery {
     pub data: Arc<str>,
     pub meta: Option<Arc<str>>,
     pub endpoint: Arc<Endpoint>,
+    /// What makes this attempt.
+    pub cause: Cause,
 }
 
 /// What a dispatcher asks of the queue: see `Store::claim_due`.
@@ -162,14 +167,14 @@ pub struct AttemptOutcome {
 macro_rules! delivery_columns {
     () => {
         "id, tenant_id, event_id, endpoint_id, topic, status, attempts, next_attempt_at, last_status, last_error, \
-         created_at, updated_at, format, text_escape"
+         created_at, updated_at, format, text_escape, origin"
     };
 }
 
 const SELECT_DELIVERY: &str = concat!("SELECT ", delivery_columns!(), " FROM deliveries");
 
 /// The columns a new delivery is inserted with, in the order `NewDelivery::cells` gives them.
-pub(crate) const NEW_COLUMNS: [Column; 12] = [
+pub(crate) const NEW_COLUMNS: [Column; 14] = [
     Column::text("id"),
     Column::text("tenant_id"),
     Column::text("event_id"),
@@ -182,6 +187,8 @@ pub(crate) const NEW_COLUMNS: [Column; 12] = [
     Column::integer("lease"),
     Column::integer("created_at"),
     Column::integer("updated_at"),
+    Column::text("origin"),
+    Column::text("cause"),
 ];
 
 /// A delivery a publish makes: pending, due at `next_attempt_at`, leased to the local dispatcher if `lease`.
@@ -196,6 +203,7 @@ pub(crate) struct NewDelivery<'a> {
     pub(crate) next_attempt_at: i64,
     pub(crate) lease: Option<i64>,
     pub(crate) created: i64,
+    pub(crate) origin: Origin,
 }
 
 impl<'a> NewDelivery<'a> {
@@ -214,6 +222,8 @@ impl<'a> NewDelivery<'a> {
             Cell::Integer(self.lease),
             Cell::Integer(Some(self.created)),
             Cell::Integer(Some(self.created)),
+            Cell::Text(Some(self.origin.as_str())),
+            Cell::Text(stored_cause(self.origin.first_cause())),
         ]
     }
 }
@@ -221,13 +231,22 @@ impl<'a> NewDelivery<'a> {
 /// A claimed delivery's own columns and its event's (`d` and `v`), in the order `claimed_with` reads them.
 macro_rules! claimed_delivery_columns {
     () => {
-        "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, v.created_at, v.data, v.meta"
+        "d.id, d.lease, d.attempts, d.format, d.text_escape, v.id, v.topic, v.created_at, v.data, v.meta, d.cause"
     };
 }
 pub(crate) use claimed_delivery_columns;
 
 /// How many columns `claimed_delivery_columns!` has: the endpoint's, when a query joins them, come after.
-pub(crate) const CLAIMED_DELIVERY_WIDTH: usize = 10;
+pub(crate) const CLAIMED_DELIVERY_WIDTH: usize = 11;
+
+/// A cause as a delivery stores it: `NULL` for the schedule, which is what an outcome leaves.
+pub(crate) fn stored_cause(cause: Cause) -> Option<&'static str> {
+    (cause != Cause::Schedule).then_some(cause.as_str())
+}
+
+fn parse_origin(text: &str) -> Result<Origin, StoreError> {
+    Origin::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("delivery origin {text:?}") })
+}
 
 fn parse_status(text: &str) -> Result<DeliveryStatus, StoreError> {
     DeliveryStatus::parse(text).ok_or_else(|| StoreError::Corrupt { detail: format!("delivery status {text:?}") })
@@ -264,11 +283,12 @@ fn delivery_row(row: &dyn Columns) -> Result<Delivery, StoreError> {
         updated: millis(row, 11)?,
         format: parse_field(&row.text(12)?)?,
         escape: parse_escape(&row.text(13)?)?,
+        origin: parse_origin(&row.text(14)?)?,
     })
 }
 
 /// How many columns `delivery_columns!` has.
-const DELIVERY_WIDTH: usize = 14;
+const DELIVERY_WIDTH: usize = 15;
 
 fn delivery_and_attempt(row: &dyn Columns) -> Result<(Delivery, Option<Attempt>), StoreError> {
     Ok((delivery_row(row)?, attempt_at(row, DELIVERY_WIDTH)?))
@@ -288,6 +308,11 @@ pub(crate) fn claimed_with(row: &dyn Columns, endpoint: Arc<Endpoint>) -> Result
         data: Arc::from(row.text(8)?),
         meta: row.optional_text(9)?.map(Arc::from),
         endpoint,
+        cause: row
+            .optional_text(10)?
+            .map(|cause| crate::attempts::parse_cause(&cause))
+            .transpose()?
+            .unwrap_or(Cause::Schedule),
     })
 }
 
@@ -546,7 +571,7 @@ impl Store {
             // was deleted stays as it is, since nothing would send it.
             let queued = sql
                 .execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1
+                    "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, updated_at = $1, cause = 'retry'
                      WHERE id = $2 AND tenant_id = $3 AND (lease IS NULL OR next_attempt_at < $1)
                         AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)",
                     &[&now, &id.as_str(), &tenant.as_str()],

@@ -107,7 +107,7 @@ static RECORD_OUTCOMES: LazyLock<String> = LazyLock::new(|| {
          ), moved AS (
             UPDATE deliveries d SET status = o.status, attempts = o.attempts,
                 next_attempt_at = o.next_attempt_at, lease = NULL, last_status = o.last_status,
-                last_error = o.last_error, updated_at = $8
+                last_error = o.last_error, updated_at = $8, cause = NULL
             FROM outcome o WHERE d.id = o.id AND d.lease = o.lease
             RETURNING d.id
          )

@@ -39,7 +39,7 @@ pub(crate) async fn claim_due(store: &SqliteBackend, claim: Claim) -> Result<Vec
             let mut rows = statement.query(params![lease, claim.lease_until.unix_millis()])?;
             let mut claimed = Vec::new();
             while let Some(row) = rows.next()? {
-                let endpoint_id = row.get_ref(10)?;
+                let endpoint_id = row.get_ref(super::CLAIMED_DELIVERY_WIDTH)?;
                 let endpoint_id =
                     endpoint_id.as_str().map_err(|error| StoreError::Corrupt { detail: error.to_string() })?;
                 let generation = local.endpoints_generation();
@@ -104,7 +104,7 @@ fn record(
         let updated = connection
             .prepare_cached(
                 "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt_at = ?5, lease = NULL,
-                    last_status = ?6, last_error = ?7, updated_at = ?8
+                    last_status = ?6, last_error = ?7, updated_at = ?8, cause = NULL
                  WHERE id = ?1 AND lease = ?2",
             )?
             .execute(params![

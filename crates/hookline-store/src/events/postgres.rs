@@ -340,6 +340,7 @@ async fn insert_deliveries(
             next_attempt_at: created,
             lease: None,
             created,
+            origin: hookline_core::attempt::Origin::Publish,
         };
         batch.push(&delivery.cells());
     }

@@ -139,6 +139,7 @@ fn insert_deliveries(
             next_attempt_at,
             lease,
             created,
+            origin: hookline_core::attempt::Origin::Publish,
         };
         insert.execute(params_from_iter(delivery.cells()))?;
         if let Some(lease) = lease {
@@ -157,6 +158,7 @@ fn insert_deliveries(
                 data,
                 meta,
                 endpoint: Arc::clone(endpoint),
+                cause: hookline_core::attempt::Cause::Schedule,
             });
         }
     }
