@@ -275,6 +275,7 @@ async fn publish(store: &Store, topic: &str) -> DeliveryId {
         data: r#"{"pdf_id":"pdf_1"}"#.to_owned(),
         meta: None,
         idempotency_key: None,
+        route: hookline_store::Route::default(),
     };
     let published = store.publish(event).await.unwrap().expect("the tenant exists");
     assert_eq!(published.deliveries, 1);

@@ -16,8 +16,8 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Busy, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
-    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Retried, Store,
-    StoreError, StoreOptions, TopicPatch,
+    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Retried, Route,
+    Store, StoreError, StoreOptions, TopicPatch,
 };
 
 // ----- fixtures -----
@@ -207,6 +207,7 @@ fn event(tenant_id: &str, topic_name: &str, data: &str) -> NewEvent {
         data: data.to_owned(),
         meta: None,
         idempotency_key: None,
+        route: Route::default(),
     }
 }
 
@@ -598,6 +599,34 @@ contract! {
         assert_eq!(causes, [Cause::Schedule, Cause::Schedule, Cause::Retry]);
         let next = store.claim_due(claim_at(later(701))).await.unwrap();
         assert_eq!((next.len(), next[0].cause), (1, Cause::Schedule));
+    }
+}
+
+contract! {
+    async fn an_event_routed_to_one_endpoint_makes_one_delivery_marked_with_its_origin(store) {
+        make_tenant(store, "acme").await;
+        // Subscribed too, and passed over.
+        let _first = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let second = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let unsubscribed = make_endpoint(store, "acme", &["pdf.failed"]).await;
+        let test = |only: &EndpointId| NewEvent {
+            route: Route { only: Some(only.clone()), origin: Origin::Test },
+            ..event("acme", "pdf.processed", r#"{"pdf_id":"p_1"}"#)
+        };
+        let published = store.publish(test(&second)).await.unwrap().unwrap();
+        assert_eq!(published.deliveries, 1);
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((&claimed[0].endpoint.id, claimed[0].cause), (&second, Cause::Test));
+        let (delivery, _) = store.get_delivery(tenant("acme"), claimed[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(delivery.origin, Origin::Test);
+        store.record_outcomes(Arc::from([outcome(&claimed[0], Some(200), NextStep::Done(DeliveryStatus::Succeeded))])).await.unwrap();
+        let (_, attempts) = store.get_delivery(tenant("acme"), claimed[0].id.clone()).await.unwrap().unwrap();
+        assert_eq!(attempts[0].cause, Cause::Test);
+        // An endpoint not subscribed to the topic gets nothing, nor does any other.
+        assert_eq!(store.publish(test(&unsubscribed)).await.unwrap().unwrap().deliveries, 0);
+        // A publish goes to every subscribed endpoint, as before.
+        assert_eq!(store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap().deliveries, 2);
     }
 }
 

@@ -2,12 +2,15 @@
 //! (`crate::service`); these handlers translate HTTP to it and back.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use hookline_core::id::EndpointId;
 
-use super::types::{CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, UpdateEndpointRequest};
-use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, parse_id};
+use super::types::{
+    CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, TestEventRequest, TestEventResponse,
+    UpdateEndpointRequest,
+};
+use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
 
 pub async fn create(
@@ -62,4 +65,26 @@ pub async fn delete(
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
     state.service.delete_endpoint(tenant, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST …/endpoints/{endpoint}/test`: one event for this endpoint alone; answers `202` with the delivery to
+/// watch.
+pub async fn test(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+    request: Request,
+) -> Result<(StatusCode, Json<TestEventResponse>), ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EndpointId = parse_id("endpoint", &endpoint)?;
+    let bytes = body_bytes(request, &state).await?;
+    let body: TestEventRequest<'_> = parse_json(&bytes)?;
+    let sent = state.service.send_test_event(tenant, id, &body.topic, body.data).await?;
+    let answer = TestEventResponse {
+        event: sent.event.id,
+        delivery: sent.delivery.id,
+        endpoint: sent.delivery.endpoint,
+        topic: sent.event.topic,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

@@ -48,6 +48,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/keys", post(tenants::create_key))
         .route("/endpoints", post(endpoints::create).get(endpoints::list))
         .route("/endpoints/{endpoint}", get(endpoints::show).patch(endpoints::update).delete(endpoints::delete))
+        .route("/endpoints/{endpoint}/test", post(endpoints::test))
         .route("/events", post(events::publish).get(events::list))
         .route("/events/{event}", get(events::show))
         .route("/deliveries", get(deliveries::list))

@@ -120,6 +120,25 @@ pub struct UpdateEndpointRequest {
     pub secret: Option<String>,
 }
 
+/// `POST /v1/tenants/{tenant}/endpoints/{endpoint}/test`: an event of `topic` for that endpoint alone.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestEventRequest<'a> {
+    pub topic: String,
+    /// The event's data; the topic's example when left out.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a RawValue>,
+}
+
+/// The answer to a test event: the delivery to watch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestEventResponse {
+    pub event: EventId,
+    pub delivery: DeliveryId,
+    pub endpoint: EndpointId,
+    pub topic: TopicName,
+}
+
 /// `POST /v1/tenants/{tenant}/events`. `data` and `meta` borrow the JSON as the publisher wrote it, so that
 /// key order and number literals reach the store (and the CLI's request) exactly.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -639,6 +658,7 @@ mod tests {
             data: r#"{"b":1,"a":2.50,"n":1e5,"s":"café"}"#.to_owned(),
             meta: meta.map(str::to_owned),
             idempotency_key: idempotency_key.map(str::to_owned),
+            route: store::Route::default(),
         }
     }
 

@@ -1,9 +1,10 @@
 //! Publishing (durable before it answers) and reading back what was published.
 
-use hookline_core::id::{EventId, TenantId};
+use hookline_core::attempt::Origin;
+use hookline_core::id::{EndpointId, EventId, TenantId};
 use hookline_core::json::{Escape, canonicalize};
 use hookline_core::topic::TopicName;
-use hookline_store::{Event, EventFilter, NewEvent, Page, PageRequest, Published};
+use hookline_store::{DeliveryFilter, Event, EventFilter, NewEvent, Page, PageRequest, Published, Route};
 use serde_json::value::RawValue;
 
 use super::{Service, ServiceError};
@@ -45,7 +46,8 @@ impl Service {
         };
         // A key used again must come with the same event: kept only then, to compare with what the key made.
         let asked = publication.idempotency_key.as_ref().map(|_| (topic.clone(), data.clone(), meta.clone()));
-        let new = NewEvent { tenant: tenant.clone(), topic, data, meta, idempotency_key: publication.idempotency_key };
+        let idempotency_key = publication.idempotency_key;
+        let new = NewEvent { tenant: tenant.clone(), topic, data, meta, idempotency_key, route: Route::default() };
         let Some(published) = self.store.publish(new).await? else {
             return Err(ServiceError::TenantNotFound { tenant: tenant.to_string() });
         };
@@ -80,5 +82,79 @@ impl Service {
             Some(found) => Ok(found),
             None => Err(self.missing("event", &id, id.time()).await),
         }
+    }
+}
+
+/// What a test event made: the event and the one delivery to watch.
+pub struct TestSent {
+    pub event: Event,
+    pub delivery: hookline_store::Delivery,
+}
+
+impl Service {
+    /// Sends one event of `topic` to `endpoint` alone, marked as a test in its `meta` and its delivery: `data`,
+    /// or the topic's example. It is delivered, signed, retried and logged like any other.
+    pub async fn send_test_event(
+        &self,
+        tenant: TenantId,
+        endpoint: EndpointId,
+        topic: &str,
+        data: Option<&RawValue>,
+    ) -> Result<TestSent, ServiceError> {
+        let found = self.endpoint(tenant.clone(), endpoint.clone()).await?;
+        if !found.enabled {
+            return Err(ServiceError::Conflict {
+                code: "endpoint_disabled",
+                detail: format!("endpoint {endpoint} is disabled; enable it to send it a test event"),
+            });
+        }
+        let topic: TopicName = topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
+            ServiceError::invalid("invalid_topic", error.to_string())
+        })?;
+        if !found.topics.contains(&topic) {
+            let topics: Vec<&str> = found.topics.iter().map(TopicName::as_str).collect();
+            return Err(ServiceError::invalid(
+                "topic_not_subscribed",
+                format!(
+                    "endpoint {endpoint} does not receive {topic}; test it with one of its topics: {}",
+                    topics.join(", ")
+                ),
+            ));
+        }
+        let data = match data {
+            Some(data) => canonicalize(data.get().as_bytes(), Escape::Utf8)
+                .map_err(|error| ServiceError::Malformed { code: "invalid_json", detail: error.to_string() })?,
+            None => self.store.get_topic(topic.clone()).await?.and_then(|topic| topic.example).ok_or_else(|| {
+                ServiceError::invalid(
+                    "no_example",
+                    format!(
+                        "topic {topic} has no example to send; send \"data\" with the test, or give the topic an \
+                         example (PATCH /v1/topics/{topic})"
+                    ),
+                )
+            })?,
+        };
+        let route = Route { only: Some(endpoint.clone()), origin: Origin::Test };
+        let new = NewEvent {
+            tenant: tenant.clone(),
+            topic,
+            data,
+            meta: Some(r#"{"test":true}"#.to_owned()),
+            idempotency_key: None,
+            route,
+        };
+        let published = self
+            .store
+            .publish(new)
+            .await?
+            .ok_or_else(|| ServiceError::TenantNotFound { tenant: tenant.to_string() })?;
+        let filter = DeliveryFilter { event: Some(published.event.id.clone()), ..DeliveryFilter::default() };
+        let page = self.store.list_deliveries(tenant, filter, PageRequest { cursor: None, limit: 1 }).await?;
+        // The endpoint was disabled, deleted or unsubscribed between the check and the write.
+        let delivery = page.data.into_iter().next().ok_or_else(|| ServiceError::Conflict {
+            code: "endpoint_changed",
+            detail: format!("endpoint {endpoint} changed while the test was sent, and it got no delivery; try again"),
+        })?;
+        Ok(TestSent { event: published.event, delivery })
     }
 }

@@ -18,7 +18,7 @@ use hookline_core::time::Timestamp;
 use hookline_store::{Store, StoreError};
 
 pub use self::deliveries::DeliveryDetail;
-pub use self::events::Publication;
+pub use self::events::{Publication, TestSent};
 
 /// The use cases, over the store and the settings they apply.
 #[derive(Clone)]

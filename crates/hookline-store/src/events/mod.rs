@@ -8,7 +8,8 @@
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
-use hookline_core::id::{EventId, TenantId};
+use hookline_core::attempt::Origin;
+use hookline_core::id::{EndpointId, EventId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
@@ -26,6 +27,30 @@ pub struct Event {
     pub data: String,
     pub meta: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Where a new event goes; an event read back has the default (every subscribed endpoint).
+    pub route: Route,
+}
+
+/// Which endpoints a new event makes deliveries for, and why.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Only this endpoint (a test event), if it is enabled and subscribed to the topic; else every one that is.
+    pub only: Option<EndpointId>,
+    /// What the deliveries say made them.
+    pub origin: Origin,
+}
+
+impl Default for Route {
+    fn default() -> Route {
+        Route { only: None, origin: Origin::Publish }
+    }
+}
+
+impl Route {
+    /// Whether the event goes to `endpoint`, one of those subscribed to its topic.
+    pub(crate) fn takes(&self, endpoint: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.as_str() == endpoint)
+    }
 }
 
 /// A validated event to store and fan out.
@@ -36,6 +61,7 @@ pub struct NewEvent {
     pub data: String,
     pub meta: Option<String>,
     pub idempotency_key: Option<String>,
+    pub route: Route,
 }
 
 /// The answer to a publish: the event, how many deliveries it made, and whether it already existed.
@@ -100,6 +126,7 @@ pub(crate) fn event_row(row: &dyn Columns) -> Result<Event, StoreError> {
         data: row.text(4)?,
         meta: row.optional_text(5)?,
         idempotency_key: row.optional_text(6)?,
+        route: Route::default(),
     })
 }
 
@@ -161,8 +188,9 @@ impl Store {
     /// `None` when the tenant does not exist.
     pub async fn publish(&self, new: NewEvent) -> Result<Option<Published>, StoreError> {
         let now = self.clock.now();
-        let NewEvent { tenant, topic, data, meta, idempotency_key } = new;
-        let event = Event { id: EventId::generate_at(now), tenant, topic, created: now, data, meta, idempotency_key };
+        let NewEvent { tenant, topic, data, meta, idempotency_key, route } = new;
+        let id = EventId::generate_at(now);
+        let event = Event { id, tenant, topic, created: now, data, meta, idempotency_key, route };
         match &self.backend {
             Backend::Sqlite(backend) => sqlite::publish(backend, event).await,
             Backend::Postgres(backend) => backend.publisher.publish(event).await,

@@ -323,8 +323,9 @@ async fn insert_deliveries(
     for event in &events {
         let key = (event.tenant.to_string(), event.topic.to_string());
         let endpoints = targets.get(&key).map(Vec::as_slice).unwrap_or_default();
-        counts.insert(event.id.to_string(), endpoints.len() as u64);
-        made.extend(endpoints.iter().map(|target| (DeliveryId::generate_at(event.created), *event, target)));
+        let taken: Vec<&Target> = endpoints.iter().filter(|target| event.route.takes(&target.endpoint)).collect();
+        counts.insert(event.id.to_string(), taken.len() as u64);
+        made.extend(taken.into_iter().map(|target| (DeliveryId::generate_at(event.created), *event, target)));
     }
     let mut batch = Batch::new(&deliveries::NEW_COLUMNS);
     for (id, event, target) in &made {
@@ -340,7 +341,7 @@ async fn insert_deliveries(
             next_attempt_at: created,
             lease: None,
             created,
-            origin: hookline_core::attempt::Origin::Publish,
+            origin: event.route.origin,
         };
         batch.push(&delivery.cells());
     }

@@ -82,6 +82,7 @@ fn publish_event(
     let targets = connection
         .prepare_cached(&TARGET_IDS)?
         .query_map([event.topic.as_str(), event.tenant.as_str()], |row| row.get::<_, String>(0))?
+        .filter(|id| id.as_ref().map_or(true, |id| event.route.takes(id)))
         .map(|id| endpoints.endpoint(sql, local.endpoints_generation(), &id?))
         .collect::<Result<Vec<_>, _>>()?;
     connection.prepare_cached(&INSERT_EVENT)?.execute(params_from_iter(event_cells(&event)))?;
@@ -139,7 +140,7 @@ fn insert_deliveries(
             next_attempt_at,
             lease,
             created,
-            origin: hookline_core::attempt::Origin::Publish,
+            origin: event.route.origin,
         };
         insert.execute(params_from_iter(delivery.cells()))?;
         if let Some(lease) = lease {
@@ -158,7 +159,7 @@ fn insert_deliveries(
                 data,
                 meta,
                 endpoint: Arc::clone(endpoint),
-                cause: hookline_core::attempt::Cause::Schedule,
+                cause: event.route.origin.first_cause(),
             });
         }
     }

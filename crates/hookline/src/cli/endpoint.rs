@@ -1,9 +1,13 @@
 //! `hookline endpoint`: where a tenant's webhooks go.
 
+use anyhow::{Context, bail};
 use clap::Subcommand;
+use hookline_core::duration::format_duration;
 use hookline_server::api::types::{
-    CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, UpdateEndpointRequest,
+    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointWithSecret, PageResponse,
+    TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
+use serde_json::value::RawValue;
 
 use super::{Answer, Api, Cell, Connection, Field, say, show, table};
 
@@ -68,6 +72,22 @@ pub enum EndpointCommand {
     Enable { tenant: String, endpoint: String },
     /// Delete an endpoint: it sends nothing more and its pending deliveries are cancelled.
     Delete { tenant: String, endpoint: String },
+    /// Send a test event of TOPIC to this endpoint alone, wait for its first attempt and print what happened.
+    Test {
+        tenant: String,
+        endpoint: String,
+        topic: String,
+        /// The event's data, as JSON (default: the topic's example).
+        #[arg(long)]
+        data: Option<String>,
+        /// How long to wait for the first attempt.
+        #[arg(long, default_value = "30s", value_parser = parse_wait)]
+        wait: std::time::Duration,
+    },
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    hookline_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
 const DETAIL: &[Field<EndpointWithSecret>] = &[
@@ -166,6 +186,52 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
         EndpointCommand::Enable { tenant, endpoint } => {
             let change = UpdateEndpointRequest { enabled: Some(true), ..UpdateEndpointRequest::default() };
             show(connection, &api.patch(&path(&tenant, &endpoint), &change).await?, DETAIL);
+        }
+        EndpointCommand::Test { tenant, endpoint, topic, data, wait } => {
+            let data: Option<Box<RawValue>> =
+                data.map(|data| serde_json::from_str(&data).context("--data is not valid JSON")).transpose()?;
+            let body = TestEventRequest { topic, data: data.as_deref() };
+            let sent: Answer<TestEventResponse> =
+                api.post(&format!("{}/test", path(&tenant, &endpoint)), &body, &[]).await?;
+            let delivery_path = format!("/v1/tenants/{tenant}/deliveries/{}", sent.value.delivery);
+            let deadline = tokio::time::Instant::now() + wait;
+            let detail: Answer<DeliveryDetailResponse> = loop {
+                let detail: Answer<DeliveryDetailResponse> = api.get(&delivery_path).await?;
+                if !detail.value.attempts.is_empty() {
+                    break detail;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    bail!(
+                        "test event {} sent as delivery {}, but no attempt within {}; see it with: hookline delivery \
+                         show {tenant} {}",
+                        sent.value.event,
+                        sent.value.delivery,
+                        format_duration(wait),
+                        sent.value.delivery
+                    );
+                }
+                // Polling the API: an attempt is recorded within about 100 ms of its answer.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
+            if connection.json {
+                show(connection, &detail, &[]);
+                return Ok(());
+            }
+            let attempt = &detail.value.attempts[0];
+            say(&format!("{:<10}  {}", "event", sent.value.event));
+            say(&format!("{:<10}  {}", "delivery", sent.value.delivery));
+            say(&format!("{:<10}  {}", "status", attempt.response_status.cell()));
+            let reason = match (&attempt.error, &attempt.error_detail) {
+                (None, _) => "delivered".to_owned(),
+                (Some(_), Some(detail)) => detail.clone(),
+                (Some(error), None) => format!("{error:?}").to_lowercase(),
+            };
+            say(&format!("{:<10}  {reason}", "outcome"));
+            say(&format!("{:<10}  {} ms", "took", attempt.duration_ms));
+            say(&format!("{:<10}  {}", "answer", attempt.response_body.cell()));
+            if attempt.error.is_some() {
+                bail!("the endpoint did not accept the test event");
+            }
         }
         EndpointCommand::Delete { tenant, endpoint } => {
             api.delete(&path(&tenant, &endpoint)).await?;
