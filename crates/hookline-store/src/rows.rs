@@ -46,6 +46,27 @@ impl rusqlite::ToSql for Cell<'_> {
     }
 }
 
+impl ToSql for Cell<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Cell::Text(text) => text.to_sql(ty, out),
+            Cell::Integer(integer) => integer.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <Option<&str> as ToSql>::accepts(ty) || <Option<i64> as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+/// `INSERT INTO table (columns) VALUES ($1, …)`: one row, in the placeholders both dialects' `Sql` takes.
+pub(crate) fn one_row_statement(table: &str, columns: &[Column]) -> String {
+    let placeholders: Vec<String> = (1..=columns.len()).map(|index| format!("${index}")).collect();
+    format!("INSERT INTO {table} ({}) VALUES ({})", column_list(columns), placeholders.join(", "))
+}
+
 /// `INSERT {verb} INTO table (columns) VALUES (?1, …)`, for one row bound with its cells in order; `verb` is
 /// empty or SQLite's conflict clause (`OR IGNORE`).
 pub(crate) fn values_statement(table: &str, columns: &[Column], verb: &str) -> String {

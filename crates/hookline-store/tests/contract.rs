@@ -631,6 +631,44 @@ contract! {
 }
 
 contract! {
+    async fn an_event_sent_again_makes_new_deliveries_for_its_current_subscribers(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let first = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let second = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let elsewhere = make_endpoint(store, "acme", &["pdf.failed"]).await;
+        let published = store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+        let event_id = published.event.id.clone();
+        let firsts = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(firsts.len(), 2);
+        let done = |claimed: &ClaimedDelivery| outcome(claimed, Some(200), NextStep::Done(DeliveryStatus::Succeeded));
+        store.record_outcomes(firsts.iter().map(done).collect()).await.unwrap();
+
+        let again = store.resend_event(tenant("acme"), event_id.clone(), None).await.unwrap().unwrap();
+        let mut endpoints: Vec<&EndpointId> = again.iter().map(|delivery| &delivery.endpoint).collect();
+        endpoints.sort();
+        let mut expected = vec![&first, &second];
+        expected.sort();
+        assert_eq!(endpoints, expected);
+        assert!(again.iter().all(|delivery| delivery.origin == Origin::Resend && delivery.status == DeliveryStatus::Pending));
+        assert!(again.iter().all(|delivery| firsts.iter().all(|claimed| claimed.id != delivery.id)), "new deliveries");
+        let claimed = store.claim_due(claim_at(later(2))).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(claimed.iter().all(|delivery| delivery.cause == Cause::Resend && delivery.event_id == event_id));
+
+        let one = store.resend_event(tenant("acme"), event_id.clone(), Some(vec![second.clone()])).await.unwrap().unwrap();
+        assert_eq!((one.len(), &one[0].endpoint), (1, &second));
+        let none = store.resend_event(tenant("acme"), event_id.clone(), Some(vec![elsewhere])).await.unwrap().unwrap();
+        assert!(none.is_empty(), "an endpoint not subscribed to the topic gets nothing");
+        assert!(store.resend_event(tenant("globex"), event_id.clone(), None).await.unwrap().is_none());
+        assert!(store.resend_event(tenant("acme"), hookline_core::id::EventId::generate(), None).await.unwrap().is_none());
+        let all = DeliveryFilter { event: Some(event_id), ..DeliveryFilter::default() };
+        let listed = store.list_deliveries(tenant("acme"), all, PageRequest { cursor: None, limit: 100 }).await.unwrap();
+        assert_eq!(listed.data.len(), 5);
+    }
+}
+
+contract! {
     async fn a_claim_takes_at_most_the_cap_of_an_endpoint_and_skips_busy_and_disabled_ones(store) {
         make_tenant(store, "acme").await;
         let first = make_endpoint(store, "acme", &["pdf.processed"]).await;

@@ -9,7 +9,9 @@ use hookline_core::time::Timestamp;
 use hookline_store::EventFilter;
 use serde::Deserialize;
 
-use super::types::{EventResponse, PageResponse, PublishRequest, PublishResponse};
+use super::types::{
+    DeliveryResponse, EventResponse, PageResponse, PublishRequest, PublishResponse, ResendRequest, ResendResponse,
+};
 use super::{AppState, Caller, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
 use crate::service::Publication;
@@ -96,4 +98,21 @@ pub async fn show(
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EventId = parse_id("event", &event)?;
     Ok(Json(EventResponse::from(&state.service.event(tenant, id).await?)))
+}
+
+/// `POST …/events/{event}/resend`: the event again, now, to its topic's current subscribers or the listed ones.
+pub async fn resend(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, event)): Path<(String, String)>,
+    request: Request,
+) -> Result<(StatusCode, Json<ResendResponse>), ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EventId = parse_id("event", &event)?;
+    let bytes = body_bytes(request, &state).await?;
+    // No body is the same as an empty object: every subscribed endpoint.
+    let body: ResendRequest = if bytes.is_empty() { ResendRequest::default() } else { parse_json(&bytes)? };
+    let made = state.service.resend_event(tenant, id.clone(), body.endpoints).await?;
+    let answer = ResendResponse { event: id, deliveries: made.iter().map(DeliveryResponse::from).collect() };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

@@ -51,6 +51,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/endpoints/{endpoint}/test", post(endpoints::test))
         .route("/events", post(events::publish).get(events::list))
         .route("/events/{event}", get(events::show))
+        .route("/events/{event}/resend", post(events::resend))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{delivery}", get(deliveries::show))
         .route("/deliveries/{delivery}/retry", post(deliveries::retry));

@@ -130,6 +130,22 @@ pub struct TestEventRequest<'a> {
     pub data: Option<&'a RawValue>,
 }
 
+/// `POST /v1/tenants/{tenant}/events/{event}/resend`; the body may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendRequest {
+    /// Only these endpoints; every one subscribed to the event's topic when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<String>>,
+}
+
+/// The answer to a resend: the new deliveries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendResponse {
+    pub event: EventId,
+    pub deliveries: Vec<DeliveryResponse>,
+}
+
 /// The answer to a test event: the delivery to watch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestEventResponse {

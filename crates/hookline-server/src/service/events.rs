@@ -158,3 +158,56 @@ impl Service {
         Ok(TestSent { event: published.event, delivery })
     }
 }
+
+impl Service {
+    /// Sends an event again, now, to every enabled endpoint of the tenant subscribed to its topic, or to the
+    /// listed ones, each of which must be; the new deliveries say they are a resend.
+    pub async fn resend_event(
+        &self,
+        tenant: TenantId,
+        id: EventId,
+        endpoints: Option<Vec<String>>,
+    ) -> Result<Vec<hookline_store::Delivery>, ServiceError> {
+        let event = self.event(tenant.clone(), id.clone()).await?;
+        let only = match endpoints {
+            None => None,
+            Some(listed) if listed.is_empty() => {
+                return Err(ServiceError::invalid(
+                    "no_endpoints",
+                    "\"endpoints\" is empty; leave it out to send the event to every endpoint subscribed to its topic",
+                ));
+            }
+            Some(listed) => {
+                let mut only = Vec::with_capacity(listed.len());
+                for text in listed {
+                    let endpoint: EndpointId = text.parse().map_err(|_| {
+                        ServiceError::invalid(
+                            "invalid_endpoint",
+                            format!("{text:?} is not an endpoint id; they look like ep_…"),
+                        )
+                    })?;
+                    let found = self.endpoint(tenant.clone(), endpoint.clone()).await?;
+                    if !found.enabled || !found.topics.contains(&event.topic) {
+                        return Err(ServiceError::invalid(
+                            "endpoint_not_subscribed",
+                            format!(
+                                "endpoint {endpoint} is {} {}; an event goes again only to enabled endpoints subscribed to its topic",
+                                if found.enabled { "not subscribed to" } else { "disabled, and so takes no" },
+                                event.topic
+                            ),
+                        ));
+                    }
+                    if !only.contains(&endpoint) {
+                        only.push(endpoint);
+                    }
+                }
+                Some(only)
+            }
+        };
+        match self.store.resend_event(tenant, id.clone(), only).await? {
+            Some(made) => Ok(made),
+            // Purged or removed between the read and the write.
+            None => Err(self.missing("event", &id, id.time()).await),
+        }
+    }
+}

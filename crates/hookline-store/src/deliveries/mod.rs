@@ -19,7 +19,7 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 
 use crate::attempts::{Attempt, attempt_at, attempt_columns};
-use crate::endpoints::Endpoint;
+use crate::endpoints::{Endpoint, TARGETS};
 use crate::rows::{Cell, Column};
 use crate::sql::{
     Columns, ListQuery, PageRequest, Sql, in_id_list, json_ids, json_list, millis, narrow, paginate, parse_field,
@@ -593,6 +593,68 @@ impl Store {
                     }
                 }
             }
+        })
+    }
+
+    /// Sends an event again: a new delivery of it, due now, for each enabled endpoint of its tenant now subscribed
+    /// to its topic, or for those of them `only` names; `None` when the event is unknown. The deliveries say they
+    /// are a resend, and so does their first attempt.
+    pub async fn resend_event(
+        &self,
+        tenant: TenantId,
+        event: EventId,
+        only: Option<Vec<EndpointId>>,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        let now = self.clock.now().unix_millis();
+        writing!(self, |sql| {
+            let statement = "SELECT topic FROM events WHERE id = $1 AND tenant_id = $2";
+            let Some(topic) = sql.first(statement, &[&event.as_str(), &tenant.as_str()], read_text).await? else {
+                return Ok(None);
+            };
+            let targets = sql
+                .query(
+                    &format!(
+                        "SELECT e.id, e.format, e.signing {TARGETS} AND t.topic = $1 AND e.tenant_id = $2 ORDER BY e.id"
+                    ),
+                    &[&topic, &tenant.as_str()],
+                    |row| Ok((row.text(0)?, row.text(1)?, row.text(2)?)),
+                )
+                .await?;
+            let insert = crate::rows::one_row_statement("deliveries", &NEW_COLUMNS);
+            let mut made = Vec::new();
+            for (endpoint, format, signing) in targets {
+                if only.as_ref().is_some_and(|only| !only.iter().any(|listed| listed.as_str() == endpoint)) {
+                    continue;
+                }
+                let id = DeliveryId::generate_at(Timestamp::from_unix_millis(now));
+                let escape = hookline_core::body::escape_for(&crate::endpoints::split_schemes(&signing)?);
+                let delivery = NewDelivery {
+                    id: id.as_str(),
+                    tenant: tenant.as_str(),
+                    event: event.as_str(),
+                    endpoint: &endpoint,
+                    topic: &topic,
+                    format: &format,
+                    escape,
+                    next_attempt_at: now,
+                    lease: None,
+                    created: now,
+                    origin: Origin::Resend,
+                };
+                let cells = delivery.cells();
+                let values: Vec<&dyn crate::sql::Value> =
+                    cells.iter().map(|cell| cell as &dyn crate::sql::Value).collect();
+                sql.execute(&insert, &values).await?;
+                made.push(id);
+            }
+            if !made.is_empty() {
+                sql.work_due().await?;
+            }
+            let mut deliveries = Vec::with_capacity(made.len());
+            for id in &made {
+                deliveries.extend(load_delivery(sql, &tenant, id).await?);
+            }
+            Ok(Some(deliveries))
         })
     }
 

@@ -28,7 +28,7 @@ pub enum DeliveryCommand {
     Retry { tenant: String, delivery: String },
 }
 
-const FIELDS: &[Field<DeliveryResponse>] = &[
+pub(super) const FIELDS: &[Field<DeliveryResponse>] = &[
     ("id", |delivery| delivery.id.cell()),
     ("event", |delivery| delivery.event.cell()),
     ("endpoint", |delivery| delivery.endpoint.cell()),

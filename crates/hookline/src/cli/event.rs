@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hookline_server::api::types::{EventResponse, PageResponse, PublishRequest, PublishResponse};
+use hookline_server::api::types::{
+    EventResponse, PageResponse, PublishRequest, PublishResponse, ResendRequest, ResendResponse,
+};
 use serde_json::value::RawValue;
 
 use super::{Answer, Api, Cell, Connection, Field, show, table};
@@ -38,6 +40,14 @@ pub enum EventCommand {
     },
     /// Show one event with its data.
     Show { tenant: String, event: String },
+    /// Send an event again, now, to every endpoint subscribed to its topic, or to those given.
+    Resend {
+        tenant: String,
+        event: String,
+        /// Only this endpoint; repeat for several.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+    },
 }
 
 pub async fn publish(publish: EventToPublish, connection: &Connection) -> anyhow::Result<()> {
@@ -88,6 +98,20 @@ pub async fn run(command: EventCommand, connection: &Connection) -> anyhow::Resu
         }
         EventCommand::Show { tenant, event } => {
             show(connection, &api.get(&format!("/v1/tenants/{tenant}/events/{event}")).await?, FIELDS);
+        }
+        EventCommand::Resend { tenant, event, endpoints } => {
+            let body = ResendRequest { endpoints: (!endpoints.is_empty()).then_some(endpoints) };
+            let path = format!("/v1/tenants/{tenant}/events/{event}/resend");
+            let made: Answer<ResendResponse> = api.post(&path, &body, &[]).await?;
+            if connection.json {
+                show(connection, &made, &[]);
+                return Ok(());
+            }
+            let page = Answer {
+                text: made.text.clone(),
+                value: PageResponse { data: made.value.deliveries.clone(), next_cursor: None },
+            };
+            table(connection, &page, super::delivery::FIELDS);
         }
     }
     Ok(())
