@@ -170,6 +170,13 @@ prefixed_id!(
     "key"
 );
 
+prefixed_id!(
+    /// A recovery: an endpoint's failed deliveries of a window, queued again in the background.
+    RecoveryId,
+    "rcv_",
+    "recovery"
+);
+
 /// A tenant id, chosen by the operator: 1 to 64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);

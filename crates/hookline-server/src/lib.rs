@@ -95,7 +95,10 @@ impl Server {
             idle_timeout: config.api_idle_timeout,
             request_timeout: config.api_request_timeout,
         };
-        let mut jobs: Vec<Arc<dyn jobs::Job>> = vec![Arc::new(upkeep::Removal { interval: config.purge_interval })];
+        let mut jobs: Vec<Arc<dyn jobs::Job>> = vec![
+            Arc::new(upkeep::Removal { interval: config.purge_interval }),
+            Arc::new(upkeep::Recovering { interval: config.purge_interval }),
+        ];
         if let Some(keep) = config.retention {
             jobs.push(Arc::new(upkeep::Retention { keep, interval: config.purge_interval }));
         }

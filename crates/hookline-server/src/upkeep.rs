@@ -62,6 +62,42 @@ impl Job for Retention {
     }
 }
 
+/// Queues again the failed deliveries of the recoveries asked for (see `Store::recover_batch`), a batch per
+/// write, oldest recovery first.
+pub struct Recovering {
+    /// How often the job looks.
+    pub interval: Duration,
+}
+
+impl Job for Recovering {
+    fn name(&self) -> &'static str {
+        "recovering"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, _: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            // Batch after batch within half a period, as retention does.
+            let started = Instant::now();
+            let mut queued = 0;
+            loop {
+                let batch = store.recover_batch(BATCH).await?;
+                queued += batch;
+                if batch == 0 || started.elapsed() >= self.interval / 2 {
+                    break;
+                }
+            }
+            if queued > 0 {
+                tracing::info!(deliveries = queued, "queued failed deliveries again for a recovery");
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Removes what deleted tenants and endpoints left, a batch per write.
 pub struct Removal {
     /// How often the job looks.

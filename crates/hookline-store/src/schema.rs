@@ -414,4 +414,24 @@ ALTER TABLE deliveries ADD COLUMN cause TEXT;
 ALTER TABLE attempts ADD COLUMN cause TEXT NOT NULL DEFAULT 'schedule';
 "#,
     ),
+    // 14: recoveries: an endpoint's failed deliveries of a window (delivery ids from `since_id` up to `until_id`),
+    // queued again a batch at a time in the background; `cursor` is the last one queued.
+    Migration::Both(
+        r#"
+CREATE TABLE recoveries (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    since_id TEXT NOT NULL,
+    until_id TEXT NOT NULL,
+    cursor TEXT,
+    total BIGINT NOT NULL,
+    queued BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT
+);
+CREATE INDEX recoveries_open ON recoveries(created_at) WHERE finished_at IS NULL;
+CREATE INDEX recoveries_by_tenant ON recoveries(tenant_id, id);
+"#,
+    ),
 ];

@@ -669,6 +669,48 @@ contract! {
 }
 
 contract! {
+    async fn a_recovery_queues_an_endpoints_failed_deliveries_of_a_window_in_batches(store) {
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let before = Timestamp::now().saturating_sub(Duration::from_secs(60));
+        for number in 0..5 {
+            store.publish(event("acme", "pdf.processed", &format!(r#"{{"n":{number}}}"#))).await.unwrap().unwrap();
+        }
+        let claimed = store.claim_due(claim_at(later(1))).await.unwrap();
+        assert_eq!(claimed.len(), 5);
+        let mut outcomes: Vec<AttemptOutcome> = claimed[..4]
+            .iter()
+            .map(|delivery| outcome(delivery, Some(500), NextStep::Done(DeliveryStatus::Failed)))
+            .collect();
+        outcomes.push(outcome(&claimed[4], Some(500), NextStep::RetryAt(later(3600))));
+        store.record_outcomes(outcomes.into()).await.unwrap();
+
+        let until = later(1);
+        let recovery = store.start_recovery(tenant("acme"), endpoint.clone(), before, until).await.unwrap().unwrap();
+        assert_eq!((recovery.total, recovery.queued, recovery.finished), (4, 0, None), "only the failed ones");
+        assert_eq!(store.recover_batch(3).await.unwrap(), 3);
+        let halfway = store.get_recovery(tenant("acme"), recovery.id.clone()).await.unwrap().unwrap();
+        assert_eq!((halfway.queued, halfway.finished.is_none()), (3, true));
+        assert_eq!(store.recover_batch(3).await.unwrap(), 1);
+        let done = store.get_recovery(tenant("acme"), recovery.id.clone()).await.unwrap().unwrap();
+        assert_eq!((done.total, done.queued, done.finished.is_some()), (4, 4, true));
+        assert_eq!(store.recover_batch(3).await.unwrap(), 0, "nothing left to recover");
+        // Due now, marked as recovered; the one still pending keeps its own time and is not sent twice.
+        let again = store.claim_due(claim_at(later(2))).await.unwrap();
+        assert_eq!(again.len(), 4);
+        assert!(again.iter().all(|delivery| delivery.cause == Cause::Recover && delivery.id != claimed[4].id));
+
+        // A window with nothing in it finishes at once; other tenants and unknown endpoints are not found.
+        let empty = store.start_recovery(tenant("acme"), endpoint.clone(), before, before).await.unwrap().unwrap();
+        assert_eq!((empty.total, empty.finished.is_some()), (0, true));
+        assert!(store.start_recovery(tenant("globex"), endpoint.clone(), before, until).await.unwrap().is_none());
+        assert!(store.start_recovery(tenant("acme"), EndpointId::generate(), before, until).await.unwrap().is_none());
+        assert!(store.get_recovery(tenant("globex"), recovery.id.clone()).await.unwrap().is_none());
+    }
+}
+
+contract! {
     async fn a_claim_takes_at_most_the_cap_of_an_endpoint_and_skips_busy_and_disabled_ones(store) {
         make_tenant(store, "acme").await;
         let first = make_endpoint(store, "acme", &["pdf.processed"]).await;

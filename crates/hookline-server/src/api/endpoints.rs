@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use hookline_core::id::EndpointId;
+use hookline_core::id::{EndpointId, RecoveryId};
 
 use super::types::{
-    CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, TestEventRequest, TestEventResponse,
-    UpdateEndpointRequest,
+    CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, RecoverRequest, RecoveryResponse,
+    TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
@@ -87,4 +87,29 @@ pub async fn test(
         topic: sent.event.topic,
     };
     Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// `POST …/endpoints/{endpoint}/recover {"since", "until"?}`: answers `202` at once with the recovery, whose
+/// deliveries are queued in the background.
+pub async fn recover(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RecoverRequest>,
+) -> Result<(StatusCode, Json<RecoveryResponse>), ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EndpointId = parse_id("endpoint", &endpoint)?;
+    let recovery = state.service.recover_endpoint(tenant, id, &body.since, body.until.as_deref()).await?;
+    Ok((StatusCode::ACCEPTED, Json(RecoveryResponse::from(&recovery))))
+}
+
+/// `GET /v1/tenants/{tenant}/recoveries/{recovery}`: how far a recovery has gone.
+pub async fn recovery(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, recovery)): Path<(String, String)>,
+) -> Result<Json<RecoveryResponse>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: RecoveryId = parse_id("recovery", &recovery)?;
+    Ok(Json(RecoveryResponse::from(&state.service.recovery(tenant, id).await?)))
 }

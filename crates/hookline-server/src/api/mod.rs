@@ -49,6 +49,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/endpoints", post(endpoints::create).get(endpoints::list))
         .route("/endpoints/{endpoint}", get(endpoints::show).patch(endpoints::update).delete(endpoints::delete))
         .route("/endpoints/{endpoint}/test", post(endpoints::test))
+        .route("/endpoints/{endpoint}/recover", post(endpoints::recover))
+        .route("/recoveries/{recovery}", get(endpoints::recovery))
         .route("/events", post(events::publish).get(events::list))
         .route("/events/{event}", get(events::show))
         .route("/events/{event}/resend", post(events::resend))

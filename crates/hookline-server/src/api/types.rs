@@ -16,7 +16,7 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::attempt::{AttemptError, Cause, Origin};
 use hookline_core::body::Format;
-use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, TenantId};
+use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, RecoveryId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store as store;
@@ -144,6 +144,48 @@ pub struct ResendRequest {
 pub struct ResendResponse {
     pub event: EventId,
     pub deliveries: Vec<DeliveryResponse>,
+}
+
+/// `POST /v1/tenants/{tenant}/endpoints/{endpoint}/recover`: the window of the failed deliveries to queue again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    /// RFC 3339.
+    pub since: String,
+    /// RFC 3339; now when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// A recovery and how far it has gone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryResponse {
+    pub id: RecoveryId,
+    pub endpoint: EndpointId,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// The failed deliveries in the window when it began.
+    pub total: u64,
+    /// Those queued again so far.
+    pub queued: u64,
+    pub created: Timestamp,
+    /// When it was done; `null` while it runs.
+    pub finished: Option<Timestamp>,
+}
+
+impl From<&store::Recovery> for RecoveryResponse {
+    fn from(recovery: &store::Recovery) -> Self {
+        RecoveryResponse {
+            id: recovery.id.clone(),
+            endpoint: recovery.endpoint.clone(),
+            since: recovery.since,
+            until: recovery.until,
+            total: recovery.total,
+            queued: recovery.queued,
+            created: recovery.created,
+            finished: recovery.finished,
+        }
+    }
 }
 
 /// The answer to a test event: the delivery to watch.

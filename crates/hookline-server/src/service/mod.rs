@@ -9,6 +9,7 @@
 mod deliveries;
 mod endpoints;
 mod events;
+mod recoveries;
 mod topics;
 
 use std::sync::Arc;

@@ -4,8 +4,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use hookline_core::duration::format_duration;
 use hookline_server::api::types::{
-    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointWithSecret, PageResponse,
-    TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointWithSecret, PageResponse, RecoverRequest,
+    RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use serde_json::value::RawValue;
 
@@ -83,6 +83,20 @@ pub enum EndpointCommand {
         /// How long to wait for the first attempt.
         #[arg(long, default_value = "30s", value_parser = parse_wait)]
         wait: std::time::Duration,
+    },
+    /// Queue again the endpoint's failed deliveries made since a time, and follow the recovery to its end.
+    Recover {
+        tenant: String,
+        endpoint: String,
+        /// The window's start, RFC 3339 (2026-12-01T00:00:00Z).
+        #[arg(long)]
+        since: String,
+        /// The window's end, RFC 3339; now when left out.
+        #[arg(long)]
+        until: Option<String>,
+        /// Print the recovery as it starts and leave it to run.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -231,6 +245,35 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
             say(&format!("{:<10}  {}", "answer", attempt.response_body.cell()));
             if attempt.error.is_some() {
                 bail!("the endpoint did not accept the test event");
+            }
+        }
+        EndpointCommand::Recover { tenant, endpoint, since, until, no_wait } => {
+            let body = RecoverRequest { since, until };
+            let mut recovery: Answer<RecoveryResponse> =
+                api.post(&format!("{}/recover", path(&tenant, &endpoint)), &body, &[]).await?;
+            let progress = |recovery: &RecoveryResponse| {
+                let state = if recovery.finished.is_some() { "done" } else { "running" };
+                format!(
+                    "{}  {} of {} failed deliveries queued again, {state}",
+                    recovery.id, recovery.queued, recovery.total
+                )
+            };
+            if !connection.json {
+                say(&progress(&recovery.value));
+            }
+            let recovery_path = format!("/v1/tenants/{tenant}/recoveries/{}", recovery.value.id);
+            while !no_wait && recovery.value.finished.is_none() {
+                // Polling the API: the server queues a batch each `purge_interval` (10 s by default).
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let next: Answer<RecoveryResponse> = api.get(&recovery_path).await?;
+                let moved = next.value.queued != recovery.value.queued || next.value.finished.is_some();
+                if moved && !connection.json {
+                    say(&progress(&next.value));
+                }
+                recovery = next;
+            }
+            if connection.json {
+                show(connection, &recovery, &[]);
             }
         }
         EndpointCommand::Delete { tenant, endpoint } => {
