@@ -7,6 +7,7 @@ pub mod attempt;
 pub mod body;
 pub mod clock;
 pub mod duration;
+pub mod headers;
 pub mod id;
 pub mod json;
 pub mod retry;

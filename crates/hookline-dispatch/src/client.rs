@@ -178,6 +178,16 @@ impl HeaderNameSource for String {
     }
 }
 
+/// An endpoint's own headers beside the constant ones: borrowed constants, owned names.
+impl HeaderNameSource for std::borrow::Cow<'static, str> {
+    fn header_name(&self) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        match self {
+            std::borrow::Cow::Borrowed(name) => name.header_name(),
+            std::borrow::Cow::Owned(name) => name.header_name(),
+        }
+    }
+}
+
 impl HttpClient {
     pub fn new(policy: TargetPolicy, timeout: Duration, response_body_limit: usize) -> HttpClient {
         HttpClient::with_guard(TargetGuard::new(policy), timeout, response_body_limit, HeadersLimit::UNLIMITED)

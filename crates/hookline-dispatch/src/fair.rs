@@ -409,6 +409,7 @@ mod tests {
             signing: Vec::new(),
             secret: String::new(),
             retry_schedule: None,
+            headers: Vec::new(),
             created: Timestamp::from_unix_millis(0),
             updated: Timestamp::from_unix_millis(0),
         })

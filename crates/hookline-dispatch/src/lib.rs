@@ -355,7 +355,19 @@ impl Attempter {
                 for signer in signers.iter() {
                     signer.sign(delivery.event_id.as_str(), started.unix_seconds(), &body, &mut headers);
                 }
-                self.client.post(&delivery.endpoint.url, &headers, body).await
+                let own = &delivery.endpoint.headers;
+                if own.is_empty() {
+                    self.client.post(&delivery.endpoint.url, &headers, body).await
+                } else {
+                    // The endpoint's own headers after the delivery's; names owned, so only endpoints with some pay
+                    // for them.
+                    let mut all: Vec<(std::borrow::Cow<'static, str>, String)> = headers
+                        .iter()
+                        .map(|(name, value)| (std::borrow::Cow::Borrowed(*name), value.clone()))
+                        .collect();
+                    all.extend(own.iter().map(|(name, value)| (std::borrow::Cow::Owned(name.clone()), value.clone())));
+                    self.client.request(http::Method::POST, &delivery.endpoint.url, &all, body).await
+                }
             }
             // A secret that cannot sign is the endpoint's configuration problem; sending unsigned would be worse.
             Err(error) => {
@@ -398,7 +410,18 @@ impl Attempter {
                 started,
                 duration_ms: exchange.elapsed.as_millis() as u64,
                 url: delivery.endpoint.url.clone(),
-                request_headers: headers.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
+                // The endpoint's own header values are recorded masked, as the API shows them.
+                request_headers: headers
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .chain(
+                        delivery
+                            .endpoint
+                            .headers
+                            .iter()
+                            .map(|(name, value)| (name.clone(), hookline_core::headers::mask(value))),
+                    )
+                    .collect(),
                 response_status,
                 response_headers,
                 response_headers_omitted,

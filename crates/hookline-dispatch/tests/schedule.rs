@@ -263,6 +263,7 @@ async fn create_endpoint(
         signing: vec![Scheme::Standard],
         secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
         retry_schedule,
+        headers: Vec::new(),
     };
     store.create_endpoint(endpoint).await.unwrap().expect("the tenant exists");
 }

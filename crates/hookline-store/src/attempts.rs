@@ -109,7 +109,7 @@ pub(crate) fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::to_string(headers).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn parse_headers(text: &str) -> Result<Vec<(String, String)>, StoreError> {
+pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, StoreError> {
     serde_json::from_str(text).map_err(|error| StoreError::Corrupt { detail: format!("headers: {error}") })
 }
 

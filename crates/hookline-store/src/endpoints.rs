@@ -33,6 +33,8 @@ pub struct Endpoint {
     pub secret: String,
     /// The endpoint's own schedule, or `None` for the server's default.
     pub retry_schedule: Option<RetrySchedule>,
+    /// Request headers of its own, sent on every attempt: lowercase names, checked by the caller.
+    pub headers: Vec<(String, String)>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
@@ -49,6 +51,7 @@ pub struct NewEndpoint {
     pub signing: Vec<Scheme>,
     pub secret: String,
     pub retry_schedule: Option<RetrySchedule>,
+    pub headers: Vec<(String, String)>,
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is.
@@ -62,11 +65,14 @@ pub struct EndpointPatch {
     pub signing: Option<Vec<Scheme>>,
     pub secret: Option<String>,
     pub retry_schedule: Option<Option<RetrySchedule>>,
+    /// Replaces all of its headers.
+    pub headers: Option<Vec<(String, String)>>,
 }
 
 impl Endpoint {
     fn new(new: NewEndpoint, id: EndpointId, now: Timestamp) -> Endpoint {
-        let NewEndpoint { tenant, url, topics, description, enabled, format, signing, secret, retry_schedule } = new;
+        let NewEndpoint { tenant, url, topics, description, enabled, format, signing, secret, retry_schedule, headers } =
+            new;
         Endpoint {
             id,
             tenant,
@@ -78,6 +84,7 @@ impl Endpoint {
             signing,
             secret,
             retry_schedule,
+            headers,
             created: now,
             updated: now,
         }
@@ -90,7 +97,8 @@ impl Endpoint {
                 *field = value;
             }
         }
-        let EndpointPatch { url, topics, description, enabled, format, signing, secret, retry_schedule } = patch;
+        let EndpointPatch { url, topics, description, enabled, format, signing, secret, retry_schedule, headers } =
+            patch;
         set(&mut self.url, url);
         set(&mut self.topics, topics);
         set(&mut self.description, description);
@@ -99,12 +107,13 @@ impl Endpoint {
         set(&mut self.signing, signing);
         set(&mut self.secret, secret);
         set(&mut self.retry_schedule, retry_schedule);
+        set(&mut self.headers, headers);
         self.updated = now;
     }
 }
 
 /// The columns of `endpoints`, in the order `endpoint_values` binds them and `endpoint_at` reads them.
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "id",
     "tenant_id",
     "created_at",
@@ -115,6 +124,7 @@ const COLUMNS: [&str; 11] = [
     "signing",
     "secret",
     "retry_schedule",
+    "headers",
     "updated_at",
 ];
 /// The columns an update leaves as they are; they come first.
@@ -133,6 +143,7 @@ fn endpoint_values(endpoint: &Endpoint) -> [Box<dyn Value + Send>; COLUMNS.len()
         Box::new(join_schemes(&endpoint.signing)),
         Box::new(endpoint.secret.clone()),
         Box::new(endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays()))),
+        Box::new(crate::attempts::headers_json(&endpoint.headers)),
         Box::new(endpoint.updated.unix_millis()),
     ]
 }
@@ -151,7 +162,8 @@ pub(crate) fn endpoint_at(row: &dyn Columns, offset: usize) -> Result<Endpoint, 
         signing: split_schemes(&row.text(column(7))?)?,
         secret: row.text(column(8))?,
         retry_schedule: row.optional_text(column(9))?.as_deref().map(split_schedule).transpose()?,
-        updated: millis(row, column(10))?,
+        headers: crate::attempts::parse_headers(&row.text(column(10))?)?,
+        updated: millis(row, column(11))?,
         topics: split_topics(&row.text(column(COLUMNS.len()))?)?,
     })
 }

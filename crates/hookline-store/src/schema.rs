@@ -434,4 +434,10 @@ CREATE INDEX recoveries_open ON recoveries(created_at) WHERE finished_at IS NULL
 CREATE INDEX recoveries_by_tenant ON recoveries(tenant_id, id);
 "#,
     ),
+    // 15: an endpoint's own request headers, a JSON array of [name, value] pairs sent on every attempt.
+    Migration::Both(
+        r#"
+ALTER TABLE endpoints ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';
+"#,
+    ),
 ];

@@ -188,6 +188,7 @@ fn new_endpoint(tenant_id: &str, url: &str, topics: &[&str]) -> NewEndpoint {
         signing: vec![Scheme::Standard],
         secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
         retry_schedule: None,
+        headers: Vec::new(),
     }
 }
 

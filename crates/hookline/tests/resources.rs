@@ -486,7 +486,7 @@ async fn every_answer_keeps_its_exact_json() {
         "signing": ["heron", "standard"], "retry_schedule": ["3m", "1h30m"]});
     let created = server.admin("POST", "/v1/tenants/acme/endpoints", Some(body)).await;
     let endpoint = format!(
-        r#"{{"id":"<ep>","tenant":"acme","url":"{url}","topics":["pdf.processed"],"description":"Ops","enabled":true,"format":"data","signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"created":"<time>","updated":"<time>""#
+        r#"{{"id":"<ep>","tenant":"acme","url":"{url}","topics":["pdf.processed"],"description":"Ops","enabled":true,"format":"data","signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"headers":{{}},"created":"<time>","updated":"<time>""#
     );
     check(&created, 201, &format!(r#"{endpoint},"secret":"<secret>"}}"#));
     let endpoint_id = created.body["id"].as_str().unwrap().to_owned();

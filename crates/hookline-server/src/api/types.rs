@@ -9,6 +9,7 @@
 //! (the publish answer's `created` in whole seconds), retry delays as `5m`, an event's `data` and `meta` as the
 //! canonical JSON published, byte for byte.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
@@ -94,6 +95,9 @@ pub struct CreateEndpointRequest {
     /// A secret generated for the schemes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Request headers of its own, sent on every attempt; none when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// `PATCH /v1/tenants/{tenant}/endpoints/{endpoint}`; a field left out stays as it is.
@@ -118,6 +122,9 @@ pub struct UpdateEndpointRequest {
     /// A new secret, replacing the old one at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Replaces all of its headers (`{}` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// `POST /v1/tenants/{tenant}/endpoints/{endpoint}/test`: an event of `topic` for that endpoint alone.
@@ -320,6 +327,8 @@ pub struct EndpointResponse {
     /// The endpoint's own delays between attempts, or `None` (`null`) for the server's default schedule.
     #[serde(with = "optional_durations")]
     pub retry_schedule: Option<Vec<Duration>>,
+    /// Its own request headers, each value masked to its first and last characters.
+    pub headers: BTreeMap<String, String>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
@@ -336,6 +345,11 @@ impl From<&store::Endpoint> for EndpointResponse {
             format: endpoint.format,
             signing: endpoint.signing.clone(),
             retry_schedule: endpoint.retry_schedule.as_ref().map(|schedule| schedule.delays().to_vec()),
+            headers: endpoint
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), hookline_core::headers::mask(value)))
+                .collect(),
             created: endpoint.created,
             updated: endpoint.updated,
         }
@@ -702,6 +716,7 @@ mod tests {
             signing: vec![Scheme::Heron, Scheme::Standard],
             secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0".to_owned(),
             retry_schedule,
+            headers: vec![("authorization".to_owned(), "Bearer abc123".to_owned())],
             created: CREATED,
             updated: Timestamp::from_unix_millis(1_621_502_700_000),
         }
@@ -743,7 +758,7 @@ mod tests {
     const ENDPOINT_JSON: &str = concat!(
         r#"{"id":"ep_01hxyzabcdefghjkmnpqrstvwx","tenant":"acme","url":"https://example.com/hooks","#,
         r#""topics":["pdf.processed","pdf.failed"],"description":"Ops","enabled":true,"format":"data","#,
-        r#""signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"#,
+        r#""signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"headers":{"authorization":"B…3"},"#,
         r#""created":"2021-05-20T09:23:53.123+00:00","updated":"2021-05-20T09:25:00.000+00:00""#,
     );
 
@@ -938,6 +953,7 @@ mod tests {
             signing: None,
             retry_schedule: None,
             secret: None,
+            headers: None,
         };
         check(&minimal, r#"{"url":"https://example.com/","topics":["pdf.processed"]}"#);
         let full = CreateEndpointRequest {

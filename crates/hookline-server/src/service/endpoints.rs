@@ -34,6 +34,7 @@ impl Service {
             None => self.settings.default_signing.clone(),
         };
         let retry_schedule = request.retry_schedule.as_deref().map(check_schedule).transpose()?;
+        let headers = request.headers.as_ref().map(check_headers).transpose()?.unwrap_or_default();
         let secret = match request.secret {
             Some(secret) => {
                 check_secret(&secret, &signing)?;
@@ -51,6 +52,7 @@ impl Service {
             signing,
             secret,
             retry_schedule,
+            headers,
         };
         self.store
             .create_endpoint(new)
@@ -104,6 +106,7 @@ impl Service {
                 Some(None) => Some(None),
                 None => None,
             },
+            headers: change.headers.as_ref().map(check_headers).transpose()?,
         };
         self.store
             .update_endpoint(tenant, id.clone(), patch)
@@ -194,6 +197,12 @@ fn check_description(description: &str) -> Result<(), ServiceError> {
         return Err(ServiceError::invalid("invalid_description", "the description is longer than 1024 characters"));
     }
     Ok(())
+}
+
+fn check_headers(headers: &std::collections::BTreeMap<String, String>) -> Result<Vec<(String, String)>, ServiceError> {
+    let pairs: Vec<(String, String)> = headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
+    hookline_core::headers::check_headers(&pairs)
+        .map_err(|error| ServiceError::invalid("invalid_header", error.to_string()))
 }
 
 fn check_secret(secret: &str, signing: &[Scheme]) -> Result<(), ServiceError> {

@@ -34,6 +34,9 @@ pub enum EndpointCommand {
         /// Use this secret instead of a generated one.
         #[arg(long)]
         secret: Option<String>,
+        /// A request header of its own, sent on every attempt, as 'Name: value'; repeat for several.
+        #[arg(long = "header", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
     },
     /// List a tenant's endpoints.
     List { tenant: String },
@@ -65,6 +68,12 @@ pub enum EndpointCommand {
         /// A new secret, replacing the old one at once.
         #[arg(long)]
         secret: Option<String>,
+        /// Its own request headers, replacing the current ones, as 'Name: value'; repeat for several.
+        #[arg(long = "header", value_parser = parse_header, conflicts_with = "no_headers")]
+        headers: Vec<(String, String)>,
+        /// Remove its own request headers.
+        #[arg(long)]
+        no_headers: bool,
     },
     /// Stop sending to an endpoint; its deliveries wait until it is enabled again.
     Disable { tenant: String, endpoint: String },
@@ -100,6 +109,12 @@ pub enum EndpointCommand {
     },
 }
 
+/// A `--header` flag's `Name: value`.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once(':').ok_or_else(|| format!("{text:?} is not 'Name: value'"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     hookline_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
@@ -113,6 +128,11 @@ const DETAIL: &[Field<EndpointWithSecret>] = &[
     ("format", |shown| shown.endpoint.format.cell()),
     ("signing", |shown| shown.endpoint.signing.cell()),
     ("retry_schedule", |shown| shown.endpoint.retry_schedule.cell()),
+    ("headers", |shown| {
+        let headers: Vec<String> =
+            shown.endpoint.headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+        if headers.is_empty() { "-".to_owned() } else { headers.join(", ") }
+    }),
     ("secret", |shown| shown.secret.cell()),
 ];
 
@@ -120,7 +140,7 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
     let api = Api::new(connection)?;
     let path = |tenant: &str, endpoint: &str| format!("/v1/tenants/{tenant}/endpoints/{endpoint}");
     match command {
-        EndpointCommand::Add { tenant, url, topics, description, format, signing, retry, secret } => {
+        EndpointCommand::Add { tenant, url, topics, description, format, signing, retry, secret, headers } => {
             let body = CreateEndpointRequest {
                 url,
                 topics,
@@ -130,6 +150,7 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
                 signing: (!signing.is_empty()).then_some(signing),
                 retry_schedule: (!retry.is_empty()).then_some(retry),
                 secret,
+                headers: (!headers.is_empty()).then(|| headers.into_iter().collect()),
             };
             let endpoint: Answer<EndpointWithSecret> =
                 api.post(&format!("/v1/tenants/{tenant}/endpoints"), &body, &[]).await?;
@@ -175,6 +196,8 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
             retry,
             default_retry,
             secret,
+            headers,
+            no_headers,
         } => {
             let retry_schedule = match (default_retry, retry.is_empty()) {
                 (true, _) => Some(None),
@@ -190,6 +213,11 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
                 signing: (!signing.is_empty()).then_some(signing),
                 retry_schedule,
                 secret,
+                headers: match (no_headers, headers.is_empty()) {
+                    (true, _) => Some(Default::default()),
+                    (false, false) => Some(headers.into_iter().collect()),
+                    (false, true) => None,
+                },
             };
             show(connection, &api.patch(&path(&tenant, &endpoint), &change).await?, DETAIL);
         }
