@@ -65,9 +65,10 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
     );
     assert_eq!(ids(&as_acme("GET", "/v1/tenants/acme/events".into(), None).await), [acme.event.as_str()]);
     assert_eq!(ids(&as_acme("GET", "/v1/tenants/acme/deliveries".into(), None).await), [acme.delivery.as_str()]);
-    let endpoint =
-        as_acme("GET", format!("/v1/tenants/acme/endpoints/{}", acme.endpoint["id"].as_str().unwrap()), None).await;
-    assert_eq!((endpoint.status, &endpoint.body["secret"]), (200, &acme.endpoint["secret"]));
+    let secret =
+        as_acme("GET", format!("/v1/tenants/acme/endpoints/{}/secret", acme.endpoint["id"].as_str().unwrap()), None)
+            .await;
+    assert_eq!((secret.status, &secret.body["secret"]), (200, &acme.endpoint["secret"]));
     assert_eq!(as_acme("GET", format!("/v1/tenants/acme/events/{}", acme.event), None).await.status, 200);
     assert_eq!(as_acme("GET", format!("/v1/tenants/acme/deliveries/{}", acme.delivery), None).await.status, 200);
     let published =
@@ -91,6 +92,11 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
         ("GET", "/deliveries".to_owned(), None),
         ("GET", format!("/deliveries/{}", globex.delivery), None),
         ("POST", format!("/deliveries/{}/retry", globex.delivery), None),
+        ("GET", format!("/endpoints/{globex_endpoint}/secret"), None),
+        ("POST", format!("/endpoints/{globex_endpoint}/test"), Some(r#"{"topic":"pdf.processed"}"#)),
+        ("POST", format!("/endpoints/{globex_endpoint}/recover"), Some(r#"{"since":"2026-01-01T00:00:00Z"}"#)),
+        ("POST", format!("/events/{}/resend", globex.event), None),
+        ("GET", "/recoveries/rcv_01m95j3yvbj6n95m7p5wv56vg1".to_owned(), None),
     ];
     for (method, rest, body) in &paths {
         let other = as_acme(method, format!("/v1/tenants/globex{rest}"), *body).await;
@@ -109,6 +115,17 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
     }
     let path = format!("/v1/tenants/acme/deliveries/{}/retry", globex.delivery);
     assert_hidden(&as_acme("POST", path.clone(), None).await, "not_found", &globex, &path);
+    // Nor its secret, a test event, a recovery or a resend, under acme's own name.
+    let under_acme = [
+        ("GET", format!("/endpoints/{globex_endpoint}/secret"), None),
+        ("POST", format!("/endpoints/{globex_endpoint}/test"), Some(r#"{"topic":"pdf.processed"}"#)),
+        ("POST", format!("/endpoints/{globex_endpoint}/recover"), Some(r#"{"since":"2026-01-01T00:00:00Z"}"#)),
+        ("POST", format!("/events/{}/resend", globex.event), None),
+    ];
+    for (method, rest, body) in under_acme {
+        let path = format!("/v1/tenants/acme{rest}");
+        assert_hidden(&as_acme(method, path.clone(), body).await, "not_found", &globex, &path);
+    }
     let filtered = as_acme("GET", format!("/v1/tenants/acme/deliveries?event={}", globex.event), None).await;
     assert_eq!((filtered.status, ids(&filtered).len()), (200, 0));
 

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use hookline_core::id::{EndpointId, RecoveryId};
 
 use super::types::{
-    CreateEndpointRequest, EndpointResponse, EndpointWithSecret, PageResponse, RecoverRequest, RecoveryResponse,
-    TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    CreateEndpointRequest, EndpointResponse, EndpointSecretResponse, EndpointWithSecret, PageResponse, RecoverRequest,
+    RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
@@ -39,10 +39,21 @@ pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path((tenant, endpoint)): Path<(String, String)>,
-) -> Result<Json<EndpointWithSecret>, ApiError> {
+) -> Result<Json<EndpointResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
-    Ok(Json(EndpointWithSecret::from(&state.service.endpoint(tenant, id).await?)))
+    Ok(Json(EndpointResponse::from(&state.service.endpoint(tenant, id).await?)))
+}
+
+/// `GET …/endpoints/{endpoint}/secret`: its signing secret, which no other answer but its creation carries.
+pub async fn secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+) -> Result<Json<EndpointSecretResponse>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EndpointId = parse_id("endpoint", &endpoint)?;
+    Ok(Json(EndpointSecretResponse { secret: state.service.endpoint(tenant, id).await?.secret }))
 }
 
 pub async fn update(
@@ -50,10 +61,10 @@ pub async fn update(
     State(state): State<AppState>,
     Path((tenant, endpoint)): Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateEndpointRequest>,
-) -> Result<Json<EndpointWithSecret>, ApiError> {
+) -> Result<Json<EndpointResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
-    Ok(Json(EndpointWithSecret::from(&state.service.update_endpoint(tenant, id, body).await?)))
+    Ok(Json(EndpointResponse::from(&state.service.update_endpoint(tenant, id, body).await?)))
 }
 
 pub async fn delete(

@@ -195,6 +195,13 @@ impl From<&store::Recovery> for RecoveryResponse {
     }
 }
 
+/// `GET /v1/tenants/{tenant}/endpoints/{endpoint}/secret`: the one route, besides creating the endpoint, that
+/// answers with its signing secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointSecretResponse {
+    pub secret: String,
+}
+
 /// The answer to a test event: the delivery to watch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestEventResponse {
@@ -356,8 +363,8 @@ impl From<&store::Endpoint> for EndpointResponse {
     }
 }
 
-/// An endpoint with its signing secret: the answer to the calls of the tenant who owns it that create, show or
-/// change one endpoint.
+/// An endpoint with its signing secret: the answer that creates one. Afterwards the secret is read only through
+/// its own route (`EndpointSecretResponse`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointWithSecret {
     #[serde(flatten)]

@@ -4,8 +4,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use hookline_core::duration::format_duration;
 use hookline_server::api::types::{
-    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointWithSecret, PageResponse, RecoverRequest,
-    RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointSecretResponse, EndpointWithSecret,
+    PageResponse, RecoverRequest, RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use serde_json::value::RawValue;
 
@@ -40,8 +40,10 @@ pub enum EndpointCommand {
     },
     /// List a tenant's endpoints.
     List { tenant: String },
-    /// Show one endpoint, with its secret.
+    /// Show one endpoint.
     Show { tenant: String, endpoint: String },
+    /// Print an endpoint's signing secret.
+    Secret { tenant: String, endpoint: String },
     /// Change an endpoint: only what is given changes.
     Update {
         tenant: String,
@@ -119,21 +121,19 @@ fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     hookline_core::duration::parse_duration(text).map_err(|error| error.to_string())
 }
 
-const DETAIL: &[Field<EndpointWithSecret>] = &[
-    ("id", |shown| shown.endpoint.id.cell()),
-    ("url", |shown| shown.endpoint.url.cell()),
-    ("topics", |shown| shown.endpoint.topics.cell()),
-    ("description", |shown| shown.endpoint.description.cell()),
-    ("enabled", |shown| shown.endpoint.enabled.cell()),
-    ("format", |shown| shown.endpoint.format.cell()),
-    ("signing", |shown| shown.endpoint.signing.cell()),
-    ("retry_schedule", |shown| shown.endpoint.retry_schedule.cell()),
+const DETAIL: &[Field<EndpointResponse>] = &[
+    ("id", |shown| shown.id.cell()),
+    ("url", |shown| shown.url.cell()),
+    ("topics", |shown| shown.topics.cell()),
+    ("description", |shown| shown.description.cell()),
+    ("enabled", |shown| shown.enabled.cell()),
+    ("format", |shown| shown.format.cell()),
+    ("signing", |shown| shown.signing.cell()),
+    ("retry_schedule", |shown| shown.retry_schedule.cell()),
     ("headers", |shown| {
-        let headers: Vec<String> =
-            shown.endpoint.headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+        let headers: Vec<String> = shown.headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
         if headers.is_empty() { "-".to_owned() } else { headers.join(", ") }
     }),
-    ("secret", |shown| shown.secret.cell()),
 ];
 
 pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::Result<()> {
@@ -184,6 +184,11 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
         }
         EndpointCommand::Show { tenant, endpoint } => {
             show(connection, &api.get(&path(&tenant, &endpoint)).await?, DETAIL)
+        }
+        EndpointCommand::Secret { tenant, endpoint } => {
+            let secret: Answer<EndpointSecretResponse> =
+                api.get(&format!("{}/secret", path(&tenant, &endpoint))).await?;
+            show(connection, &secret, &[("secret", |shown| shown.secret.cell())]);
         }
         EndpointCommand::Update {
             tenant,
