@@ -44,15 +44,7 @@ async fn an_event_sent_again_reaches_its_topics_current_subscribers() {
     let got = later.wait_for(1, WAIT).await;
     assert_eq!(event_id(&got[0]), event);
     let delivery = made[0]["id"].as_str().unwrap();
-    let mut logged = server.delivery("acme", delivery).await;
-    for tries in 0.. {
-        if logged["attempts"].as_array().is_some_and(|attempts| !attempts.is_empty()) {
-            break;
-        }
-        assert!(tries < 500, "the resend's attempt was never recorded: {logged}");
-        tokio::task::yield_now().await;
-        logged = server.delivery("acme", delivery).await;
-    }
+    let logged = server.wait_for_attempts("acme", delivery, 1).await;
     assert_eq!(logged["attempts"][0]["cause"], "resend");
 
     // To one endpoint only, from the CLI.

@@ -249,11 +249,17 @@ async fn sigterm_stops_a_server_whose_output_nobody_reads() {
         .expect("hookline starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a first line within 30s").unwrap();
-    assert!(first.is_some_and(|line| line.contains("listening on")));
+    let first = first.expect("a first line");
+    let (_, url) = first.split_once("listening on ").expect("the first line says where it listens");
     // As `hookline serve 2>&1 | head -1` does: the reader goes after the first line.
     drop(lines);
     drop(child.stderr.take());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A request answered with both readers gone: its log line, at debug, went to the closed stderr.
+    let client = HttpClient::new(TargetPolicy::DangerousAllowPrivate, WAIT, 1 << 20);
+    let health = client
+        .request(http::Method::GET, &format!("{}/healthz", url.trim()), &[] as &[(&str, String)], Bytes::new())
+        .await;
+    assert_eq!(health.result.map(|response| response.status).ok(), Some(200));
     let pid = child.id().unwrap();
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM");

@@ -349,16 +349,30 @@ impl Hookline {
 
     /// Waits until the server's deliveries reach `status` for `event`, returning the list.
     pub async fn wait_for_deliveries(&self, tenant: &str, event: &str, status: &str, count: usize) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let path = format!("/v1/tenants/{tenant}/deliveries?event={event}&status={status}");
+        let path = format!("/v1/tenants/{tenant}/deliveries?event={event}&status={status}");
+        poll(Duration::from_secs(30), async || {
             let page = self.admin("GET", &path, None).await;
             if page.body["data"].as_array().map_or(0, Vec::len) >= count {
-                return page.body;
+                Ok(page.body)
+            } else {
+                Err(format!("deliveries of {event} did not reach {status}: {:?}", page.body))
             }
-            assert!(Instant::now() < deadline, "deliveries of {event} did not reach {status}: {:?}", page.body);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await
+    }
+}
+
+/// Asks `check` again until it answers `Ok`, at most `limit`, and fails with its last `Err`. For the API's state,
+/// which has no event to wait on: an attempt's record, written in a batch after its request was answered, or a
+/// delivery's status.
+async fn poll<T>(limit: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(found) => return found,
+            Err(state) => assert!(Instant::now() < deadline, "{state} (after {limit:?})"),
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -541,16 +555,16 @@ impl Hookline {
 
     /// Waits until `tenant` has no delivery left with `status` (such as `pending`).
     pub async fn wait_for_none(&self, tenant: &str, status: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let path = format!("/v1/tenants/{tenant}/deliveries?status={status}&limit=5");
+        let path = format!("/v1/tenants/{tenant}/deliveries?status={status}&limit=5");
+        poll(limit, async || {
             let page = self.admin("GET", &path, None).await;
             if page.body["data"].as_array().is_some_and(Vec::is_empty) {
-                return;
+                Ok(())
+            } else {
+                Err(format!("deliveries still {status}: {:?}", page.body))
             }
-            assert!(Instant::now() < deadline, "deliveries still {status} after {limit:?}: {:?}", page.body);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -581,6 +595,19 @@ impl Hookline {
         let found = self.admin("GET", &format!("/v1/tenants/{tenant}/deliveries/{delivery}"), None).await;
         assert_eq!(found.status, 200, "{:?}", found.body);
         found.body
+    }
+
+    /// One delivery once its log holds at least `count` attempts.
+    pub async fn wait_for_attempts(&self, tenant: &str, delivery: &str, count: usize) -> Value {
+        poll(Duration::from_secs(30), async || {
+            let found = self.delivery(tenant, delivery).await;
+            if found["attempts"].as_array().map_or(0, Vec::len) >= count {
+                Ok(found)
+            } else {
+                Err(format!("delivery {delivery} did not get {count} attempts: {found}"))
+            }
+        })
+        .await
     }
 
     /// The deliveries of `event`, whatever their status.
