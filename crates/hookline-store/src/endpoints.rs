@@ -208,6 +208,11 @@ pub(crate) fn join_schemes(schemes: &[Scheme]) -> String {
     schemes.iter().map(|scheme| scheme.as_str()).collect::<Vec<_>>().join(",")
 }
 
+/// How a delivery's body escapes text, from its endpoint's stored signing column.
+pub(crate) fn escape_for_signing(signing: &str) -> Result<hookline_core::json::Escape, StoreError> {
+    Ok(hookline_core::body::escape_for(&split_schemes(signing)?))
+}
+
 pub(crate) fn split_schemes(text: &str) -> Result<Vec<Scheme>, StoreError> {
     text.split(',').map(parse_field).collect()
 }

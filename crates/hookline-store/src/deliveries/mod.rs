@@ -627,7 +627,7 @@ impl Store {
                     continue;
                 }
                 let id = DeliveryId::generate_at(Timestamp::from_unix_millis(now));
-                let escape = hookline_core::body::escape_for(&crate::endpoints::split_schemes(&signing)?);
+                let escape = crate::endpoints::escape_for_signing(&signing)?;
                 let delivery = NewDelivery {
                     id: id.as_str(),
                     tenant: tenant.as_str(),

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::{Event, Published, event_cells, replayed_row, replayed_select};
 use crate::StoreError;
 use crate::deliveries::{self, NewDelivery};
-use crate::endpoints::{TARGETS, split_schemes};
+use crate::endpoints::{TARGETS, escape_for_signing};
 use crate::postgres::notify_work;
 use crate::postgres::partitions;
 use crate::postgres::pool::{Pool, Session};
@@ -357,11 +357,6 @@ struct Target {
     endpoint: String,
     format: String,
     escape: Escape,
-}
-
-/// How a delivery's body escapes text, from the stored signing column of its endpoint.
-fn escape_for_signing(signing: &str) -> Result<Escape, StoreError> {
-    Ok(hookline_core::body::escape_for(&split_schemes(signing)?))
 }
 
 /// The endpoints the events of a batch go to, for its pairs of tenant (`$1`) and topic (`$2`).
