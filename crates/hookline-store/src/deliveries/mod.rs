@@ -645,16 +645,29 @@ impl Store {
                 let values: Vec<&dyn crate::sql::Value> =
                     cells.iter().map(|cell| cell as &dyn crate::sql::Value).collect();
                 sql.execute(&insert, &values).await?;
-                made.push(id);
+                let at = Timestamp::from_unix_millis(now);
+                made.push(Delivery {
+                    id,
+                    tenant: tenant.clone(),
+                    event: event.clone(),
+                    endpoint: parse_field(&endpoint)?,
+                    topic: parse_field(&topic)?,
+                    format: parse_field(&format)?,
+                    escape,
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    next_attempt: Some(at),
+                    last_status: None,
+                    last_error: None,
+                    created: at,
+                    updated: at,
+                    origin: Origin::Resend,
+                });
             }
             if !made.is_empty() {
                 sql.work_due().await?;
             }
-            let mut deliveries = Vec::with_capacity(made.len());
-            for id in &made {
-                deliveries.extend(load_delivery(sql, &tenant, id).await?);
-            }
-            Ok(Some(deliveries))
+            Ok(Some(made))
         })
     }
 
