@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hookline_core::id::{DeliveryId, EndpointId, TenantId};
+use hookline_core::time::Timestamp;
 use hookline_store::{Busy, ClaimedDelivery, Endpoint};
 use hookline_verify::{Scheme, SecretError, Signer};
 use tokio::time::Instant;
@@ -340,22 +341,25 @@ impl FairQueue {
     }
 }
 
-/// An endpoint's signers, prepared again only when its secret or schemes changed.
+/// An endpoint's signers, prepared again only when its secrets or schemes changed.
 #[derive(Default)]
 pub(crate) struct SignerCache(Mutex<Option<PreparedSigners>>);
 
 struct PreparedSigners {
     secret: String,
+    previous: Option<String>,
     schemes: Vec<Scheme>,
     signers: Result<Arc<[Signer]>, SecretError>,
 }
 
 impl SignerCache {
-    /// The signers for `endpoint` as it is now; the error says why its secret cannot sign.
-    pub(crate) fn signers(&self, endpoint: &Endpoint) -> Result<Arc<[Signer]>, SecretError> {
+    /// The signers for `endpoint` as it is at `now`; the error says why its secret cannot sign.
+    pub(crate) fn signers(&self, endpoint: &Endpoint, now: Timestamp) -> Result<Arc<[Signer]>, SecretError> {
+        let previous = endpoint.previous_secret_at(now).map(|previous| previous.secret.as_str());
         let mut prepared = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(prepared) = &*prepared
             && prepared.secret == endpoint.secret
+            && prepared.previous.as_deref() == previous
             && prepared.schemes == endpoint.signing
         {
             return prepared.signers.clone();
@@ -363,15 +367,28 @@ impl SignerCache {
         let signers = endpoint
             .signing
             .iter()
-            .map(|scheme| Signer::new(*scheme, &endpoint.secret))
+            .map(|scheme| signer(*scheme, &endpoint.secret, previous))
             .collect::<Result<Vec<_>, _>>()
             .map(Arc::from);
         *prepared = Some(PreparedSigners {
             secret: endpoint.secret.clone(),
+            previous: previous.map(str::to_owned),
             schemes: endpoint.signing.clone(),
             signers: signers.clone(),
         });
         signers
+    }
+}
+
+/// How a scheme signs while a rotation's grace period lasts. Standard Webhooks carries a signature per secret, so
+/// it signs with both. Heron and herald carry one, which receivers compare with the one secret they hold: they go
+/// on signing with the previous secret until the grace period ends, so a receiver that changed nothing keeps
+/// verifying, and one that checks both secrets never fails.
+fn signer(scheme: Scheme, secret: &str, previous: Option<&str>) -> Result<Signer, SecretError> {
+    match (scheme, previous) {
+        (_, None) => Signer::new(scheme, secret),
+        (Scheme::Standard, Some(previous)) => Signer::standard_rotating(secret, previous),
+        (Scheme::Heron | Scheme::Herald, Some(previous)) => Signer::new(scheme, previous),
     }
 }
 
@@ -386,7 +403,6 @@ mod tests {
 
     use hookline_core::body::Format;
     use hookline_core::json::Escape;
-    use hookline_core::time::Timestamp;
 
     use super::*;
 
@@ -410,6 +426,7 @@ mod tests {
             secret: String::new(),
             retry_schedule: None,
             headers: Vec::new(),
+            previous_secret: None,
             created: Timestamp::from_unix_millis(0),
             updated: Timestamp::from_unix_millis(0),
         })
@@ -568,5 +585,44 @@ mod tests {
         assert!(busy.endpoints.is_empty(), "no endpoint is at its limit or has deliveries waiting");
         push(&queue, &other, 1, now + LATER);
         assert_eq!(queue.busy().endpoints, std::slice::from_ref(&other.id));
+    }
+
+    /// The headers `signers` put on one request.
+    fn signed(signers: &[Signer]) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        for signer in signers {
+            signer.sign("evt_1", 1_700_000_000, b"{}", &mut headers);
+        }
+        headers
+    }
+
+    #[test]
+    fn during_a_grace_period_standard_signs_with_both_secrets_and_heron_with_the_previous_one() {
+        let (old, new) = ("whsec_b2xkIHNlY3JldCBvbGQgc2VjcmV0", "whsec_bmV3IHNlY3JldCBuZXcgc2VjcmV0");
+        let until = Timestamp::from_unix_millis(10_000);
+        let rotating = Endpoint {
+            signing: vec![Scheme::Heron, Scheme::Herald, Scheme::Standard],
+            secret: new.into(),
+            previous_secret: Some(hookline_store::PreviousSecret { secret: old.into(), until }),
+            ..Arc::unwrap_or_clone(endpoint("acme"))
+        };
+        let only = |secret: &str| {
+            let endpoint = Endpoint { secret: secret.into(), previous_secret: None, ..rotating.clone() };
+            signed(&SignerCache::default().signers(&endpoint, until).unwrap())
+        };
+        let (old_alone, new_alone) = (only(old), only(new));
+        let cache = SignerCache::default();
+        let during = signed(&cache.signers(&rotating, Timestamp::from_unix_millis(9_999)).unwrap());
+        let value = |headers: &[(&str, String)], name: &str| {
+            headers.iter().find(|(header, _)| *header == name).map(|(_, value)| value.clone()).unwrap()
+        };
+        for header in ["heron-signature", "x-herald-signature"] {
+            assert_eq!(value(&during, header), value(&old_alone, header), "{header} keeps the old secret");
+        }
+        let both = format!("{} {}", value(&new_alone, "webhook-signature"), value(&old_alone, "webhook-signature"));
+        assert_eq!(value(&during, "webhook-signature"), both);
+        // The cache notices the grace period's end by itself.
+        assert_eq!(signed(&cache.signers(&rotating, until).unwrap()), new_alone);
+        assert_ne!(old_alone, new_alone);
     }
 }

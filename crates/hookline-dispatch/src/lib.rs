@@ -303,7 +303,7 @@ impl Dispatcher {
             tasks.spawn(async move {
                 let mut next = Some(first);
                 while let Some(start) = next {
-                    let signers = start.signers.signers(&start.delivery.endpoint);
+                    let signers = start.signers.signers(&start.delivery.endpoint, attempt.config.clock.now());
                     let pace = attempt.clone().deliver(start.delivery, start.body, signers).await;
                     queue.finish(start.ticket, pace, Instant::now());
                     next = if stopping.is_cancelled() { None } else { queue.next(Instant::now()) };

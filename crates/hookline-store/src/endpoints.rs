@@ -35,8 +35,25 @@ pub struct Endpoint {
     pub retry_schedule: Option<RetrySchedule>,
     /// Request headers of its own, sent on every attempt: lowercase names, checked by the caller.
     pub headers: Vec<(String, String)>,
+    /// The secret a rotation replaced, while its grace period lasts.
+    pub previous_secret: Option<PreviousSecret>,
     pub created: Timestamp,
     pub updated: Timestamp,
+}
+
+/// A secret replaced by a rotation, which still signs until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub until: Timestamp,
+}
+
+/// A new secret for an endpoint: the current one stays the previous one until `grace_until`, or goes at once
+/// when it is `None`. A rotation during a grace period ends it: the secret it replaced is forgotten.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    pub secret: String,
+    pub grace_until: Option<Timestamp>,
 }
 
 /// A new endpoint, validated by the caller.
@@ -67,6 +84,9 @@ pub struct EndpointPatch {
     pub retry_schedule: Option<Option<RetrySchedule>>,
     /// Replaces all of its headers.
     pub headers: Option<Vec<(String, String)>>,
+    /// A new secret with a grace period for the current one. A patch that sets `secret` or `signing` instead
+    /// replaces the secret at once and ends any grace period.
+    pub rotation: Option<Rotation>,
 }
 
 impl Endpoint {
@@ -85,6 +105,7 @@ impl Endpoint {
             secret,
             retry_schedule,
             headers,
+            previous_secret: None,
             created: now,
             updated: now,
         }
@@ -97,8 +118,25 @@ impl Endpoint {
                 *field = value;
             }
         }
-        let EndpointPatch { url, topics, description, enabled, format, signing, secret, retry_schedule, headers } =
-            patch;
+        let EndpointPatch {
+            url,
+            topics,
+            description,
+            enabled,
+            format,
+            signing,
+            secret,
+            retry_schedule,
+            headers,
+            rotation,
+        } = patch;
+        if secret.is_some() || signing.is_some() {
+            self.previous_secret = None;
+        }
+        if let Some(Rotation { secret, grace_until }) = rotation {
+            let replaced = std::mem::replace(&mut self.secret, secret);
+            self.previous_secret = grace_until.map(|until| PreviousSecret { secret: replaced, until });
+        }
         set(&mut self.url, url);
         set(&mut self.topics, topics);
         set(&mut self.description, description);
@@ -110,10 +148,15 @@ impl Endpoint {
         set(&mut self.headers, headers);
         self.updated = now;
     }
+
+    /// The previous secret if its grace period has not ended at `now`.
+    pub fn previous_secret_at(&self, now: Timestamp) -> Option<&PreviousSecret> {
+        self.previous_secret.as_ref().filter(|previous| now < previous.until)
+    }
 }
 
 /// The columns of `endpoints`, in the order `endpoint_values` binds them and `endpoint_at` reads them.
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 14] = [
     "id",
     "tenant_id",
     "created_at",
@@ -126,6 +169,8 @@ const COLUMNS: [&str; 12] = [
     "retry_schedule",
     "headers",
     "updated_at",
+    "previous_secret",
+    "previous_secret_until",
 ];
 /// The columns an update leaves as they are; they come first.
 const FIXED: usize = 3;
@@ -145,6 +190,8 @@ fn endpoint_values(endpoint: &Endpoint) -> [Box<dyn Value + Send>; COLUMNS.len()
         Box::new(endpoint.retry_schedule.as_ref().map(|schedule| join_schedule(schedule.delays()))),
         Box::new(crate::attempts::headers_json(&endpoint.headers)),
         Box::new(endpoint.updated.unix_millis()),
+        Box::new(endpoint.previous_secret.as_ref().map(|previous| previous.secret.clone())),
+        Box::new(endpoint.previous_secret.as_ref().map(|previous| previous.until.unix_millis())),
     ]
 }
 
@@ -164,6 +211,10 @@ pub(crate) fn endpoint_at(row: &dyn Columns, offset: usize) -> Result<Endpoint, 
         retry_schedule: row.optional_text(column(9))?.as_deref().map(split_schedule).transpose()?,
         headers: crate::attempts::parse_headers(&row.text(column(10))?)?,
         updated: millis(row, column(11))?,
+        previous_secret: match (row.optional_text(column(12))?, row.optional_integer(column(13))?) {
+            (Some(secret), Some(until)) => Some(PreviousSecret { secret, until: Timestamp::from_unix_millis(until) }),
+            _ => None,
+        },
         topics: split_topics(&row.text(column(COLUMNS.len()))?)?,
     })
 }

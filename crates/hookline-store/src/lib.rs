@@ -67,7 +67,7 @@ pub use crate::deletions::Removed;
 pub use crate::deliveries::{
     AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,
 };
-pub use crate::endpoints::{Endpoint, EndpointPatch, NewEndpoint};
+pub use crate::endpoints::{Endpoint, EndpointPatch, NewEndpoint, PreviousSecret, Rotation};
 pub use crate::events::{Event, EventFilter, NewEvent, Published, Route};
 pub use crate::handoff::HandoffSink;
 use crate::postgres::PostgresStore;

@@ -440,4 +440,12 @@ CREATE INDEX recoveries_by_tenant ON recoveries(tenant_id, id);
 ALTER TABLE endpoints ADD COLUMN headers TEXT NOT NULL DEFAULT '[]';
 "#,
     ),
+    // 16: the secret a rotation replaced, which signs beside (standard) or instead of (heron, herald) the new one
+    // until its grace period ends.
+    Migration::Both(
+        r#"
+ALTER TABLE endpoints ADD COLUMN previous_secret TEXT;
+ALTER TABLE endpoints ADD COLUMN previous_secret_until BIGINT;
+"#,
+    ),
 ];

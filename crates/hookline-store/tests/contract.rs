@@ -16,8 +16,8 @@ use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store::{
     Attempt, AttemptError, AttemptOutcome, Busy, Claim, ClaimedDelivery, Database, DeliveryFilter, DeliveryStatus,
-    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, Purged, Retried, Route,
-    Store, StoreError, StoreOptions, TopicPatch,
+    EndpointPatch, EventFilter, HandoffSink, NewEndpoint, NewEvent, NextStep, PageRequest, PreviousSecret, Purged,
+    Retried, Rotation, Route, Store, StoreError, StoreOptions, TopicPatch,
 };
 
 // ----- fixtures -----
@@ -363,6 +363,39 @@ contract! {
         assert!(store.update_endpoint(tenant("globex"), created.id.clone(), patch).await.unwrap().is_none());
         assert!(!store.delete_endpoint(tenant("globex"), created.id.clone()).await.unwrap());
         assert!(store.get_endpoint(tenant("acme"), created.id.clone()).await.unwrap().unwrap().enabled);
+    }
+}
+
+contract! {
+    async fn a_rotation_keeps_the_replaced_secret_until_its_grace_ends(store) {
+        make_tenant(store, "acme").await;
+        let id = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let first = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap().secret;
+        let until = Timestamp::from_unix_millis(4_000_000_000_000);
+        let rotate = |secret: &str, grace_until: Option<Timestamp>| EndpointPatch {
+            rotation: Some(Rotation { secret: secret.to_owned(), grace_until }),
+            ..EndpointPatch::default()
+        };
+        let second = "whsec_c2Vjb25kIHNlY3JldCBzZWNvbmQ=";
+        store.update_endpoint(tenant("acme"), id.clone(), rotate(second, Some(until))).await.unwrap().unwrap();
+        let read = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap();
+        assert_eq!(read.secret, second);
+        assert_eq!(read.previous_secret, Some(PreviousSecret { secret: first.clone(), until }));
+        assert!(read.previous_secret_at(until).is_none() && read.previous_secret_at(Timestamp::from_unix_millis(0)).is_some());
+        // Another rotation forgets the first secret; another tenant rotates nothing.
+        let third = "whsec_dGhpcmQgc2VjcmV0IHRoaXJk";
+        assert!(store.update_endpoint(tenant("globex"), id.clone(), rotate("whsec_AAAA", None)).await.unwrap().is_none());
+        store.update_endpoint(tenant("acme"), id.clone(), rotate(third, Some(until))).await.unwrap().unwrap();
+        let read = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap();
+        assert_eq!((read.secret.as_str(), read.previous_secret.map(|previous| previous.secret)), (third, Some(second.to_owned())));
+        // A secret set by a patch, or a rotation without grace, leaves no previous one.
+        let patch = EndpointPatch { secret: Some(first.clone()), ..EndpointPatch::default() };
+        let patched = store.update_endpoint(tenant("acme"), id.clone(), patch).await.unwrap().unwrap();
+        assert_eq!((patched.secret.as_str(), &patched.previous_secret), (first.as_str(), &None));
+        store.update_endpoint(tenant("acme"), id.clone(), rotate(second, Some(until))).await.unwrap().unwrap();
+        store.update_endpoint(tenant("acme"), id.clone(), rotate(third, None)).await.unwrap().unwrap();
+        let read = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap();
+        assert_eq!((read.secret.as_str(), read.previous_secret), (third, None));
     }
 }
 

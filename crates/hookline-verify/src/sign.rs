@@ -76,6 +76,9 @@ pub fn standard_signature(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8])
 #[derive(Clone)]
 pub struct Signer {
     key: Key,
+    /// Standard Webhooks only: the keys of earlier secrets still in their grace period, each signing an entry of
+    /// its own after the current one's.
+    previous: Vec<HmacSha256>,
 }
 
 /// Hash state with the secret already absorbed.
@@ -100,7 +103,17 @@ impl Signer {
             Scheme::Herald => Key::Herald(Sha256::new_with_prefix(secret)),
             Scheme::Standard => Key::Standard(hmac(&decode_standard_secret(secret)?)),
         };
-        Ok(Signer { key })
+        Ok(Signer { key, previous: Vec::new() })
+    }
+
+    /// A Standard Webhooks signer for a secret being rotated: `webhook-signature` carries a `v1,` entry for
+    /// `current` and then one for `previous`, space separated, so a receiver holding either secret verifies.
+    ///
+    /// Heron and herald carry a single signature, so they have no such form: a sender picks one secret.
+    pub fn standard_rotating(current: &str, previous: &str) -> Result<Signer, SecretError> {
+        let mut signer = Signer::new(Scheme::Standard, current)?;
+        signer.previous.push(hmac(&decode_standard_secret(previous)?));
+        Ok(signer)
     }
 
     /// The scheme this signer was built for.
@@ -123,9 +136,19 @@ impl Signer {
             Key::Standard(_) => headers.extend([
                 (STANDARD_ID_HEADER, msg_id.to_owned()),
                 (STANDARD_TIMESTAMP_HEADER, timestamp.to_string()),
-                (STANDARD_SIGNATURE_HEADER, format!("v1,{signature}")),
+                (STANDARD_SIGNATURE_HEADER, self.standard_entries(signature, msg_id, timestamp, body)),
             ]),
         }
+    }
+
+    /// `webhook-signature`'s value: the current secret's entry, then one per previous secret.
+    fn standard_entries(&self, signature: String, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut value = format!("v1,{signature}");
+        for mac in &self.previous {
+            value.push_str(" v1,");
+            value.push_str(&STANDARD.encode(standard_digest(mac.clone(), msg_id, timestamp, body)));
+        }
+        value
     }
 
     /// The raw digest for one request; shared with verification.
@@ -196,6 +219,21 @@ mod tests {
             SecretError::Empty { scheme: Scheme::Heron }.to_string(),
             r#"invalid heron secret ""; expected a non-empty string"#
         );
+    }
+
+    #[test]
+    fn a_rotating_standard_signer_signs_with_both_secrets() {
+        // The specification's test vector, signed with its secret as the previous one.
+        let previous = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let current = "whsec_bmV3IHNlY3JldCBrZXk=";
+        let (id, timestamp, body) = ("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, br#"{"test": 2432232314}"#);
+        let mut headers = Vec::new();
+        Signer::standard_rotating(current, previous).unwrap().sign(id, timestamp, body, &mut headers);
+        let value = &headers.iter().find(|(name, _)| *name == STANDARD_SIGNATURE_HEADER).unwrap().1;
+        let current_entry = standard_signature(&decode_standard_secret(current).unwrap(), id, timestamp, body);
+        assert_eq!(*value, format!("{current_entry} v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
+        assert_eq!(headers.len(), 3, "one id, one timestamp, one signature header: {headers:?}");
+        assert!(Signer::standard_rotating(current, "sec_not_base64!").is_err());
     }
 
     #[test]

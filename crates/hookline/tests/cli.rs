@@ -121,6 +121,19 @@ async fn an_operator_sets_up_a_tenant_and_publishes_from_the_cli() {
     assert!(!shown.stdout.contains(secret), "the secret has a command of its own: {}", shown.stdout);
     assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id]).await.field("secret"), secret);
     assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id, "--json"]).await.json()["secret"], secret);
+    assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id]).await.field("previous"), "-");
+
+    // A rotation: the new secret, and the old one beside it until its grace period ends.
+    let rotated = ok(&server, &["endpoint", "rotate-secret", "herald", endpoint_id, "--grace", "2h"]).await;
+    let new_secret = rotated.field("secret").to_owned();
+    assert!(new_secret.starts_with("sec_") && new_secret != secret, "{}", rotated.stdout);
+    assert_eq!(rotated.field("previous"), secret);
+    assert!(rotated.field("previous_expires_at").starts_with("20"), "{}", rotated.stdout);
+    let shown = ok(&server, &["endpoint", "secret", "herald", endpoint_id, "--json"]).await.json();
+    assert_eq!((shown["secret"].as_str(), shown["previous"]["secret"].as_str()), (Some(&*new_secret), Some(secret)));
+    let refused = hookline(&server, &["endpoint", "rotate-secret", "herald", endpoint_id, "--grace", "8d"]).await;
+    assert!(!refused.success && refused.stderr.contains("invalid_grace"), "{}", refused.stderr);
+    // Herald carries one signature: during the grace period it is still made with the old secret (below).
 
     // Publishing: the data goes out as written, key order and number literals kept, signed for herald.
     let published =

@@ -273,6 +273,36 @@ async fn an_endpoint_signing_with_heron_and_standard_satisfies_both_checkers() {
     assert_hookline_verify_verifies(&request, Scheme::Heron, &setup.secret);
 }
 
+/// During a rotation's grace period the seeds' snippets, which compare the one signature their header carries with
+/// the one secret the receiver holds, go on verifying with the old secret; the Standard Webhooks library verifies
+/// with either.
+#[tokio::test]
+async fn the_seeds_snippets_keep_verifying_with_the_old_secret_during_a_rotation() {
+    require_node_modules();
+    let setup = set_up(
+        "compat-rotation",
+        json!({"topics": ["end_user.processed"], "signing": ["heron", "herald", "standard"]}),
+    )
+    .await;
+    let endpoints = setup.server.admin("GET", "/v1/tenants/acme/endpoints", None).await;
+    let path =
+        format!("/v1/tenants/acme/endpoints/{}/secret/rotate", endpoints.body["data"][0]["id"].as_str().unwrap());
+    let rotated = setup.server.admin("POST", &path, None).await;
+    assert_eq!(rotated.body["previous"]["secret"].as_str(), Some(setup.secret.as_str()), "{}", rotated.text);
+    let new = rotated.body["secret"].as_str().unwrap();
+    let request = setup.deliver("end_user.processed", PLAIN, None).await;
+
+    assert_python_heron_verifies(&request, &setup.secret).await;
+    let node = node_heron(&request, &setup.secret, "parsed").await;
+    assert!(node.success, "node heron snippet: {} {}", node.stdout, node.stderr);
+    let signature = header(&request, "x-herald-signature");
+    let herald = run_script("node", "herald_verify.js", &[&setup.secret, signature], &request.body).await;
+    assert_eq!(herald.stdout, "Request body is valid", "{}", herald.stderr);
+    for secret in [setup.secret.as_str(), new] {
+        assert_standard_library_verifies(&request, secret).await;
+    }
+}
+
 #[test]
 fn the_standard_webhooks_published_vector_passes_through_hookline_verify() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -575,3 +575,48 @@ fn the_receivers_guide_shows_the_examples_as_they_are() {
         assert!(shown.contains(&path), "docs/receiving.md does not show {path}; shown: {shown:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// A secret being rotated
+
+#[tokio::test]
+async fn during_a_rotation_verify_and_listen_pass_with_the_old_secret_or_both() {
+    const NEW: &str = "whsec_bmV3IHNlY3JldCBuZXcgc2VjcmV0";
+    let dir = TempDir::new("rotation-receivers");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let mut listen = Listen::start(&["--secret", NEW, "--secret", LISTEN_SECRET]).await;
+    let receiver = Receiver::start().await;
+    for url in [format!("{}/listen", listen.url), format!("{}/capture", receiver.url)] {
+        let body = json!({"url": url, "topics": ["pdf.processed"], "signing": ["heron", "herald", "standard"],
+            "secret": LISTEN_SECRET});
+        let endpoint = server.endpoint("acme", body).await;
+        let path = format!("/v1/tenants/acme/endpoints/{}/secret/rotate", endpoint["id"].as_str().unwrap());
+        let rotated = server.admin("POST", &path, Some(json!({"secret": NEW}))).await;
+        assert_eq!(rotated.status, 200, "{}", rotated.text);
+    }
+    server.publish("acme", "pdf.processed", DATA).await;
+
+    // A receiver that holds both secrets verifies every scheme.
+    let block = listen.next_block().await;
+    for scheme in ["heron", "herald"] {
+        assert_eq!(field(&block, scheme), "verified with secret 2 of 2", "{block}");
+    }
+    assert!(field(&block, "standard").starts_with("verified with secret"), "{block}");
+    let request = receiver.wait_for(1, WAIT).await[0].clone();
+    let headers = header_args(request.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+    for scheme in ["heron", "herald", "standard"] {
+        // One that changed nothing yet...
+        let old = [strings(&["--secret", LISTEN_SECRET, "--scheme", scheme]), headers.clone()].concat();
+        check_verify(&old, &request.body, 0, &format!("verified: {scheme} signature")).await;
+        // ...and one that added the new secret beside the old one.
+        let both = [strings(&["--secret", NEW, "--secret", LISTEN_SECRET, "--scheme", scheme]), headers.clone()];
+        check_verify(&both.concat(), &request.body, 0, "verified").await;
+    }
+    // Only Standard Webhooks carries the new secret's signature before the grace period ends.
+    let new_only = [strings(&["--secret", NEW, "--scheme", "standard"]), headers.clone()].concat();
+    check_verify(&new_only, &request.body, 0, "verified: standard signature").await;
+    let new_heron = [strings(&["--secret", NEW, "--scheme", "heron"]), headers].concat();
+    check_verify(&new_heron, &request.body, 1, "no heron signature matched").await;
+    listen.terminate().await;
+}

@@ -494,7 +494,9 @@ async fn every_answer_keeps_its_exact_json() {
     let endpoint_id = created.body["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/tenants/acme/endpoints/{endpoint_id}");
     check(&server.admin("GET", &path, None).await, 200, &format!("{endpoint}}}"));
-    check(&server.admin("GET", &format!("{path}/secret"), None).await, 200, r#"{"secret":"<secret>"}"#);
+    check(&server.admin("GET", &format!("{path}/secret"), None).await, 200, r#"{"secret":"<secret>","previous":null}"#);
+    let rotated = server.admin("POST", &format!("{path}/secret/rotate"), None).await;
+    check(&rotated, 200, r#"{"secret":"<secret>","previous":{"secret":"<secret>","expires_at":"<time>"}}"#);
     let listed = server.admin("GET", "/v1/tenants/acme/endpoints", None).await;
     check(&listed, 200, &format!(r#"{{"data":[{endpoint}}}],"next_cursor":null}}"#));
     let patched = server.admin("PATCH", &path, Some(json!({"retry_schedule": null}))).await;

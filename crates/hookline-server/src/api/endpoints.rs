@@ -8,7 +8,7 @@ use hookline_core::id::{EndpointId, RecoveryId};
 
 use super::types::{
     CreateEndpointRequest, EndpointResponse, EndpointSecretResponse, EndpointWithSecret, PageResponse, RecoverRequest,
-    RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    RecoveryResponse, RotateSecretRequest, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
@@ -53,7 +53,24 @@ pub async fn secret(
 ) -> Result<Json<EndpointSecretResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
-    Ok(Json(EndpointSecretResponse { secret: state.service.endpoint(tenant, id).await?.secret }))
+    let endpoint = state.service.endpoint(tenant, id).await?;
+    Ok(Json(EndpointSecretResponse::at(&endpoint, state.service.now())))
+}
+
+/// `POST …/endpoints/{endpoint}/secret/rotate {"grace"?, "secret"?}`: a new secret, the current one still signing
+/// for the grace period; answers with both.
+pub async fn rotate_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+    request: Request,
+) -> Result<Json<EndpointSecretResponse>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EndpointId = parse_id("endpoint", &endpoint)?;
+    let bytes = body_bytes(request, &state).await?;
+    let body: RotateSecretRequest = if bytes.is_empty() { RotateSecretRequest::default() } else { parse_json(&bytes)? };
+    let endpoint = state.service.rotate_secret(tenant, id, body.grace.as_deref(), body.secret).await?;
+    Ok(Json(EndpointSecretResponse::at(&endpoint, state.service.now())))
 }
 
 pub async fn update(

@@ -200,6 +200,39 @@ impl From<&store::Recovery> for RecoveryResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointSecretResponse {
     pub secret: String,
+    /// The secret a rotation replaced, while it still signs; `null` otherwise.
+    pub previous: Option<PreviousSecretResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecretResponse {
+    pub secret: String,
+    /// When it stops signing.
+    pub expires_at: Timestamp,
+}
+
+impl EndpointSecretResponse {
+    /// The endpoint's secrets as they sign at `now`.
+    pub fn at(endpoint: &store::Endpoint, now: Timestamp) -> EndpointSecretResponse {
+        EndpointSecretResponse {
+            secret: endpoint.secret.clone(),
+            previous: endpoint
+                .previous_secret_at(now)
+                .map(|previous| PreviousSecretResponse { secret: previous.secret.clone(), expires_at: previous.until }),
+        }
+    }
+}
+
+/// `POST /v1/tenants/{tenant}/endpoints/{endpoint}/secret/rotate`; the body may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// How long the current secret keeps signing: a duration such as `24h` (the default), at most `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+    /// The new secret; one is generated when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// The answer to a test event: the delivery to watch.
@@ -724,6 +757,7 @@ mod tests {
             secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0".to_owned(),
             retry_schedule,
             headers: vec![("authorization".to_owned(), "Bearer abc123".to_owned())],
+            previous_secret: None,
             created: CREATED,
             updated: Timestamp::from_unix_millis(1_621_502_700_000),
         }

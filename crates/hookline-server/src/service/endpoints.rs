@@ -1,21 +1,29 @@
 //! Endpoints: where a tenant's webhooks go, which topics they carry, and how they are signed and retried. The
 //! rules of a new endpoint and of a change to one are here, whoever asks.
 
+use std::time::Duration;
+
 use hookline_core::Scheme;
 use hookline_core::body::Format;
-use hookline_core::duration::parse_duration;
+use hookline_core::duration::{parse_duration, parse_duration_at_most};
 use hookline_core::id::{EndpointId, TenantId};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::secret::{generate_secret, validate_secret};
 use hookline_core::target::{EndpointUrl, Host};
 use hookline_core::topic::TopicName;
-use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page, PageRequest};
+use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page, PageRequest, Rotation};
 
 use super::{Service, ServiceError};
 use crate::api::types::{CreateEndpointRequest, UpdateEndpointRequest};
 
 /// The longest description an endpoint may have.
 const MAX_DESCRIPTION: usize = 1024;
+
+/// How long the secret a rotation replaces still signs, unless the rotation says otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest grace period a rotation may give.
+pub const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Service {
     /// A new endpoint: every field checked, the server's default schemes when it names none, and a secret
@@ -107,7 +115,47 @@ impl Service {
                 None => None,
             },
             headers: change.headers.as_ref().map(check_headers).transpose()?,
+            rotation: None,
         };
+        self.store
+            .update_endpoint(tenant, id.clone(), patch)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("endpoint", &id))
+    }
+
+    /// Gives the endpoint a new secret: `secret` (checked against its schemes) or a generated one. The current
+    /// secret keeps signing for `grace` (default 24 hours, at most 7 days, `0s` for none); a rotation during a
+    /// grace period ends it.
+    pub async fn rotate_secret(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+        grace: Option<&str>,
+        secret: Option<String>,
+    ) -> Result<Endpoint, ServiceError> {
+        let grace = match grace {
+            Some(text) => parse_duration_at_most(text, MAX_GRACE).map_err(|error| {
+                ServiceError::invalid("invalid_grace", format!("\"grace\": {error} (0s for no grace period)"))
+            })?,
+            None => DEFAULT_GRACE,
+        };
+        let current = self.endpoint(tenant.clone(), id.clone()).await?;
+        let secret = match secret {
+            Some(secret) => {
+                check_secret(&secret, &current.signing)?;
+                if secret == current.secret {
+                    return Err(ServiceError::invalid(
+                        "invalid_secret",
+                        "the new secret is the endpoint's current one; give another or leave \"secret\" out",
+                    ));
+                }
+                secret
+            }
+            None => generate_secret(&current.signing),
+        };
+        let now = self.store.clock().now();
+        let grace_until = (!grace.is_zero()).then(|| now.saturating_add(grace));
+        let patch = EndpointPatch { rotation: Some(Rotation { secret, grace_until }), ..EndpointPatch::default() };
         self.store
             .update_endpoint(tenant, id.clone(), patch)
             .await?

@@ -81,6 +81,11 @@ impl Service {
         &self.store
     }
 
+    /// Now, by the store's clock (a test's manual clock, or the system's).
+    pub fn now(&self) -> hookline_core::time::Timestamp {
+        self.store.clock().now()
+    }
+
     /// Why an event or delivery made at `created` is not stored: purged, when it dates from before what
     /// retention has purged (if it ever existed), else unknown.
     async fn missing(&self, what: &'static str, id: impl ToString, created: Timestamp) -> ServiceError {

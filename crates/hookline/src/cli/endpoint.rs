@@ -5,7 +5,8 @@ use clap::Subcommand;
 use hookline_core::duration::format_duration;
 use hookline_server::api::types::{
     CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointSecretResponse, EndpointWithSecret,
-    PageResponse, RecoverRequest, RecoveryResponse, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    PageResponse, RecoverRequest, RecoveryResponse, RotateSecretRequest, TestEventRequest, TestEventResponse,
+    UpdateEndpointRequest,
 };
 use serde_json::value::RawValue;
 
@@ -42,8 +43,19 @@ pub enum EndpointCommand {
     List { tenant: String },
     /// Show one endpoint.
     Show { tenant: String, endpoint: String },
-    /// Print an endpoint's signing secret.
+    /// Print an endpoint's signing secret and, during a rotation's grace period, the previous one.
     Secret { tenant: String, endpoint: String },
+    /// Give an endpoint a new signing secret; the current one keeps signing for the grace period.
+    RotateSecret {
+        tenant: String,
+        endpoint: String,
+        /// How long the current secret keeps signing: 24h by default, at most 7d, 0s for none.
+        #[arg(long)]
+        grace: Option<String>,
+        /// Use this secret instead of a generated one.
+        #[arg(long)]
+        secret: Option<String>,
+    },
     /// Change an endpoint: only what is given changes.
     Update {
         tenant: String,
@@ -136,6 +148,12 @@ const DETAIL: &[Field<EndpointResponse>] = &[
     }),
 ];
 
+const SECRETS: &[Field<EndpointSecretResponse>] = &[
+    ("secret", |shown| shown.secret.cell()),
+    ("previous", |shown| shown.previous.as_ref().map(|previous| previous.secret.clone()).cell()),
+    ("previous_expires_at", |shown| shown.previous.as_ref().map(|previous| previous.expires_at).cell()),
+];
+
 pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::Result<()> {
     let api = Api::new(connection)?;
     let path = |tenant: &str, endpoint: &str| format!("/v1/tenants/{tenant}/endpoints/{endpoint}");
@@ -188,7 +206,13 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
         EndpointCommand::Secret { tenant, endpoint } => {
             let secret: Answer<EndpointSecretResponse> =
                 api.get(&format!("{}/secret", path(&tenant, &endpoint))).await?;
-            show(connection, &secret, &[("secret", |shown| shown.secret.cell())]);
+            show(connection, &secret, SECRETS);
+        }
+        EndpointCommand::RotateSecret { tenant, endpoint, grace, secret } => {
+            let body = RotateSecretRequest { grace, secret };
+            let secret: Answer<EndpointSecretResponse> =
+                api.post(&format!("{}/secret/rotate", path(&tenant, &endpoint)), &body, &[]).await?;
+            show(connection, &secret, SECRETS);
         }
         EndpointCommand::Update {
             tenant,
