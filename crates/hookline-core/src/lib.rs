@@ -8,6 +8,7 @@ pub mod body;
 pub mod clock;
 pub mod duration;
 pub mod headers;
+pub mod health;
 pub mod id;
 pub mod json;
 pub mod retry;

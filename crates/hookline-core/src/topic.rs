@@ -67,10 +67,44 @@ pub struct SeedTopic {
     pub example: &'static str,
 }
 
-/// The built-in example of a seeded topic.
+/// The built-in example of a seeded or operational topic.
 pub fn seed_example(name: &str) -> Option<&'static str> {
-    SEED_TOPICS.iter().find(|seed| seed.name == name).map(|seed| seed.example)
+    SEED_TOPICS.iter().chain(OPERATIONAL_TOPICS).find(|seed| seed.name == name).map(|seed| seed.example)
 }
+
+/// Whether Hookline itself publishes `name`, about a tenant's endpoints: tenants subscribe to these topics and
+/// never publish them.
+pub fn is_operational(name: &str) -> bool {
+    OPERATIONAL_TOPICS.iter().any(|topic| topic.name == name)
+}
+
+/// The operational events, in every catalogue: Hookline publishes them to a tenant about its own endpoints.
+pub const OPERATIONAL_TOPICS: &[SeedTopic] = &[
+    SeedTopic {
+        name: "endpoint.failing",
+        description: "Hookline: one of your endpoints has failed several attempts in a row (once per run of failures).",
+        deprecated: false,
+        example: r#"{"tenant":"acme","endpoint_id":"ep_01m95j3yvbj6n95m7p5wv56vg1","url":"https://hooks.acme.example/webhooks","consecutive_failures":5,"failing_since":"2026-12-06T09:12:44.512+00:00","last_error":"the endpoint answered 503"}"#,
+    },
+    SeedTopic {
+        name: "endpoint.recovered",
+        description: "Hookline: an endpoint that was failing succeeded again.",
+        deprecated: false,
+        example: r#"{"tenant":"acme","endpoint_id":"ep_01m95j3yvbj6n95m7p5wv56vg1","url":"https://hooks.acme.example/webhooks","failing_since":"2026-12-06T09:12:44.512+00:00","recovered_at":"2026-12-06T10:02:13.080+00:00"}"#,
+    },
+    SeedTopic {
+        name: "endpoint.disabled",
+        description: "Hookline: an endpoint failed every attempt for days and was disabled; enable it to resume.",
+        deprecated: false,
+        example: r#"{"tenant":"acme","endpoint_id":"ep_01m95j3yvbj6n95m7p5wv56vg1","url":"https://hooks.acme.example/webhooks","failing_since":"2026-12-01T09:12:44.512+00:00","disabled_at":"2026-12-06T09:13:02.004+00:00","reason":"every attempt failed for 5d and a delivery used its last retry"}"#,
+    },
+    SeedTopic {
+        name: "delivery.exhausted",
+        description: "Hookline: a delivery failed its last attempt; nothing more will be tried unless it is retried.",
+        deprecated: false,
+        example: r#"{"tenant":"acme","endpoint_id":"ep_01m95j3yvbj6n95m7p5wv56vg1","url":"https://hooks.acme.example/webhooks","delivery_id":"del_01m95j4ch7cbw4qcb0gxg7n2re","event_id":"evt_01m95j4ch6ky1cx6q0dh5k5r3x","topic":"pdf.processed","attempts":8,"last_status":503,"last_error":"the endpoint answered 503"}"#,
+    },
+];
 
 /// The eleven topics of Heron Data's webhook documentation, which every new Hookline starts with.
 pub const SEED_TOPICS: &[SeedTopic] = &[

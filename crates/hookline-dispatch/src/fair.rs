@@ -427,6 +427,7 @@ mod tests {
             retry_schedule: None,
             headers: Vec::new(),
             previous_secret: None,
+            disabled: None,
             created: Timestamp::from_unix_millis(0),
             updated: Timestamp::from_unix_millis(0),
         })

@@ -404,6 +404,9 @@ impl Attempter {
         tracing::debug!(delivery = %delivery.id, attempt = number, status = ?response_status, ?error, "attempt finished");
         let outcome = AttemptOutcome {
             delivery: delivery.id,
+            endpoint: Arc::clone(&delivery.endpoint),
+            event: delivery.event_id,
+            topic: delivery.topic,
             lease: delivery.lease,
             attempt: Attempt {
                 number,

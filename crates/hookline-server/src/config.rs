@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use hookline_core::Scheme;
 use hookline_core::duration::{DurationError, format_duration, parse_duration, parse_duration_at_most};
+use hookline_core::id::EndpointId;
 use hookline_core::retry::RetrySchedule;
 use hookline_store::{Database, StoreOptions};
 
@@ -86,6 +87,13 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// How often the purge looks for events past the retention period.
     pub purge_interval: Duration,
+    /// Failures in a row after which an endpoint is failing and `endpoint.failing` is published.
+    pub failing_after: usize,
+    /// How long an endpoint may fail every attempt (with a delivery that used its last retry) before it is
+    /// disabled; `None` never disables one.
+    pub disable_after: Option<Duration>,
+    /// An endpoint that also gets every tenant's operational events.
+    pub operational_endpoint: Option<EndpointId>,
 }
 
 impl Default for Config {
@@ -115,6 +123,9 @@ impl Default for Config {
             max_wal_bytes: 0,
             retention: None,
             purge_interval: Duration::ZERO,
+            failing_after: 0,
+            disable_after: None,
+            operational_endpoint: None,
         };
         for key in KEYS {
             if let Some(default) = key.default {
@@ -186,6 +197,7 @@ enum Kind {
     Retention(fn(&mut Config, Option<Duration>)),
     Interval(fn(&mut Config, Duration)),
     LogFormat(fn(&mut Config, LogFormat)),
+    Endpoint(fn(&mut Config, EndpointId)),
 }
 
 /// The accepted ranges of the limits.
@@ -366,6 +378,30 @@ pub const KEYS: &[Key] = &[
         description: "How often the purge looks for events past the retention period.",
         kind: Kind::Interval(|config, value| config.purge_interval = value),
     },
+    Key {
+        name: "failing_after",
+        flag: None,
+        default: Some("5"),
+        description: "Failed attempts in a row after which an endpoint shows as failing and its tenant gets an \
+                      `endpoint.failing` event.",
+        kind: Kind::Count(1..=10_000, |config, value| config.failing_after = value),
+    },
+    Key {
+        name: "disable_after",
+        flag: None,
+        default: Some("5d"),
+        description: "An endpoint whose every attempt has failed for this long, with a delivery that used its last \
+                      retry, is disabled (`endpoint.disabled`); `off` never disables one.",
+        kind: Kind::Retention(|config, value| config.disable_after = value),
+    },
+    Key {
+        name: "operational_endpoint",
+        flag: None,
+        default: None,
+        description: "The id of an endpoint (of any tenant) that also gets every tenant's operational events: \
+                      `endpoint.failing`, `endpoint.recovered`, `endpoint.disabled`, `delivery.exhausted`.",
+        kind: Kind::Endpoint(|config, value| config.operational_endpoint = Some(value)),
+    },
 ];
 
 /// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
@@ -430,6 +466,7 @@ impl Key {
             Kind::Retention(_) => "a duration from 1m to 3650d, or off".to_owned(),
             Kind::Interval(_) => "a duration from 10ms to 1h".to_owned(),
             Kind::LogFormat(_) => "text or json".to_owned(),
+            Kind::Endpoint(_) => "an endpoint id, ep_…".to_owned(),
         }
     }
 
@@ -450,6 +487,15 @@ impl Key {
             Kind::Retention(set) => set(config, parse_retention(label, &raw.text(label)?)?),
             Kind::Interval(set) => set(config, parse_purge_interval(label, &raw.text(label)?)?),
             Kind::LogFormat(set) => set(config, parse_log_format(label, &raw.text(label)?)?),
+            Kind::Endpoint(set) => {
+                let text = raw.text(label)?;
+                set(
+                    config,
+                    text.parse().map_err(|_| {
+                        invalid(label, &text, "expected an endpoint id such as ep_01m95j3yvbj6n95m7p5wv56vg1")
+                    })?,
+                )
+            }
         }
         Ok(())
     }
@@ -614,7 +660,16 @@ impl Config {
         StoreOptions {
             max_wal_bytes: self.max_wal_bytes,
             partition_width: StoreOptions::partition_width_for(self.retention),
+            health: self.health_policy(),
             ..StoreOptions::default()
+        }
+    }
+
+    /// When a run of an endpoint's failures is told, and when it disables the endpoint.
+    pub fn health_policy(&self) -> hookline_core::health::Policy {
+        hookline_core::health::Policy {
+            failing_after: u32::try_from(self.failing_after).unwrap_or(u32::MAX),
+            disable_after: self.disable_after,
         }
     }
 

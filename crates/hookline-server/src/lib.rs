@@ -98,6 +98,10 @@ impl Server {
         let mut jobs: Vec<Arc<dyn jobs::Job>> = vec![
             Arc::new(upkeep::Removal { interval: config.purge_interval }),
             Arc::new(upkeep::Recovering { interval: config.purge_interval }),
+            Arc::new(upkeep::Notifying {
+                interval: upkeep::NOTIFY_INTERVAL.min(config.purge_interval),
+                operator: config.operational_endpoint.clone(),
+            }),
         ];
         if let Some(keep) = config.retention {
             jobs.push(Arc::new(upkeep::Retention { keep, interval: config.purge_interval }));
@@ -162,6 +166,7 @@ impl Server {
                 default_signing: config.default_signing.clone(),
                 target_guard,
                 retention: config.retention,
+                health: config.health_policy(),
             },
         );
         let state = api::AppState {

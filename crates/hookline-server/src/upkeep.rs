@@ -8,8 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use hookline_core::health::HOURS_KEPT;
+use hookline_core::id::EndpointId;
 use hookline_core::time::Timestamp;
-use hookline_store::{Purged, Removed, Store};
+use hookline_core::topic::TopicName;
+use hookline_store::{NewEvent, Purged, Removed, Route, Store};
 
 use crate::jobs::{Job, JobFuture};
 
@@ -97,6 +100,70 @@ impl Job for Recovering {
         })
     }
 }
+
+/// Publishes the operational events endpoint health noted (see `Store::pending_notices`), to the tenant they are
+/// about and to the operator's endpoint if there is one, then forgets each; and forgets hourly counts older than
+/// seven days. A notice published again after a crash is answered from its idempotency key, not made twice.
+pub struct Notifying {
+    /// How often the job looks.
+    pub interval: Duration,
+    /// An endpoint that also gets every tenant's operational events.
+    pub operator: Option<EndpointId>,
+}
+
+/// Notices published by one run at most; the rest wait for the next.
+const NOTICES: u32 = 256;
+
+impl Job for Notifying {
+    fn name(&self) -> &'static str {
+        "notifying"
+    }
+
+    fn period(&self) -> Duration {
+        self.interval
+    }
+
+    fn run<'a>(&'a self, store: &'a Store, now: Timestamp) -> JobFuture<'a> {
+        Box::pin(async move {
+            let notices = store.pending_notices(NOTICES).await?;
+            let operator = match (&self.operator, notices.is_empty()) {
+                (Some(id), false) => store.find_endpoint(id.clone()).await?,
+                _ => None,
+            };
+            for notice in notices {
+                let Ok(topic) = notice.topic.parse::<TopicName>() else {
+                    store.remove_notice(notice.id).await?;
+                    continue;
+                };
+                let event = NewEvent {
+                    tenant: notice.tenant.clone(),
+                    topic,
+                    data: notice.data.clone(),
+                    meta: None,
+                    idempotency_key: Some(format!("hookline:{}", notice.id)),
+                    route: Route::default(),
+                };
+                if let Some(operator) = &operator {
+                    let copy = NewEvent {
+                        tenant: operator.tenant.clone(),
+                        idempotency_key: Some(format!("hookline:{}:operator", notice.id)),
+                        route: Route { only: Some(operator.id.clone()), ..Route::default() },
+                        ..event.clone()
+                    };
+                    store.publish(copy).await?;
+                }
+                // A tenant deleted meanwhile has nobody to tell.
+                store.publish(event).await?;
+                store.remove_notice(notice.id).await?;
+            }
+            store.remove_old_hours(now.saturating_sub(HOURS_KEPT), BATCH).await?;
+            Ok(())
+        })
+    }
+}
+
+/// How often operational events are looked for.
+pub const NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Removes what deleted tenants and endpoints left, a batch per write.
 pub struct Removal {

@@ -45,6 +45,8 @@ async fn step(sql: &mut impl Sql, now: Timestamp, batch: u32) -> Result<Removed,
         }
         sql.endpoints_changed();
         sql.execute("DELETE FROM endpoint_topics WHERE endpoint_id = $1", &[&endpoint]).await?;
+        sql.execute("DELETE FROM endpoint_health WHERE endpoint_id = $1", &[&endpoint]).await?;
+        sql.execute("DELETE FROM endpoint_hours WHERE endpoint_id = $1", &[&endpoint]).await?;
         sql.execute("DELETE FROM endpoints WHERE id = $1", &[&endpoint]).await?;
         return Ok(Removed { endpoints: 1, ..Removed::default() });
     }
@@ -70,6 +72,13 @@ async fn step(sql: &mut impl Sql, now: Timestamp, batch: u32) -> Result<Removed,
         &[&tenant],
     )
     .await?;
+    sql.execute(
+        "DELETE FROM endpoint_hours WHERE endpoint_id IN (SELECT id FROM endpoints WHERE tenant_id = $1)",
+        &[&tenant],
+    )
+    .await?;
+    sql.execute("DELETE FROM endpoint_health WHERE tenant_id = $1", &[&tenant]).await?;
+    sql.execute("DELETE FROM notices WHERE tenant_id = $1", &[&tenant]).await?;
     let endpoints = sql.execute("DELETE FROM endpoints WHERE tenant_id = $1", &[&tenant]).await?;
     sql.execute("DELETE FROM api_keys WHERE tenant_id = $1", &[&tenant]).await?;
     sql.execute("DELETE FROM tenants WHERE id = $1", &[&tenant]).await?;

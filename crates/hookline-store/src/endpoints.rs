@@ -37,9 +37,21 @@ pub struct Endpoint {
     pub headers: Vec<(String, String)>,
     /// The secret a rotation replaced, while its grace period lasts.
     pub previous_secret: Option<PreviousSecret>,
+    /// Why and when it was disabled, while it is.
+    pub disabled: Option<Disabled>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
+
+/// Why and when an endpoint was disabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disabled {
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// The reason an endpoint disabled by a change gives.
+pub const DISABLED_BY_HAND: &str = "disabled by a change to the endpoint";
 
 /// A secret replaced by a rotation, which still signs until `until`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +118,7 @@ impl Endpoint {
             retry_schedule,
             headers,
             previous_secret: None,
+            disabled: (!enabled).then(|| Disabled { reason: DISABLED_BY_HAND.to_owned(), at: now }),
             created: now,
             updated: now,
         }
@@ -137,6 +150,13 @@ impl Endpoint {
             let replaced = std::mem::replace(&mut self.secret, secret);
             self.previous_secret = grace_until.map(|until| PreviousSecret { secret: replaced, until });
         }
+        match enabled {
+            Some(true) => self.disabled = None,
+            Some(false) if self.enabled => {
+                self.disabled = Some(Disabled { reason: DISABLED_BY_HAND.to_owned(), at: now });
+            }
+            _ => {}
+        }
         set(&mut self.url, url);
         set(&mut self.topics, topics);
         set(&mut self.description, description);
@@ -156,7 +176,7 @@ impl Endpoint {
 }
 
 /// The columns of `endpoints`, in the order `endpoint_values` binds them and `endpoint_at` reads them.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 16] = [
     "id",
     "tenant_id",
     "created_at",
@@ -171,6 +191,8 @@ const COLUMNS: [&str; 14] = [
     "updated_at",
     "previous_secret",
     "previous_secret_until",
+    "disabled_reason",
+    "disabled_at",
 ];
 /// The columns an update leaves as they are; they come first.
 const FIXED: usize = 3;
@@ -192,6 +214,8 @@ fn endpoint_values(endpoint: &Endpoint) -> [Box<dyn Value + Send>; COLUMNS.len()
         Box::new(endpoint.updated.unix_millis()),
         Box::new(endpoint.previous_secret.as_ref().map(|previous| previous.secret.clone())),
         Box::new(endpoint.previous_secret.as_ref().map(|previous| previous.until.unix_millis())),
+        Box::new(endpoint.disabled.as_ref().map(|disabled| disabled.reason.clone())),
+        Box::new(endpoint.disabled.as_ref().map(|disabled| disabled.at.unix_millis())),
     ]
 }
 
@@ -213,6 +237,10 @@ pub(crate) fn endpoint_at(row: &dyn Columns, offset: usize) -> Result<Endpoint, 
         updated: millis(row, column(11))?,
         previous_secret: match (row.optional_text(column(12))?, row.optional_integer(column(13))?) {
             (Some(secret), Some(until)) => Some(PreviousSecret { secret, until: Timestamp::from_unix_millis(until) }),
+            _ => None,
+        },
+        disabled: match (row.optional_text(column(14))?, row.optional_integer(column(15))?) {
+            (Some(reason), Some(at)) => Some(Disabled { reason, at: Timestamp::from_unix_millis(at) }),
             _ => None,
         },
         topics: split_topics(&row.text(column(COLUMNS.len()))?)?,
@@ -388,6 +416,11 @@ impl Store {
         })
     }
 
+    /// The endpoint with this id whichever tenant owns it (deleted or not): for the operator's own settings.
+    pub async fn find_endpoint(&self, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        reading!(self, |sql| endpoint_by_id(sql, id.as_str()).await)
+    }
+
     pub async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Option<Endpoint>, StoreError> {
         reading!(self, |sql| load_endpoint(sql, &tenant, &id, Lock::None).await)
     }
@@ -409,7 +442,11 @@ impl Store {
                 check_subscribable(sql, topics, &endpoint.topics).await?;
                 write_topics(sql, &endpoint.id, topics).await?;
             }
+            let enabled_again = patch.enabled == Some(true) && !endpoint.enabled;
             endpoint.apply(patch, now);
+            if enabled_again {
+                crate::health::start_over(sql, &endpoint.id).await?;
+            }
             let values = endpoint_values(&endpoint);
             let mut changed = as_values(&values).split_off(FIXED);
             let id = endpoint.id.as_str();

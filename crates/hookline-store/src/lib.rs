@@ -44,6 +44,7 @@ mod deliveries;
 mod endpoints;
 mod events;
 mod handoff;
+mod health;
 mod jobs;
 mod postgres;
 mod recoveries;
@@ -67,9 +68,12 @@ pub use crate::deletions::Removed;
 pub use crate::deliveries::{
     AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,
 };
-pub use crate::endpoints::{Endpoint, EndpointPatch, NewEndpoint, PreviousSecret, Rotation};
+pub use crate::endpoints::{
+    DISABLED_BY_HAND, Disabled, Endpoint, EndpointPatch, NewEndpoint, PreviousSecret, Rotation,
+};
 pub use crate::events::{Event, EventFilter, NewEvent, Published, Route};
 pub use crate::handoff::HandoffSink;
+pub use crate::health::{EndpointStats, HourCount, Notice};
 use crate::postgres::PostgresStore;
 pub use crate::recoveries::Recovery;
 pub use crate::retention::Purged;
@@ -226,6 +230,8 @@ pub struct StoreOptions {
     /// seconds): retention drops a partition once all of it is past the horizon, so an event lives at most this
     /// much past the retention period. An eighth of it suits (`partition_width_for`).
     pub partition_width: std::time::Duration,
+    /// When a run of an endpoint's failures is told, and when it disables the endpoint.
+    pub health: hookline_core::health::Policy,
 }
 
 impl StoreOptions {
@@ -251,6 +257,7 @@ impl Default for StoreOptions {
             clock: Arc::new(SystemClock),
             list_scan: StoreOptions::DEFAULT_LIST_SCAN,
             partition_width: StoreOptions::partition_width_for(None),
+            health: hookline_core::health::Policy::default(),
         }
     }
 }
@@ -304,6 +311,7 @@ pub struct Store {
     backend: Backend,
     clock: Arc<dyn Clock>,
     list_scan: u32,
+    health: hookline_core::health::Policy,
 }
 
 /// Calls the same method on whichever backend the store has.
@@ -343,7 +351,12 @@ impl Store {
                 Backend::Postgres(Arc::new(PostgresBackend { store, publisher }))
             }
         };
-        let store = Store { backend, clock: Arc::clone(&options.clock), list_scan: options.list_scan.max(1) };
+        let store = Store {
+            backend,
+            clock: Arc::clone(&options.clock),
+            list_scan: options.list_scan.max(1),
+            health: options.health,
+        };
         let released = store.release_left_leases().await?;
         if released > 0 {
             tracing::info!(released, node = %store.node(), "deliveries left in flight by a previous run go back to the queue");

@@ -448,4 +448,38 @@ ALTER TABLE endpoints ADD COLUMN previous_secret TEXT;
 ALTER TABLE endpoints ADD COLUMN previous_secret_until BIGINT;
 "#,
     ),
+    // 17: endpoint health, kept as attempts are recorded: the current run of failures, successes and failures per
+    // hour (seven days kept), operational events waiting to be published, and why and when an endpoint was
+    // disabled.
+    Migration::Both(
+        r#"
+CREATE TABLE endpoint_health (
+    endpoint_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    consecutive_failures BIGINT NOT NULL DEFAULT 0,
+    failing_since BIGINT,
+    last_success_at BIGINT,
+    last_failure_at BIGINT,
+    failing_told BOOLEAN NOT NULL DEFAULT FALSE,
+    exhausted_in_run BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE endpoint_hours (
+    endpoint_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    successes BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (endpoint_id, hour)
+);
+CREATE INDEX endpoint_hours_by_hour ON endpoint_hours(hour);
+CREATE TABLE notices (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;
+ALTER TABLE endpoints ADD COLUMN disabled_at BIGINT;
+"#,
+    ),
 ];

@@ -2,7 +2,7 @@
 //! keeps its subscribers and takes no new ones.
 
 use hookline_core::time::Timestamp;
-use hookline_core::topic::{SEED_TOPICS, TopicName, seed_example};
+use hookline_core::topic::{OPERATIONAL_TOPICS, SEED_TOPICS, TopicName, seed_example};
 
 use crate::sql::{Columns, Sql, Value, millis, parse_field};
 use crate::{Store, StoreError};
@@ -81,6 +81,16 @@ impl Store {
                     )
                     .await?;
                 }
+            }
+            // The operational topics are in every catalogue, older ones included.
+            for topic in OPERATIONAL_TOPICS {
+                let values: [&dyn Value; 4] = [&topic.name, &topic.description, &topic.deprecated, &now];
+                sql.execute(
+                    "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (name) DO NOTHING",
+                    &values,
+                )
+                .await?;
             }
             Ok(())
         })

@@ -236,6 +236,9 @@ fn outcome(delivery: &ClaimedDelivery, status: Option<u16>, next: NextStep) -> A
     let failed = !status.is_some_and(|status| (200..300).contains(&status));
     AttemptOutcome {
         delivery: delivery.id.clone(),
+        endpoint: Arc::clone(&delivery.endpoint),
+        event: delivery.event_id.clone(),
+        topic: delivery.topic.clone(),
         lease: delivery.lease,
         attempt: Attempt {
             number: delivery.attempts + 1,
@@ -303,7 +306,7 @@ contract! {
 contract! {
     async fn the_catalogue_is_seeded_and_topics_are_added_and_deprecated(store) {
         let topics = store.list_topics().await.unwrap();
-        assert_eq!(topics.len(), 11, "{topics:?}");
+        assert_eq!(topics.len(), 15, "Heron's eleven and the four operational topics: {topics:?}");
         assert!(topics.iter().any(|topic| topic.name.as_str() == "end_user.transactions_updated" && topic.deprecated));
         let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into(), None).await.unwrap();
         assert!(!created.deprecated && created.example.is_none());
@@ -332,7 +335,7 @@ contract! {
         let made = store.create_topic(topic("quote.ready"), String::new(), Some("[1,2]".into())).await.unwrap();
         assert_eq!(made.example.as_deref(), Some("[1,2]"));
         assert!(store.get_topic(topic("quote.unknown")).await.unwrap().is_none());
-        assert_eq!(store.list_topics().await.unwrap().len(), 13);
+        assert_eq!(store.list_topics().await.unwrap().len(), 17);
     }
 }
 
@@ -1734,5 +1737,86 @@ async fn a_restart_releases_the_leases_a_run_left_on_deliveries_due_soon() {
         let mut after_a_day: Vec<DeliveryId> = after_a_day.into_iter().map(|delivery| delivery.id).collect();
         after_a_day.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         assert_eq!(after_a_day, claimed, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn recorded_attempts_keep_the_endpoints_health_and_note_what_to_tell() {
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let policy =
+            hookline_core::health::Policy { failing_after: 2, disable_after: Some(Duration::from_secs(86_400)) };
+        let options =
+            StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, health: policy, ..StoreOptions::default() };
+        let Some(fixture) =
+            fixtures_with(&format!("health-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let claim =
+            |now: Timestamp| Claim { now, lease_until: now.saturating_add(Duration::from_secs(30)), ..claim_at(now) };
+        // Fails an attempt of a new event at `at`, its last when `last`.
+        let fail = |at: Timestamp, last: bool| {
+            let clock = Arc::clone(&clock);
+            async move {
+                clock.set(at);
+                store.publish(event("acme", "pdf.processed", "{}")).await.unwrap().unwrap();
+                let claimed = store.claim_due(claim(at)).await.unwrap();
+                assert_eq!(claimed.len(), 1);
+                let next = if last {
+                    NextStep::Done(DeliveryStatus::Failed)
+                } else {
+                    NextStep::RetryAt(at.saturating_add(Duration::from_secs(86_400 * 30)))
+                };
+                let mut failed = outcome(&claimed[0], Some(503), next);
+                failed.attempt.started = at;
+                assert_eq!(store.record_outcomes(Arc::from([failed])).await.unwrap(), 1);
+            }
+        };
+        let hour = Duration::from_secs(3600);
+        fail(start, false).await;
+        assert!(store.pending_notices(10).await.unwrap().is_empty(), "one failure tells nothing");
+        fail(start.saturating_add(hour), true).await;
+        let mut notices = store.pending_notices(10).await.unwrap();
+        notices.sort_by(|a, b| a.topic.cmp(&b.topic));
+        let told: Vec<&str> = notices.iter().map(|notice| notice.topic.as_str()).collect();
+        assert_eq!(told, ["delivery.exhausted", "endpoint.failing"]);
+        assert!(
+            notices
+                .iter()
+                .all(|notice| notice.tenant.as_str() == "acme" && notice.created == start.saturating_add(hour))
+        );
+        let failing: serde_json::Value = serde_json::from_str(&notices[1].data).unwrap();
+        assert_eq!(failing["consecutive_failures"], 2);
+        let (_, stats) = store.endpoint_stats(tenant("acme"), endpoint.clone(), start).await.unwrap().unwrap();
+        assert_eq!((stats.health.consecutive_failures, stats.health.failing_since), (2, Some(start)));
+        let counts: Vec<(u64, u64)> = stats.hours.iter().map(|hour| (hour.successes, hour.failures)).collect();
+        assert_eq!(counts, [(0, 1), (0, 1)]);
+        assert!(store.endpoint_stats(tenant("globex"), endpoint.clone(), start).await.unwrap().is_none());
+        for notice in notices {
+            store.remove_notice(notice.id).await.unwrap();
+        }
+
+        // A day of failures with a delivery that used its last retry: disabled, and told.
+        fail(start.saturating_add(Duration::from_secs(86_400)), false).await;
+        let read = store.get_endpoint(tenant("acme"), endpoint.clone()).await.unwrap().unwrap();
+        assert!(!read.enabled);
+        let disabled = read.disabled.expect("why and when it was disabled");
+        assert_eq!(disabled.at, start.saturating_add(Duration::from_secs(86_400)));
+        assert!(disabled.reason.contains("1d"), "{}", disabled.reason);
+        let told: Vec<String> =
+            store.pending_notices(10).await.unwrap().into_iter().map(|notice| notice.topic).collect();
+        assert_eq!(told, ["endpoint.disabled"]);
+        assert_eq!(store.endpoint_health(vec![endpoint.clone()]).await.unwrap()[0].consecutive_failures, 3);
+
+        // Hourly counts older than the horizon go.
+        assert_eq!(store.remove_old_hours(start.saturating_add(hour), 10).await.unwrap(), 1);
+        let (_, stats) = store.endpoint_stats(tenant("acme"), endpoint.clone(), start).await.unwrap().unwrap();
+        assert_eq!(stats.hours.len(), 2);
     }
 }

@@ -307,9 +307,14 @@ async fn the_cli_takes_its_key_from_the_environment_and_makes_tenant_keys() {
     assert!(header.starts_with("NAME") && header.contains("DEPRECATED"), "{}", topics.stdout);
     let deprecated = topics.stdout.lines().find(|line| line.starts_with("end_user.transactions_updated")).unwrap();
     assert!(deprecated.contains("true"), "{deprecated}");
-    assert_eq!(topics.stdout.lines().count(), 12, "a header and Heron's eleven topics:\n{}", topics.stdout);
+    assert_eq!(
+        topics.stdout.lines().count(),
+        16,
+        "a header, Heron's eleven topics and the four operational ones:\n{}",
+        topics.stdout
+    );
     let json = hookline_with_env_key(&server, ADMIN_KEY, &["topic", "list", "--json"]).await.json();
-    assert_eq!(json["data"].as_array().unwrap().len(), 11);
+    assert_eq!(json["data"].as_array().unwrap().len(), 15);
 
     // A tenant key, shown once by `tenant key`, works from HOOKLINE_KEY for its own tenant only.
     let made = ok(&server, &["tenant", "key", "acme"]).await;

@@ -36,7 +36,8 @@ async fn the_catalogue_starts_with_herons_eleven_topics_and_takes_new_ones() {
     let server = Hookline::start(dir.path()).await;
     let listed = topics(&server).await;
     let names: HashSet<&str> = listed.iter().map(|topic| topic["name"].as_str().unwrap()).collect();
-    assert_eq!(names, HashSet::from(SEEDED));
+    let operational = hookline_core::topic::OPERATIONAL_TOPICS.iter().map(|topic| topic.name);
+    assert_eq!(names, SEEDED.into_iter().chain(operational).collect::<HashSet<&str>>());
     for topic in &listed {
         let deprecated = topic["name"] == "end_user.transactions_updated";
         assert_eq!(topic["deprecated"], deprecated, "{topic:?}");
@@ -48,7 +49,7 @@ async fn the_catalogue_starts_with_herons_eleven_topics_and_takes_new_ones() {
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!((&created.body["name"], &created.body["deprecated"]), (&json!("quote.ready"), &json!(false)));
-    assert_eq!(topics(&server).await.len(), 12);
+    assert_eq!(topics(&server).await.len(), 16);
     let again = server.admin("POST", "/v1/topics", Some(json!({"name": "quote.ready"}))).await;
     assert_eq!((again.status, again.code()), (409, "conflict"));
     for name in
@@ -57,7 +58,7 @@ async fn the_catalogue_starts_with_herons_eleven_topics_and_takes_new_ones() {
         let refused = server.admin("POST", "/v1/topics", Some(json!({"name": name}))).await;
         assert_eq!((refused.status, refused.code()), (422, "invalid_topic"), "{name:?}: {:?}", refused.body);
     }
-    assert_eq!(topics(&server).await.len(), 12);
+    assert_eq!(topics(&server).await.len(), 16);
 
     // A new topic is usable at once.
     let receiver = Receiver::start().await;
@@ -488,7 +489,7 @@ async fn every_answer_keeps_its_exact_json() {
         "signing": ["heron", "standard"], "retry_schedule": ["3m", "1h30m"]});
     let created = server.admin("POST", "/v1/tenants/acme/endpoints", Some(body)).await;
     let endpoint = format!(
-        r#"{{"id":"<ep>","tenant":"acme","url":"{url}","topics":["pdf.processed"],"description":"Ops","enabled":true,"format":"data","signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"headers":{{}},"created":"<time>","updated":"<time>""#
+        r#"{{"id":"<ep>","tenant":"acme","url":"{url}","topics":["pdf.processed"],"description":"Ops","enabled":true,"format":"data","signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"headers":{{}},"health":{{"state":"healthy"}},"created":"<time>","updated":"<time>""#
     );
     check(&created, 201, &format!(r#"{endpoint},"secret":"<secret>"}}"#));
     let endpoint_id = created.body["id"].as_str().unwrap().to_owned();

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use hookline_core::id::{EndpointId, RecoveryId};
 
 use super::types::{
-    CreateEndpointRequest, EndpointResponse, EndpointSecretResponse, EndpointWithSecret, PageResponse, RecoverRequest,
-    RecoveryResponse, RotateSecretRequest, TestEventRequest, TestEventResponse, UpdateEndpointRequest,
+    CreateEndpointRequest, EndpointHealthResponse, EndpointResponse, EndpointSecretResponse, EndpointStatsResponse,
+    EndpointWithSecret, HourResponse, PageResponse, RecoverRequest, RecoveryResponse, RotateSecretRequest,
+    TestEventRequest, TestEventResponse, UpdateEndpointRequest,
 };
 use super::{AppState, Caller, JsonBody, PageQuery, Path, Query, body_bytes, parse_id, parse_json};
 use crate::error::ApiError;
@@ -32,7 +33,41 @@ pub async fn list(
 ) -> Result<Json<PageResponse<EndpointResponse>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let page = PageQuery::page(query.cursor, query.limit)?;
-    Ok(Json(PageResponse::from(&state.service.list_endpoints(tenant, page).await?)))
+    let page = state.service.list_endpoints(tenant, page).await?;
+    let data = state.service.with_health(page.data).await?;
+    let data = data.iter().map(|(endpoint, shown, health)| EndpointResponse::new(endpoint, *shown, health)).collect();
+    Ok(Json(PageResponse { data, next_cursor: page.next_cursor }))
+}
+
+/// The endpoint as an answer shows it, with its health.
+async fn shown(state: &AppState, endpoint: hookline_store::Endpoint) -> Result<EndpointResponse, ApiError> {
+    let with = state.service.with_health(vec![endpoint]).await?;
+    let (endpoint, shown, health) = with.first().expect("one endpoint in, one out");
+    Ok(EndpointResponse::new(endpoint, *shown, health))
+}
+
+/// `GET …/endpoints/{endpoint}/stats`: its health and its attempts per hour over the last seven days.
+pub async fn stats(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, endpoint)): Path<(String, String)>,
+) -> Result<Json<EndpointStatsResponse>, ApiError> {
+    let tenant = caller.tenant(&state, &tenant).await?;
+    let id: EndpointId = parse_id("endpoint", &endpoint)?;
+    let (endpoint, shown, stats) = state.service.endpoint_stats(tenant, id).await?;
+    let health = &stats.health;
+    Ok(Json(EndpointStatsResponse {
+        endpoint: endpoint.id.clone(),
+        health: EndpointHealthResponse::new(&endpoint, shown, health),
+        consecutive_failures: health.consecutive_failures,
+        last_success: health.last_success,
+        last_failure: health.last_failure,
+        hours: stats
+            .hours
+            .iter()
+            .map(|hour| HourResponse { hour: hour.hour, successes: hour.successes, failures: hour.failures })
+            .collect(),
+    }))
 }
 
 pub async fn show(
@@ -42,7 +77,8 @@ pub async fn show(
 ) -> Result<Json<EndpointResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
-    Ok(Json(EndpointResponse::from(&state.service.endpoint(tenant, id).await?)))
+    let endpoint = state.service.endpoint(tenant, id).await?;
+    Ok(Json(shown(&state, endpoint).await?))
 }
 
 /// `GET …/endpoints/{endpoint}/secret`: its signing secret, which no other answer but its creation carries.
@@ -81,7 +117,8 @@ pub async fn update(
 ) -> Result<Json<EndpointResponse>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
     let id: EndpointId = parse_id("endpoint", &endpoint)?;
-    Ok(Json(EndpointResponse::from(&state.service.update_endpoint(tenant, id, body).await?)))
+    let endpoint = state.service.update_endpoint(tenant, id, body).await?;
+    Ok(Json(shown(&state, endpoint).await?))
 }
 
 pub async fn delete(

@@ -50,6 +50,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/endpoints/{endpoint}", get(endpoints::show).patch(endpoints::update).delete(endpoints::delete))
         .route("/endpoints/{endpoint}/secret", get(endpoints::secret))
         .route("/endpoints/{endpoint}/secret/rotate", post(endpoints::rotate_secret))
+        .route("/endpoints/{endpoint}/stats", get(endpoints::stats))
         .route("/endpoints/{endpoint}/test", post(endpoints::test))
         .route("/endpoints/{endpoint}/recover", post(endpoints::recover))
         .route("/recoveries/{recovery}", get(endpoints::recovery))

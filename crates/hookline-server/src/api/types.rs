@@ -17,6 +17,7 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::attempt::{AttemptError, Cause, Origin};
 use hookline_core::body::Format;
+use hookline_core::health::{Health, State};
 use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, RecoveryId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
@@ -369,12 +370,69 @@ pub struct EndpointResponse {
     pub retry_schedule: Option<Vec<Duration>>,
     /// Its own request headers, each value masked to its first and last characters.
     pub headers: BTreeMap<String, String>,
+    pub health: EndpointHealthResponse,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
 
+/// How an endpoint is doing: `healthy`, `failing` (since when) or `disabled` (why and since when).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointHealthResponse {
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl EndpointHealthResponse {
+    pub fn new(endpoint: &store::Endpoint, state: State, health: &Health) -> EndpointHealthResponse {
+        let (since, reason) = match state {
+            State::Healthy => (None, None),
+            State::Failing => (health.failing_since, None),
+            State::Disabled => match &endpoint.disabled {
+                Some(disabled) => (Some(disabled.at), Some(disabled.reason.clone())),
+                None => (None, None),
+            },
+        };
+        EndpointHealthResponse { state: state.as_str().to_owned(), since, reason }
+    }
+}
+
+impl EndpointResponse {
+    /// The endpoint with its health, as its state was judged.
+    pub fn new(endpoint: &store::Endpoint, state: State, health: &Health) -> EndpointResponse {
+        EndpointResponse {
+            health: EndpointHealthResponse::new(endpoint, state, health),
+            ..EndpointResponse::from(endpoint)
+        }
+    }
+}
+
+/// `GET /v1/tenants/{tenant}/endpoints/{endpoint}/stats`: its health and its attempts per hour over the last seven
+/// days (hours without attempts left out), oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStatsResponse {
+    pub endpoint: EndpointId,
+    pub health: EndpointHealthResponse,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    pub last_success: Option<Timestamp>,
+    pub last_failure: Option<Timestamp>,
+    pub hours: Vec<HourResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourResponse {
+    pub hour: Timestamp,
+    pub successes: u64,
+    pub failures: u64,
+}
+
 impl From<&store::Endpoint> for EndpointResponse {
+    /// The endpoint with the health its `enabled` alone tells: for a new one, which has no attempts yet.
     fn from(endpoint: &store::Endpoint) -> Self {
+        let state = if endpoint.enabled { State::Healthy } else { State::Disabled };
         EndpointResponse {
             id: endpoint.id.clone(),
             tenant: endpoint.tenant.clone(),
@@ -390,6 +448,7 @@ impl From<&store::Endpoint> for EndpointResponse {
                 .iter()
                 .map(|(name, value)| (name.clone(), hookline_core::headers::mask(value)))
                 .collect(),
+            health: EndpointHealthResponse::new(endpoint, state, &Health::default()),
             created: endpoint.created,
             updated: endpoint.updated,
         }
@@ -758,6 +817,7 @@ mod tests {
             retry_schedule,
             headers: vec![("authorization".to_owned(), "Bearer abc123".to_owned())],
             previous_secret: None,
+            disabled: None,
             created: CREATED,
             updated: Timestamp::from_unix_millis(1_621_502_700_000),
         }
@@ -800,7 +860,7 @@ mod tests {
         r#"{"id":"ep_01hxyzabcdefghjkmnpqrstvwx","tenant":"acme","url":"https://example.com/hooks","#,
         r#""topics":["pdf.processed","pdf.failed"],"description":"Ops","enabled":true,"format":"data","#,
         r#""signing":["heron","standard"],"retry_schedule":["3m","1h30m"],"headers":{"authorization":"B…3"},"#,
-        r#""created":"2021-05-20T09:23:53.123+00:00","updated":"2021-05-20T09:25:00.000+00:00""#,
+        r#""health":{"state":"healthy"},"created":"2021-05-20T09:23:53.123+00:00","updated":"2021-05-20T09:25:00.000+00:00""#,
     );
 
     #[test]

@@ -6,12 +6,13 @@ use std::time::Duration;
 use hookline_core::Scheme;
 use hookline_core::body::Format;
 use hookline_core::duration::{parse_duration, parse_duration_at_most};
+use hookline_core::health::{HOURS_KEPT, Health, State, hour_of};
 use hookline_core::id::{EndpointId, TenantId};
 use hookline_core::retry::RetrySchedule;
 use hookline_core::secret::{generate_secret, validate_secret};
 use hookline_core::target::{EndpointUrl, Host};
 use hookline_core::topic::TopicName;
-use hookline_store::{Endpoint, EndpointPatch, NewEndpoint, Page, PageRequest, Rotation};
+use hookline_store::{Endpoint, EndpointPatch, EndpointStats, NewEndpoint, Page, PageRequest, Rotation};
 
 use super::{Service, ServiceError};
 use crate::api::types::{CreateEndpointRequest, UpdateEndpointRequest};
@@ -160,6 +161,36 @@ impl Service {
             .update_endpoint(tenant, id.clone(), patch)
             .await?
             .ok_or_else(|| ServiceError::not_found("endpoint", &id))
+    }
+
+    /// Each endpoint with its health and the state it shows.
+    pub async fn with_health(&self, endpoints: Vec<Endpoint>) -> Result<Vec<(Endpoint, State, Health)>, ServiceError> {
+        let ids = endpoints.iter().map(|endpoint| endpoint.id.clone()).collect();
+        let healths = self.store.endpoint_health(ids).await?;
+        Ok(endpoints
+            .into_iter()
+            .zip(healths)
+            .map(|(endpoint, health)| {
+                let state = health.state(endpoint.enabled, &self.settings.health);
+                (endpoint, state, health)
+            })
+            .collect())
+    }
+
+    /// An endpoint's health and its attempts per hour over the last seven days.
+    pub async fn endpoint_stats(
+        &self,
+        tenant: TenantId,
+        id: EndpointId,
+    ) -> Result<(Endpoint, State, EndpointStats), ServiceError> {
+        let since = hour_of(self.now()).saturating_sub(HOURS_KEPT);
+        let (endpoint, stats) = self
+            .store
+            .endpoint_stats(tenant, id.clone(), since)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("endpoint", &id))?;
+        let state = stats.health.state(endpoint.enabled, &self.settings.health);
+        Ok((endpoint, state, stats))
     }
 
     /// Stops the endpoint at once; its rows go in the background.

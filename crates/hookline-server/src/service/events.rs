@@ -26,6 +26,15 @@ impl Service {
         let topic: TopicName = publication.topic.parse().map_err(|error: hookline_core::topic::TopicNameError| {
             ServiceError::invalid("invalid_topic", error.to_string())
         })?;
+        if hookline_core::topic::is_operational(topic.as_str()) {
+            return Err(ServiceError::invalid(
+                "reserved_topic",
+                format!(
+                    "{topic} is an operational event that Hookline publishes itself about your endpoints; \
+                     subscribe an endpoint to it, or publish under a topic of your own"
+                ),
+            ));
+        }
         let Some(data) = publication.data else {
             return Err(ServiceError::Malformed {
                 code: "missing_data",

@@ -37,6 +37,8 @@ pub struct Settings {
     pub target_guard: hookline_dispatch::TargetGuard,
     /// How long events are kept, for the answer about one that was purged.
     pub retention: Option<Duration>,
+    /// When an endpoint's run of failures makes it failing.
+    pub health: hookline_core::health::Policy,
 }
 
 /// Why a use case did not do what was asked. Each says what to fix, in a sentence.

@@ -158,6 +158,11 @@ pub enum NextStep {
 #[derive(Clone, Debug)]
 pub struct AttemptOutcome {
     pub delivery: DeliveryId,
+    /// The delivery's endpoint as the attempt found it, its event and topic: what its health and the
+    /// operational events it may cause need.
+    pub endpoint: Arc<Endpoint>,
+    pub event: EventId,
+    pub topic: TopicName,
     pub lease: i64,
     pub attempt: Attempt,
     pub next: NextStep,
@@ -693,8 +698,24 @@ impl Store {
         }
         let now = self.clock.now();
         match &self.backend {
-            Backend::Sqlite(backend) => sqlite::record_outcomes(backend, outcomes, now).await,
-            Backend::Postgres(backend) => postgres::record_outcomes(backend, outcomes, now).await,
+            Backend::Sqlite(backend) => sqlite::record_outcomes(backend, outcomes, self.health, now).await,
+            Backend::Postgres(backend) => {
+                let recorded = postgres::record_outcomes(backend, Arc::clone(&outcomes), now).await?;
+                // The endpoints' health in a transaction of its own, after the attempts' commit: a crash between
+                // the two loses one batch's counts, never an attempt.
+                let policy = self.health;
+                let held: Vec<&AttemptOutcome> =
+                    outcomes.iter().filter(|outcome| recorded.contains(outcome.delivery.as_str())).collect();
+                if !held.is_empty() {
+                    let outcomes = Arc::clone(&outcomes);
+                    writing!(self, |sql| {
+                        let held: Vec<&AttemptOutcome> =
+                            outcomes.iter().filter(|outcome| recorded.contains(outcome.delivery.as_str())).collect();
+                        crate::health::record(sql, &held, &policy, now).await
+                    })?;
+                }
+                Ok(held.len())
+            }
         }
     }
 

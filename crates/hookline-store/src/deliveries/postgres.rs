@@ -65,7 +65,7 @@ pub(crate) async fn record_outcomes(
     store: &PostgresStore,
     outcomes: Arc<[AttemptOutcome]>,
     now: Timestamp,
-) -> Result<usize, StoreError> {
+) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut columns = OutcomeColumns::default();
     for outcome in outcomes.iter() {
         columns.push(outcome);
@@ -94,7 +94,7 @@ pub(crate) async fn record_outcomes(
     values.extend(attempts.values());
     let connection = store.pool.get().await?;
     let rows = store.session(&connection).pg_query(&RECORD_OUTCOMES, &values).await?;
-    Ok(rows.len())
+    rows.iter().map(|row| Ok(row.try_get::<_, String>(0)?)).collect()
 }
 
 /// Moves each delivery of a batch on (`$1`–`$8`) under the lease it was claimed with, and inserts the attempts of

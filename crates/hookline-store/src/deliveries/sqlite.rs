@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use hookline_core::health::Policy;
 use hookline_core::id::DeliveryId;
 use hookline_core::time::Timestamp;
 use rusqlite::{Connection, params, params_from_iter};
@@ -10,7 +11,7 @@ use rusqlite::{Connection, params, params_from_iter};
 use super::{AttemptOutcome, Claim, ClaimedDelivery, claimed_delivery_columns, claimed_with, lease_token, next_state};
 use crate::attempts::{self, AttemptRow, StoredHeaders};
 use crate::rows::values_statement;
-use crate::sql::json_ids;
+use crate::sql::{json_ids, ready};
 use crate::sqlite::engine::Isolation;
 use crate::sqlite::{SqliteSql, SqliteStore};
 use crate::{SqliteBackend, StoreError};
@@ -55,12 +56,19 @@ pub(crate) async fn claim_due(store: &SqliteBackend, claim: Claim) -> Result<Vec
 pub(crate) async fn record_outcomes(
     store: &SqliteStore,
     outcomes: Arc<[AttemptOutcome]>,
+    policy: Policy,
     now: Timestamp,
 ) -> Result<usize, StoreError> {
     let no_hook = |_: &mut Result<usize, StoreError>, _| {};
-    let now = now.unix_millis();
     let headers: Vec<StoredHeaders> = outcomes.iter().map(|outcome| StoredHeaders::of(&outcome.attempt)).collect();
-    let write = move |connection: &Connection| record(connection, &outcomes, &headers, now);
+    let local = Arc::clone(&store.local);
+    let write = move |connection: &Connection| {
+        let held = record(connection, &outcomes, &headers, now.unix_millis())?;
+        // The endpoints' health in the same commit as the attempts.
+        let mut sql = SqliteSql::writer(connection, &local);
+        ready(crate::health::record(&mut sql, &held, &policy, now))?;
+        Ok(held.len())
+    };
     store.engine.write_as(Isolation::ChecksFirst, write, no_hook).await
 }
 
@@ -91,13 +99,13 @@ static INSERT_ATTEMPT: LazyLock<String> =
 
 /// The attempt-record write: moves each delivery on and stores its attempt, for the outcomes whose lease still
 /// holds. Its only checks are the leases, so it needs no savepoint of its own.
-fn record(
+fn record<'o>(
     connection: &Connection,
-    outcomes: &[AttemptOutcome],
+    outcomes: &'o [AttemptOutcome],
     headers: &[StoredHeaders],
     now: i64,
-) -> Result<usize, StoreError> {
-    let mut recorded = 0;
+) -> Result<Vec<&'o AttemptOutcome>, StoreError> {
+    let mut recorded = Vec::with_capacity(outcomes.len());
     for (outcome, headers) in outcomes.iter().zip(headers) {
         let (status, next_attempt) = next_state(&outcome.next);
         let attempt = &outcome.attempt;
@@ -122,7 +130,7 @@ fn record(
         }
         let row = AttemptRow::new(outcome.delivery.as_str(), attempt, headers);
         connection.prepare_cached(&INSERT_ATTEMPT)?.execute(params_from_iter(row.cells()))?;
-        recorded += 1;
+        recorded.push(outcome);
     }
     Ok(recorded)
 }
