@@ -122,6 +122,11 @@ async fn an_operator_sets_up_a_tenant_and_publishes_from_the_cli() {
     assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id]).await.field("secret"), secret);
     assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id, "--json"]).await.json()["secret"], secret);
     assert_eq!(ok(&server, &["endpoint", "secret", "herald", endpoint_id]).await.field("previous"), "-");
+    assert_eq!(shown.field("health"), "healthy");
+    let stats = ok(&server, &["endpoint", "stats", "herald", endpoint_id]).await;
+    assert_eq!((stats.field("health"), stats.field("consecutive_failures")), ("healthy", "0"));
+    let stats = ok(&server, &["endpoint", "stats", "herald", endpoint_id, "--json"]).await.json();
+    assert_eq!(stats["hours"], json!([]));
 
     // A rotation: the new secret, and the old one beside it until its grace period ends.
     let rotated = ok(&server, &["endpoint", "rotate-secret", "herald", endpoint_id, "--grace", "2h"]).await;

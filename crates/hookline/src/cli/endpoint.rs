@@ -4,9 +4,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use hookline_core::duration::format_duration;
 use hookline_server::api::types::{
-    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointSecretResponse, EndpointWithSecret,
-    PageResponse, RecoverRequest, RecoveryResponse, RotateSecretRequest, TestEventRequest, TestEventResponse,
-    UpdateEndpointRequest,
+    CreateEndpointRequest, DeliveryDetailResponse, EndpointResponse, EndpointSecretResponse, EndpointStatsResponse,
+    EndpointWithSecret, PageResponse, RecoverRequest, RecoveryResponse, RotateSecretRequest, TestEventRequest,
+    TestEventResponse, UpdateEndpointRequest,
 };
 use serde_json::value::RawValue;
 
@@ -43,6 +43,8 @@ pub enum EndpointCommand {
     List { tenant: String },
     /// Show one endpoint.
     Show { tenant: String, endpoint: String },
+    /// Show an endpoint's health and its successes and failures per hour over the last seven days.
+    Stats { tenant: String, endpoint: String },
     /// Print an endpoint's signing secret and, during a rotation's grace period, the previous one.
     Secret { tenant: String, endpoint: String },
     /// Give an endpoint a new signing secret; the current one keeps signing for the grace period.
@@ -142,10 +144,20 @@ const DETAIL: &[Field<EndpointResponse>] = &[
     ("format", |shown| shown.format.cell()),
     ("signing", |shown| shown.signing.cell()),
     ("retry_schedule", |shown| shown.retry_schedule.cell()),
+    ("health", |shown| shown.health.state.clone()),
     ("headers", |shown| {
         let headers: Vec<String> = shown.headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
         if headers.is_empty() { "-".to_owned() } else { headers.join(", ") }
     }),
+];
+
+const STATS: &[Field<EndpointStatsResponse>] = &[
+    ("health", |shown| shown.health.state.clone()),
+    ("since", |shown| shown.health.since.cell()),
+    ("reason", |shown| shown.health.reason.clone().unwrap_or_else(|| "-".to_owned())),
+    ("consecutive_failures", |shown| shown.consecutive_failures.cell()),
+    ("last_success", |shown| shown.last_success.cell()),
+    ("last_failure", |shown| shown.last_failure.cell()),
 ];
 
 const SECRETS: &[Field<EndpointSecretResponse>] = &[
@@ -196,12 +208,24 @@ pub async fn run(command: EndpointCommand, connection: &Connection) -> anyhow::R
                     ("url", |endpoint| endpoint.url.cell()),
                     ("topics", |endpoint| endpoint.topics.cell()),
                     ("enabled", |endpoint| endpoint.enabled.cell()),
+                    ("health", |endpoint| endpoint.health.state.clone()),
                     ("signing", |endpoint| endpoint.signing.cell()),
                 ],
             );
         }
         EndpointCommand::Show { tenant, endpoint } => {
             show(connection, &api.get(&path(&tenant, &endpoint)).await?, DETAIL)
+        }
+        EndpointCommand::Stats { tenant, endpoint } => {
+            let stats: Answer<EndpointStatsResponse> = api.get(&format!("{}/stats", path(&tenant, &endpoint))).await?;
+            show(connection, &stats, STATS);
+            if !connection.json && !stats.value.hours.is_empty() {
+                say("");
+                say(&format!("{:<31}{:>10}{:>10}", "HOUR", "SUCCESSES", "FAILURES"));
+                for hour in &stats.value.hours {
+                    say(&format!("{:<31}{:>10}{:>10}", hour.hour.cell(), hour.successes, hour.failures));
+                }
+            }
         }
         EndpointCommand::Secret { tenant, endpoint } => {
             let secret: Answer<EndpointSecretResponse> =
