@@ -15,10 +15,16 @@ pub enum Format {
     Envelope,
     /// The published `data` alone, as Herald sends its quote object.
     Data,
+    /// A Slack incoming-webhook message (see `crate::chat`).
+    Slack,
+    /// A Discord webhook message.
+    Discord,
+    /// A Microsoft Teams incoming-webhook or workflow message.
+    Teams,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown payload format {value:?}; use envelope or data")]
+#[error("unknown payload format {value:?}; use envelope, data, slack, discord or teams")]
 pub struct FormatError {
     pub value: String,
 }
@@ -28,7 +34,15 @@ impl Format {
         match self {
             Format::Envelope => "envelope",
             Format::Data => "data",
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Teams => "teams",
         }
+    }
+
+    /// A message for a chat tool rather than the event itself.
+    pub fn is_chat(self) -> bool {
+        matches!(self, Format::Slack | Format::Discord | Format::Teams)
     }
 }
 
@@ -39,6 +53,9 @@ impl FromStr for Format {
         match value {
             "envelope" => Ok(Format::Envelope),
             "data" => Ok(Format::Data),
+            "slack" => Ok(Format::Slack),
+            "discord" => Ok(Format::Discord),
+            "teams" => Ok(Format::Teams),
             _ => Err(FormatError { value: value.to_owned() }),
         }
     }
@@ -66,7 +83,8 @@ pub struct EventParts<'a> {
     pub meta: Option<&'a str>,
 }
 
-/// Builds the exact bytes sent to an endpoint.
+/// Builds the exact bytes sent to an endpoint of the event's own formats; chat messages are built by
+/// `crate::chat::build`, and a chat format given here gets the envelope.
 pub fn build_body(format: Format, escape: Escape, event: EventParts<'_>) -> String {
     let mut body = String::with_capacity(event.data.len() + event.meta.map_or(0, str::len) + 96);
     let push_json = |body: &mut String, json: &str| match escape {
@@ -75,7 +93,7 @@ pub fn build_body(format: Format, escape: Escape, event: EventParts<'_>) -> Stri
     };
     match format {
         Format::Data => push_json(&mut body, event.data),
-        Format::Envelope => {
+        Format::Envelope | Format::Slack | Format::Discord | Format::Teams => {
             // Topic names are lowercase ASCII and the timestamp is ASCII, so neither needs escaping.
             body.push_str("{\"topic\":\"");
             body.push_str(event.topic);
@@ -134,7 +152,7 @@ mod tests {
         assert_eq!("data".parse::<Format>(), Ok(Format::Data));
         assert_eq!(
             "raw".parse::<Format>().unwrap_err().to_string(),
-            "unknown payload format \"raw\"; use envelope or data"
+            "unknown payload format \"raw\"; use envelope, data, slack, discord or teams"
         );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod attempt;
 pub mod body;
+pub mod chat;
 pub mod clock;
 pub mod duration;
 pub mod headers;

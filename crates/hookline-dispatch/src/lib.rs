@@ -5,6 +5,7 @@
 //! to receivers only. Which delivery takes a free slot is the fair queue's decision (`fair`): shares per
 //! tenant and per endpoint, in turn, so that no tenant and no slow endpoint can take every slot.
 
+mod chat;
 pub mod client;
 mod fair;
 pub mod guard;
@@ -112,6 +113,7 @@ pub async fn run(store: Store, config: DispatchConfig, shutdown: CancellationTok
         queue: Arc::new(FairQueue::new(shares, Arc::clone(&handoff))),
         capacity_freed: Arc::new(Notify::new()),
         config: Arc::new(config),
+        templates: chat::Templates::default(),
     };
     let (outcomes, outcome_queue) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record_outcomes(store.clone(), Arc::clone(&handoff), outcome_queue));
@@ -140,6 +142,8 @@ struct Dispatcher {
     queue: Arc<FairQueue>,
     capacity_freed: Arc<Notify>,
     config: Arc<DispatchConfig>,
+    /// The topics' chat templates, for the messages of chat endpoints.
+    templates: chat::Templates,
 }
 
 /// How long a claim holds a delivery: it may wait in the queue for two attempts to end and 4 s more (see
@@ -188,7 +192,7 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             let handed = self.handoff.take();
             if !handed.is_empty() {
-                self.enqueue(handed, Arrival::Handed);
+                self.enqueue(handed, Arrival::Handed).await;
             }
             self.start_waiting(tasks, &outcomes, &shutdown);
             due_in_store |= self.give_back().await;
@@ -252,7 +256,7 @@ impl Dispatcher {
         if claimed.is_empty() {
             return Ok(false);
         }
-        self.enqueue(claimed, Arrival::Claimed);
+        self.enqueue(claimed, Arrival::Claimed).await;
         self.queue.forget_idle_endpoints(Instant::now());
         Ok(true)
     }
@@ -272,13 +276,16 @@ impl Dispatcher {
 
     /// Queues deliveries for their attempts, building each body once per event and format. Claimed ones take a
     /// place in the handoff's count; handed-over ones have theirs.
-    fn enqueue(&self, deliveries: Vec<ClaimedDelivery>, arrival: Arrival) {
+    async fn enqueue(&self, deliveries: Vec<ClaimedDelivery>, arrival: Arrival) {
         let start_by = start_by(Instant::now(), self.config.timeout);
         let mut bodies: HashMap<(EventId, Format, Escape), Bytes> = HashMap::new();
+        if deliveries.iter().any(|delivery| delivery.format.is_chat()) {
+            self.templates.prepare(&self.store, &deliveries).await;
+        }
         for delivery in deliveries {
             let body = bodies
                 .entry((delivery.event_id.clone(), delivery.format, delivery.escape))
-                .or_insert_with(|| Bytes::from(body_of(&delivery)))
+                .or_insert_with(|| Bytes::from(self.body_of(&delivery)))
                 .clone();
             if arrival == Arrival::Claimed {
                 self.handoff.joined(&delivery.endpoint.id, &delivery.endpoint.tenant);
@@ -394,7 +401,14 @@ impl Attempter {
             match exchange.result {
                 Ok(response) => {
                     let failed = !(200..300).contains(&response.status);
-                    let detail = failed.then(|| format!("the endpoint answered {}", response.status));
+                    let detail = failed.then(|| {
+                        // A chat service says why it refused, in a word or a sentence: keep it with the status.
+                        let reason = hookline_core::chat::refusal(delivery.endpoint.format, &response.body);
+                        match reason {
+                            Some(reason) => format!("the endpoint answered {}: {reason}", response.status),
+                            None => format!("the endpoint answered {}", response.status),
+                        }
+                    });
                     let error = failed.then_some(AttemptError::Status);
                     let body = Some(response.body);
                     (Some(response.status), response.headers, response.headers_omitted, body, error, detail)
@@ -442,18 +456,35 @@ impl Attempter {
     }
 }
 
-/// The exact bytes a delivery sends: the same on every attempt, so its signatures are the same too.
-fn body_of(delivery: &ClaimedDelivery) -> String {
-    build_body(
-        delivery.format,
-        delivery.escape,
-        EventParts {
-            topic: delivery.topic.as_str(),
-            created: delivery.event_created,
-            data: &delivery.data,
-            meta: delivery.meta.as_deref(),
-        },
-    )
+impl Dispatcher {
+    /// The exact bytes a delivery sends: the same on every attempt, so its signatures are the same too (a chat
+    /// message follows its topic's template as the dispatcher last read it).
+    fn body_of(&self, delivery: &ClaimedDelivery) -> String {
+        if delivery.format.is_chat() {
+            let template = self.templates.of(&delivery.topic);
+            let event = hookline_core::chat::ChatEvent {
+                topic: delivery.topic.as_str(),
+                tenant: delivery.endpoint.tenant.as_str(),
+                event_id: delivery.event_id.as_str(),
+                created: delivery.event_created,
+                data: &delivery.data,
+                template: template.as_deref(),
+            };
+            if let Some(message) = hookline_core::chat::build(delivery.format, &event) {
+                return message;
+            }
+        }
+        build_body(
+            delivery.format,
+            delivery.escape,
+            EventParts {
+                topic: delivery.topic.as_str(),
+                created: delivery.event_created,
+                data: &delivery.data,
+                meta: delivery.meta.as_deref(),
+            },
+        )
+    }
 }
 
 /// The most outcomes one write records.

@@ -293,6 +293,10 @@ pub(crate) fn escape_for_signing(signing: &str) -> Result<hookline_core::json::E
 }
 
 pub(crate) fn split_schemes(text: &str) -> Result<Vec<Scheme>, StoreError> {
+    // A chat endpoint may sign with none.
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
     text.split(',').map(parse_field).collect()
 }
 

@@ -482,4 +482,10 @@ ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT;
 ALTER TABLE endpoints ADD COLUMN disabled_at BIGINT;
 "#,
     ),
+    // 18: a topic's text template, which chat messages (Slack, Discord, Teams) of its events show.
+    Migration::Both(
+        r#"
+ALTER TABLE topics ADD COLUMN template TEXT;
+"#,
+    ),
 ];

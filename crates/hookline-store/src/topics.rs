@@ -15,9 +15,11 @@ pub struct Topic {
     pub created: Timestamp,
     /// The `data` test events of this topic send, as compact JSON: its own, or a seeded topic's built-in one.
     pub example: Option<String>,
+    /// The one-line text chat messages of this topic show, naming fields of `data` (`{data.end_user_id}`).
+    pub template: Option<String>,
 }
 
-const SELECT_TOPIC: &str = "SELECT name, description, deprecated, created_at, example FROM topics";
+const SELECT_TOPIC: &str = "SELECT name, description, deprecated, created_at, example, template FROM topics";
 
 /// A change to a topic; a field left `None` stays as it is.
 #[derive(Clone, Debug, Default)]
@@ -26,12 +28,21 @@ pub struct TopicPatch {
     pub deprecated: Option<bool>,
     /// `Some(None)` removes the topic's own example (a seeded topic falls back to its built-in one).
     pub example: Option<Option<String>>,
+    /// `Some(None)` removes its template.
+    pub template: Option<Option<String>>,
 }
 
 fn topic_row(row: &dyn Columns) -> Result<Topic, StoreError> {
     let name: TopicName = parse_field(&row.text(0)?)?;
     let example = row.optional_text(4)?.or_else(|| seed_example(name.as_str()).map(str::to_owned));
-    Ok(Topic { name, description: row.text(1)?, deprecated: row.flag(2)?, created: millis(row, 3)?, example })
+    Ok(Topic {
+        name,
+        description: row.text(1)?,
+        deprecated: row.flag(2)?,
+        created: millis(row, 3)?,
+        example,
+        template: row.optional_text(5)?,
+    })
 }
 
 fn name_and_deprecation(row: &dyn Columns) -> Result<(String, bool), StoreError> {
@@ -100,20 +111,22 @@ impl Store {
         reading!(self, |sql| sql.query(&format!("{SELECT_TOPIC} ORDER BY name"), &[], topic_row).await)
     }
 
-    /// Adds a topic; `example` is its example `data` as compact JSON.
+    /// Adds a topic; `example` is its example `data` as compact JSON, `template` its chat text (checked by the
+    /// caller).
     pub async fn create_topic(
         &self,
         name: TopicName,
         description: String,
         example: Option<String>,
+        template: Option<String>,
     ) -> Result<Topic, StoreError> {
         let created = self.clock.now();
         writing!(self, |sql| {
             let inserted = sql
                 .execute(
-                    "INSERT INTO topics (name, description, deprecated, created_at, example)
-                     VALUES ($1, $2, FALSE, $3, $4) ON CONFLICT (name) DO NOTHING",
-                    &[&name.as_str(), &description, &created.unix_millis(), &example],
+                    "INSERT INTO topics (name, description, deprecated, created_at, example, template)
+                     VALUES ($1, $2, FALSE, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+                    &[&name.as_str(), &description, &created.unix_millis(), &example, &template],
                 )
                 .await?;
             if inserted == 0 {
@@ -132,14 +145,17 @@ impl Store {
 
     /// Changes a topic's description, deprecation or example; `None` when there is no such topic.
     pub async fn update_topic(&self, name: TopicName, patch: TopicPatch) -> Result<Option<Topic>, StoreError> {
-        let TopicPatch { description, deprecated, example } = patch;
+        let TopicPatch { description, deprecated, example, template } = patch;
         let (set_example, example) = (example.is_some(), example.flatten());
+        let (set_template, template) = (template.is_some(), template.flatten());
         writing!(self, |sql| {
+            let values: [&dyn Value; 7] =
+                [&description, &deprecated, &set_example, &example, &set_template, &template, &name.as_str()];
             sql.execute(
                 "UPDATE topics SET description = COALESCE($1, description), deprecated = COALESCE($2, deprecated),
-                    example = CASE WHEN $3 THEN $4 ELSE example END
-                 WHERE name = $5",
-                &[&description, &deprecated, &set_example, &example, &name.as_str()],
+                    example = CASE WHEN $3 THEN $4 ELSE example END, template = CASE WHEN $5 THEN $6 ELSE template END
+                 WHERE name = $7",
+                &values,
             )
             .await?;
             sql.first(&format!("{SELECT_TOPIC} WHERE name = $1"), &[&name.as_str()], topic_row).await

@@ -308,9 +308,9 @@ contract! {
         let topics = store.list_topics().await.unwrap();
         assert_eq!(topics.len(), 15, "Heron's eleven and the four operational topics: {topics:?}");
         assert!(topics.iter().any(|topic| topic.name.as_str() == "end_user.transactions_updated" && topic.deprecated));
-        let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into(), None).await.unwrap();
+        let created = store.create_topic(topic("pdf.archived"), "a PDF was archived".into(), None, None).await.unwrap();
         assert!(!created.deprecated && created.example.is_none());
-        let duplicate = store.create_topic(topic("pdf.archived"), String::new(), None).await.unwrap_err();
+        let duplicate = store.create_topic(topic("pdf.archived"), String::new(), None, None).await.unwrap_err();
         assert!(matches!(duplicate, StoreError::Conflict { .. }), "{duplicate:?}");
         let change = TopicPatch { description: Some("archived".into()), deprecated: Some(true), ..TopicPatch::default() };
         let updated = store.update_topic(topic("pdf.archived"), change).await.unwrap().unwrap();
@@ -332,8 +332,17 @@ contract! {
         let back = store.update_topic(topic("pdf.processed"), removed.clone()).await.unwrap().unwrap();
         assert_eq!(back.example.as_deref(), hookline_core::topic::seed_example("pdf.processed"));
         assert!(store.update_topic(topic("pdf.archived"), removed).await.unwrap().unwrap().example.is_none());
-        let made = store.create_topic(topic("quote.ready"), String::new(), Some("[1,2]".into())).await.unwrap();
-        assert_eq!(made.example.as_deref(), Some("[1,2]"));
+        let made = store
+            .create_topic(topic("quote.ready"), String::new(), Some("[1,2]".into()), Some("a quote".into()))
+            .await
+            .unwrap();
+        assert_eq!((made.example.as_deref(), made.template.as_deref()), (Some("[1,2]"), Some("a quote")));
+        // A template is kept, changed and removed like the example.
+        let template = |text: Option<&str>| TopicPatch { template: Some(text.map(str::to_owned)), ..TopicPatch::default() };
+        let changed = store.update_topic(topic("quote.ready"), template(Some("quote ready"))).await.unwrap().unwrap();
+        assert_eq!((changed.template.as_deref(), changed.example.as_deref()), (Some("quote ready"), Some("[1,2]")));
+        let cleared = store.update_topic(topic("quote.ready"), template(None)).await.unwrap().unwrap();
+        assert_eq!(cleared.template, None);
         assert!(store.get_topic(topic("quote.unknown")).await.unwrap().is_none());
         assert_eq!(store.list_topics().await.unwrap().len(), 17);
     }

@@ -472,13 +472,13 @@ async fn every_answer_keeps_its_exact_json() {
     check(
         &topic,
         201,
-        r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>","example":null}"#,
+        r#"{"name":"quote.ready","description":"A quote","deprecated":false,"created":"<time>","example":null,"template":null}"#,
     );
     let deprecated = server.admin("PATCH", "/v1/topics/quote.ready", Some(json!({"deprecated": true}))).await;
     check(
         &deprecated,
         200,
-        r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>","example":null}"#,
+        r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"<time>","example":null,"template":null}"#,
     );
     let catalogue = placeholders(&server.admin("GET", "/v1/topics", None).await.text);
     assert!(catalogue.starts_with(r#"{"data":[{"name":""#) && catalogue.ends_with(r#"}],"next_cursor":null}"#));

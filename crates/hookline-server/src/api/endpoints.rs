@@ -21,8 +21,16 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateEndpointRequest>,
 ) -> Result<(StatusCode, Json<EndpointWithSecret>), ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
+    let chose_format = body.format.is_none();
     let endpoint = state.service.create_endpoint(tenant, body).await?;
-    Ok((StatusCode::CREATED, Json(EndpointWithSecret::from(&endpoint))))
+    let mut answer = EndpointWithSecret::from(&endpoint);
+    if chose_format && endpoint.format.is_chat() {
+        answer.notes.push(format!(
+            "format set to {} from the URL: it gets {} messages, unsigned; give \"format\" to choose another",
+            endpoint.format, endpoint.format
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 pub async fn list(

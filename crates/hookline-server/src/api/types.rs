@@ -56,6 +56,9 @@ pub struct CreateTopicRequest {
     /// The `data` a test event of this topic sends when it is given none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<serde_json::Value>,
+    /// The one-line text of chat messages of this topic, naming fields of `data` (`{data.end_user_id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// `PATCH /v1/topics/{name}`; a field left out stays as it is.
@@ -70,6 +73,9 @@ pub struct UpdateTopicRequest {
     /// built-in one).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub example: Option<Option<serde_json::Value>>,
+    /// `null` removes the topic's template.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub template: Option<Option<String>>,
 }
 
 /// `POST /v1/tenants/{tenant}/endpoints`; a field left out takes the default its comment names.
@@ -337,6 +343,8 @@ pub struct TopicResponse {
     pub created: Timestamp,
     /// What a test event of this topic sends as `data` when given none; `null` when it has no example.
     pub example: Option<serde_json::Value>,
+    /// The one-line text of chat messages of this topic; `null` for the default.
+    pub template: Option<String>,
 }
 
 impl From<&store::Topic> for TopicResponse {
@@ -348,6 +356,7 @@ impl From<&store::Topic> for TopicResponse {
             created: topic.created,
             // Stored by the API as JSON it wrote itself.
             example: topic.example.as_deref().and_then(|example| serde_json::from_str(example).ok()),
+            template: topic.template.clone(),
         }
     }
 }
@@ -462,11 +471,14 @@ pub struct EndpointWithSecret {
     #[serde(flatten)]
     pub endpoint: EndpointResponse,
     pub secret: String,
+    /// What the server chose for it, in sentences (a chat format recognised from the URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl From<&store::Endpoint> for EndpointWithSecret {
     fn from(endpoint: &store::Endpoint) -> Self {
-        EndpointWithSecret { endpoint: endpoint.into(), secret: endpoint.secret.clone() }
+        EndpointWithSecret { endpoint: endpoint.into(), secret: endpoint.secret.clone(), notes: Vec::new() }
     }
 }
 
@@ -913,10 +925,11 @@ mod tests {
             deprecated: true,
             created: CREATED,
             example: Some(r#"{"quote_id":"q_1","premium":120.5}"#.to_owned()),
+            template: Some("quote {data.quote_id} is ready".to_owned()),
         };
         check(
             &TopicResponse::from(&topic),
-            r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"2021-05-20T09:23:53.123+00:00","example":{"quote_id":"q_1","premium":120.5}}"#,
+            r#"{"name":"quote.ready","description":"A quote","deprecated":true,"created":"2021-05-20T09:23:53.123+00:00","example":{"quote_id":"q_1","premium":120.5},"template":"quote {data.quote_id} is ready"}"#,
         );
         let problem = ProblemResponse {
             status: 404,
@@ -1037,11 +1050,16 @@ mod tests {
         );
         check(&CreateKeyRequest::default(), "{}");
         check(
-            &CreateTopicRequest { name: "quote.ready".to_owned(), description: String::new(), example: None },
+            &CreateTopicRequest {
+                name: "quote.ready".to_owned(),
+                description: String::new(),
+                example: None,
+                template: None,
+            },
             r#"{"name":"quote.ready","description":""}"#,
         );
         check(
-            &UpdateTopicRequest { description: None, deprecated: Some(true), example: None },
+            &UpdateTopicRequest { description: None, deprecated: Some(true), example: None, template: None },
             r#"{"deprecated":true}"#,
         );
         check(&UpdateTopicRequest { example: Some(None), ..UpdateTopicRequest::default() }, r#"{"example":null}"#);

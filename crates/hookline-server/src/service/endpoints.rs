@@ -37,9 +37,15 @@ impl Service {
         let url = self.check_url(&request.url)?;
         let topics = check_topics(&request.topics)?;
         check_description(&request.description)?;
-        let format = request.format.as_deref().map(check_format).transpose()?.unwrap_or(Format::Envelope);
+        // A Slack, Discord or Teams URL gets their message unless the request names a format.
+        let format = match request.format.as_deref() {
+            Some(format) => check_format(format)?,
+            None => hookline_core::chat::detect(&url).unwrap_or(Format::Envelope),
+        };
+        // Chat endpoints are not signed unless asked.
         let signing = match &request.signing {
-            Some(names) => check_signing(names)?,
+            Some(names) => check_signing(names, format)?,
+            None if format.is_chat() => Vec::new(),
             None => self.settings.default_signing.clone(),
         };
         let retry_schedule = request.retry_schedule.as_deref().map(check_schedule).transpose()?;
@@ -49,6 +55,8 @@ impl Service {
                 check_secret(&secret, &signing)?;
                 secret
             }
+            // An unsigned (chat) endpoint gets a secret any scheme can use, for when it is asked to sign.
+            None if signing.is_empty() => generate_secret(&[Scheme::Standard]),
             None => generate_secret(&signing),
         };
         let new = NewEndpoint {
@@ -86,8 +94,13 @@ impl Service {
         change: UpdateEndpointRequest,
     ) -> Result<Endpoint, ServiceError> {
         let current = self.endpoint(tenant.clone(), id.clone()).await?;
-        let signing = change.signing.as_deref().map(check_signing).transpose()?;
+        let format = change.format.as_deref().map(check_format).transpose()?;
+        let effective_format = format.unwrap_or(current.format);
+        let signing = change.signing.as_deref().map(|names| check_signing(names, effective_format)).transpose()?;
         let effective_signing = signing.as_ref().unwrap_or(&current.signing);
+        if effective_signing.is_empty() && !effective_format.is_chat() {
+            return Err(unsigned(effective_format));
+        }
         match &change.secret {
             Some(secret) => check_secret(secret, effective_signing)?,
             None if signing.is_some() => check_secret(&current.secret, effective_signing).map_err(|_| {
@@ -107,7 +120,7 @@ impl Service {
             topics: change.topics.as_deref().map(check_topics).transpose()?,
             description: change.description,
             enabled: change.enabled,
-            format: change.format.as_deref().map(check_format).transpose()?,
+            format,
             signing,
             secret: change.secret,
             retry_schedule: match change.retry_schedule {
@@ -243,12 +256,10 @@ fn check_format(format: &str) -> Result<Format, ServiceError> {
         .map_err(|error: hookline_core::body::FormatError| ServiceError::invalid("invalid_format", error.to_string()))
 }
 
-fn check_signing(names: &[String]) -> Result<Vec<Scheme>, ServiceError> {
-    if names.is_empty() {
-        return Err(ServiceError::invalid(
-            "invalid_signing",
-            "\"signing\" needs at least one of heron, herald, standard",
-        ));
+/// The schemes named; none only for a chat endpoint, which services read without a signature.
+fn check_signing(names: &[String], format: Format) -> Result<Vec<Scheme>, ServiceError> {
+    if names.is_empty() && !format.is_chat() {
+        return Err(unsigned(format));
     }
     let mut schemes = Vec::with_capacity(names.len());
     for name in names {
@@ -260,6 +271,16 @@ fn check_signing(names: &[String]) -> Result<Vec<Scheme>, ServiceError> {
         }
     }
     Ok(schemes)
+}
+
+fn unsigned(format: Format) -> ServiceError {
+    ServiceError::invalid(
+        "invalid_signing",
+        format!(
+            "\"signing\" needs at least one of heron, herald, standard for a {format} endpoint (only slack, discord \
+             and teams endpoints go unsigned)"
+        ),
+    )
 }
 
 fn check_schedule(delays: &[String]) -> Result<RetrySchedule, ServiceError> {

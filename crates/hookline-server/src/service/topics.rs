@@ -1,6 +1,6 @@
 //! The catalogue of topics: their names, descriptions, deprecation and example `data`.
 
-use hookline_core::topic::TopicName;
+use hookline_core::topic::{TopicName, seed_example};
 use hookline_store::{Topic, TopicPatch};
 
 use super::{Service, ServiceError};
@@ -19,7 +19,10 @@ impl Service {
             ServiceError::invalid("invalid_topic", error.to_string())
         })?;
         let example = request.example.as_ref().map(check_example).transpose()?;
-        Ok(self.store.create_topic(name, request.description, example).await?)
+        if let Some(template) = &request.template {
+            check_template(template, example.as_deref().or_else(|| seed_example(name.as_str())))?;
+        }
+        Ok(self.store.create_topic(name, request.description, example, request.template).await?)
     }
 
     pub async fn update_topic(&self, name: &str, change: UpdateTopicRequest) -> Result<Topic, ServiceError> {
@@ -29,9 +32,32 @@ impl Service {
             Some(None) => Some(None),
             None => None,
         };
-        let patch = TopicPatch { description: change.description, deprecated: change.deprecated, example };
+        if let Some(Some(template)) = &change.template {
+            // Checked against the example the topic will have after this change.
+            let example = match &example {
+                Some(Some(example)) => Some(example.clone()),
+                Some(None) => seed_example(topic.as_str()).map(str::to_owned),
+                None => {
+                    let current = self.store.get_topic(topic.clone()).await?;
+                    current.ok_or_else(|| ServiceError::not_found("topic", name))?.example
+                }
+            };
+            check_template(template, example.as_deref())?;
+        }
+        let patch = TopicPatch {
+            description: change.description,
+            deprecated: change.deprecated,
+            example,
+            template: change.template,
+        };
         self.store.update_topic(topic, patch).await?.ok_or_else(|| ServiceError::not_found("topic", name))
     }
+}
+
+/// A chat template, checked against the example `data` of its topic.
+fn check_template(template: &str, example: Option<&str>) -> Result<(), ServiceError> {
+    hookline_core::chat::check_template(template, example)
+        .map_err(|error| ServiceError::invalid("invalid_template", error.to_string()))
 }
 
 /// An example as it is stored: compact JSON, of bounded size.

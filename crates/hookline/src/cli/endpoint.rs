@@ -23,7 +23,7 @@ pub enum EndpointCommand {
         topics: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// envelope (default) or data.
+        /// envelope (default), data, slack, discord or teams (a Slack, Discord or Teams URL chooses its own).
         #[arg(long)]
         format: Option<String>,
         /// Comma-separated schemes: heron, herald, standard.
@@ -69,7 +69,7 @@ pub enum EndpointCommand {
         topics: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// envelope or data.
+        /// envelope, data, slack, discord or teams.
         #[arg(long)]
         format: Option<String>,
         /// Comma-separated schemes: heron, herald, standard.

@@ -18,6 +18,9 @@ pub enum TopicCommand {
         /// The `data` test events of this topic send, as JSON.
         #[arg(long)]
         example: Option<String>,
+        /// The text of its chat messages, naming fields of the data: 'end user {data.end_user_id} needs review'.
+        #[arg(long)]
+        template: Option<String>,
     },
     /// Change a topic's description, or deprecate it (no new subscriptions; existing ones go on) or bring it
     /// back (admin key).
@@ -31,6 +34,9 @@ pub enum TopicCommand {
         /// A new example `data`, as JSON; `null` removes it.
         #[arg(long)]
         example: Option<String>,
+        /// A new chat template, naming fields of the data ('{data.end_user_id} needs review'); '' removes it.
+        #[arg(long)]
+        template: Option<String>,
     },
 }
 
@@ -46,6 +52,7 @@ const DETAIL: &[Field<TopicResponse>] = &[
     ("deprecated", |topic| topic.deprecated.cell()),
     ("description", |topic| topic.description.cell()),
     ("example", |topic| topic.example.as_ref().map_or_else(|| "-".to_owned(), |example| example.to_string())),
+    ("template", |topic| topic.template.cell()),
 ];
 
 /// The example a flag gives, read as JSON.
@@ -60,16 +67,17 @@ pub async fn run(command: TopicCommand, connection: &Connection) -> anyhow::Resu
             let page: Answer<PageResponse<TopicResponse>> = api.get("/v1/topics").await?;
             table(connection, &page, FIELDS);
         }
-        TopicCommand::Add { name, description, example: given } => {
+        TopicCommand::Add { name, description, example: given, template } => {
             let example = given.as_deref().map(example).transpose()?;
             let topic: Answer<TopicResponse> =
-                api.post("/v1/topics", &CreateTopicRequest { name, description, example }, &[]).await?;
+                api.post("/v1/topics", &CreateTopicRequest { name, description, example, template }, &[]).await?;
             show(connection, &topic, DETAIL);
         }
-        TopicCommand::Update { name, description, deprecated, example: given } => {
+        TopicCommand::Update { name, description, deprecated, example: given, template } => {
             let example =
                 given.as_deref().map(example).transpose()?.map(|value| Some(value).filter(|value| !value.is_null()));
-            let change = UpdateTopicRequest { description, deprecated, example };
+            let template = template.map(|template| Some(template).filter(|template| !template.is_empty()));
+            let change = UpdateTopicRequest { description, deprecated, example, template };
             let topic: Answer<TopicResponse> = api.patch(&format!("/v1/topics/{name}"), &change).await?;
             show(connection, &topic, DETAIL);
         }

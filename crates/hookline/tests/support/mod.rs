@@ -434,7 +434,11 @@ struct ReceiverState {
     count: watch::Sender<usize>,
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
+    /// Answers each request not scripted from its path and body, as a real service judges what it gets.
+    judge: Mutex<Option<Judge>>,
 }
+
+type Judge = Arc<dyn Fn(&str, &[u8]) -> Reply + Send + Sync>;
 
 /// A real HTTP server on 127.0.0.1 that records every request.
 #[derive(Clone)]
@@ -458,6 +462,7 @@ impl Receiver {
             count: watch::channel(0).0,
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(Reply::status(200)),
+            judge: Mutex::new(None),
         });
         let served = Arc::clone(&state);
         tokio::spawn(async move {
@@ -477,7 +482,9 @@ impl Receiver {
                             let body = request.into_body().collect().await.unwrap().to_bytes();
                             let reply = {
                                 let next = state.script.lock().unwrap().pop_front();
-                                next.unwrap_or_else(|| state.default.lock().unwrap().clone())
+                                let judge = state.judge.lock().unwrap().clone();
+                                next.or_else(|| judge.map(|judge| judge(&path, &body)))
+                                    .unwrap_or_else(|| state.default.lock().unwrap().clone())
                             };
                             {
                                 let mut requests = state.requests.lock().unwrap();
@@ -508,6 +515,11 @@ impl Receiver {
     /// Answers the next requests with these replies, in order, then with the default.
     pub fn script(&self, replies: Vec<Reply>) {
         self.state.script.lock().unwrap().extend(replies);
+    }
+
+    /// Answers every request not scripted with what `judge` makes of its path and body.
+    pub fn judge(&self, judge: impl Fn(&str, &[u8]) -> Reply + Send + Sync + 'static) {
+        *self.state.judge.lock().unwrap() = Some(Arc::new(judge));
     }
 
     /// Answers every request not scripted with `reply`.
