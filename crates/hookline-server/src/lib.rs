@@ -99,7 +99,8 @@ impl Server {
             Arc::new(upkeep::Removal { interval: config.purge_interval }),
             Arc::new(upkeep::Recovering { interval: config.purge_interval }),
             Arc::new(upkeep::Notifying {
-                interval: upkeep::NOTIFY_INTERVAL.min(config.purge_interval),
+                // Each run renews its lease, a write: run more often and an idle store never counts as idle.
+                interval: config.purge_interval,
                 operator: config.operational_endpoint.clone(),
             }),
         ];

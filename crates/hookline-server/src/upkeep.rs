@@ -162,9 +162,6 @@ impl Job for Notifying {
     }
 }
 
-/// How often operational events are looked for.
-pub const NOTIFY_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Removes what deleted tenants and endpoints left, a batch per write.
 pub struct Removal {
     /// How often the job looks.

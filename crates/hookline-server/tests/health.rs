@@ -183,6 +183,8 @@ fn config(data_dir: &Path, postgres: Option<&Postgres>) -> Config {
         admin_key: Some(ADMIN_KEY.to_owned()),
         dangerous_allow_private_targets: true,
         failing_after: 3,
+        // Operational events are published by a job of this period.
+        purge_interval: Duration::from_millis(100),
         ..Config::default()
     }
 }
@@ -241,7 +243,9 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     let path = format!("/v1/tenants/acme/endpoints/{}", endpoint["id"].as_str().unwrap());
     assert_eq!(endpoint["health"], json!({"state": "healthy"}));
     let alerting = json!({"url": format!("http://{alerts_at}/hook"), "topics": OPERATIONAL});
-    api.ok("POST", "/v1/tenants/acme/endpoints", Some(alerting)).await;
+    let alerting = api.ok("POST", "/v1/tenants/acme/endpoints", Some(alerting)).await;
+    let alerts_delivered =
+        format!("/v1/tenants/acme/deliveries?endpoint={}&status=succeeded", alerting["id"].as_str().unwrap());
 
     // Three failures an hour apart: the third makes the endpoint failing, told once.
     let started = server.clock.now();
@@ -263,6 +267,11 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     assert_eq!((data["tenant"].as_str(), data["consecutive_failures"].as_u64()), (Some("acme"), Some(3)), "{data}");
     assert_eq!(data["failing_since"], started.to_rfc3339_millis());
     assert_eq!(data["last_error"], "the endpoint answered 503");
+    // Recorded before the clock moves on (see above).
+    api.until(&alerts_delivered, "the alert recorded", |page| {
+        page["data"].as_array().is_some_and(|data| data.len() == 1)
+    })
+    .await;
     let shown = api.ok("GET", &path, None).await;
     assert_eq!(shown["health"], json!({"state": "failing", "since": started.to_rfc3339_millis()}));
     let listed = api.ok("GET", "/v1/tenants/acme/endpoints", None).await;
@@ -293,7 +302,8 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     counted.sort();
     assert_eq!(
         counted,
-        ["delivery.exhausted", "delivery.exhausted", "delivery.exhausted", "endpoint.disabled", "endpoint.failing"]
+        ["delivery.exhausted", "delivery.exhausted", "delivery.exhausted", "endpoint.disabled", "endpoint.failing"],
+        "{told:#?}"
     );
     let disabled = told.iter().find(|body| body["topic"] == "endpoint.disabled").unwrap();
     assert!(disabled["data"]["reason"].as_str().unwrap().contains("5d"), "{disabled}");
