@@ -93,6 +93,8 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
         ("GET", format!("/deliveries/{}", globex.delivery), None),
         ("POST", format!("/deliveries/{}/retry", globex.delivery), None),
         ("GET", format!("/endpoints/{globex_endpoint}/secret"), None),
+        ("POST", format!("/endpoints/{globex_endpoint}/secret/rotate"), Some(r#"{"grace":"1h"}"#)),
+        ("GET", format!("/endpoints/{globex_endpoint}/stats"), None),
         ("POST", format!("/endpoints/{globex_endpoint}/test"), Some(r#"{"topic":"pdf.processed"}"#)),
         ("POST", format!("/endpoints/{globex_endpoint}/recover"), Some(r#"{"since":"2026-01-01T00:00:00Z"}"#)),
         ("POST", format!("/events/{}/resend", globex.event), None),
@@ -115,9 +117,11 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
     }
     let path = format!("/v1/tenants/acme/deliveries/{}/retry", globex.delivery);
     assert_hidden(&as_acme("POST", path.clone(), None).await, "not_found", &globex, &path);
-    // Nor its secret, a test event, a recovery or a resend, under acme's own name.
+    // Nor its secret, its rotation, its health, a test event, a recovery or a resend, under acme's own name.
     let under_acme = [
         ("GET", format!("/endpoints/{globex_endpoint}/secret"), None),
+        ("POST", format!("/endpoints/{globex_endpoint}/secret/rotate"), Some(r#"{"grace":"1h"}"#)),
+        ("GET", format!("/endpoints/{globex_endpoint}/stats"), None),
         ("POST", format!("/endpoints/{globex_endpoint}/test"), Some(r#"{"topic":"pdf.processed"}"#)),
         ("POST", format!("/endpoints/{globex_endpoint}/recover"), Some(r#"{"since":"2026-01-01T00:00:00Z"}"#)),
         ("POST", format!("/events/{}/resend", globex.event), None),
@@ -132,6 +136,8 @@ async fn a_tenant_key_sees_only_its_own_tenant() {
     // Nothing of globex changed, and nothing more was sent for it.
     let endpoint = server.admin("GET", &format!("/v1/tenants/globex/endpoints/{globex_endpoint}"), None).await;
     assert_eq!(endpoint.body["enabled"], true);
+    let secrets = server.admin("GET", &format!("/v1/tenants/globex/endpoints/{globex_endpoint}/secret"), None).await;
+    assert_eq!((&secrets.body["secret"], &secrets.body["previous"]), (&globex.endpoint["secret"], &Value::Null));
     assert_eq!(server.all_deliveries("globex", None).await.len(), 1);
     let events = server.admin("GET", "/v1/tenants/globex/events", None).await;
     assert_eq!(ids(&events), [globex.event.as_str()]);
