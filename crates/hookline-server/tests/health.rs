@@ -5,6 +5,8 @@
 //! operational events. Days pass on the clock, never in the test. Each test runs on the embedded store, and on
 //! PostgreSQL too when `HOOKLINE_TEST_POSTGRES_URL` names a server.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -17,62 +19,18 @@ use axum::routing::post;
 use hookline_core::clock::{Clock, ManualClock};
 use hookline_core::time::Timestamp;
 use hookline_server::{Config, Server};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use support::{Api, WAIT};
 use tokio_util::sync::CancellationToken;
 
 const ADMIN_KEY: &str = "hka_health_test_key_0123456789";
-const WAIT: Duration = Duration::from_secs(10);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 const OPERATIONAL: [&str; 4] = ["endpoint.failing", "endpoint.recovered", "endpoint.disabled", "delivery.exhausted"];
 
-struct Api {
-    base: String,
-    client: Client<HttpConnector, Full<bytes::Bytes>>,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {ADMIN_KEY}"))
-            .header("content-type", "application/json")
-            .body(Full::from(body.map(|body| body.to_string()).unwrap_or_default()))
-            .unwrap();
-        let response = self.client.request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, answer) = self.call(method, path, body).await;
-        assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
-        answer
-    }
-
-    async fn publish(&self, tenant: &str) -> Value {
-        let event = json!({"topic": "pdf.processed", "data": {"pdf_id": "pdf_1"}});
-        self.ok("POST", &format!("/v1/tenants/{tenant}/events"), Some(event)).await
-    }
-
-    /// Waits until `path`'s answer satisfies `done`.
-    async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (_, answer) = self.call("GET", path, None).await;
-            if done(&answer) {
-                return answer;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{what}: {path} answers {answer}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+async fn publish(api: &Api, tenant: &str) -> Value {
+    let event = json!({"topic": "pdf.processed", "data": {"pdf_id": "pdf_1"}});
+    api.ok("POST", &format!("/v1/tenants/{tenant}/events"), Some(event)).await
 }
 
 /// A receiver that answers every request with the status it is set to, and keeps the JSON bodies it got.
@@ -191,10 +149,7 @@ fn config(data_dir: &Path, postgres: Option<&Postgres>) -> Config {
 
 async fn start(config: Config, clock: Arc<ManualClock>) -> Running {
     let server = Server::bind_with_clock(config, Arc::clone(&clock) as Arc<dyn Clock>).await.unwrap();
-    let api = Api {
-        base: format!("http://{}", server.local_addr().unwrap()),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
+    let api = Api::new(server.local_addr().unwrap(), ADMIN_KEY);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(server.run(shutdown.clone()));
     Running { api, clock, shutdown, running }
@@ -213,15 +168,20 @@ fn data_dir(label: &str) -> PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn a_failing_endpoint_is_told_disabled_after_five_days_and_told_again_when_it_recovers() {
-    for postgres in backends("lifecycle").await {
+/// Runs `test` on the embedded store, then on PostgreSQL when there is one.
+async fn on_each_backend(label: &str, test: impl AsyncFn(Option<&Postgres>)) {
+    for postgres in backends(label).await {
         eprintln!("backend: {}", if postgres.is_some() { "postgres" } else { "sqlite" });
-        lifecycle(postgres.as_ref()).await;
+        test(postgres.as_ref()).await;
         if let Some(postgres) = postgres {
             postgres.drop().await;
         }
     }
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_told_disabled_after_five_days_and_told_again_when_it_recovers() {
+    on_each_backend("lifecycle", lifecycle).await;
 }
 
 async fn lifecycle(postgres: Option<&Postgres>) {
@@ -251,11 +211,11 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     let started = server.clock.now();
     let mut events = Vec::new();
     for hour in 0..3 {
-        let event = api.publish("acme").await["id"].as_str().unwrap().to_owned();
+        let event = publish(api, "acme").await["id"].as_str().unwrap().to_owned();
         failing.wait_for(hour + 1).await;
         // Recorded before the clock moves, or its lease would look expired and the attempt be made again.
         let deliveries = format!("/v1/tenants/acme/deliveries?event={event}");
-        api.until(&deliveries, "the attempt recorded", |page| page["data"][0]["attempts"] == 1).await;
+        api.until(&deliveries, "the attempt recorded", |_, page| page["data"][0]["attempts"] == 1).await;
         events.push(event);
         if hour < 2 {
             clock.advance(HOUR);
@@ -268,7 +228,7 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     assert_eq!(data["failing_since"], started.to_rfc3339_millis());
     assert_eq!(data["last_error"], "the endpoint answered 503");
     // Recorded before the clock moves on (see above).
-    api.until(&alerts_delivered, "the alert recorded", |page| {
+    api.until(&alerts_delivered, "the alert recorded", |_, page| {
         page["data"].as_array().is_some_and(|data| data.len() == 1)
     })
     .await;
@@ -295,7 +255,7 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     let first = delivery_of(api, &events[0]).await;
     api.ok("POST", &format!("/v1/tenants/acme/deliveries/{first}/retry"), None).await;
     failing.wait_for(6).await;
-    let fifth_day = api.publish("acme").await;
+    let fifth_day = publish(api, "acme").await;
     failing.wait_for(7).await;
     let told = alerts.wait_for(5).await;
     let mut counted = topics(&told);
@@ -312,7 +272,7 @@ async fn lifecycle(postgres: Option<&Postgres>) {
         (exhausted["data"]["attempts"].as_u64(), exhausted["data"]["last_status"].as_u64()),
         (Some(2), Some(503))
     );
-    let shown = api.until(&path, "disabled", |shown| shown["enabled"] == false).await;
+    let shown = api.until(&path, "disabled", |_, shown| shown["enabled"] == false).await;
     assert_eq!(shown["health"]["state"], "disabled");
     assert_eq!(shown["health"]["since"], server.clock.now().to_rfc3339_millis());
     assert!(shown["health"]["reason"].as_str().unwrap().starts_with("every attempt failed for 5d"), "{shown}");
@@ -327,11 +287,12 @@ async fn lifecycle(postgres: Option<&Postgres>) {
     let held = delivery_of(api, fifth_day["id"].as_str().unwrap()).await;
     api.ok("POST", &format!("/v1/tenants/acme/deliveries/{held}/retry"), None).await;
     failing.wait_for(8).await;
-    api.publish("acme").await;
+    publish(api, "acme").await;
     failing.wait_for(9).await;
     let told = alerts.wait_for(6).await;
     assert_eq!(told[5]["topic"], "endpoint.recovered", "{told:?}");
-    let stats = api.until(&format!("{path}/stats"), "two successes", |stats| stats["consecutive_failures"] == 0).await;
+    let stats =
+        api.until(&format!("{path}/stats"), "two successes", |_, stats| stats["consecutive_failures"] == 0).await;
     assert_eq!(stats["last_success"], server.clock.now().to_rfc3339_millis());
     // The alerts' own deliveries count for nothing: the alerting endpoint has no attempts in its health.
     let listed = api.ok("GET", "/v1/tenants/acme/endpoints", None).await;
@@ -350,13 +311,7 @@ async fn lifecycle(postgres: Option<&Postgres>) {
 
 #[tokio::test]
 async fn the_operators_endpoint_gets_every_tenants_operational_events() {
-    for postgres in backends("operator").await {
-        eprintln!("backend: {}", if postgres.is_some() { "postgres" } else { "sqlite" });
-        operator(postgres.as_ref()).await;
-        if let Some(postgres) = postgres {
-            postgres.drop().await;
-        }
-    }
+    on_each_backend("operator", operator).await;
 }
 
 async fn operator(postgres: Option<&Postgres>) {
@@ -386,7 +341,7 @@ async fn operator(postgres: Option<&Postgres>) {
     let endpoint =
         json!({"url": format!("http://{failing_at}/hook"), "topics": ["pdf.processed"], "retry_schedule": []});
     server.api.ok("POST", "/v1/tenants/acme/endpoints", Some(endpoint)).await;
-    server.api.publish("acme").await;
+    publish(&server.api, "acme").await;
     failing.wait_for(1).await;
     let told = operator.wait_for(2).await;
     let mut counted = topics(&told);

@@ -2,6 +2,8 @@
 //! retention period is purged in the background, and a read of it says `410 purged`, while newer events, and
 //! ids retention never reached, answer as before.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,67 +12,23 @@ use axum::routing::post;
 use hookline_core::clock::{Clock, ManualClock};
 use hookline_core::time::Timestamp;
 use hookline_server::{Config, Server};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::Api;
 use tokio_util::sync::CancellationToken;
 
 const ADMIN_KEY: &str = "hka_retention_test_key_0123456789";
 
-struct Api {
-    base: String,
-    client: Client<HttpConnector, Full<bytes::Bytes>>,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {ADMIN_KEY}"))
-            .header("content-type", "application/json")
-            .body(Full::from(body.map(|body| body.to_string()).unwrap_or_default()))
-            .unwrap();
-        let response = self.client.request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    /// Waits until `path` answers `status` (the state the test waits for), for up to ten seconds.
-    async fn until(&self, path: &str, status: u16) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let (answered, body) = self.call("GET", path, None).await;
-            if answered == status {
-                return body;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{path} still answers {answered}: {body}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Publishes an event and waits until its one delivery succeeded; returns the event's and the delivery's ids.
-    async fn deliver(&self) -> (String, String) {
-        let (status, accepted) = self
-            .call("POST", "/v1/tenants/acme/events", Some(json!({"topic": "pdf.processed", "data": {"pdf_id": "p"}})))
-            .await;
-        assert_eq!(status, 202, "{accepted}");
-        let event = accepted["id"].as_str().unwrap().to_owned();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, page) = self.call("GET", &format!("/v1/tenants/acme/deliveries?event={event}"), None).await;
-            if let Some(delivery) = page["data"].as_array().and_then(|data| data.first())
-                && delivery["status"] == "succeeded"
-            {
-                return (event, delivery["id"].as_str().unwrap().to_owned());
-            }
-            assert!(tokio::time::Instant::now() < deadline, "the delivery of {event} did not succeed: {page}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+/// Publishes an event and waits until its one delivery succeeded; returns the event's and the delivery's ids.
+async fn deliver(api: &Api) -> (String, String) {
+    let event = json!({"topic": "pdf.processed", "data": {"pdf_id": "p"}});
+    let accepted = api.ok("POST", "/v1/tenants/acme/events", Some(event)).await;
+    let event = accepted["id"].as_str().unwrap().to_owned();
+    let page = api
+        .until(&format!("/v1/tenants/acme/deliveries?event={event}"), "the delivery succeeded", |_, page| {
+            page["data"][0]["status"] == "succeeded"
+        })
+        .await;
+    (event, page["data"][0]["id"].as_str().unwrap().to_owned())
 }
 
 /// A receiver that answers every webhook with 200.
@@ -97,10 +55,7 @@ async fn events_past_the_retention_period_are_purged_and_reads_of_them_say_so() 
     };
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(1_893_456_000_000)));
     let server = Server::bind_with_clock(config, Arc::clone(&clock) as Arc<dyn Clock>).await.unwrap();
-    let api = Api {
-        base: format!("http://{}", server.local_addr().unwrap()),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
+    let api = Api::new(server.local_addr().unwrap(), ADMIN_KEY);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(server.run(shutdown.clone()));
     let hook = receiver().await;
@@ -108,12 +63,12 @@ async fn events_past_the_retention_period_are_purged_and_reads_of_them_say_so() 
     assert_eq!(api.call("POST", "/v1/tenants", Some(json!({"id": "acme", "name": "Acme"}))).await.0, 201);
     let endpoint = json!({"url": format!("http://{hook}/hook"), "topics": ["pdf.processed"]});
     assert_eq!(api.call("POST", "/v1/tenants/acme/endpoints", Some(endpoint)).await.0, 201);
-    let (old_event, old_delivery) = api.deliver().await;
+    let (old_event, old_delivery) = deliver(&api).await;
     // Two days later by the store's clock: the first event is past the one-day retention, a new one is not.
     clock.advance(Duration::from_secs(2 * 86_400));
-    let (new_event, new_delivery) = api.deliver().await;
+    let (new_event, new_delivery) = deliver(&api).await;
 
-    let purged = api.until(&format!("/v1/tenants/acme/events/{old_event}"), 410).await;
+    let purged = api.until(&format!("/v1/tenants/acme/events/{old_event}"), "purged", |status, _| status == 410).await;
     assert_eq!(purged["code"], "purged", "{purged}");
     let detail = purged["detail"].as_str().unwrap();
     assert!(detail.contains(&old_event) && detail.contains("retention period is 1d"), "{detail}");

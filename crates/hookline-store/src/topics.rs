@@ -82,19 +82,9 @@ impl Store {
                 )
                 .await?
                 > 0;
-            if first_start {
-                for topic in SEED_TOPICS {
-                    let values: [&dyn Value; 4] = [&topic.name, &topic.description, &topic.deprecated, &now];
-                    sql.execute(
-                        "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (name) DO NOTHING",
-                        &values,
-                    )
-                    .await?;
-                }
-            }
-            // The operational topics are in every catalogue, older ones included.
-            for topic in OPERATIONAL_TOPICS {
+            // Heron's topics once, on the first start; the operational topics in every catalogue, older ones too.
+            let seeded = if first_start { SEED_TOPICS } else { &[] };
+            for topic in seeded.iter().chain(OPERATIONAL_TOPICS) {
                 let values: [&dyn Value; 4] = [&topic.name, &topic.description, &topic.deprecated, &now];
                 sql.execute(
                     "INSERT INTO topics (name, description, deprecated, created_at) VALUES ($1, $2, $3, $4)
