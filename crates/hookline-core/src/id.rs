@@ -177,6 +177,13 @@ prefixed_id!(
     "recovery"
 );
 
+prefixed_id!(
+    /// A portal session: a tenant's user signed in to the portal (the id, never the session's token).
+    PortalSessionId,
+    "ps_",
+    "portal session"
+);
+
 /// A tenant id, chosen by the operator: 1 to 64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);

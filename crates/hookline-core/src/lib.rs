@@ -12,6 +12,7 @@ pub mod headers;
 pub mod health;
 pub mod id;
 pub mod json;
+pub mod portal;
 pub mod retry;
 pub mod secret;
 pub mod target;

@@ -46,6 +46,7 @@ mod events;
 mod handoff;
 mod health;
 mod jobs;
+mod portal;
 mod postgres;
 mod recoveries;
 mod retention;
@@ -74,6 +75,7 @@ pub use crate::endpoints::{
 pub use crate::events::{Event, EventFilter, NewEvent, Published, Route};
 pub use crate::handoff::HandoffSink;
 pub use crate::health::{EndpointStats, HourCount, Notice};
+pub use crate::portal::{NewPortalLink, NewPortalSession, PortalSession};
 use crate::postgres::PostgresStore;
 pub use crate::recoveries::Recovery;
 pub use crate::retention::Purged;

@@ -488,4 +488,35 @@ ALTER TABLE endpoints ADD COLUMN disabled_at BIGINT;
 ALTER TABLE topics ADD COLUMN template TEXT;
 "#,
     ),
+    // 19: the portal: single-use links (their tokens' hashes) and the sessions they start, listed per tenant and
+    // purged once over.
+    Migration::Both(
+        r#"
+CREATE TABLE portal_links (
+    token_hash TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    user_label TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX portal_links_expiry ON portal_links(expires_at);
+CREATE TABLE portal_sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    tenant_id TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    user_label TEXT,
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX portal_sessions_by_tenant ON portal_sessions(tenant_id, id);
+CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
+CREATE INDEX portal_sessions_revoked ON portal_sessions(revoked_at) WHERE revoked_at IS NOT NULL;
+"#,
+    ),
 ];

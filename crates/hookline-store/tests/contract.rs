@@ -1829,3 +1829,76 @@ async fn recorded_attempts_keep_the_endpoints_health_and_note_what_to_tell() {
         assert_eq!(stats.hours.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over() {
+    use hookline_core::portal::Capability;
+    use hookline_store::{NewPortalLink, NewPortalSession};
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
+        let Some(fixture) =
+            fixtures_with(&format!("portal-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        let minutes = |count: u64| Duration::from_secs(60 * count);
+        let link = |hash: &str, tenant: &str| NewPortalLink {
+            token_hash: hash.to_owned(),
+            tenant: tenant.parse().unwrap(),
+            capabilities: vec![Capability::Read, Capability::Retry],
+            user: Some("ada@acme.example".to_owned()),
+            expires: start.saturating_add(minutes(5)),
+        };
+        let session =
+            |hash: &str| NewPortalSession { token_hash: hash.to_owned(), csrf: "csrf".into(), lifetime: minutes(60) };
+        assert!(!store.create_portal_link(link("l0", "nobody")).await.unwrap(), "an unknown tenant gets no link");
+        assert!(store.create_portal_link(link("l1", "acme")).await.unwrap());
+        let started = store.redeem_portal_link("l1".into(), session("s1")).await.unwrap().expect("a session");
+        assert_eq!((started.tenant.as_str(), started.user.as_deref()), ("acme", Some("ada@acme.example")));
+        assert_eq!(started.capabilities, [Capability::Read, Capability::Retry]);
+        assert_eq!(started.expires, start.saturating_add(minutes(60)));
+        assert!(store.redeem_portal_link("l1".into(), session("s2")).await.unwrap().is_none(), "a link works once");
+        assert!(store.redeem_portal_link("nope".into(), session("s3")).await.unwrap().is_none());
+        // A link past its five minutes starts nothing.
+        store.create_portal_link(link("l2", "acme")).await.unwrap();
+        clock.advance(minutes(5));
+        assert!(store.redeem_portal_link("l2".into(), session("s4")).await.unwrap().is_none(), "expired");
+
+        // Used within its idle limit, the session lives; idle longer, it is over.
+        let idle = minutes(30);
+        clock.advance(minutes(20));
+        let seen = store.portal_session("s1".into(), idle).await.unwrap().expect("live");
+        assert_eq!(seen.last_seen, start.saturating_add(minutes(25)), "its use was written");
+        clock.advance(minutes(29));
+        assert!(store.portal_session("s1".into(), idle).await.unwrap().is_some());
+        clock.advance(minutes(31));
+        assert!(store.portal_session("s1".into(), idle).await.unwrap().is_none(), "idle too long");
+        assert!(store.portal_session("unknown".into(), idle).await.unwrap().is_none());
+
+        // Revoked by its own tenant only; listed until then.
+        clock.set(start);
+        store.create_portal_link(link("l3", "acme")).await.unwrap();
+        let other = store.redeem_portal_link("l3".into(), session("s5")).await.unwrap().unwrap();
+        assert_eq!(store.list_portal_sessions(tenant("acme")).await.unwrap().len(), 2);
+        make_tenant(store, "globex").await;
+        assert!(!store.revoke_portal_session(tenant("globex"), other.id.clone()).await.unwrap());
+        assert!(store.portal_session("s5".into(), idle).await.unwrap().is_some());
+        assert!(store.revoke_portal_session(tenant("acme"), other.id.clone()).await.unwrap());
+        assert!(store.portal_session("s5".into(), idle).await.unwrap().is_none(), "revoked");
+        let listed: Vec<_> =
+            store.list_portal_sessions(tenant("acme")).await.unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(listed, std::slice::from_ref(&started.id));
+
+        // Past its absolute end a session is over however active, and the purge takes what is over.
+        clock.set(start.saturating_add(minutes(61)));
+        assert!(store.portal_session("s1".into(), Duration::from_secs(86_400)).await.unwrap().is_none());
+        clock.advance(Duration::from_secs(2 * 86_400));
+        assert_eq!(store.purge_portal(100).await.unwrap(), 3 + 2, "three links and two sessions");
+        assert_eq!(store.purge_portal(100).await.unwrap(), 0);
+    }
+}
