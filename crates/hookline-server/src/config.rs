@@ -94,6 +94,11 @@ pub struct Config {
     pub disable_after: Option<Duration>,
     /// An endpoint that also gets every tenant's operational events.
     pub operational_endpoint: Option<EndpointId>,
+    /// Where users reach this server, for the portal links it makes; `None`: `http://` and the listening address.
+    pub public_url: Option<String>,
+    /// How long a portal session lasts unused, and at most.
+    pub portal_session_idle: Duration,
+    pub portal_session_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -126,6 +131,9 @@ impl Default for Config {
             failing_after: 0,
             disable_after: None,
             operational_endpoint: None,
+            public_url: None,
+            portal_session_idle: Duration::ZERO,
+            portal_session_lifetime: Duration::ZERO,
         };
         for key in KEYS {
             if let Some(default) = key.default {
@@ -198,6 +206,7 @@ enum Kind {
     Interval(fn(&mut Config, Duration)),
     LogFormat(fn(&mut Config, LogFormat)),
     Endpoint(fn(&mut Config, EndpointId)),
+    PublicUrl(fn(&mut Config, String)),
 }
 
 /// The accepted ranges of the limits.
@@ -402,6 +411,28 @@ pub const KEYS: &[Key] = &[
                       `endpoint.failing`, `endpoint.recovered`, `endpoint.disabled`, `delivery.exhausted`.",
         kind: Kind::Endpoint(|config, value| config.operational_endpoint = Some(value)),
     },
+    Key {
+        name: "public_url",
+        flag: None,
+        default: None,
+        description: "The URL users reach this server at (`https://hooks.example.com`), which the portal links it \
+                      makes start with; `http://` and the listening address when not set.",
+        kind: Kind::PublicUrl(|config, value| config.public_url = Some(value)),
+    },
+    Key {
+        name: "portal_session_idle",
+        flag: None,
+        default: Some("30m"),
+        description: "A portal session unused for this long is over.",
+        kind: Kind::Timeout(Duration::from_secs(7 * 86_400), |config, value| config.portal_session_idle = value),
+    },
+    Key {
+        name: "portal_session_lifetime",
+        flag: None,
+        default: Some("12h"),
+        description: "A portal session is over this long after it began, however much it is used.",
+        kind: Kind::Timeout(Duration::from_secs(30 * 86_400), |config, value| config.portal_session_lifetime = value),
+    },
 ];
 
 /// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
@@ -467,6 +498,7 @@ impl Key {
             Kind::Interval(_) => "a duration from 10ms to 1h".to_owned(),
             Kind::LogFormat(_) => "text or json".to_owned(),
             Kind::Endpoint(_) => "an endpoint id, ep_…".to_owned(),
+            Kind::PublicUrl(_) => "an http:// or https:// URL without a path".to_owned(),
         }
     }
 
@@ -487,6 +519,7 @@ impl Key {
             Kind::Retention(set) => set(config, parse_retention(label, &raw.text(label)?)?),
             Kind::Interval(set) => set(config, parse_purge_interval(label, &raw.text(label)?)?),
             Kind::LogFormat(set) => set(config, parse_log_format(label, &raw.text(label)?)?),
+            Kind::PublicUrl(set) => set(config, parse_public_url(label, &raw.text(label)?)?),
             Kind::Endpoint(set) => {
                 let text = raw.text(label)?;
                 set(
@@ -515,6 +548,16 @@ fn parse_database(key: &str, value: &str) -> Result<Database, ConfigError> {
         hookline_store::OpenError::InvalidUrl { hint, .. } => invalid(key, "(hidden)", hint),
         other => invalid(key, "(hidden)", &other.to_string()),
     })
+}
+
+/// A public URL: a scheme and a host (and port), no path, query or fragment; a trailing `/` is dropped.
+fn parse_public_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim_end_matches('/');
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => Ok(trimmed.to_owned()),
+        _ => Err(invalid(key, value, "expected http:// or https:// and a host, such as https://hooks.example.com")),
+    }
 }
 
 fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {

@@ -9,6 +9,7 @@ pub mod config;
 mod connections;
 mod error;
 pub mod jobs;
+mod portal;
 pub mod service;
 mod upkeep;
 
@@ -168,13 +169,22 @@ impl Server {
                 target_guard,
                 retention: config.retention,
                 health: config.health_policy(),
+                portal_session_idle: config.portal_session_idle,
+                portal_session_lifetime: config.portal_session_lifetime,
             },
         );
         let state = api::AppState {
             store: self.store.clone(),
             service,
             admin_key_hash: Arc::from(self.admin_key_hash.as_str()),
-            settings: Arc::new(api::ApiSettings { max_payload_bytes: config.max_payload_bytes }),
+            settings: Arc::new(api::ApiSettings {
+                max_payload_bytes: config.max_payload_bytes,
+                public_url: match (&config.public_url, self.listener.local_addr()) {
+                    (Some(url), _) => url.clone(),
+                    (None, Ok(address)) => format!("http://{address}"),
+                    (None, Err(_)) => format!("http://{}", config.listen),
+                },
+            }),
         };
         let dispatcher_stop = CancellationToken::new();
         let dispatcher = config

@@ -4,6 +4,7 @@
 mod deliveries;
 mod endpoints;
 mod events;
+mod portal_links;
 mod tenants;
 mod topics;
 pub mod types;
@@ -41,6 +42,8 @@ pub(crate) struct AppState {
 #[derive(Debug)]
 pub(crate) struct ApiSettings {
     pub max_payload_bytes: usize,
+    /// Where users reach this server, without a trailing `/`: portal links start with it.
+    pub public_url: String,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -59,13 +62,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/events/{event}/resend", post(events::resend))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{delivery}", get(deliveries::show))
-        .route("/deliveries/{delivery}/retry", post(deliveries::retry));
+        .route("/deliveries/{delivery}/retry", post(deliveries::retry))
+        .route("/portal-links", post(portal_links::create))
+        .route("/portal-sessions", get(portal_links::list))
+        .route("/portal-sessions/{session}", axum::routing::delete(portal_links::revoke));
     health_routes()
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route("/v1/topics/{name}", axum::routing::patch(topics::update))
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
         .nest("/v1/tenants/{tenant}", tenant_routes)
+        .merge(crate::portal::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see docs/api.md for the API")
         })

@@ -18,7 +18,7 @@ use hookline_core::Scheme;
 use hookline_core::attempt::{AttemptError, Cause, Origin};
 use hookline_core::body::Format;
 use hookline_core::health::{Health, State};
-use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, RecoveryId, TenantId};
+use hookline_core::id::{DeliveryId, EndpointId, EventId, KeyId, PortalSessionId, RecoveryId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::TopicName;
 use hookline_store as store;
@@ -240,6 +240,54 @@ pub struct RotateSecretRequest {
     /// The new secret; one is generated when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// `POST /v1/tenants/{tenant}/portal-links`; the body may be left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalLinkRequest {
+    /// What the session may do beyond reading: `manage_endpoints`, `see_secrets`, `retry`; all unless given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// How long the link can be opened: `5m` unless given, at most `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Who the user is, as the platform names them; shown in the portal and in the session list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A portal link: open it once, before it expires. Its token is in the fragment, never sent to a server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalLinkResponse {
+    pub url: String,
+    pub expires_at: Timestamp,
+}
+
+/// A portal session, as its tenant's list shows it (never its token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalSessionResponse {
+    pub id: PortalSessionId,
+    pub tenant: TenantId,
+    pub capabilities: Vec<String>,
+    pub user: Option<String>,
+    pub created: Timestamp,
+    pub last_seen: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl From<&store::PortalSession> for PortalSessionResponse {
+    fn from(session: &store::PortalSession) -> Self {
+        PortalSessionResponse {
+            id: session.id.clone(),
+            tenant: session.tenant.clone(),
+            capabilities: session.capabilities.iter().map(|capability| capability.as_str().to_owned()).collect(),
+            user: session.user.clone(),
+            created: session.created,
+            last_seen: session.last_seen,
+            expires_at: session.expires,
+        }
+    }
 }
 
 /// The answer to a test event: the delivery to watch.

@@ -9,6 +9,7 @@
 mod deliveries;
 mod endpoints;
 mod events;
+mod portal;
 mod recoveries;
 mod topics;
 
@@ -20,6 +21,7 @@ use hookline_store::{Store, StoreError};
 
 pub use self::deliveries::DeliveryDetail;
 pub use self::events::{Publication, TestSent};
+pub use self::portal::PortalLinkMade;
 
 /// The use cases, over the store and the settings they apply.
 #[derive(Clone)]
@@ -39,6 +41,9 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// When an endpoint's run of failures makes it failing.
     pub health: hookline_core::health::Policy,
+    /// How long a portal session lasts unused, and at most.
+    pub portal_session_idle: Duration,
+    pub portal_session_lifetime: Duration,
 }
 
 /// Why a use case did not do what was asked. Each says what to fix, in a sentence.

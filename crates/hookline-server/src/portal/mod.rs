@@ -1,0 +1,312 @@
+//! The portal: pages for a platform's customers, served by the same binary from templates compiled into it. A
+//! tenant's user comes in through a single-use link the platform mints (`POST …/portal-links`); its token is in
+//! the URL's fragment, which the portal's script posts once to start a session held in an HTTP-only cookie. Pages
+//! call the same use cases as the JSON API (`crate::service`), the tenant comes only from the session, and every
+//! state-changing form carries the session's CSRF token and must come from the portal's own origin.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use hookline_core::health::State as HealthState;
+use hookline_store::{PageRequest, PortalSession};
+use serde::Deserialize;
+
+use crate::api::AppState;
+
+/// The cookie that carries a portal session's token.
+const COOKIE_NAME: &str = "hookline_portal";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/portal", get(|| async { Redirect::to("/portal/") }))
+        .route("/portal/", get(landing))
+        .route("/portal/session", post(redeem))
+        .route("/portal/webhooks", get(webhooks))
+        .route("/portal/sign-out", post(sign_out))
+        .route("/portal/signed-out", get(signed_out))
+        .route(
+            "/portal/static/portal.css",
+            get(|| async { asset("text/css", include_str!("../../static/portal.css")) }),
+        )
+        .route(
+            "/portal/static/portal.js",
+            get(|| async { asset("text/javascript", include_str!("../../static/portal.js")) }),
+        )
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Every portal answer: a strict policy with no inline script or style, never framed (embedding comes with its
+/// own setting), nothing cached or leaked in a Referer.
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                  form-action 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+    headers.insert("content-security-policy", HeaderValue::from_static(policy));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page, rendered; a template that fails to render is the server's fault, said plainly.
+fn page(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a portal page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be shown; try again").into_response()
+        }
+    }
+}
+
+/// What the header of every page shows: the tenant and the user when signed in.
+struct Frame {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+}
+
+impl Frame {
+    fn signed_out() -> Frame {
+        Frame { tenant: None, user: None, csrf: String::new(), section: "" }
+    }
+
+    fn of(session: &PortalSession, section: &'static str) -> Frame {
+        Frame {
+            tenant: Some(session.tenant.to_string()),
+            user: session.user.clone(),
+            csrf: session.csrf.clone(),
+            section,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/message.html")]
+struct MessagePage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    heading: String,
+    text: String,
+    /// What the portal's script and tests read of the page: `signed-out`, `link-refused`, `error`.
+    state: &'static str,
+}
+
+fn message(status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
+    let Frame { tenant, user, csrf, section } = Frame::signed_out();
+    let template =
+        MessagePage { tenant, user, csrf, section, heading: heading.to_owned(), text: text.to_owned(), state };
+    (status, page(&template)).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "portal/landing.html")]
+struct LandingPage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+}
+
+/// `GET /portal/`: where a link lands. A browser already signed in goes on to its webhooks; otherwise the script
+/// posts the fragment's token.
+async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session_cookie(&headers)
+        && matches!(state.service.portal_session(token).await, Ok(Some(_)))
+    {
+        return Redirect::to("/portal/webhooks").into_response();
+    }
+    let Frame { tenant, user, csrf, section } = Frame::signed_out();
+    page(&LandingPage { tenant, user, csrf, section })
+}
+
+#[derive(Deserialize)]
+struct RedeemForm {
+    token: String,
+}
+
+/// `POST /portal/session` (the link's token): starts a session and sets its cookie.
+async fn redeem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<RedeemForm>,
+) -> Response {
+    if !same_origin(&headers, &state) {
+        return message(StatusCode::FORBIDDEN, "error", "Refused", "This form must be sent from the portal itself.");
+    }
+    match state.service.start_portal_session(form.token.trim()).await {
+        Ok(Some((token, _))) => {
+            let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
+            let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly; SameSite=Lax{secure}");
+            let mut response = Redirect::to("/portal/webhooks").into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(SET_COOKIE, value);
+            }
+            response
+        }
+        Ok(None) => message(
+            StatusCode::UNAUTHORIZED,
+            "link-refused",
+            "This link no longer works",
+            "A portal link works once, for a few minutes. Go back to your platform's page and open the portal again.",
+        ),
+        Err(error) => failed(&error),
+    }
+}
+
+fn failed(error: &dyn std::error::Error) -> Response {
+    tracing::error!(error = %hookline_dispatch::error_chain(error), "a portal request failed");
+    message(StatusCode::INTERNAL_SERVER_ERROR, "error", "Something went wrong", "The request failed; try again.")
+}
+
+/// The session's token from the request's cookie, if it has one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
+}
+
+/// Whether a form comes from the portal's own pages: its `Origin` (browsers send it with every form post) names
+/// this server, as the request's `Host` or the configured public URL does.
+fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    origin == state.settings.public_url
+        || origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+}
+
+/// A signed-in portal user: the session its cookie names. The tenant comes from here alone.
+struct Signed(PortalSession);
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Signed, Response> {
+        let Some(token) = session_cookie(&parts.headers) else {
+            return Err(Redirect::to("/portal/signed-out").into_response());
+        };
+        match state.service.portal_session(token).await {
+            Ok(Some(session)) => Ok(Signed(session)),
+            Ok(None) => Err(Redirect::to("/portal/signed-out").into_response()),
+            Err(error) => Err(failed(&error)),
+        }
+    }
+}
+
+/// `GET /portal/signed-out`: where a request without a live session ends up; inside a frame, the script tells
+/// the platform's page.
+async fn signed_out() -> Response {
+    let mut response = message(
+        StatusCode::UNAUTHORIZED,
+        "signed-out",
+        "You are signed out",
+        "Your session is over. Open the portal again from your platform's page.",
+    );
+    response.headers_mut().insert(SET_COOKIE, HeaderValue::from_static("hookline_portal=; Path=/portal; Max-Age=0"));
+    response
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// Whether a state-changing form may act: from the portal's origin, with the session's CSRF token.
+fn form_allowed(headers: &HeaderMap, state: &AppState, session: &PortalSession, csrf: &str) -> bool {
+    same_origin(headers, state) && !csrf.is_empty() && csrf == session.csrf
+}
+
+fn form_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "error",
+        "Refused",
+        "This form is out of date or was not sent from the portal; reload the page and try again.",
+    )
+}
+
+/// `POST /portal/sign-out`: ends the session.
+async fn sign_out(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if !form_allowed(&headers, &state, &session, &form.csrf) {
+        return form_refused();
+    }
+    if let Err(error) = state.service.revoke_portal_session(session.tenant.clone(), session.id.clone()).await {
+        return failed(&error);
+    }
+    Redirect::to("/portal/signed-out").into_response()
+}
+
+/// One endpoint as the Webhooks page lists it.
+struct EndpointRow {
+    id: String,
+    url: String,
+    description: String,
+    topics: String,
+    health: &'static str,
+    since: Option<String>,
+    format: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "portal/webhooks.html")]
+struct WebhooksPage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    tenant_name: String,
+    endpoints: Vec<EndpointRow>,
+}
+
+/// `GET /portal/webhooks`: the tenant's endpoints with their health (Heron's Settings → Webhooks).
+async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Response {
+    let listed = state.service.list_endpoints(session.tenant.clone(), PageRequest { cursor: None, limit: 1000 }).await;
+    let endpoints = match listed {
+        Ok(page) => page.data,
+        Err(error) => return failed(&error),
+    };
+    let endpoints = match state.service.with_health(endpoints).await {
+        Ok(endpoints) => endpoints,
+        Err(error) => return failed(&error),
+    };
+    let rows = endpoints
+        .iter()
+        .map(|(endpoint, shown, health)| EndpointRow {
+            id: endpoint.id.to_string(),
+            url: endpoint.url.clone(),
+            description: endpoint.description.clone(),
+            topics: endpoint.topics.iter().map(|topic| topic.as_str()).collect::<Vec<_>>().join(", "),
+            health: shown.as_str(),
+            since: match shown {
+                HealthState::Failing => health.failing_since.map(|since| since.to_rfc3339()),
+                HealthState::Disabled => endpoint.disabled.as_ref().map(|disabled| disabled.at.to_rfc3339()),
+                HealthState::Healthy => None,
+            },
+            format: endpoint.format.as_str(),
+        })
+        .collect();
+    let Frame { tenant, user, csrf, section } = Frame::of(&session, "webhooks");
+    page(&WebhooksPage { tenant, user, csrf, section, tenant_name: session.tenant.to_string(), endpoints: rows })
+}

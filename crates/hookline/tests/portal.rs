@@ -1,0 +1,175 @@
+//! The portal's way in, over HTTP against a real `hookline serve`: the platform mints a single-use link, its token
+//! starts a session whose cookie shows the tenant's webhooks and nobody else's; a used, unknown or expired link,
+//! a form from another origin or without its CSRF token, and a revoked session are refused. (What a browser does
+//! with the pages is in `portal_browser.rs`.)
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Answer, Hookline, Receiver, TempDir};
+
+/// The token in a portal link's fragment.
+fn token_of(link: &Answer) -> String {
+    let url = link.body["url"].as_str().unwrap_or_else(|| panic!("no url: {}", link.text));
+    url.split_once("#token=").unwrap_or_else(|| panic!("no token in the fragment: {url}")).1.to_owned()
+}
+
+/// The session cookie (`hookline_portal=…`) an answer sets.
+fn cookie_of(answer: &Answer) -> String {
+    let set = answer.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {:?}", answer.headers));
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// Posts a form to the portal, as a browser on the portal's own page would (its `Origin`).
+async fn form(server: &Hookline, path: &str, body: &str, cookie: Option<&str>, origin: Option<&str>) -> Answer {
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded".to_owned())];
+    if let Some(origin) = origin {
+        headers.push(("origin", origin.to_owned()));
+    }
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie.to_owned()));
+    }
+    server.call_with("POST", path, None, Some(body), &headers).await
+}
+
+async fn page(server: &Hookline, path: &str, cookie: &str) -> Answer {
+    server.call_with("GET", path, None, None, &[("cookie", cookie.to_owned())]).await
+}
+
+#[tokio::test]
+async fn a_link_starts_one_session_that_sees_its_tenant_alone() {
+    let dir = TempDir::new("portal-links");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    let acme_key = server.tenant("acme").await;
+    server.tenant("globex").await;
+    server.endpoint("acme", json!({"url": format!("{}/acme-hook", receiver.url), "topics": ["pdf.processed"]})).await;
+    server
+        .endpoint("globex", json!({"url": format!("{}/globex-hook", receiver.url), "topics": ["pdf.processed"]}))
+        .await;
+    let origin = server.url.clone();
+
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", Some(json!({"user": "ada@acme.example"}))).await;
+    assert_eq!(link.status, 201, "{}", link.text);
+    assert!(link.body["url"].as_str().unwrap().starts_with(&format!("{}/portal/#token=hpl_", server.url)));
+    assert!(!link.body["url"].as_str().unwrap().contains('?'), "the token is never in the query");
+    let token = token_of(&link);
+
+    // The landing page has no token of its own to see: it asks the script to post the fragment's.
+    let landing = server.call("GET", "/portal/", None, None).await;
+    assert_eq!(landing.status, 200);
+    assert!(landing.text.contains(r#"data-portal-state="signing-in""#), "{}", landing.text);
+    let policy = landing.header("content-security-policy").unwrap();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(!landing.text.contains("<script>"), "no inline script");
+
+    // From another origin, or with none, the link is not even tried (and so still works after).
+    let elsewhere =
+        form(&server, "/portal/session", &format!("token={token}"), None, Some("https://evil.example")).await;
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.text);
+    assert_eq!(form(&server, "/portal/session", &format!("token={token}"), None, None).await.status, 403);
+    let signed_in = form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/portal/webhooks")), "{}", signed_in.text);
+    let set = signed_in.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/portal"), "{set}");
+    let cookie = cookie_of(&signed_in);
+    let again = form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    assert_eq!(again.status, 401, "a link works once");
+    assert!(again.text.contains("This link no longer works"), "{}", again.text);
+    let unknown = form(&server, "/portal/session", "token=hpl_nothing", None, Some(&origin)).await;
+    assert_eq!(unknown.status, 401);
+
+    // The session shows acme's webhooks and nothing of globex.
+    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    assert_eq!(webhooks.status, 200, "{}", webhooks.text);
+    assert!(webhooks.text.contains("/acme-hook") && webhooks.text.contains("healthy"), "{}", webhooks.text);
+    assert!(webhooks.text.contains("ada@acme.example"));
+    assert!(!webhooks.text.contains("globex"), "{}", webhooks.text);
+    let none = server.call("GET", "/portal/webhooks", None, None).await;
+    assert_eq!((none.status, none.header("location")), (303, Some("/portal/signed-out")));
+
+    // Its tenant lists it, another tenant's key does not see it, and revoking it signs it out at its next request.
+    let sessions = server.call("GET", "/v1/tenants/acme/portal-sessions", Some(&acme_key), None).await;
+    assert_eq!(sessions.body["data"].as_array().unwrap().len(), 1, "{}", sessions.text);
+    assert_eq!(sessions.body["data"][0]["user"], "ada@acme.example");
+    assert!(!sessions.text.contains(&cookie["hookline_portal=".len()..]), "never the token");
+    let id = sessions.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let globex_key =
+        server.admin("POST", "/v1/tenants/globex/keys", None).await.body["key"].as_str().unwrap().to_owned();
+    let elsewhere =
+        server.call("DELETE", &format!("/v1/tenants/globex/portal-sessions/{id}"), Some(&globex_key), None).await;
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.text);
+    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 200, "globex revoked nothing");
+    let revoked = server.call("DELETE", &format!("/v1/tenants/acme/portal-sessions/{id}"), Some(&acme_key), None).await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    let after = page(&server, "/portal/webhooks", &cookie).await;
+    assert_eq!((after.status, after.header("location")), (303, Some("/portal/signed-out")));
+    let signed_out = server.call("GET", "/portal/signed-out", None, None).await;
+    assert!(signed_out.text.contains(r#"data-portal-state="signed-out""#), "{}", signed_out.text);
+}
+
+#[tokio::test]
+async fn sign_out_needs_the_sessions_csrf_token_and_the_portals_origin() {
+    let dir = TempDir::new("portal-csrf");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    let origin = server.url.clone();
+    let token = token_of(&server.admin("POST", "/v1/tenants/acme/portal-links", None).await);
+    let cookie = cookie_of(&form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
+    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    assert!(webhooks.text.contains("No webhooks yet"), "an empty state says what to do: {}", webhooks.text);
+    let csrf = webhooks.text.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    assert!(csrf.len() >= 32, "{csrf}");
+
+    for (body, from) in [
+        ("csrf=".to_owned(), Some(origin.as_str())),
+        ("csrf=wrong".to_owned(), Some(origin.as_str())),
+        (format!("csrf={csrf}"), Some("https://evil.example")),
+        (format!("csrf={csrf}"), None),
+    ] {
+        let refused = form(&server, "/portal/sign-out", &body, Some(&cookie), from).await;
+        assert_eq!(refused.status, 403, "{body} from {from:?}: {}", refused.text);
+    }
+    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 200, "still signed in");
+    let out = form(&server, "/portal/sign-out", &format!("csrf={csrf}"), Some(&cookie), Some(&origin)).await;
+    assert_eq!((out.status, out.header("location")), (303, Some("/portal/signed-out")));
+    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 303);
+}
+
+#[tokio::test]
+async fn links_are_for_the_operator_and_their_requests_are_checked() {
+    let dir = TempDir::new("portal-link-errors");
+    let server = Hookline::start(dir.path()).await;
+    let key = server.tenant("acme").await;
+    let tenant_made = server.call("POST", "/v1/tenants/acme/portal-links", Some(&key), Some("{}")).await;
+    assert_eq!((tenant_made.status, tenant_made.code()), (403, "forbidden"), "the platform's backend mints links");
+    for (body, status, code) in [
+        (json!({"capabilities": ["admin"]}), 422, "invalid_capability"),
+        (json!({"ttl": "2h"}), 422, "invalid_ttl"),
+        (json!({"ttl": "0s"}), 422, "invalid_ttl"),
+        (json!({"ttl": "soon"}), 422, "invalid_ttl"),
+        (json!({"user": "x".repeat(300)}), 422, "invalid_user"),
+        (json!({"user": "a\nb"}), 422, "invalid_user"),
+        (json!({"extra": true}), 400, "invalid_field"),
+    ] {
+        let answer = server.admin("POST", "/v1/tenants/acme/portal-links", Some(body.clone())).await;
+        assert_eq!((answer.status, answer.code()), (status, code), "{body}: {}", answer.text);
+    }
+    let unknown = server.admin("POST", "/v1/tenants/nobody/portal-links", None).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "tenant_not_found"));
+    let narrowed = server
+        .admin("POST", "/v1/tenants/acme/portal-links", Some(json!({"capabilities": ["retry"], "ttl": "10m"})))
+        .await;
+    assert_eq!(narrowed.status, 201, "{}", narrowed.text);
+    let expires = hookline_core::time::Timestamp::parse_rfc3339(narrowed.body["expires_at"].as_str().unwrap()).unwrap();
+    let expected = hookline_core::time::Timestamp::now().saturating_add(std::time::Duration::from_secs(600));
+    assert!(expires.unix_seconds().abs_diff(expected.unix_seconds()) < 30, "{}", narrowed.text);
+    let token = token_of(&narrowed);
+    let origin = server.url.clone();
+    form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
+    assert_eq!(sessions.body["data"][0]["capabilities"], json!(["read", "retry"]));
+    assert_eq!(sessions.body["data"][0]["user"], Value::Null);
+    let missing = server.admin("DELETE", "/v1/tenants/acme/portal-sessions/ps_00000000000000000000000000", None).await;
+    assert_eq!(missing.status, 404);
+}
