@@ -45,14 +45,16 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// Every portal answer: a strict policy with no inline script or style, never framed (embedding comes with its
-/// own setting), nothing cached or leaked in a Referer.
+/// own setting), nothing cached, and no portal address in another site's Referer.
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     let policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                   form-action 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
     headers.insert("content-security-policy", HeaderValue::from_static(policy));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // `same-origin`: the portal's own forms still carry their `Origin` (under `no-referrer` a browser sends
+    // `Origin: null`), and no other site ever sees a portal address.
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }

@@ -1,0 +1,147 @@
+//! The portal in a real browser: Debian's Chromium, headless, driven through chromedriver by WebDriver, against a
+//! real `hookline serve`. A link minted through the API opens the tenant's Webhooks page; the same link opened
+//! again does not. Each page is saved as a screenshot under the test's target directory (`portal-screenshots/`).
+//!
+//! Browser tests run when `HOOKLINE_TEST_BROWSER=1` (`scripts/test` sets it, and installs `chromium` and
+//! `chromium-driver` from Debian's packages when they are missing); otherwise they say so and pass.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::{Hookline, Receiver, TempDir};
+use tokio::process::{Child, Command};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Whether this run drives a browser.
+fn browser_wanted() -> bool {
+    match std::env::var("HOOKLINE_TEST_BROWSER").as_deref() {
+        Ok("1") => true,
+        Ok("0") | Err(_) => {
+            eprintln!("skipping: set HOOKLINE_TEST_BROWSER=1 to run the browser tests (scripts/test does)");
+            false
+        }
+        Ok(other) => panic!("HOOKLINE_TEST_BROWSER={other:?}; expected 1 or 0"),
+    }
+}
+
+/// A chromedriver of this test's own, and a headless Chromium session through it.
+struct Browser {
+    client: Client,
+    _driver: Child,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(program).exists(),
+                "{program} is missing: install Debian's chromium and chromium-driver (scripts/test does)"
+            );
+        }
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--window-size=1280,900"],
+            }),
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(error) => {
+                    assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start a session: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        Browser { client, _driver: driver }
+    }
+
+    /// Waits until the page has an element `css` matches, and returns the page's text.
+    async fn text_once(&self, css: &str) -> String {
+        if let Err(error) = self.client.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
+            let at = self.client.current_url().await.map(|url| url.to_string()).unwrap_or_default();
+            let source = self.client.source().await.unwrap_or_default();
+            panic!("no {css} on the page within {WAIT:?} ({error}); at {at}:\n{source}");
+        }
+        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+    }
+
+    /// Saves a screenshot of the page as `name.png` among the test's artefacts.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, self.client.screenshot().await.unwrap()).unwrap();
+        path
+    }
+
+    async fn close(self) {
+        self.client.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_link_opens_the_tenants_webhooks_once() {
+    if !browser_wanted() {
+        return;
+    }
+    let dir = TempDir::new("portal-browser");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let hook = format!("{}/acme-hook", receiver.url);
+    server.endpoint("acme", json!({"url": hook, "topics": ["pdf.processed"], "description": "Risk team"})).await;
+    server
+        .endpoint("globex", json!({"url": format!("{}/globex-hook", receiver.url), "topics": ["pdf.processed"]}))
+        .await;
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", Some(json!({"user": "ada@acme.example"}))).await;
+    let url = link.body["url"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    browser.client.goto(&url).await.unwrap();
+    let text = browser.text_once("table.list").await;
+    browser.screenshot("webhooks").await;
+    assert!(text.contains(&hook) && text.contains("Risk team") && text.contains("healthy"), "{text}");
+    assert!(text.contains("acme") && text.contains("ada@acme.example"), "{text}");
+    assert!(!text.contains("globex"), "another tenant's webhooks never show: {text}");
+    let address = browser.client.current_url().await.unwrap();
+    assert_eq!(address.path(), "/portal/webhooks");
+    assert!(!address.as_str().contains("hpl_"), "the link's token left the address: {address}");
+
+    // The same link, in a browser with no session: it worked once and does not work again.
+    browser.client.delete_all_cookies().await.unwrap();
+    browser.client.goto(&url).await.unwrap();
+    let text = browser.text_once("[data-portal-state=link-refused]").await;
+    browser.screenshot("link-used").await;
+    assert!(text.contains("This link no longer works"), "{text}");
+    browser.close().await;
+}
