@@ -22,3 +22,17 @@
   form.elements.token.value = decodeURIComponent(match[1]);
   form.submit();
 })();
+
+// Copy buttons: data-copy names the element whose text to copy.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) {
+    return;
+  }
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  if (source && navigator.clipboard) {
+    navigator.clipboard.writeText(source.textContent).then(function () {
+      button.textContent = "Copied";
+    });
+  }
+});

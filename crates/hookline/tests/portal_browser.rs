@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::{Hookline, Receiver, TempDir};
+use support::{Hookline, Receiver, Reply, TempDir};
 use tokio::process::{Child, Command};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -94,6 +94,39 @@ impl Browser {
         self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
     }
 
+    /// Reloads the page until it has an element `css` matches (server-rendered pages show new state on a reload).
+    async fn reload_until(&self, css: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if self.client.find(Locator::Css(css)).await.is_ok() {
+                return self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no {css} after reloading for {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.client.refresh().await.unwrap();
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css}: {error}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn text_of(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css}: {error}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Saves a screenshot of the page as `name.png` among the test's artefacts.
     async fn screenshot(&self, name: &str) -> PathBuf {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
@@ -143,5 +176,70 @@ async fn a_link_opens_the_tenants_webhooks_once() {
     let text = browser.text_once("[data-portal-state=link-refused]").await;
     browser.screenshot("link-used").await;
     assert!(text.contains("This link no longer works"), "{text}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
+    if !browser_wanted() {
+        return;
+    }
+    let dir = TempDir::new("portal-browser-flow");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    server.tenant("acme").await;
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
+    let browser = Browser::start().await;
+    browser.client.goto(link.body["url"].as_str().unwrap()).await.unwrap();
+    let text = browser.text_once("[data-portal-state=empty]").await;
+    assert!(text.contains("No webhooks yet"), "{text}");
+    browser.screenshot("webhooks-empty").await;
+
+    // Add webhook: a bad URL is refused next to its field, and what was typed stays.
+    browser.click("a.button.primary").await;
+    browser.text_once("form[data-portal-state=new-webhook]").await;
+    browser.client.find(Locator::Css("#url")).await.unwrap().send_keys("not a url").await.unwrap();
+    browser.click("input[name=topics][value='pdf.processed']").await;
+    browser.click("button[type=submit].primary").await;
+    let error = browser.client.wait().at_most(WAIT).for_element(Locator::Css("#url-error")).await.unwrap();
+    assert!(error.text().await.unwrap().contains("not a url"), "the error names the value");
+    browser.screenshot("add-webhook-error").await;
+    let checked = browser.client.find(Locator::Css("input[name=topics][value='pdf.processed']")).await.unwrap();
+    assert_eq!(checked.prop("checked").await.unwrap().as_deref(), Some("true"), "the topic stays picked");
+    let url = browser.client.find(Locator::Css("#url")).await.unwrap();
+    url.clear().await.unwrap();
+    url.send_keys(&format!("{}/hook", receiver.url)).await.unwrap();
+    browser.click("button[type=submit].primary").await;
+    browser.text_once("[data-portal-state=created]").await;
+    let secret = browser.text_of("#secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.screenshot("webhook-created").await;
+
+    // A test event: its delivery and its first attempt.
+    browser.click("form[action$='/test'] button").await;
+    let text = browser.reload_until("[data-attempt='1'] .answer").await;
+    assert!(text.contains("Answered 200") && text.contains("test"), "{text}");
+    assert_eq!(browser.text_of("[data-status]").await, "succeeded");
+    browser.screenshot("delivery").await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("hookline-topic"), Some("pdf.processed"));
+
+    // The receiver fails; Retry now makes a second attempt, which shows its answer.
+    receiver.answer(Reply::status(500).with_body("database down"));
+    browser.click("form[action$='/retry'] button").await;
+    let text = browser.reload_until("[data-attempt='2'] .answer").await;
+    assert!(text.contains("Answered 500") && text.contains("the endpoint answered 500"), "{text}");
+    browser.screenshot("delivery-retried").await;
+
+    // Reveal the secret, then rotate it: the new one shows, the old one keeps signing for a day.
+    browser.click("a[href^='/portal/webhooks/ep_']").await;
+    browser.click("form[action$='/secret'] button").await;
+    assert_eq!(browser.text_of("#revealed-secret").await, secret);
+    browser.click("form[action$='/secret/rotate'] button").await;
+    let text = browser.text_once("#revealed-secret").await;
+    let rotated = browser.text_of("#revealed-secret").await;
+    assert!(rotated.starts_with("whsec_") && rotated != secret, "{rotated}");
+    assert!(text.contains("The previous secret still signs until"), "{text}");
+    browser.screenshot("endpoint-rotated").await;
     browser.close().await;
 }

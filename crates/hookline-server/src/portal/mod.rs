@@ -13,10 +13,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hookline_core::health::State as HealthState;
-use hookline_store::{PageRequest, PortalSession};
+use hookline_core::portal::Capability;
+use hookline_store::{DISABLED_BY_HAND, PageRequest, PortalSession};
 use serde::Deserialize;
 
 use crate::api::AppState;
+
+mod deliveries;
+mod endpoints;
 
 /// The cookie that carries a portal session's token.
 const COOKIE_NAME: &str = "hookline_portal";
@@ -27,6 +31,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal/", get(landing))
         .route("/portal/session", post(redeem))
         .route("/portal/webhooks", get(webhooks))
+        .route("/portal/webhooks/new", get(endpoints::new_form).post(endpoints::create))
+        .route("/portal/webhooks/{endpoint}", get(endpoints::show))
+        .route("/portal/webhooks/{endpoint}/test", post(endpoints::test))
+        .route("/portal/webhooks/{endpoint}/enabled", post(endpoints::set_enabled))
+        .route("/portal/webhooks/{endpoint}/secret", post(endpoints::reveal_secret))
+        .route("/portal/webhooks/{endpoint}/secret/rotate", post(endpoints::rotate_secret))
+        .route("/portal/deliveries/{delivery}", get(deliveries::show))
+        .route("/portal/deliveries/{delivery}/retry", post(deliveries::retry))
         .route("/portal/sign-out", post(sign_out))
         .route("/portal/signed-out", get(signed_out))
         .route(
@@ -60,7 +72,7 @@ async fn secure_headers(mut response: Response) -> Response {
 }
 
 /// A page, rendered; a template that fails to render is the server's fault, said plainly.
-fn page(template: &impl Template) -> Response {
+pub(super) fn page(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
@@ -71,11 +83,11 @@ fn page(template: &impl Template) -> Response {
 }
 
 /// What the header of every page shows: the tenant and the user when signed in.
-struct Frame {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+pub(super) struct Frame {
+    pub(super) tenant: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) csrf: String,
+    pub(super) section: &'static str,
 }
 
 impl Frame {
@@ -83,7 +95,7 @@ impl Frame {
         Frame { tenant: None, user: None, csrf: String::new(), section: "" }
     }
 
-    fn of(session: &PortalSession, section: &'static str) -> Frame {
+    pub(super) fn of(session: &PortalSession, section: &'static str) -> Frame {
         Frame {
             tenant: Some(session.tenant.to_string()),
             user: session.user.clone(),
@@ -106,7 +118,7 @@ struct MessagePage {
     state: &'static str,
 }
 
-fn message(status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
     let Frame { tenant, user, csrf, section } = Frame::signed_out();
     let template =
         MessagePage { tenant, user, csrf, section, heading: heading.to_owned(), text: text.to_owned(), state };
@@ -168,7 +180,7 @@ async fn redeem(
     }
 }
 
-fn failed(error: &dyn std::error::Error) -> Response {
+pub(super) fn failed(error: &dyn std::error::Error) -> Response {
     tracing::error!(error = %hookline_dispatch::error_chain(error), "a portal request failed");
     message(StatusCode::INTERNAL_SERVER_ERROR, "error", "Something went wrong", "The request failed; try again.")
 }
@@ -195,7 +207,7 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
 }
 
 /// A signed-in portal user: the session its cookie names. The tenant comes from here alone.
-struct Signed(PortalSession);
+pub(super) struct Signed(pub(super) PortalSession);
 
 impl FromRequestParts<AppState> for Signed {
     type Rejection = Response;
@@ -231,11 +243,11 @@ struct CsrfForm {
 }
 
 /// Whether a state-changing form may act: from the portal's origin, with the session's CSRF token.
-fn form_allowed(headers: &HeaderMap, state: &AppState, session: &PortalSession, csrf: &str) -> bool {
+pub(super) fn form_allowed(headers: &HeaderMap, state: &AppState, session: &PortalSession, csrf: &str) -> bool {
     same_origin(headers, state) && !csrf.is_empty() && csrf == session.csrf
 }
 
-fn form_refused() -> Response {
+pub(super) fn form_refused() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "error",
@@ -280,6 +292,9 @@ struct WebhooksPage {
     section: &'static str,
     tenant_name: String,
     endpoints: Vec<EndpointRow>,
+    can_manage: bool,
+    /// One line per endpoint that was disabled by Hookline, with what to do.
+    banners: Vec<String>,
 }
 
 /// `GET /portal/webhooks`: the tenant's endpoints with their health (Heron's Settings → Webhooks).
@@ -309,6 +324,63 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
             format: endpoint.format.as_str(),
         })
         .collect();
+    let banners = endpoints
+        .iter()
+        .filter(|(endpoint, _, _)| {
+            endpoint.disabled.as_ref().is_some_and(|disabled| disabled.reason != DISABLED_BY_HAND)
+        })
+        .map(|(endpoint, _, _)| {
+            format!("{} was disabled after failing for days. Open it to enable it again once it answers.", endpoint.url)
+        })
+        .collect();
+    let can_manage = may(&session, Capability::ManageEndpoints);
     let Frame { tenant, user, csrf, section } = Frame::of(&session, "webhooks");
-    page(&WebhooksPage { tenant, user, csrf, section, tenant_name: session.tenant.to_string(), endpoints: rows })
+    page(&WebhooksPage {
+        tenant,
+        user,
+        csrf,
+        section,
+        tenant_name: session.tenant.to_string(),
+        endpoints: rows,
+        can_manage,
+        banners,
+    })
+}
+
+/// Whether the session may do what `capability` allows.
+pub(super) fn may(session: &PortalSession, capability: Capability) -> bool {
+    session.capabilities.contains(&capability)
+}
+
+/// A page saying the session may not do that.
+pub(super) fn not_allowed() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "error",
+        "Not allowed",
+        "Your access to this portal does not include this; ask your platform for it.",
+    )
+}
+
+/// A form's fields, as a browser sends them (`application/x-www-form-urlencoded`), repeated names kept.
+pub(super) struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub(super) fn parse(body: &[u8]) -> Fields {
+        Fields(form_urlencoded::parse(body).map(|(name, value)| (name.into_owned(), value.into_owned())).collect())
+    }
+
+    /// The first value of `name`, or "".
+    pub(super) fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(field, _)| field == name).map_or("", |(_, value)| value.as_str())
+    }
+
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(field, _)| field == name).map(|(_, value)| value.clone()).collect()
+    }
+}
+
+/// A time as pages show it.
+pub(super) fn when(time: hookline_core::time::Timestamp) -> String {
+    time.to_rfc3339()
 }

@@ -1,0 +1,449 @@
+//! The portal's endpoint pages: "Add webhook", and one endpoint with its test events, its switch, its secret and
+//! its deliveries. Each form calls the same use case as the JSON API; a refusal comes back next to its field.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use hookline_core::health::{Health, State as HealthState};
+use hookline_core::id::EndpointId;
+use hookline_core::portal::Capability;
+use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
+
+use super::{Fields, Frame, Signed, failed, form_allowed, form_refused, may, message, not_allowed, page, when};
+use crate::api::AppState;
+use crate::api::types::{CreateEndpointRequest, EndpointSecretResponse, UpdateEndpointRequest};
+use crate::error::ApiError;
+use crate::service::ServiceError;
+
+/// One topic of the catalogue as the form offers it.
+struct TopicChoice {
+    name: String,
+    description: String,
+    deprecated: bool,
+    checked: bool,
+}
+
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+/// The "Add webhook" form: what was typed, and what was wrong with it, field by field.
+#[derive(Default)]
+struct WebhookForm {
+    url: String,
+    description: String,
+    topics: Vec<TopicChoice>,
+    formats: Vec<Choice>,
+    schemes: Vec<Choice>,
+    url_error: Option<String>,
+    topics_error: Option<String>,
+    description_error: Option<String>,
+    format_error: Option<String>,
+    signing_error: Option<String>,
+    general_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/new_webhook.html")]
+struct NewWebhookPage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    form: WebhookForm,
+}
+
+const FORMATS: [(&str, &str); 6] = [
+    ("", "Chosen from the URL (the event's envelope unless it is Slack, Discord or Teams)"),
+    ("envelope", "Envelope: topic, time, data and meta"),
+    ("data", "The event's data alone"),
+    ("slack", "Slack message"),
+    ("discord", "Discord message"),
+    ("teams", "Microsoft Teams message"),
+];
+const SCHEMES: [(&str, &str); 3] =
+    [("standard", "Standard Webhooks"), ("heron", "heron-signature"), ("herald", "x-herald-signature")];
+
+impl WebhookForm {
+    /// The form as `fields` filled it in, over the catalogue's topics.
+    async fn new(state: &AppState, fields: Option<&Fields>) -> Result<WebhookForm, ServiceError> {
+        let chosen = fields.map(|fields| fields.all("topics")).unwrap_or_default();
+        let format = fields.map_or("", |fields| fields.get("format"));
+        let signing = fields.map(|fields| fields.all("signing")).unwrap_or_default();
+        let topics = state
+            .service
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|topic| TopicChoice {
+                checked: chosen.iter().any(|name| name == topic.name.as_str()),
+                name: topic.name.to_string(),
+                description: topic.description,
+                deprecated: topic.deprecated,
+            })
+            .collect();
+        Ok(WebhookForm {
+            url: fields.map(|fields| fields.get("url").to_owned()).unwrap_or_default(),
+            description: fields.map(|fields| fields.get("description").to_owned()).unwrap_or_default(),
+            topics,
+            formats: FORMATS.iter().map(|(value, label)| Choice { value, label, selected: *value == format }).collect(),
+            schemes: SCHEMES
+                .iter()
+                .map(|(value, label)| Choice { value, label, selected: signing.iter().any(|name| name == value) })
+                .collect(),
+            ..WebhookForm::default()
+        })
+    }
+
+    /// Puts a refusal next to the field it concerns.
+    fn refused(&mut self, error: &ApiError) {
+        let detail = Some(error.detail.clone());
+        match error.code {
+            "invalid_url" | "blocked_url" => self.url_error = detail,
+            "no_topics" | "invalid_topic" | "unknown_topic" | "deprecated_topic" => self.topics_error = detail,
+            "invalid_description" => self.description_error = detail,
+            "invalid_format" => self.format_error = detail,
+            "invalid_signing" | "invalid_secret" => self.signing_error = detail,
+            _ => self.general_error = detail,
+        }
+    }
+}
+
+fn form_page(session: &PortalSession, form: WebhookForm) -> NewWebhookPage {
+    let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
+    NewWebhookPage { tenant, user, csrf, section, form }
+}
+
+/// `GET /portal/webhooks/new`.
+pub(super) async fn new_form(State(state): State<AppState>, Signed(session): Signed) -> Response {
+    if !may(&session, Capability::ManageEndpoints) {
+        return not_allowed();
+    }
+    match WebhookForm::new(&state, None).await {
+        Ok(form) => page(&form_page(&session, form)),
+        Err(error) => failed(&error),
+    }
+}
+
+/// `POST /portal/webhooks/new`: creates the endpoint, or shows the form again with what to fix.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    if !form_allowed(&headers, &state, &session, fields.get("csrf")) {
+        return form_refused();
+    }
+    if !may(&session, Capability::ManageEndpoints) {
+        return not_allowed();
+    }
+    let signing = fields.all("signing");
+    let request = CreateEndpointRequest {
+        url: fields.get("url").trim().to_owned(),
+        topics: fields.all("topics"),
+        description: fields.get("description").trim().to_owned(),
+        enabled: None,
+        format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
+        signing: (!signing.is_empty()).then_some(signing),
+        retry_schedule: None,
+        secret: None,
+        headers: None,
+    };
+    match state.service.create_endpoint(session.tenant.clone(), request).await {
+        Ok(endpoint) => {
+            let secret = endpoint.secret.clone();
+            endpoint_page(&state, &session, endpoint, Shown { created_secret: Some(secret), ..Shown::default() }).await
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            if error.status.is_server_error() {
+                return message(error.status, "error", "Something went wrong", &error.detail);
+            }
+            match WebhookForm::new(&state, Some(&fields)).await {
+                Ok(mut form) => {
+                    form.refused(&error);
+                    (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&session, form))).into_response()
+                }
+                Err(error) => failed(&error),
+            }
+        }
+    }
+}
+
+/// An endpoint as its page shows it.
+struct EndpointView {
+    id: String,
+    url: String,
+    description: String,
+    topics: String,
+    topic_list: Vec<String>,
+    format: &'static str,
+    signing: String,
+    enabled: bool,
+    health: &'static str,
+    since: Option<String>,
+    reason: Option<String>,
+}
+
+/// One delivery in the endpoint's list.
+struct DeliveryRow {
+    id: String,
+    topic: String,
+    status: &'static str,
+    attempts: u32,
+    last: String,
+    created: String,
+    test: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/endpoint.html")]
+struct EndpointPage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    endpoint: EndpointView,
+    deliveries: Vec<DeliveryRow>,
+    can_manage: bool,
+    can_see_secrets: bool,
+    created_secret: Option<String>,
+    revealed_secret: Option<String>,
+    previous_secret: Option<String>,
+    notice: Option<String>,
+}
+
+/// What a page shows beyond the endpoint itself.
+#[derive(Default)]
+struct Shown {
+    created_secret: Option<String>,
+    revealed: Option<EndpointSecretResponse>,
+    notice: Option<String>,
+}
+
+async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endpoint, shown: Shown) -> Response {
+    let with = match state.service.with_health(vec![endpoint]).await {
+        Ok(with) => with,
+        Err(error) => return failed(&error),
+    };
+    let Some((endpoint, health_state, health)) = with.into_iter().next() else {
+        return failed(&std::io::Error::other("an endpoint went missing"));
+    };
+    let filter = DeliveryFilter { endpoint: Some(endpoint.id.clone()), ..DeliveryFilter::default() };
+    let deliveries = match state
+        .service
+        .list_deliveries(session.tenant.clone(), filter, PageRequest { cursor: None, limit: 20 })
+        .await
+    {
+        Ok(page) => page.data,
+        Err(error) => return failed(&error),
+    };
+    let deliveries = deliveries
+        .iter()
+        .map(|delivery| DeliveryRow {
+            id: delivery.id.to_string(),
+            topic: delivery.topic.to_string(),
+            status: delivery.status.as_str(),
+            attempts: delivery.attempts,
+            last: match (delivery.last_status, &delivery.last_error) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(error)) => error.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            created: when(delivery.created),
+            test: delivery.origin == hookline_core::attempt::Origin::Test,
+        })
+        .collect();
+    let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
+    let previous_secret =
+        shown.revealed.as_ref().and_then(|secrets| secrets.previous.as_ref()).map(|previous| when(previous.expires_at));
+    page(&EndpointPage {
+        tenant,
+        user,
+        csrf,
+        section,
+        endpoint: view(&endpoint, health_state, &health),
+        deliveries,
+        can_manage: may(session, Capability::ManageEndpoints),
+        can_see_secrets: may(session, Capability::SeeSecrets),
+        created_secret: shown.created_secret,
+        revealed_secret: shown.revealed.map(|secrets| secrets.secret),
+        previous_secret,
+        notice: shown.notice,
+    })
+}
+
+fn view(endpoint: &Endpoint, shown: HealthState, health: &Health) -> EndpointView {
+    let topic_list: Vec<String> = endpoint.topics.iter().map(ToString::to_string).collect();
+    EndpointView {
+        id: endpoint.id.to_string(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        topics: topic_list.join(", "),
+        topic_list,
+        format: endpoint.format.as_str(),
+        signing: if endpoint.signing.is_empty() {
+            "unsigned".to_owned()
+        } else {
+            endpoint.signing.iter().map(|scheme| scheme.as_str()).collect::<Vec<_>>().join(", ")
+        },
+        enabled: endpoint.enabled,
+        health: shown.as_str(),
+        since: match shown {
+            HealthState::Failing => health.failing_since.map(when),
+            HealthState::Disabled => endpoint.disabled.as_ref().map(|disabled| when(disabled.at)),
+            HealthState::Healthy => None,
+        },
+        reason: endpoint.disabled.as_ref().map(|disabled| disabled.reason.clone()),
+    }
+}
+
+/// The endpoint a path names, of the session's tenant (another tenant's is simply not found).
+async fn owned(state: &AppState, session: &PortalSession, id: &str) -> Result<Endpoint, Response> {
+    let not_found = || {
+        message(StatusCode::NOT_FOUND, "error", "Not found", "There is no such webhook here; go back to your webhooks.")
+    };
+    let id: EndpointId = id.parse().map_err(|_| not_found())?;
+    match state.service.endpoint(session.tenant.clone(), id).await {
+        Ok(endpoint) => Ok(endpoint),
+        Err(ServiceError::NotFound { .. }) => Err(not_found()),
+        Err(error) => Err(failed(&error)),
+    }
+}
+
+/// `GET /portal/webhooks/{endpoint}`.
+pub(super) async fn show(State(state): State<AppState>, Signed(session): Signed, Path(id): Path<String>) -> Response {
+    match owned(&state, &session, &id).await {
+        Ok(endpoint) => endpoint_page(&state, &session, endpoint, Shown::default()).await,
+        Err(response) => response,
+    }
+}
+
+/// Checks a form on an endpoint's page: origin, CSRF token, capability, and the endpoint being the tenant's.
+async fn checked(
+    state: &AppState,
+    session: &PortalSession,
+    headers: &HeaderMap,
+    fields: &Fields,
+    capability: Capability,
+    id: &str,
+) -> Result<Endpoint, Response> {
+    if !form_allowed(headers, state, session, fields.get("csrf")) {
+        return Err(form_refused());
+    }
+    if !may(session, capability) {
+        return Err(not_allowed());
+    }
+    owned(state, session, id).await
+}
+
+/// The endpoint's page again after a form, with what happened.
+async fn after(state: &AppState, session: &PortalSession, id: &EndpointId, notice: String) -> Response {
+    match state.service.endpoint(session.tenant.clone(), id.clone()).await {
+        Ok(endpoint) => {
+            endpoint_page(state, session, endpoint, Shown { notice: Some(notice), ..Shown::default() }).await
+        }
+        Err(error) => failed(&error),
+    }
+}
+
+fn refusal(error: ServiceError) -> Response {
+    let error = ApiError::from(error);
+    let status = if error.status.is_server_error() { error.status } else { StatusCode::UNPROCESSABLE_ENTITY };
+    message(status, "error", "That did not work", &error.detail)
+}
+
+/// `POST /portal/webhooks/{endpoint}/test`: one event of a topic to this endpoint alone.
+pub(super) async fn test(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let endpoint = match checked(&state, &session, &headers, &fields, Capability::ManageEndpoints, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    match state.service.send_test_event(session.tenant.clone(), endpoint.id.clone(), fields.get("topic"), None).await {
+        Ok(sent) => Redirect::to(&format!("/portal/deliveries/{}", sent.delivery.id)).into_response(),
+        Err(error) => refusal(error),
+    }
+}
+
+/// `POST /portal/webhooks/{endpoint}/enabled`: disables or enables it.
+pub(super) async fn set_enabled(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let endpoint = match checked(&state, &session, &headers, &fields, Capability::ManageEndpoints, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    let enabled = fields.get("enabled") == "true";
+    let change = UpdateEndpointRequest { enabled: Some(enabled), ..UpdateEndpointRequest::default() };
+    match state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await {
+        Ok(_) => {
+            let notice = if enabled {
+                "Enabled: its waiting deliveries go out now."
+            } else {
+                "Disabled: its deliveries wait until you enable it again."
+            };
+            after(&state, &session, &endpoint.id, notice.to_owned()).await
+        }
+        Err(error) => refusal(error),
+    }
+}
+
+/// `POST /portal/webhooks/{endpoint}/secret`: shows the secret (a form, so that it never sits in a page's GET).
+pub(super) async fn reveal_secret(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let endpoint = match checked(&state, &session, &headers, &fields, Capability::SeeSecrets, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    let revealed = EndpointSecretResponse::at(&endpoint, state.service.now());
+    endpoint_page(&state, &session, endpoint, Shown { revealed: Some(revealed), ..Shown::default() }).await
+}
+
+/// `POST /portal/webhooks/{endpoint}/secret/rotate`: a new secret, the old one signing for the grace chosen.
+pub(super) async fn rotate_secret(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let endpoint = match checked(&state, &session, &headers, &fields, Capability::SeeSecrets, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    let grace = Some(fields.get("grace")).filter(|grace| !grace.is_empty());
+    match state.service.rotate_secret(session.tenant.clone(), endpoint.id.clone(), grace, None).await {
+        Ok(rotated) => {
+            let revealed = EndpointSecretResponse::at(&rotated, state.service.now());
+            let notice = Some("The secret was rotated. Give the new one to your receiver.".to_owned());
+            endpoint_page(&state, &session, rotated, Shown { revealed: Some(revealed), notice, ..Shown::default() })
+                .await
+        }
+        Err(error) => refusal(error),
+    }
+}
