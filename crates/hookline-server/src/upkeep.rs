@@ -103,7 +103,7 @@ impl Job for Recovering {
 
 /// Publishes the operational events endpoint health noted (see `Store::pending_notices`), to the tenant they are
 /// about and to the operator's endpoint if there is one, then forgets each; and forgets hourly counts older than
-/// seven days. A notice published again after a crash is answered from its idempotency key, not made twice.
+/// seven days and portal links and sessions that are over. A notice published again after a crash is answered from its idempotency key, not made twice.
 pub struct Notifying {
     /// How often the job looks.
     pub interval: Duration,
@@ -157,6 +157,8 @@ impl Job for Notifying {
                 store.remove_notice(notice.id).await?;
             }
             store.remove_old_hours(now.saturating_sub(HOURS_KEPT), BATCH).await?;
+            // Portal links and sessions that can no longer be used.
+            store.purge_portal(BATCH).await?;
             Ok(())
         })
     }

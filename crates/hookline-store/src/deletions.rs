@@ -79,6 +79,7 @@ async fn step(sql: &mut impl Sql, now: Timestamp, batch: u32) -> Result<Removed,
     .await?;
     sql.execute("DELETE FROM endpoint_health WHERE tenant_id = $1", &[&tenant]).await?;
     sql.execute("DELETE FROM notices WHERE tenant_id = $1", &[&tenant]).await?;
+    sql.execute("DELETE FROM portal_sessions WHERE tenant_id = $1", &[&tenant]).await?;
     let endpoints = sql.execute("DELETE FROM endpoints WHERE tenant_id = $1", &[&tenant]).await?;
     sql.execute("DELETE FROM api_keys WHERE tenant_id = $1", &[&tenant]).await?;
     sql.execute("DELETE FROM tenants WHERE id = $1", &[&tenant]).await?;

@@ -162,6 +162,13 @@ impl Store {
                 &[&now, &id.as_str()],
             )
             .await?;
+            // Its portal sessions end at once, and its links open nothing.
+            sql.execute(
+                "UPDATE portal_sessions SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
+                &[&now, &id.as_str()],
+            )
+            .await?;
+            sql.execute("DELETE FROM portal_links WHERE tenant_id = $1", &[&id.as_str()]).await?;
             Ok(true)
         })
     }

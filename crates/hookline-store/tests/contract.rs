@@ -1900,5 +1900,14 @@ async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over()
         clock.advance(Duration::from_secs(2 * 86_400));
         assert_eq!(store.purge_portal(100).await.unwrap(), 3 + 2, "three links and two sessions");
         assert_eq!(store.purge_portal(100).await.unwrap(), 0);
+
+        // A deleted tenant's sessions end at once, and its links open nothing.
+        clock.set(start);
+        store.create_portal_link(link("l4", "acme")).await.unwrap();
+        store.create_portal_link(link("l5", "acme")).await.unwrap();
+        store.redeem_portal_link("l4".into(), session("s6")).await.unwrap().unwrap();
+        assert!(store.delete_tenant(tenant("acme")).await.unwrap());
+        assert!(store.portal_session("s6".into(), idle).await.unwrap().is_none());
+        assert!(store.redeem_portal_link("l5".into(), session("s7")).await.unwrap().is_none());
     }
 }

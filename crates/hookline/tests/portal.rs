@@ -173,3 +173,91 @@ async fn links_are_for_the_operator_and_their_requests_are_checked() {
     let missing = server.admin("DELETE", "/v1/tenants/acme/portal-sessions/ps_00000000000000000000000000", None).await;
     assert_eq!(missing.status, 404);
 }
+
+/// Signs in to `tenant`'s portal with a link of `capabilities` (all when `None`): the session cookie and the CSRF
+/// token its forms carry.
+async fn sign_in(server: &Hookline, tenant: &str, capabilities: Option<Value>) -> (String, String) {
+    let body = capabilities.map(|capabilities| json!({"capabilities": capabilities}));
+    let token = token_of(&server.admin("POST", &format!("/v1/tenants/{tenant}/portal-links"), body).await);
+    let origin = server.url.clone();
+    let cookie = cookie_of(&form(server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
+    let webhooks = page(server, "/portal/webhooks", &cookie).await;
+    let csrf = webhooks.text.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capabilities() {
+    let dir = TempDir::new("portal-hostile");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let endpoint =
+        server.endpoint("acme", json!({"url": format!("{}/acme", receiver.url), "topics": ["pdf.processed"]})).await;
+    let endpoint = endpoint["id"].as_str().unwrap().to_owned();
+    let event = server.publish("acme", "pdf.processed", "{}").await;
+    let delivery =
+        server.wait_for_deliveries("acme", &event, "succeeded", 1).await["data"][0]["id"].as_str().unwrap().to_owned();
+    let origin = server.url.clone();
+
+    // Globex's session, however it edits the URL, finds none of acme's things and changes nothing.
+    let (globex, globex_csrf) = sign_in(&server, "globex", None).await;
+    for path in [
+        format!("/portal/webhooks/{endpoint}"),
+        format!("/portal/deliveries/{delivery}"),
+        "/portal/webhooks/ep_not_an_id".to_owned(),
+        "/portal/deliveries/../webhooks".to_owned(),
+    ] {
+        let answer = page(&server, &path, &globex).await;
+        assert!(matches!(answer.status, 404), "{path}: {} {}", answer.status, answer.text);
+        assert!(!answer.text.contains("/acme"), "{path} leaked acme's URL");
+    }
+    for (path, body) in [
+        (format!("/portal/webhooks/{endpoint}/test"), "topic=pdf.processed".to_owned()),
+        (format!("/portal/webhooks/{endpoint}/enabled"), "enabled=false".to_owned()),
+        (format!("/portal/webhooks/{endpoint}/secret"), String::new()),
+        (format!("/portal/webhooks/{endpoint}/secret/rotate"), "grace=0s".to_owned()),
+        (format!("/portal/deliveries/{delivery}/retry"), String::new()),
+    ] {
+        let answer = form(&server, &path, &format!("csrf={globex_csrf}&{body}"), Some(&globex), Some(&origin)).await;
+        assert_eq!(answer.status, 404, "{path}: {}", answer.text);
+        assert!(!answer.text.contains("whsec_"), "{path} leaked a secret");
+    }
+    let acme_endpoint = server.admin("GET", &format!("/v1/tenants/acme/endpoints/{endpoint}"), None).await;
+    assert_eq!(acme_endpoint.body["enabled"], true);
+    assert_eq!(server.all_deliveries("acme", None).await.len(), 1, "no test event, no retry");
+
+    // A read-only session of acme sees its webhooks but can add, test, reveal and retry nothing.
+    let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
+    let webhooks = page(&server, "/portal/webhooks", &reader).await;
+    assert!(webhooks.text.contains("/acme") && !webhooks.text.contains("Add webhook"), "{}", webhooks.text);
+    let shown = page(&server, &format!("/portal/webhooks/{endpoint}"), &reader).await;
+    assert!(!shown.text.contains("Reveal secret") && !shown.text.contains("Send test event"), "{}", shown.text);
+    assert_eq!(page(&server, "/portal/webhooks/new", &reader).await.status, 403);
+    let create = format!("csrf={reader_csrf}&url=https%3A%2F%2Fexample.com%2Fh&topics=pdf.processed");
+    for (path, body) in [
+        ("/portal/webhooks/new".to_owned(), create),
+        (format!("/portal/webhooks/{endpoint}/test"), format!("csrf={reader_csrf}&topic=pdf.processed")),
+        (format!("/portal/webhooks/{endpoint}/secret"), format!("csrf={reader_csrf}")),
+        (format!("/portal/deliveries/{delivery}/retry"), format!("csrf={reader_csrf}")),
+    ] {
+        let answer = form(&server, &path, &body, Some(&reader), Some(&origin)).await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.text);
+        assert!(!answer.text.contains("whsec_"));
+    }
+    assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
+
+    // A full session's forms still need their CSRF token.
+    let (full, _) = sign_in(&server, "acme", None).await;
+    let forged = form(
+        &server,
+        "/portal/webhooks/new",
+        "url=https%3A%2F%2Fexample.com%2Fh&topics=pdf.processed",
+        Some(&full),
+        Some(&origin),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
+}
