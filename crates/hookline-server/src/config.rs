@@ -99,6 +99,8 @@ pub struct Config {
     /// How long a portal session lasts unused, and at most.
     pub portal_session_idle: Duration,
     pub portal_session_lifetime: Duration,
+    /// The origins whose pages may frame the portal; none when empty.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
             public_url: None,
             portal_session_idle: Duration::ZERO,
             portal_session_lifetime: Duration::ZERO,
+            portal_frame_ancestors: Vec::new(),
         };
         for key in KEYS {
             if let Some(default) = key.default {
@@ -207,6 +210,7 @@ enum Kind {
     LogFormat(fn(&mut Config, LogFormat)),
     Endpoint(fn(&mut Config, EndpointId)),
     PublicUrl(fn(&mut Config, String)),
+    Origins(fn(&mut Config, Vec<String>)),
 }
 
 /// The accepted ranges of the limits.
@@ -433,6 +437,15 @@ pub const KEYS: &[Key] = &[
         description: "A portal session is over this long after it began, however much it is used.",
         kind: Kind::Timeout(Duration::from_secs(30 * 86_400), |config, value| config.portal_session_lifetime = value),
     },
+    Key {
+        name: "portal_frame_ancestors",
+        flag: None,
+        default: None,
+        description: "The origins (`https://app.example.com`) whose pages may show the portal in a frame. When set, \
+                      the portal's session cookie is `SameSite=None; Secure; Partitioned`, so that it works inside \
+                      another site's frame, also where third-party cookies are blocked: serve the portal over HTTPS.",
+        kind: Kind::Origins(|config, value| config.portal_frame_ancestors = value),
+    },
 ];
 
 /// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
@@ -499,6 +512,7 @@ impl Key {
             Kind::LogFormat(_) => "text or json".to_owned(),
             Kind::Endpoint(_) => "an endpoint id, ep_…".to_owned(),
             Kind::PublicUrl(_) => "an http:// or https:// URL without a path".to_owned(),
+            Kind::Origins(_) => "a list of origins, each http:// or https:// and a host".to_owned(),
         }
     }
 
@@ -520,6 +534,16 @@ impl Key {
             Kind::Interval(set) => set(config, parse_purge_interval(label, &raw.text(label)?)?),
             Kind::LogFormat(set) => set(config, parse_log_format(label, &raw.text(label)?)?),
             Kind::PublicUrl(set) => set(config, parse_public_url(label, &raw.text(label)?)?),
+            Kind::Origins(set) => {
+                let origins: Vec<String> = raw
+                    .list()
+                    .iter()
+                    .map(|origin| origin.trim())
+                    .filter(|origin| !origin.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                set(config, origins.iter().map(|origin| parse_public_url(label, origin)).collect::<Result<_, _>>()?)
+            }
             Kind::Endpoint(set) => {
                 let text = raw.text(label)?;
                 set(

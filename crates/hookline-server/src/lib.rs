@@ -184,6 +184,7 @@ impl Server {
                     (None, Ok(address)) => format!("http://{address}"),
                     (None, Err(_)) => format!("http://{}", config.listen),
                 },
+                portal_frame_ancestors: config.portal_frame_ancestors.clone(),
             }),
         };
         let dispatcher_stop = CancellationToken::new();

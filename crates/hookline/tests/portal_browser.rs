@@ -63,7 +63,9 @@ impl Browser {
             json!({
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--window-size=1280,900"],
+                    "--window-size=1280,900",
+                    // Third-party cookies blocked, as browsers now do: the framed portal must work even so.
+                    "--test-third-party-cookie-phaseout"],
             }),
         );
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -241,5 +243,100 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     assert!(rotated.starts_with("whsec_") && rotated != secret, "{rotated}");
     assert!(text.contains("The previous secret still signs until"), "{text}");
     browser.screenshot("endpoint-rotated").await;
+    browser.close().await;
+}
+
+/// A page of another site that frames `src` and records in its title what the frame tells it: the frame's load
+/// (`frame-loaded`) and the portal's messages (their `type`).
+fn framing_page(src: &str) -> String {
+    format!(
+        r#"<!doctype html><html><head><title>platform</title></head><body><h1>A platform's dashboard</h1>
+<script>window.addEventListener("message", function (event) {{ document.title = event.data && event.data.type; }});</script>
+<iframe id="portal" src="{src}" width="1100" height="700" onload="if (document.title === 'platform') document.title = 'frame-loaded';"></iframe>
+</body></html>"#
+    )
+}
+
+async fn framing_site(src: &str) -> (Receiver, String) {
+    let site = Receiver::start().await;
+    site.answer(
+        Reply::status(200).with_header("content-type", "text/html; charset=utf-8").with_body(&framing_page(src)),
+    );
+    // `localhost` is another site than the portal's `127.0.0.1`: the frame is cross-site, its cookie third-party.
+    let origin = site.url.replace("127.0.0.1", "localhost");
+    (site, origin)
+}
+
+#[tokio::test]
+async fn the_portal_works_framed_by_an_allowed_site_and_is_refused_by_another() {
+    if !browser_wanted() {
+        return;
+    }
+    // The allowed site first: the server is told its origin.
+    let allowed = Receiver::start().await;
+    let allowed_origin = allowed.url.replace("127.0.0.1", "localhost");
+    let dir = TempDir::new("portal-browser-frame");
+    let env =
+        [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_PORTAL_FRAME_ANCESTORS", &allowed_origin)];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    let receiver = Receiver::start().await;
+    server.tenant("acme").await;
+    let hook = format!("{}/framed-hook", receiver.url);
+    server.endpoint("acme", json!({"url": hook, "topics": ["pdf.processed"]})).await;
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
+    allowed.answer(
+        Reply::status(200)
+            .with_header("content-type", "text/html; charset=utf-8")
+            .with_body(&framing_page(link.body["url"].as_str().unwrap())),
+    );
+
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{allowed_origin}/dashboard")).await.unwrap();
+    browser.client.wait().at_most(WAIT).for_element(Locator::Css("iframe#portal")).await.unwrap();
+    browser.client.enter_frame(0).await.unwrap();
+    let text = browser.text_once("table.list").await;
+    assert!(text.contains(&hook), "{text}");
+    browser.client.enter_parent_frame().await.unwrap();
+    browser.screenshot("framed").await;
+
+    // The session ends while framed: the portal tells the platform's page.
+    let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
+    let session = sessions.body["data"][0]["id"].as_str().unwrap().to_owned();
+    server.admin("DELETE", &format!("/v1/tenants/acme/portal-sessions/{session}"), None).await;
+    browser.client.enter_frame(0).await.unwrap();
+    browser.click("nav a[href='/portal/webhooks']").await;
+    browser.text_once("[data-portal-state=signed-out]").await;
+    browser.client.enter_parent_frame().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while browser.client.title().await.unwrap() != "hookline:signed-out" {
+        assert!(tokio::time::Instant::now() < deadline, "the framing page heard nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Another site may not frame it: the browser refuses the frame, and the link inside is never used.
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
+    let url = link.body["url"].as_str().unwrap().to_owned();
+    let (_other, other_origin) = framing_site(&url).await;
+    browser.client.goto(&format!("{other_origin}/dashboard")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while browser.client.title().await.unwrap() != "frame-loaded" {
+        assert!(tokio::time::Instant::now() < deadline, "the refused frame never finished loading");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.client.enter_frame(0).await.unwrap();
+    assert!(browser.client.find(Locator::Css("[data-portal-state]")).await.is_err(), "the portal showed in the frame");
+    browser.client.enter_parent_frame().await.unwrap();
+    browser.screenshot("frame-refused").await;
+    let token = url.split_once("#token=").unwrap().1;
+    let unused = server
+        .call_with(
+            "POST",
+            "/portal/session",
+            None,
+            Some(&format!("token={token}")),
+            &[("content-type", "application/x-www-form-urlencoded".to_owned()), ("origin", server.url.clone())],
+        )
+        .await;
+    assert_eq!(unused.status, 303, "the refused frame's link was never used: {}", unused.text);
     browser.close().await;
 }

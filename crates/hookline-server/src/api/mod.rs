@@ -44,6 +44,8 @@ pub(crate) struct ApiSettings {
     pub max_payload_bytes: usize,
     /// Where users reach this server, without a trailing `/`: portal links start with it.
     pub public_url: String,
+    /// The origins whose pages may frame the portal.
+    pub portal_frame_ancestors: Vec<String>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -72,7 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
         .nest("/v1/tenants/{tenant}", tenant_routes)
-        .merge(crate::portal::routes())
+        .merge(crate::portal::routes(&state.settings))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see docs/api.md for the API")
         })

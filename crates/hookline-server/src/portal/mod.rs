@@ -25,7 +25,17 @@ mod endpoints;
 /// The cookie that carries a portal session's token.
 const COOKIE_NAME: &str = "hookline_portal";
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
+    let frame_ancestors = if settings.portal_frame_ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        settings.portal_frame_ancestors.join(" ")
+    };
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+         connect-src 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+    );
+    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"));
     Router::new()
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(landing))
@@ -49,20 +59,18 @@ pub(crate) fn routes() -> Router<AppState> {
             "/portal/static/portal.js",
             get(|| async { asset("text/javascript", include_str!("../../static/portal.js")) }),
         )
-        .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::map_response(move |response| secure_headers(response, policy.clone())))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
-/// Every portal answer: a strict policy with no inline script or style, never framed (embedding comes with its
-/// own setting), nothing cached, and no portal address in another site's Referer.
-async fn secure_headers(mut response: Response) -> Response {
+/// Every portal answer: a strict policy with no inline script or style, framed only by the origins the operator
+/// names (none by default), nothing cached, and no portal address in another site's Referer.
+async fn secure_headers(mut response: Response, policy: HeaderValue) -> Response {
     let headers = response.headers_mut();
-    let policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                  form-action 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
-    headers.insert("content-security-policy", HeaderValue::from_static(policy));
+    headers.insert("content-security-policy", policy);
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // `same-origin`: the portal's own forms still carry their `Origin` (under `no-referrer` a browser sends
     // `Origin: null`), and no other site ever sees a portal address.
@@ -162,8 +170,7 @@ async fn redeem(
     }
     match state.service.start_portal_session(form.token.trim()).await {
         Ok(Some((token, _))) => {
-            let secure = if state.settings.public_url.starts_with("https://") { "; Secure" } else { "" };
-            let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly; SameSite=Lax{secure}");
+            let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly{}", cookie_attributes(&state));
             let mut response = Redirect::to("/portal/webhooks").into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(SET_COOKIE, value);
@@ -183,6 +190,19 @@ async fn redeem(
 pub(super) fn failed(error: &dyn std::error::Error) -> Response {
     tracing::error!(error = %hookline_dispatch::error_chain(error), "a portal request failed");
     message(StatusCode::INTERNAL_SERVER_ERROR, "error", "Something went wrong", "The request failed; try again.")
+}
+
+/// How the session cookie is scoped. Framed by another site, the portal's cookie is third-party there: it must be
+/// `SameSite=None` (and so `Secure`), and `Partitioned` so that browsers blocking third-party cookies keep it, in
+/// a jar of that site's own. Otherwise `Lax`, `Secure` when served over HTTPS.
+fn cookie_attributes(state: &AppState) -> &'static str {
+    if !state.settings.portal_frame_ancestors.is_empty() {
+        "; SameSite=None; Secure; Partitioned"
+    } else if state.settings.public_url.starts_with("https://") {
+        "; SameSite=Lax; Secure"
+    } else {
+        "; SameSite=Lax"
+    }
 }
 
 /// The session's token from the request's cookie, if it has one.
@@ -226,14 +246,17 @@ impl FromRequestParts<AppState> for Signed {
 
 /// `GET /portal/signed-out`: where a request without a live session ends up; inside a frame, the script tells
 /// the platform's page.
-async fn signed_out() -> Response {
+async fn signed_out(State(state): State<AppState>) -> Response {
     let mut response = message(
         StatusCode::UNAUTHORIZED,
         "signed-out",
         "You are signed out",
         "Your session is over. Open the portal again from your platform's page.",
     );
-    response.headers_mut().insert(SET_COOKIE, HeaderValue::from_static("hookline_portal=; Path=/portal; Max-Age=0"));
+    let cleared = format!("{COOKIE_NAME}=; Path=/portal; Max-Age=0{}", cookie_attributes(&state));
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
     response
 }
 
