@@ -84,6 +84,14 @@ async fn a_link_starts_one_session_that_sees_its_tenant_alone() {
     assert_eq!(webhooks.status, 200, "{}", webhooks.text);
     assert!(webhooks.text.contains("/acme-hook") && webhooks.text.contains("healthy"), "{}", webhooks.text);
     assert!(webhooks.text.contains("ada@acme.example"));
+    let catalogue = page(&server, "/portal/catalogue", &cookie).await;
+    assert_eq!(catalogue.status, 200);
+    assert!(
+        catalogue.text.contains(r#"data-topic="pdf.processed""#) && catalogue.text.contains("&#34;end_user_id&#34;"),
+        "{}",
+        catalogue.text
+    );
+    assert!(catalogue.text.contains("deprecated: no new subscriptions"));
     assert!(!webhooks.text.contains("globex"), "{}", webhooks.text);
     let none = server.call("GET", "/portal/webhooks", None, None).await;
     assert_eq!((none.status, none.header("location")), (303, Some("/portal/signed-out")));
@@ -260,4 +268,32 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
     .await;
     assert_eq!(forged.status, 403, "{}", forged.text);
     assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn recover_sends_again_what_failed_and_needs_the_retry_capability() {
+    let dir = TempDir::new("portal-recover");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_PURGE_INTERVAL", "100ms")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(support::Reply::status(503));
+    server.tenant("acme").await;
+    let body = json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"], "retry_schedule": []});
+    let endpoint = server.endpoint("acme", body).await["id"].as_str().unwrap().to_owned();
+    let event = server.publish("acme", "pdf.processed", "{}").await;
+    server.wait_for_deliveries("acme", &event, "failed", 1).await;
+    let origin = server.url.clone();
+    let path = format!("/portal/webhooks/{endpoint}/recover");
+
+    let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
+    let refused = form(&server, &path, &format!("csrf={reader_csrf}&since=24h"), Some(&reader), Some(&origin)).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let (full, csrf) = sign_in(&server, "acme", None).await;
+    let bad = form(&server, &path, &format!("csrf={csrf}&since=forever"), Some(&full), Some(&origin)).await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    receiver.answer(support::Reply::status(200));
+    let recovered = form(&server, &path, &format!("csrf={csrf}&since=24h"), Some(&full), Some(&origin)).await;
+    assert_eq!(recovered.status, 200, "{}", recovered.text);
+    assert!(recovered.text.contains("1 failed delivery is being sent again."), "{}", recovered.text);
+    server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
 }

@@ -213,6 +213,7 @@ struct EndpointPage {
     deliveries: Vec<DeliveryRow>,
     can_manage: bool,
     can_see_secrets: bool,
+    can_retry: bool,
     created_secret: Option<String>,
     revealed_secret: Option<String>,
     previous_secret: Option<String>,
@@ -272,6 +273,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         deliveries,
         can_manage: may(session, Capability::ManageEndpoints),
         can_see_secrets: may(session, Capability::SeeSecrets),
+        can_retry: may(session, Capability::Retry),
         created_secret: shown.created_secret,
         revealed_secret: shown.revealed.map(|secrets| secrets.secret),
         previous_secret,
@@ -443,6 +445,44 @@ pub(super) async fn rotate_secret(
             let notice = Some("The secret was rotated. Give the new one to your receiver.".to_owned());
             endpoint_page(&state, &session, rotated, Shown { revealed: Some(revealed), notice, ..Shown::default() })
                 .await
+        }
+        Err(error) => refusal(error),
+    }
+}
+
+/// `POST /portal/webhooks/{endpoint}/recover`: queues again what failed in the window chosen, in the background.
+pub(super) async fn recover(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let endpoint = match checked(&state, &session, &headers, &fields, Capability::Retry, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    let window = match hookline_core::duration::parse_duration(fields.get("since")) {
+        Ok(window) if !window.is_zero() => window,
+        _ => {
+            return message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "error",
+                "That did not work",
+                "Choose how far back to recover.",
+            );
+        }
+    };
+    let since = state.service.now().saturating_sub(window).to_rfc3339();
+    match state.service.recover_endpoint(session.tenant.clone(), endpoint.id.clone(), &since, None).await {
+        Ok(recovery) => {
+            let notice = match recovery.total {
+                0 => "Nothing failed in that time: there is nothing to recover.".to_owned(),
+                1 => "1 failed delivery is being sent again.".to_owned(),
+                count => format!("{count} failed deliveries are being sent again."),
+            };
+            after(&state, &session, &endpoint.id, notice).await
         }
         Err(error) => refusal(error),
     }

@@ -47,6 +47,8 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/webhooks/{endpoint}/enabled", post(endpoints::set_enabled))
         .route("/portal/webhooks/{endpoint}/secret", post(endpoints::reveal_secret))
         .route("/portal/webhooks/{endpoint}/secret/rotate", post(endpoints::rotate_secret))
+        .route("/portal/webhooks/{endpoint}/recover", post(endpoints::recover))
+        .route("/portal/catalogue", get(catalogue))
         .route("/portal/deliveries/{delivery}", get(deliveries::show))
         .route("/portal/deliveries/{delivery}/retry", post(deliveries::retry))
         .route("/portal/sign-out", post(sign_out))
@@ -406,4 +408,46 @@ impl Fields {
 /// A time as pages show it.
 pub(super) fn when(time: hookline_core::time::Timestamp) -> String {
     time.to_rfc3339()
+}
+
+struct TopicView {
+    name: String,
+    description: String,
+    deprecated: bool,
+    example: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "portal/catalogue.html")]
+struct CataloguePage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    topics: Vec<TopicView>,
+}
+
+/// `GET /portal/catalogue`: each topic's description and example.
+async fn catalogue(State(state): State<AppState>, Signed(session): Signed) -> Response {
+    let topics = match state.service.list_topics().await {
+        Ok(topics) => topics,
+        Err(error) => return failed(&error),
+    };
+    let topics = topics
+        .into_iter()
+        .map(|topic| TopicView {
+            name: topic.name.to_string(),
+            description: topic.description,
+            deprecated: topic.deprecated,
+            // Pretty, for reading; the example is JSON the API wrote.
+            example: topic.example.map(|example| {
+                serde_json::from_str::<serde_json::Value>(&example)
+                    .ok()
+                    .and_then(|value| serde_json::to_string_pretty(&value).ok())
+                    .unwrap_or(example)
+            }),
+        })
+        .collect();
+    let Frame { tenant, user, csrf, section } = Frame::of(&session, "catalogue");
+    page(&CataloguePage { tenant, user, csrf, section, topics })
 }
