@@ -232,6 +232,11 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
         assert_eq!(answer.status, 404, "{path}: {}", answer.text);
         assert!(!answer.text.contains("whsec_"), "{path} leaked a secret");
     }
+    for query in [String::new(), format!("?endpoint={endpoint}"), format!("?event={event}")] {
+        let listed = page(&server, &format!("/portal/deliveries{query}"), &globex).await;
+        assert_eq!(listed.status, 200, "{query}: {}", listed.text);
+        assert!(!listed.text.contains(&delivery) && listed.text.contains("No deliveries match"), "{query}");
+    }
     let acme_endpoint = server.admin("GET", &format!("/v1/tenants/acme/endpoints/{endpoint}"), None).await;
     assert_eq!(acme_endpoint.body["enabled"], true);
     assert_eq!(server.all_deliveries("acme", None).await.len(), 1, "no test event, no retry");
@@ -240,6 +245,22 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
     let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
     let webhooks = page(&server, "/portal/webhooks", &reader).await;
     assert!(webhooks.text.contains("/acme") && !webhooks.text.contains("Add webhook"), "{}", webhooks.text);
+    // Its deliveries, filtered by status, webhook and event; a malformed filter is said and ignored.
+    let listed = page(&server, "/portal/deliveries", &reader).await;
+    assert!(listed.text.contains(&delivery) && listed.text.contains("/acme"), "{}", listed.text);
+    for (query, shown) in [
+        ("?status=succeeded".to_owned(), true),
+        ("?status=failed".to_owned(), false),
+        (format!("?endpoint={endpoint}&status=succeeded"), true),
+        (format!("?event={event}"), true),
+        ("?event=evt_00000000000000000000000000".to_owned(), false),
+    ] {
+        let listed = page(&server, &format!("/portal/deliveries{query}"), &reader).await;
+        assert_eq!(listed.text.contains(&delivery), shown, "{query}: {}", listed.text);
+    }
+    let malformed = page(&server, "/portal/deliveries?event=nonsense&status=lost", &reader).await;
+    assert_eq!(malformed.status, 200);
+    assert!(malformed.text.contains("is not an event id") && malformed.text.contains(&delivery), "{}", malformed.text);
     let shown = page(&server, &format!("/portal/webhooks/{endpoint}"), &reader).await;
     assert!(!shown.text.contains("Reveal secret") && !shown.text.contains("Send test event"), "{}", shown.text);
     assert_eq!(page(&server, "/portal/webhooks/new", &reader).await.status, 403);

@@ -5,9 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use hookline_core::id::DeliveryId;
+use hookline_core::id::{DeliveryId, EndpointId, EventId};
 use hookline_core::portal::Capability;
-use hookline_store::PortalSession;
+use hookline_store::{DeliveryFilter, DeliveryStatus, PageRequest, PortalSession};
 
 use super::{Fields, Frame, Signed, failed, form_allowed, form_refused, may, message, not_allowed, page, when};
 use crate::api::AppState;
@@ -126,4 +126,143 @@ pub(super) async fn retry(
             message(error.status, "error", "That did not work", &error.detail)
         }
     }
+}
+
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+struct Row {
+    id: String,
+    endpoint: String,
+    topic: String,
+    status: &'static str,
+    attempts: u32,
+    last: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/deliveries.html")]
+struct DeliveriesPage {
+    tenant: Option<String>,
+    user: Option<String>,
+    csrf: String,
+    section: &'static str,
+    statuses: Vec<Choice>,
+    endpoints: Vec<Choice>,
+    event: String,
+    error: Option<String>,
+    rows: Vec<Row>,
+    next: Option<String>,
+}
+
+/// A page of the list.
+const PAGE: u32 = 50;
+
+/// `GET /portal/deliveries?status=&endpoint=&event=&cursor=`: the tenant's deliveries, newest first, filtered.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let fields = Fields::parse(query.unwrap_or_default().as_bytes());
+    let mut error = None;
+    let status = match fields.get("status") {
+        "" => None,
+        text => DeliveryStatus::parse(text).or_else(|| {
+            error = Some(format!("There is no status {text:?}; showing every status."));
+            None
+        }),
+    };
+    let endpoint = match fields.get("endpoint") {
+        "" => None,
+        text => text.parse::<EndpointId>().ok(),
+    };
+    let event_text = fields.get("event").trim().to_owned();
+    let event = match event_text.as_str() {
+        "" => None,
+        text => match text.parse::<EventId>() {
+            Ok(event) => Some(event),
+            Err(_) => {
+                error = Some(format!("{text:?} is not an event id (evt_…); showing every event."));
+                None
+            }
+        },
+    };
+    let cursor = Some(fields.get("cursor").to_owned()).filter(|cursor| !cursor.is_empty());
+    let filter = DeliveryFilter { endpoint: endpoint.clone(), event: event.clone(), status };
+    let page_request = PageRequest { cursor, limit: PAGE };
+    let found = match state.service.list_deliveries(session.tenant.clone(), filter, page_request).await {
+        Ok(found) => found,
+        Err(error) => return failed(&error),
+    };
+    let webhooks =
+        match state.service.list_endpoints(session.tenant.clone(), PageRequest { cursor: None, limit: 1000 }).await {
+            Ok(page) => page.data,
+            Err(error) => return failed(&error),
+        };
+    let url_of = |id: &EndpointId| {
+        webhooks.iter().find(|webhook| webhook.id == *id).map_or_else(|| id.to_string(), |webhook| webhook.url.clone())
+    };
+    let rows = found
+        .data
+        .iter()
+        .map(|delivery| Row {
+            id: delivery.id.to_string(),
+            endpoint: url_of(&delivery.endpoint),
+            topic: delivery.topic.to_string(),
+            status: delivery.status.as_str(),
+            attempts: delivery.attempts,
+            last: match (delivery.last_status, &delivery.last_error) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(error)) => error.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            created: when(delivery.created),
+        })
+        .collect();
+    let next = found.next_cursor.map(|cursor| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in
+            [("status", fields.get("status")), ("endpoint", fields.get("endpoint")), ("event", &event_text)]
+        {
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        query.append_pair("cursor", &cursor);
+        format!("/portal/deliveries?{}", query.finish())
+    });
+    let chosen_status = status.map(DeliveryStatus::as_str).unwrap_or("");
+    let statuses = [
+        ("", "Any status"),
+        ("pending", "Pending"),
+        ("succeeded", "Succeeded"),
+        ("failed", "Failed"),
+        ("cancelled", "Cancelled"),
+    ]
+    .iter()
+    .map(|(value, label)| Choice {
+        value: (*value).to_owned(),
+        label: (*label).to_owned(),
+        selected: *value == chosen_status,
+    })
+    .collect();
+    let chosen_endpoint = endpoint.map(|id| id.to_string()).unwrap_or_default();
+    let endpoints = std::iter::once(Choice {
+        value: String::new(),
+        label: "Every webhook".to_owned(),
+        selected: chosen_endpoint.is_empty(),
+    })
+    .chain(webhooks.iter().map(|webhook| Choice {
+        value: webhook.id.to_string(),
+        label: webhook.url.clone(),
+        selected: webhook.id.as_str() == chosen_endpoint,
+    }))
+    .collect();
+    let Frame { tenant, user, csrf, section } = Frame::of(&session, "deliveries");
+    page(&DeliveriesPage { tenant, user, csrf, section, statuses, endpoints, event: event_text, error, rows, next })
 }
