@@ -135,6 +135,42 @@ impl Store {
         })
     }
 
+    /// Starts a session without a link (a tenant key signed in at the portal); `None` when the tenant does not exist.
+    pub async fn create_portal_session(
+        &self,
+        tenant: TenantId,
+        capabilities: Vec<Capability>,
+        session: NewPortalSession,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let now = self.clock.now();
+        let id = PortalSessionId::generate_at(now);
+        writing!(self, |sql| {
+            if !tenant_exists(sql, &tenant).await? {
+                return Ok(None);
+            }
+            let capabilities = join_capabilities(&capabilities);
+            let expires = now.saturating_add(session.lifetime).unix_millis();
+            let values: [&dyn Value; 7] = [
+                &id.as_str(),
+                &session.token_hash,
+                &tenant.as_str(),
+                &capabilities,
+                &session.csrf,
+                &now.unix_millis(),
+                &expires,
+            ];
+            sql.execute(
+                "INSERT INTO portal_sessions (id, token_hash, tenant_id, capabilities, csrf, created_at, last_seen_at,
+                    expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                &values,
+            )
+            .await?;
+            let statement = format!("SELECT {SESSION_COLUMNS} FROM portal_sessions WHERE id = $1");
+            sql.first(&statement, &[&id.as_str()], session_row).await
+        })
+    }
+
     /// The live session a token belongs to: not revoked, not past its end, used within `idle`. Its last use is
     /// written at most every minute.
     pub async fn portal_session(

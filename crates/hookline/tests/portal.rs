@@ -318,3 +318,30 @@ async fn recover_sends_again_what_failed_and_needs_the_retry_capability() {
     assert!(recovered.text.contains("1 failed delivery is being sent again."), "{}", recovered.text);
     server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
 }
+
+#[tokio::test]
+async fn a_tenant_key_signs_in_at_the_portal_and_other_keys_do_not() {
+    let dir = TempDir::new("portal-key");
+    let server = Hookline::start(dir.path()).await;
+    let receiver = Receiver::start().await;
+    let key = server.tenant("acme").await;
+    server.endpoint("acme", json!({"url": format!("{}/acme-hook", receiver.url), "topics": ["pdf.processed"]})).await;
+    let origin = server.url.clone();
+    let landing = server.call("GET", "/portal/", None, None).await;
+    assert!(landing.text.contains(r#"action="/portal/sign-in""#), "{}", landing.text);
+
+    for wrong in ["hk_not_a_key".to_owned(), support::ADMIN_KEY.to_owned(), String::new()] {
+        let refused = form(&server, "/portal/sign-in", &format!("key={wrong}"), None, Some(&origin)).await;
+        assert_eq!(refused.status, 401, "{wrong:?}: {}", refused.text);
+        assert!(refused.text.contains("That key does not open a portal") && refused.header("set-cookie").is_none());
+    }
+    let elsewhere = form(&server, "/portal/sign-in", &format!("key={key}"), None, Some("https://evil.example")).await;
+    assert_eq!(elsewhere.status, 403);
+    let signed_in = form(&server, "/portal/sign-in", &format!("key={key}"), None, Some(&origin)).await;
+    assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/portal/webhooks")), "{}", signed_in.text);
+    let webhooks = page(&server, "/portal/webhooks", &cookie_of(&signed_in)).await;
+    assert!(webhooks.text.contains("/acme-hook") && webhooks.text.contains("Add webhook"), "{}", webhooks.text);
+    assert!(!webhooks.text.contains(&key), "the key is never shown back");
+    let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
+    assert_eq!(sessions.body["data"].as_array().unwrap().len(), 1, "{}", sessions.text);
+}

@@ -40,6 +40,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(landing))
         .route("/portal/session", post(redeem))
+        .route("/portal/sign-in", post(sign_in))
         .route("/portal/webhooks", get(webhooks))
         .route("/portal/webhooks/new", get(endpoints::new_form).post(endpoints::create))
         .route("/portal/webhooks/{endpoint}", get(endpoints::show))
@@ -143,6 +144,7 @@ struct LandingPage {
     user: Option<String>,
     csrf: String,
     section: &'static str,
+    key_error: Option<String>,
 }
 
 /// `GET /portal/`: where a link lands. A browser already signed in goes on to its webhooks; otherwise the script
@@ -154,7 +156,43 @@ async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Response 
         return Redirect::to("/portal/webhooks").into_response();
     }
     let Frame { tenant, user, csrf, section } = Frame::signed_out();
-    page(&LandingPage { tenant, user, csrf, section })
+    page(&LandingPage { tenant, user, csrf, section, key_error: None })
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    key: String,
+}
+
+/// `POST /portal/sign-in` (a tenant key): a session of the key's tenant, for teams without a dashboard of their own.
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Response {
+    if !same_origin(&headers, &state) {
+        return message(StatusCode::FORBIDDEN, "error", "Refused", "This form must be sent from the portal itself.");
+    }
+    match state.service.sign_in_with_key(form.key.trim()).await {
+        Ok(Some((token, _))) => signed_in(&state, &token),
+        Ok(None) => {
+            let Frame { tenant, user, csrf, section } = Frame::signed_out();
+            let key_error =
+                Some("That key does not open a portal. Check it, or ask your platform for a new one.".to_owned());
+            (StatusCode::UNAUTHORIZED, page(&LandingPage { tenant, user, csrf, section, key_error })).into_response()
+        }
+        Err(error) => failed(&error),
+    }
+}
+
+/// The answer that starts a session: its cookie, and on to the webhooks.
+fn signed_in(state: &AppState, token: &str) -> Response {
+    let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly{}", cookie_attributes(state));
+    let mut response = Redirect::to("/portal/webhooks").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -172,14 +210,7 @@ async fn redeem(
         return message(StatusCode::FORBIDDEN, "error", "Refused", "This form must be sent from the portal itself.");
     }
     match state.service.start_portal_session(form.token.trim()).await {
-        Ok(Some((token, _))) => {
-            let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly{}", cookie_attributes(&state));
-            let mut response = Redirect::to("/portal/webhooks").into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(SET_COOKIE, value);
-            }
-            response
-        }
+        Ok(Some((token, _))) => signed_in(&state, &token),
         Ok(None) => message(
             StatusCode::UNAUTHORIZED,
             "link-refused",

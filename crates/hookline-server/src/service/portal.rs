@@ -87,6 +87,22 @@ impl Service {
         Ok(started.map(|session| (token, session)))
     }
 
+    /// Signs a tenant key in to its tenant's portal, with every capability: the new session and its token, or
+    /// `None` when the key is not a tenant's (the admin key included: the operator has a console of its own).
+    pub async fn sign_in_with_key(&self, key: &str) -> Result<Option<(String, PortalSession)>, ServiceError> {
+        let Some(tenant) = self.store.tenant_for_key_hash(hash_api_key(key)).await? else {
+            return Ok(None);
+        };
+        let token = new_token("hps_");
+        let session = NewPortalSession {
+            token_hash: hash_api_key(&token),
+            csrf: new_token(""),
+            lifetime: self.settings.portal_session_lifetime,
+        };
+        let started = self.store.create_portal_session(tenant, Capability::ALL.to_vec(), session).await?;
+        Ok(started.map(|session| (token, session)))
+    }
+
     /// The live session of a token, if any.
     pub async fn portal_session(&self, token: &str) -> Result<Option<PortalSession>, ServiceError> {
         Ok(self.store.portal_session(hash_api_key(token), self.settings.portal_session_idle).await?)
