@@ -1,15 +1,14 @@
 //! The portal's delivery page: what was sent, every attempt and what came back, and "Retry now".
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hookline_core::id::{DeliveryId, EndpointId, EventId};
 use hookline_core::portal::Capability;
 use hookline_store::{DeliveryFilter, DeliveryStatus, PageRequest, PortalSession};
 
-use super::{Fields, Frame, Signed, failed, form_allowed, form_refused, may, message, not_allowed, page, when};
+use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
 use crate::api::AppState;
 use crate::error::ApiError;
 use crate::service::ServiceError;
@@ -105,15 +104,9 @@ pub(super) async fn show(State(state): State<AppState>, Signed(session): Signed,
 /// `POST /portal/deliveries/{delivery}/retry`: another attempt now.
 pub(super) async fn retry(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    if !form_allowed(&headers, &state, &session, fields.get("csrf")) {
-        return form_refused();
-    }
     if !may(&session, Capability::Retry) {
         return not_allowed();
     }

@@ -2,16 +2,15 @@
 //! its deliveries. Each form calls the same use case as the JSON API; a refusal comes back next to its field.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use hookline_core::health::{Health, State as HealthState};
 use hookline_core::id::EndpointId;
 use hookline_core::portal::Capability;
 use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
 
-use super::{Fields, Frame, Signed, failed, form_allowed, form_refused, may, message, not_allowed, page, when};
+use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
 use crate::api::AppState;
 use crate::api::types::{CreateEndpointRequest, EndpointSecretResponse, UpdateEndpointRequest};
 use crate::error::ApiError;
@@ -130,16 +129,7 @@ pub(super) async fn new_form(State(state): State<AppState>, Signed(session): Sig
 }
 
 /// `POST /portal/webhooks/new`: creates the endpoint, or shows the form again with what to fix.
-pub(super) async fn create(
-    State(state): State<AppState>,
-    Signed(session): Signed,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let fields = Fields::parse(&body);
-    if !form_allowed(&headers, &state, &session, fields.get("csrf")) {
-        return form_refused();
-    }
+pub(super) async fn create(State(state): State<AppState>, Posted { session, fields }: Posted) -> Response {
     if !may(&session, Capability::ManageEndpoints) {
         return not_allowed();
     }
@@ -327,18 +317,13 @@ pub(super) async fn show(State(state): State<AppState>, Signed(session): Signed,
     }
 }
 
-/// Checks a form on an endpoint's page: origin, CSRF token, capability, and the endpoint being the tenant's.
-async fn checked(
+/// The endpoint a checked form acts on: the session must have `capability`, and the endpoint be its tenant's.
+async fn target(
     state: &AppState,
     session: &PortalSession,
-    headers: &HeaderMap,
-    fields: &Fields,
     capability: Capability,
     id: &str,
 ) -> Result<Endpoint, Response> {
-    if !form_allowed(headers, state, session, fields.get("csrf")) {
-        return Err(form_refused());
-    }
     if !may(session, capability) {
         return Err(not_allowed());
     }
@@ -364,13 +349,10 @@ fn refusal(error: ServiceError) -> Response {
 /// `POST /portal/webhooks/{endpoint}/test`: one event of a topic to this endpoint alone.
 pub(super) async fn test(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let endpoint = match checked(&state, &session, &headers, &fields, Capability::ManageEndpoints, &id).await {
+    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
         Ok(endpoint) => endpoint,
         Err(response) => return response,
     };
@@ -383,13 +365,10 @@ pub(super) async fn test(
 /// `POST /portal/webhooks/{endpoint}/enabled`: disables or enables it.
 pub(super) async fn set_enabled(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let endpoint = match checked(&state, &session, &headers, &fields, Capability::ManageEndpoints, &id).await {
+    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
         Ok(endpoint) => endpoint,
         Err(response) => return response,
     };
@@ -411,13 +390,10 @@ pub(super) async fn set_enabled(
 /// `POST /portal/webhooks/{endpoint}/secret`: shows the secret (a form, so that it never sits in a page's GET).
 pub(super) async fn reveal_secret(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let endpoint = match checked(&state, &session, &headers, &fields, Capability::SeeSecrets, &id).await {
+    let endpoint = match target(&state, &session, Capability::SeeSecrets, &id).await {
         Ok(endpoint) => endpoint,
         Err(response) => return response,
     };
@@ -428,13 +404,10 @@ pub(super) async fn reveal_secret(
 /// `POST /portal/webhooks/{endpoint}/secret/rotate`: a new secret, the old one signing for the grace chosen.
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let endpoint = match checked(&state, &session, &headers, &fields, Capability::SeeSecrets, &id).await {
+    let endpoint = match target(&state, &session, Capability::SeeSecrets, &id).await {
         Ok(endpoint) => endpoint,
         Err(response) => return response,
     };
@@ -453,13 +426,10 @@ pub(super) async fn rotate_secret(
 /// `POST /portal/webhooks/{endpoint}/recover`: queues again what failed in the window chosen, in the background.
 pub(super) async fn recover(
     State(state): State<AppState>,
-    Signed(session): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { session, fields }: Posted,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let endpoint = match checked(&state, &session, &headers, &fields, Capability::Retry, &id).await {
+    let endpoint = match target(&state, &session, Capability::Retry, &id).await {
         Ok(endpoint) => endpoint,
         Err(response) => return response,
     };

@@ -294,17 +294,12 @@ async fn signed_out(State(state): State<AppState>) -> Response {
     response
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
 /// Whether a state-changing form may act: from the portal's origin, with the session's CSRF token.
-pub(super) fn form_allowed(headers: &HeaderMap, state: &AppState, session: &PortalSession, csrf: &str) -> bool {
+fn form_allowed(headers: &HeaderMap, state: &AppState, session: &PortalSession, csrf: &str) -> bool {
     same_origin(headers, state) && !csrf.is_empty() && csrf == session.csrf
 }
 
-pub(super) fn form_refused() -> Response {
+fn form_refused() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "error",
@@ -314,15 +309,7 @@ pub(super) fn form_refused() -> Response {
 }
 
 /// `POST /portal/sign-out`: ends the session.
-async fn sign_out(
-    State(state): State<AppState>,
-    Signed(session): Signed,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    if !form_allowed(&headers, &state, &session, &form.csrf) {
-        return form_refused();
-    }
+async fn sign_out(State(state): State<AppState>, Posted { session, .. }: Posted) -> Response {
     if let Err(error) = state.service.revoke_portal_session(session.tenant.clone(), session.id.clone()).await {
         return failed(&error);
     }
@@ -482,4 +469,26 @@ async fn catalogue(State(state): State<AppState>, Signed(session): Signed) -> Re
         .collect();
     let Frame { tenant, user, csrf, section } = Frame::of(&session, "catalogue");
     page(&CataloguePage { tenant, user, csrf, section, topics })
+}
+
+/// A state-changing form of a signed-in session, read and checked: from the portal's own origin, with the
+/// session's CSRF token. Handlers that take it act only on what passed.
+pub(super) struct Posted {
+    pub(super) session: PortalSession,
+    pub(super) fields: Fields,
+}
+
+impl axum::extract::FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Posted, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Signed(session) = Signed::from_request_parts(&mut parts, state).await?;
+        let bytes = axum::body::to_bytes(body, state.settings.max_payload_bytes).await.map_err(|_| form_refused())?;
+        let fields = Fields::parse(&bytes);
+        if !form_allowed(&parts.headers, state, &session, fields.get("csrf")) {
+            return Err(form_refused());
+        }
+        Ok(Posted { session, fields })
+    }
 }
