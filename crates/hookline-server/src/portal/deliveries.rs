@@ -127,14 +127,37 @@ struct Choice {
     selected: bool,
 }
 
-struct Row {
-    id: String,
-    endpoint: String,
-    topic: String,
-    status: &'static str,
-    attempts: u32,
-    last: String,
-    created: String,
+/// One delivery in a list: the deliveries page's, or an endpoint's.
+pub(super) struct DeliveryRow {
+    pub(super) id: String,
+    /// Its webhook's URL.
+    pub(super) endpoint: String,
+    pub(super) topic: String,
+    pub(super) status: &'static str,
+    pub(super) attempts: u32,
+    /// The last answer's status, or why there was none.
+    pub(super) last: String,
+    pub(super) created: String,
+    pub(super) test: bool,
+}
+
+impl DeliveryRow {
+    pub(super) fn new(delivery: &hookline_store::Delivery, endpoint: String) -> DeliveryRow {
+        DeliveryRow {
+            id: delivery.id.to_string(),
+            endpoint,
+            topic: delivery.topic.to_string(),
+            status: delivery.status.as_str(),
+            attempts: delivery.attempts,
+            last: match (delivery.last_status, &delivery.last_error) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(error)) => error.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            created: when(delivery.created),
+            test: delivery.origin == hookline_core::attempt::Origin::Test,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -148,7 +171,7 @@ struct DeliveriesPage {
     endpoints: Vec<Choice>,
     event: String,
     error: Option<String>,
-    rows: Vec<Row>,
+    rows: Vec<DeliveryRow>,
     next: Option<String>,
 }
 
@@ -200,23 +223,7 @@ pub(super) async fn list(
     let url_of = |id: &EndpointId| {
         webhooks.iter().find(|webhook| webhook.id == *id).map_or_else(|| id.to_string(), |webhook| webhook.url.clone())
     };
-    let rows = found
-        .data
-        .iter()
-        .map(|delivery| Row {
-            id: delivery.id.to_string(),
-            endpoint: url_of(&delivery.endpoint),
-            topic: delivery.topic.to_string(),
-            status: delivery.status.as_str(),
-            attempts: delivery.attempts,
-            last: match (delivery.last_status, &delivery.last_error) {
-                (Some(status), _) => status.to_string(),
-                (None, Some(error)) => error.clone(),
-                (None, None) => "-".to_owned(),
-            },
-            created: when(delivery.created),
-        })
-        .collect();
+    let rows = found.data.iter().map(|delivery| DeliveryRow::new(delivery, url_of(&delivery.endpoint))).collect();
     let next = found.next_cursor.map(|cursor| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (name, value) in

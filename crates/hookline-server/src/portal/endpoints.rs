@@ -10,6 +10,7 @@ use hookline_core::id::EndpointId;
 use hookline_core::portal::Capability;
 use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
 
+use super::deliveries::DeliveryRow;
 use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
 use crate::api::AppState;
 use crate::api::types::{CreateEndpointRequest, EndpointSecretResponse, UpdateEndpointRequest};
@@ -181,17 +182,6 @@ struct EndpointView {
     reason: Option<String>,
 }
 
-/// One delivery in the endpoint's list.
-struct DeliveryRow {
-    id: String,
-    topic: String,
-    status: &'static str,
-    attempts: u32,
-    last: String,
-    created: String,
-    test: bool,
-}
-
 #[derive(Template)]
 #[template(path = "portal/endpoint.html")]
 struct EndpointPage {
@@ -235,22 +225,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         Ok(page) => page.data,
         Err(error) => return failed(&error),
     };
-    let deliveries = deliveries
-        .iter()
-        .map(|delivery| DeliveryRow {
-            id: delivery.id.to_string(),
-            topic: delivery.topic.to_string(),
-            status: delivery.status.as_str(),
-            attempts: delivery.attempts,
-            last: match (delivery.last_status, &delivery.last_error) {
-                (Some(status), _) => status.to_string(),
-                (None, Some(error)) => error.clone(),
-                (None, None) => "-".to_owned(),
-            },
-            created: when(delivery.created),
-            test: delivery.origin == hookline_core::attempt::Origin::Test,
-        })
-        .collect();
+    let deliveries = deliveries.iter().map(|delivery| DeliveryRow::new(delivery, endpoint.url.clone())).collect();
     let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
     let previous_secret =
         shown.revealed.as_ref().and_then(|secrets| secrets.previous.as_ref()).map(|previous| when(previous.expires_at));
