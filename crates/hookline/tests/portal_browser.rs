@@ -93,7 +93,20 @@ impl Browser {
             let source = self.client.source().await.unwrap_or_default();
             panic!("no {css} on the page within {WAIT:?} ({error}); at {at}:\n{source}");
         }
-        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
+        self.body_text().await
+    }
+
+    /// The page's text; read again if the page was replaced while it was being read.
+    async fn body_text(&self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let read = async { self.client.find(Locator::Css("body")).await?.text().await };
+            match read.await {
+                Ok(text) => return text,
+                Err(error) => assert!(tokio::time::Instant::now() < deadline, "the page's text: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Reloads the page until it has an element `css` matches (server-rendered pages show new state on a reload).
@@ -101,7 +114,7 @@ impl Browser {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if self.client.find(Locator::Css(css)).await.is_ok() {
-                return self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+                return self.body_text().await;
             }
             assert!(tokio::time::Instant::now() < deadline, "no {css} after reloading for {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -119,14 +132,10 @@ impl Browser {
             .unwrap();
     }
 
+    /// The text of what `css` matches, once it is on the page.
     async fn text_of(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no {css}: {error}"))
-            .text()
-            .await
-            .unwrap()
+        let element = self.client.wait().at_most(WAIT).for_element(Locator::Css(css)).await;
+        element.unwrap_or_else(|error| panic!("no {css}: {error}")).text().await.unwrap()
     }
 
     /// Saves a screenshot of the page as `name.png` among the test's artefacts.
@@ -200,8 +209,24 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     // Add webhook: a bad URL is refused next to its field, and what was typed stays.
     browser.click("a.button.primary").await;
     browser.text_once("form[data-portal-state=new-webhook]").await;
-    browser.client.find(Locator::Css("#url")).await.unwrap().send_keys("not a url").await.unwrap();
-    browser.click("input[name=topics][value='pdf.processed']").await;
+    browser
+        .client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#url"))
+        .await
+        .unwrap()
+        .send_keys("not a url")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("input[name=topics][value='pdf.processed']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser.click("button[type=submit].primary").await;
     let error = browser.client.wait().at_most(WAIT).for_element(Locator::Css("#url-error")).await.unwrap();
     assert!(error.text().await.unwrap().contains("not a url"), "the error names the value");
