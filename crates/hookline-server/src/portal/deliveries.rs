@@ -36,10 +36,7 @@ struct AttemptView {
 #[derive(Template)]
 #[template(path = "portal/delivery.html")]
 struct DeliveryPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     delivery: DeliveryView,
     attempts: Vec<AttemptView>,
     request_body: Option<String>,
@@ -75,12 +72,9 @@ async fn delivery_page(state: &AppState, session: &PortalSession, id: &str) -> R
             response_body: attempt.response_body.clone().filter(|body| !body.is_empty()),
         })
         .collect();
-    let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
+    let frame = Frame::of(session, "webhooks");
     page(&DeliveryPage {
-        tenant,
-        user,
-        csrf,
-        section,
+        frame,
         delivery: DeliveryView {
             id: delivery.id.to_string(),
             endpoint: delivery.endpoint.to_string(),
@@ -163,10 +157,7 @@ impl DeliveryRow {
 #[derive(Template)]
 #[template(path = "portal/deliveries.html")]
 struct DeliveriesPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     statuses: Vec<Choice>,
     endpoints: Vec<Choice>,
     event: String,
@@ -263,6 +254,6 @@ pub(super) async fn list(
         selected: webhook.id.as_str() == chosen_endpoint,
     }))
     .collect();
-    let Frame { tenant, user, csrf, section } = Frame::of(&session, "deliveries");
-    page(&DeliveriesPage { tenant, user, csrf, section, statuses, endpoints, event: event_text, error, rows, next })
+    let frame = Frame::of(&session, "deliveries");
+    page(&DeliveriesPage { frame, statuses, endpoints, event: event_text, error, rows, next })
 }

@@ -50,10 +50,7 @@ struct WebhookForm {
 #[derive(Template)]
 #[template(path = "portal/new_webhook.html")]
 struct NewWebhookPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     form: WebhookForm,
 }
 
@@ -114,8 +111,8 @@ impl WebhookForm {
 }
 
 fn form_page(session: &PortalSession, form: WebhookForm) -> NewWebhookPage {
-    let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
-    NewWebhookPage { tenant, user, csrf, section, form }
+    let frame = Frame::of(session, "webhooks");
+    NewWebhookPage { frame, form }
 }
 
 /// `GET /portal/webhooks/new`.
@@ -185,10 +182,7 @@ struct EndpointView {
 #[derive(Template)]
 #[template(path = "portal/endpoint.html")]
 struct EndpointPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     endpoint: EndpointView,
     deliveries: Vec<DeliveryRow>,
     can_manage: bool,
@@ -226,14 +220,11 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         Err(error) => return failed(&error),
     };
     let deliveries = deliveries.iter().map(|delivery| DeliveryRow::new(delivery, endpoint.url.clone())).collect();
-    let Frame { tenant, user, csrf, section } = Frame::of(session, "webhooks");
+    let frame = Frame::of(session, "webhooks");
     let previous_secret =
         shown.revealed.as_ref().and_then(|secrets| secrets.previous.as_ref()).map(|previous| when(previous.expires_at));
     page(&EndpointPage {
-        tenant,
-        user,
-        csrf,
-        section,
+        frame,
         endpoint: view(&endpoint, health_state, &health),
         deliveries,
         can_manage: may(session, Capability::ManageEndpoints),

@@ -120,10 +120,7 @@ impl Frame {
 #[derive(Template)]
 #[template(path = "portal/message.html")]
 struct MessagePage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     heading: String,
     text: String,
     /// What the portal's script and tests read of the page: `signed-out`, `link-refused`, `error`.
@@ -131,19 +128,15 @@ struct MessagePage {
 }
 
 pub(super) fn message(status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
-    let Frame { tenant, user, csrf, section } = Frame::signed_out();
-    let template =
-        MessagePage { tenant, user, csrf, section, heading: heading.to_owned(), text: text.to_owned(), state };
+    let frame = Frame::signed_out();
+    let template = MessagePage { frame, heading: heading.to_owned(), text: text.to_owned(), state };
     (status, page(&template)).into_response()
 }
 
 #[derive(Template)]
 #[template(path = "portal/landing.html")]
 struct LandingPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     key_error: Option<String>,
 }
 
@@ -155,8 +148,8 @@ async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Response 
     {
         return Redirect::to("/portal/webhooks").into_response();
     }
-    let Frame { tenant, user, csrf, section } = Frame::signed_out();
-    page(&LandingPage { tenant, user, csrf, section, key_error: None })
+    let frame = Frame::signed_out();
+    page(&LandingPage { frame, key_error: None })
 }
 
 #[derive(Deserialize)]
@@ -176,10 +169,10 @@ async fn sign_in(
     match state.service.sign_in_with_key(form.key.trim()).await {
         Ok(Some((token, _))) => signed_in(&state, &token),
         Ok(None) => {
-            let Frame { tenant, user, csrf, section } = Frame::signed_out();
+            let frame = Frame::signed_out();
             let key_error =
                 Some("That key does not open a portal. Check it, or ask your platform for a new one.".to_owned());
-            (StatusCode::UNAUTHORIZED, page(&LandingPage { tenant, user, csrf, section, key_error })).into_response()
+            (StatusCode::UNAUTHORIZED, page(&LandingPage { frame, key_error })).into_response()
         }
         Err(error) => failed(&error),
     }
@@ -330,10 +323,7 @@ struct EndpointRow {
 #[derive(Template)]
 #[template(path = "portal/webhooks.html")]
 struct WebhooksPage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     tenant_name: String,
     endpoints: Vec<EndpointRow>,
     can_manage: bool,
@@ -378,17 +368,8 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
         })
         .collect();
     let can_manage = may(&session, Capability::ManageEndpoints);
-    let Frame { tenant, user, csrf, section } = Frame::of(&session, "webhooks");
-    page(&WebhooksPage {
-        tenant,
-        user,
-        csrf,
-        section,
-        tenant_name: session.tenant.to_string(),
-        endpoints: rows,
-        can_manage,
-        banners,
-    })
+    let frame = Frame::of(&session, "webhooks");
+    page(&WebhooksPage { frame, tenant_name: session.tenant.to_string(), endpoints: rows, can_manage, banners })
 }
 
 /// Whether the session may do what `capability` allows.
@@ -439,10 +420,7 @@ struct TopicView {
 #[derive(Template)]
 #[template(path = "portal/catalogue.html")]
 struct CataloguePage {
-    tenant: Option<String>,
-    user: Option<String>,
-    csrf: String,
-    section: &'static str,
+    frame: Frame,
     topics: Vec<TopicView>,
 }
 
@@ -467,8 +445,8 @@ async fn catalogue(State(state): State<AppState>, Signed(session): Signed) -> Re
             }),
         })
         .collect();
-    let Frame { tenant, user, csrf, section } = Frame::of(&session, "catalogue");
-    page(&CataloguePage { tenant, user, csrf, section, topics })
+    let frame = Frame::of(&session, "catalogue");
+    page(&CataloguePage { frame, topics })
 }
 
 /// A state-changing form of a signed-in session, read and checked: from the portal's own origin, with the
