@@ -67,6 +67,68 @@ pub fn new_token(prefix: &str) -> String {
     crate::secret::generate_api_key(prefix)
 }
 
+/// How the portal looks for a session: its name in the header, its accent colour, light or dark. What a link
+/// leaves out comes from the operator's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Theme {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accent: Option<String>,
+    /// `light` or `dark`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThemeError {
+    #[error("theme name must be 1 to 64 characters without control characters")]
+    Name,
+    #[error("theme accent {value:?} is not a colour; write it as #rrggbb, such as #2456c8")]
+    Accent { value: String },
+    #[error("theme mode {value:?} is unknown; use light or dark")]
+    Mode { value: String },
+}
+
+impl Theme {
+    /// Checks each part given.
+    pub fn check(&self) -> Result<(), ThemeError> {
+        if let Some(name) = &self.name
+            && (name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control))
+        {
+            return Err(ThemeError::Name);
+        }
+        if let Some(accent) = &self.accent
+            && accent_hex(accent).is_none()
+        {
+            return Err(ThemeError::Accent { value: accent.clone() });
+        }
+        if let Some(mode) = &self.mode
+            && !matches!(mode.as_str(), "light" | "dark")
+        {
+            return Err(ThemeError::Mode { value: mode.clone() });
+        }
+        Ok(())
+    }
+
+    /// This theme, with what it leaves out taken from `defaults`.
+    pub fn over(&self, defaults: &Theme) -> Theme {
+        Theme {
+            name: self.name.clone().or_else(|| defaults.name.clone()),
+            accent: self.accent.clone().or_else(|| defaults.accent.clone()),
+            mode: self.mode.clone().or_else(|| defaults.mode.clone()),
+        }
+    }
+}
+
+/// The six hex digits of a `#rrggbb` colour, lowercase; `None` for anything else.
+pub fn accent_hex(colour: &str) -> Option<String> {
+    let hex = colour.strip_prefix('#').unwrap_or(colour);
+    (hex.len() == 6 && hex.bytes().all(|byte| byte.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +141,23 @@ mod tests {
         assert!("admin".parse::<Capability>().unwrap_err().to_string().contains("manage_endpoints"));
         assert_eq!(normalise(&[Capability::Retry, Capability::Retry]), [Capability::Read, Capability::Retry]);
         assert!(new_token("hpl_").starts_with("hpl_") && new_token("hpl_").len() == 44);
+    }
+
+    #[test]
+    fn themes_are_checked_and_fall_back_on_the_operators() {
+        let theme = |name: &str, accent: &str, mode: &str| Theme {
+            name: Some(name.into()),
+            accent: Some(accent.into()),
+            mode: Some(mode.into()),
+        };
+        assert_eq!(theme("Heron", "#2456C8", "dark").check(), Ok(()));
+        assert_eq!(theme("", "#2456c8", "dark").check(), Err(ThemeError::Name));
+        assert!(matches!(theme("Heron", "red", "dark").check(), Err(ThemeError::Accent { .. })));
+        assert!(matches!(theme("Heron", "#2456c8;x", "dark").check(), Err(ThemeError::Accent { .. })));
+        assert!(matches!(theme("Heron", "#2456c8", "blue").check(), Err(ThemeError::Mode { .. })));
+        assert_eq!(accent_hex("#2456C8").as_deref(), Some("2456c8"));
+        let link = Theme { name: Some("Heron".into()), ..Theme::default() };
+        let operator = theme("Hookline", "#000000", "light");
+        assert_eq!(link.over(&operator), theme("Heron", "#000000", "light"));
     }
 }

@@ -101,6 +101,8 @@ pub struct Config {
     pub portal_session_lifetime: Duration,
     /// The origins whose pages may frame the portal; none when empty.
     pub portal_frame_ancestors: Vec<String>,
+    /// How the portal looks unless a link says otherwise.
+    pub portal_theme: hookline_core::portal::Theme,
 }
 
 impl Default for Config {
@@ -137,6 +139,7 @@ impl Default for Config {
             portal_session_idle: Duration::ZERO,
             portal_session_lifetime: Duration::ZERO,
             portal_frame_ancestors: Vec::new(),
+            portal_theme: hookline_core::portal::Theme::default(),
         };
         for key in KEYS {
             if let Some(default) = key.default {
@@ -211,6 +214,8 @@ enum Kind {
     Endpoint(fn(&mut Config, EndpointId)),
     PublicUrl(fn(&mut Config, String)),
     Origins(fn(&mut Config, Vec<String>)),
+    /// A part of the portal's theme, checked as a link's theme is.
+    Theme(fn(&mut hookline_core::portal::Theme, String)),
 }
 
 /// The accepted ranges of the limits.
@@ -446,6 +451,27 @@ pub const KEYS: &[Key] = &[
                       another site's frame, also where third-party cookies are blocked: serve the portal over HTTPS.",
         kind: Kind::Origins(|config, value| config.portal_frame_ancestors = value),
     },
+    Key {
+        name: "portal_name",
+        flag: None,
+        default: Some("Hookline"),
+        description: "The name at the top of the portal's pages (a link's theme may give another).",
+        kind: Kind::Theme(|theme, value| theme.name = Some(value)),
+    },
+    Key {
+        name: "portal_accent",
+        flag: None,
+        default: Some("#2456c8"),
+        description: "The portal's accent colour, `#rrggbb` (a link's theme may give another).",
+        kind: Kind::Theme(|theme, value| theme.accent = Some(value)),
+    },
+    Key {
+        name: "portal_mode",
+        flag: None,
+        default: Some("light"),
+        description: "`light` or `dark` pages (a link's theme may give another).",
+        kind: Kind::Theme(|theme, value| theme.mode = Some(value)),
+    },
 ];
 
 /// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
@@ -513,6 +539,7 @@ impl Key {
             Kind::Endpoint(_) => "an endpoint id, ep_…".to_owned(),
             Kind::PublicUrl(_) => "an http:// or https:// URL without a path".to_owned(),
             Kind::Origins(_) => "a list of origins, each http:// or https:// and a host".to_owned(),
+            Kind::Theme(_) => "a name (1 to 64 characters), a #rrggbb colour, or light or dark".to_owned(),
         }
     }
 
@@ -534,6 +561,13 @@ impl Key {
             Kind::Interval(set) => set(config, parse_purge_interval(label, &raw.text(label)?)?),
             Kind::LogFormat(set) => set(config, parse_log_format(label, &raw.text(label)?)?),
             Kind::PublicUrl(set) => set(config, parse_public_url(label, &raw.text(label)?)?),
+            Kind::Theme(set) => {
+                let value = raw.text(label)?;
+                let mut theme = hookline_core::portal::Theme::default();
+                set(&mut theme, value.clone());
+                theme.check().map_err(|error| invalid(label, &value, &error.to_string()))?;
+                set(&mut config.portal_theme, value);
+            }
             Kind::Origins(set) => {
                 let origins: Vec<String> = raw
                     .list()

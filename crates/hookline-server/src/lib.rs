@@ -185,6 +185,7 @@ impl Server {
                     (None, Err(_)) => format!("http://{}", config.listen),
                 },
                 portal_frame_ancestors: config.portal_frame_ancestors.clone(),
+                portal_theme: config.portal_theme.clone(),
             }),
         };
         let dispatcher_stop = CancellationToken::new();

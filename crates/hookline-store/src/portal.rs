@@ -28,6 +28,8 @@ pub struct PortalSession {
     /// Its absolute end, however active it is.
     pub expires: Timestamp,
     pub revoked: Option<Timestamp>,
+    /// How its link asked the portal to look, as JSON (`hookline_core::portal::Theme`).
+    pub theme: Option<String>,
 }
 
 /// What a link grants, as its creator asked.
@@ -38,6 +40,8 @@ pub struct NewPortalLink {
     pub capabilities: Vec<Capability>,
     pub user: Option<String>,
     pub expires: Timestamp,
+    /// As JSON, checked by the caller.
+    pub theme: Option<String>,
 }
 
 /// A session to start when a link is redeemed.
@@ -53,7 +57,7 @@ pub struct NewPortalSession {
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 const SESSION_COLUMNS: &str =
-    "id, tenant_id, capabilities, user_label, csrf, created_at, last_seen_at, expires_at, revoked_at";
+    "id, tenant_id, capabilities, user_label, csrf, created_at, last_seen_at, expires_at, revoked_at, theme";
 
 fn session_row(row: &dyn Columns) -> Result<PortalSession, StoreError> {
     Ok(PortalSession {
@@ -66,6 +70,7 @@ fn session_row(row: &dyn Columns) -> Result<PortalSession, StoreError> {
         last_seen: millis(row, 6)?,
         expires: millis(row, 7)?,
         revoked: row.optional_integer(8)?.map(Timestamp::from_unix_millis),
+        theme: row.optional_text(9)?,
     })
 }
 
@@ -86,11 +91,19 @@ impl Store {
                 return Ok(false);
             }
             let capabilities = join_capabilities(&link.capabilities);
-            let values: [&dyn Value; 6] =
-                [&link.token_hash, &link.tenant.as_str(), &capabilities, &link.user, &now, &link.expires.unix_millis()];
+            let values: [&dyn Value; 7] = [
+                &link.token_hash,
+                &link.tenant.as_str(),
+                &capabilities,
+                &link.user,
+                &now,
+                &link.expires.unix_millis(),
+                &link.theme,
+            ];
             sql.execute(
-                "INSERT INTO portal_links (token_hash, tenant_id, capabilities, user_label, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO portal_links (token_hash, tenant_id, capabilities, user_label, created_at, expires_at,
+                    theme)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &values,
             )
             .await?;
@@ -124,8 +137,8 @@ impl Store {
                 [&id.as_str(), &session.token_hash, &session.csrf, &now.unix_millis(), &expires, &link_hash];
             sql.execute(
                 "INSERT INTO portal_sessions (id, token_hash, tenant_id, capabilities, user_label, csrf, created_at,
-                    last_seen_at, expires_at)
-                 SELECT $1, $2, tenant_id, capabilities, user_label, $3, $4, $4, $5 FROM portal_links
+                    last_seen_at, expires_at, theme)
+                 SELECT $1, $2, tenant_id, capabilities, user_label, $3, $4, $4, $5, theme FROM portal_links
                  WHERE token_hash = $6",
                 &values,
             )

@@ -519,4 +519,11 @@ CREATE INDEX portal_sessions_expiry ON portal_sessions(expires_at);
 CREATE INDEX portal_sessions_revoked ON portal_sessions(revoked_at) WHERE revoked_at IS NOT NULL;
 "#,
     ),
+    // 20: a portal link's theme (JSON: name, accent, mode), which the session it starts keeps.
+    Migration::Both(
+        r#"
+ALTER TABLE portal_links ADD COLUMN theme TEXT;
+ALTER TABLE portal_sessions ADD COLUMN theme TEXT;
+"#,
+    ),
 ];

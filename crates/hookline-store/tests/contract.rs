@@ -1853,6 +1853,7 @@ async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over()
             capabilities: vec![Capability::Read, Capability::Retry],
             user: Some("ada@acme.example".to_owned()),
             expires: start.saturating_add(minutes(5)),
+            theme: Some(r#"{"name":"Heron"}"#.to_owned()),
         };
         let session =
             |hash: &str| NewPortalSession { token_hash: hash.to_owned(), csrf: "csrf".into(), lifetime: minutes(60) };
@@ -1862,6 +1863,7 @@ async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over()
         assert_eq!((started.tenant.as_str(), started.user.as_deref()), ("acme", Some("ada@acme.example")));
         assert_eq!(started.capabilities, [Capability::Read, Capability::Retry]);
         assert_eq!(started.expires, start.saturating_add(minutes(60)));
+        assert_eq!(started.theme.as_deref(), Some(r#"{"name":"Heron"}"#), "the session keeps its link's theme");
         assert!(store.redeem_portal_link("l1".into(), session("s2")).await.unwrap().is_none(), "a link works once");
         assert!(store.redeem_portal_link("nope".into(), session("s3")).await.unwrap().is_none());
         // A link past its five minutes starts nothing.

@@ -345,3 +345,37 @@ async fn a_tenant_key_signs_in_at_the_portal_and_other_keys_do_not() {
     let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
     assert_eq!(sessions.body["data"].as_array().unwrap().len(), 1, "{}", sessions.text);
 }
+
+#[tokio::test]
+async fn a_links_theme_names_and_colours_its_sessions_pages() {
+    let dir = TempDir::new("portal-theme");
+    let server = Hookline::start(dir.path()).await;
+    server.tenant("acme").await;
+    for (theme, field) in [
+        (json!({"accent": "orange"}), "accent"),
+        (json!({"accent": "#ff6600;}"}), "accent"),
+        (json!({"mode": "blue"}), "mode"),
+        (json!({"name": ""}), "name"),
+        (json!({"logo": "x"}), "logo"),
+    ] {
+        let refused = server.admin("POST", "/v1/tenants/acme/portal-links", Some(json!({"theme": theme}))).await;
+        assert!(matches!(refused.status, 400 | 422), "{theme}: {}", refused.text);
+        assert!(refused.text.contains(field), "{theme}: the refusal names {field}: {}", refused.text);
+    }
+    let signed_out = server.call("GET", "/portal/theme.css", None, None).await;
+    assert!(signed_out.text.contains("--accent: #2456c8") && !signed_out.text.contains("dark"), "{}", signed_out.text);
+    assert_eq!(signed_out.header("content-type"), Some("text/css"));
+
+    let theme = json!({"theme": {"name": "Heron Data", "accent": "#FF6600", "mode": "dark"}});
+    let token = token_of(&server.admin("POST", "/v1/tenants/acme/portal-links", Some(theme)).await);
+    let origin = server.url.clone();
+    let cookie = cookie_of(&form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
+    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    assert!(webhooks.text.contains(r#"<span class="brand">Heron Data</span>"#), "{}", webhooks.text);
+    assert!(
+        webhooks.text.contains(r#"href="/portal/theme.css""#) && !webhooks.text.contains("style="),
+        "no inline style"
+    );
+    let css = page(&server, "/portal/theme.css", &cookie).await;
+    assert!(css.text.contains("--accent: #ff6600") && css.text.contains("color-scheme: dark"), "{}", css.text);
+}

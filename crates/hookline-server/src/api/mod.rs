@@ -46,6 +46,8 @@ pub(crate) struct ApiSettings {
     pub public_url: String,
     /// The origins whose pages may frame the portal.
     pub portal_frame_ancestors: Vec<String>,
+    /// How the portal looks unless a link says otherwise.
+    pub portal_theme: hookline_core::portal::Theme,
 }
 
 pub(crate) fn router(state: AppState) -> Router {

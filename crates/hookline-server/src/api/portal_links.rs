@@ -21,8 +21,10 @@ pub async fn create(
     let tenant = caller.tenant(&state, &tenant).await?;
     let bytes = body_bytes(request, &state).await?;
     let body: PortalLinkRequest = if bytes.is_empty() { PortalLinkRequest::default() } else { parse_json(&bytes)? };
-    let made =
-        state.service.create_portal_link(tenant, body.capabilities.as_deref(), body.ttl.as_deref(), body.user).await?;
+    let made = state
+        .service
+        .create_portal_link(tenant, body.capabilities.as_deref(), body.ttl.as_deref(), body.user, body.theme)
+        .await?;
     // The token goes in the fragment: browsers never send it, so it stays out of logs and Referer headers.
     let url = format!("{}/portal/#token={}", state.settings.public_url, made.token);
     Ok((StatusCode::CREATED, Json(PortalLinkResponse { url, expires_at: made.expires })))

@@ -255,6 +255,10 @@ pub struct PortalLinkRequest {
     /// Who the user is, as the platform names them; shown in the portal and in the session list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// How the portal looks for this user (`name`, `accent` as `#rrggbb`, `mode` light or dark); the server's
+    /// settings for what it leaves out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<hookline_core::portal::Theme>,
 }
 
 /// A portal link: open it once, before it expires. Its token is in the fragment, never sent to a server.

@@ -72,7 +72,7 @@ async fn delivery_page(state: &AppState, session: &PortalSession, id: &str) -> R
             response_body: attempt.response_body.clone().filter(|body| !body.is_empty()),
         })
         .collect();
-    let frame = Frame::of(session, "webhooks");
+    let frame = Frame::of(state, session, "webhooks");
     page(&DeliveryPage {
         frame,
         delivery: DeliveryView {
@@ -254,6 +254,6 @@ pub(super) async fn list(
         selected: webhook.id.as_str() == chosen_endpoint,
     }))
     .collect();
-    let frame = Frame::of(&session, "deliveries");
+    let frame = Frame::of(&state, &session, "deliveries");
     page(&DeliveriesPage { frame, statuses, endpoints, event: event_text, error, rows, next })
 }

@@ -110,8 +110,8 @@ impl WebhookForm {
     }
 }
 
-fn form_page(session: &PortalSession, form: WebhookForm) -> NewWebhookPage {
-    let frame = Frame::of(session, "webhooks");
+fn form_page(state: &AppState, session: &PortalSession, form: WebhookForm) -> NewWebhookPage {
+    let frame = Frame::of(state, session, "webhooks");
     NewWebhookPage { frame, form }
 }
 
@@ -121,7 +121,7 @@ pub(super) async fn new_form(State(state): State<AppState>, Signed(session): Sig
         return not_allowed();
     }
     match WebhookForm::new(&state, None).await {
-        Ok(form) => page(&form_page(&session, form)),
+        Ok(form) => page(&form_page(&state, &session, form)),
         Err(error) => failed(&error),
     }
 }
@@ -156,7 +156,7 @@ pub(super) async fn create(State(state): State<AppState>, Posted { session, fiel
             match WebhookForm::new(&state, Some(&fields)).await {
                 Ok(mut form) => {
                     form.refused(&error);
-                    (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&session, form))).into_response()
+                    (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
                 }
                 Err(error) => failed(&error),
             }
@@ -220,7 +220,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         Err(error) => return failed(&error),
     };
     let deliveries = deliveries.iter().map(|delivery| DeliveryRow::new(delivery, endpoint.url.clone())).collect();
-    let frame = Frame::of(session, "webhooks");
+    let frame = Frame::of(state, session, "webhooks");
     let previous_secret =
         shown.revealed.as_ref().and_then(|secrets| secrets.previous.as_ref()).map(|previous| when(previous.expires_at));
     page(&EndpointPage {

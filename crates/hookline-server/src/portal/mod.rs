@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hookline_core::health::State as HealthState;
-use hookline_core::portal::Capability;
+use hookline_core::portal::{Capability, Theme, accent_hex};
 use hookline_store::{DISABLED_BY_HAND, PageRequest, PortalSession};
 use serde::Deserialize;
 
@@ -55,6 +55,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/deliveries/{delivery}/retry", post(deliveries::retry))
         .route("/portal/sign-out", post(sign_out))
         .route("/portal/signed-out", get(signed_out))
+        .route("/portal/theme.css", get(theme_css))
         .route(
             "/portal/static/portal.css",
             get(|| async { asset("text/css", include_str!("../../static/portal.css")) }),
@@ -100,19 +101,22 @@ pub(super) struct Frame {
     pub(super) user: Option<String>,
     pub(super) csrf: String,
     pub(super) section: &'static str,
+    /// The name at the top: the session's theme's, or the operator's.
+    pub(super) brand: String,
 }
 
 impl Frame {
     fn signed_out() -> Frame {
-        Frame { tenant: None, user: None, csrf: String::new(), section: "" }
+        Frame { tenant: None, user: None, csrf: String::new(), section: "", brand: "Webhooks".to_owned() }
     }
 
-    pub(super) fn of(session: &PortalSession, section: &'static str) -> Frame {
+    pub(super) fn of(state: &AppState, session: &PortalSession, section: &'static str) -> Frame {
         Frame {
             tenant: Some(session.tenant.to_string()),
             user: session.user.clone(),
             csrf: session.csrf.clone(),
             section,
+            brand: theme_of(state, Some(session)).name.unwrap_or_else(|| "Webhooks".to_owned()),
         }
     }
 }
@@ -368,7 +372,7 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
         })
         .collect();
     let can_manage = may(&session, Capability::ManageEndpoints);
-    let frame = Frame::of(&session, "webhooks");
+    let frame = Frame::of(&state, &session, "webhooks");
     page(&WebhooksPage { frame, tenant_name: session.tenant.to_string(), endpoints: rows, can_manage, banners })
 }
 
@@ -445,7 +449,7 @@ async fn catalogue(State(state): State<AppState>, Signed(session): Signed) -> Re
             }),
         })
         .collect();
-    let frame = Frame::of(&session, "catalogue");
+    let frame = Frame::of(&state, &session, "catalogue");
     page(&CataloguePage { frame, topics })
 }
 
@@ -469,4 +473,32 @@ impl axum::extract::FromRequest<AppState> for Posted {
         }
         Ok(Posted { session, fields })
     }
+}
+
+/// The theme a page is shown in: the session's link's, over the operator's.
+fn theme_of(state: &AppState, session: Option<&PortalSession>) -> Theme {
+    let own = session
+        .and_then(|session| session.theme.as_deref())
+        .and_then(|theme| serde_json::from_str::<Theme>(theme).ok())
+        .unwrap_or_default();
+    own.over(&state.settings.portal_theme)
+}
+
+/// `GET /portal/theme.css`: the accent colour and the light or dark palette of the session's theme (or the
+/// operator's when signed out), as a stylesheet: the pages carry no inline style.
+async fn theme_css(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match session_cookie(&headers) {
+        Some(token) => state.service.portal_session(token).await.ok().flatten(),
+        None => None,
+    };
+    let theme = theme_of(&state, session.as_ref());
+    let accent = theme.accent.as_deref().and_then(accent_hex).unwrap_or_else(|| "2456c8".to_owned());
+    let mut css = format!(":root {{ --accent: #{accent}; }}\n");
+    if theme.mode.as_deref() == Some("dark") {
+        css.push_str(
+            ":root { --text: #ececec; --muted: #a3a3a3; --line: #3f3f46; --bg: #18181b; color-scheme: dark; }\n\
+             code, pre, .secret code { background: #27272a; }\n",
+        );
+    }
+    ([(CONTENT_TYPE, "text/css")], css).into_response()
 }

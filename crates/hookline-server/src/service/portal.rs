@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hookline_core::duration::parse_duration_at_most;
 use hookline_core::id::{PortalSessionId, TenantId};
-use hookline_core::portal::{Capability, new_token, normalise};
+use hookline_core::portal::{Capability, Theme, new_token, normalise};
 use hookline_core::secret::hash_api_key;
 use hookline_core::time::Timestamp;
 use hookline_store::{NewPortalLink, NewPortalSession, PortalSession};
@@ -32,7 +32,16 @@ impl Service {
         capabilities: Option<&[String]>,
         ttl: Option<&str>,
         user: Option<String>,
+        theme: Option<Theme>,
     ) -> Result<PortalLinkMade, ServiceError> {
+        let theme = match theme {
+            Some(theme) => {
+                theme.check().map_err(|error| ServiceError::invalid("invalid_theme", error.to_string()))?;
+                // A `Theme` always serialises.
+                Some(serde_json::to_string(&theme).unwrap_or_default())
+            }
+            None => None,
+        };
         let capabilities = match capabilities {
             Some(names) => names
                 .iter()
@@ -68,6 +77,7 @@ impl Service {
             capabilities: normalise(&capabilities),
             user,
             expires,
+            theme,
         };
         if !self.store.create_portal_link(link).await? {
             return Err(ServiceError::TenantNotFound { tenant: tenant.to_string() });
