@@ -116,11 +116,24 @@ impl Postgres {
         let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("the url names a database").0);
         Postgres { admin_url, name, url }
     }
+}
 
-    async fn drop(self) {
-        let (client, connection) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
+/// Dropped even when a test fails, from a thread of its own so that it can block inside a runtime.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
+        }
     }
 }
 
@@ -173,9 +186,6 @@ async fn on_each_backend(label: &str, test: impl AsyncFn(Option<&Postgres>)) {
     for postgres in backends(label).await {
         eprintln!("backend: {}", if postgres.is_some() { "postgres" } else { "sqlite" });
         test(postgres.as_ref()).await;
-        if let Some(postgres) = postgres {
-            postgres.drop().await;
-        }
     }
 }
 

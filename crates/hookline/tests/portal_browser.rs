@@ -247,6 +247,12 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     let text = browser.reload_until("[data-attempt='1'] .answer").await;
     assert!(text.contains("Answered 200") && text.contains("test"), "{text}");
     assert_eq!(browser.text_of("[data-status]").await, "succeeded");
+    let curl = browser.text_of("#curl").await;
+    assert!(curl.starts_with(&format!("curl -X POST '{}/hook'", receiver.url)), "{curl}");
+    assert!(
+        curl.contains("-H 'webhook-signature: v1,") && curl.contains("--data-binary '{\"topic\":\"pdf.processed\""),
+        "{curl}"
+    );
     browser.screenshot("delivery").await;
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(got[0].header("hookline-topic"), Some("pdf.processed"));

@@ -40,6 +40,10 @@ struct DeliveryPage {
     delivery: DeliveryView,
     attempts: Vec<AttemptView>,
     request_body: Option<String>,
+    /// The last attempt's request headers (the endpoint's own masked, as recorded).
+    request_headers: Vec<(String, String)>,
+    /// The last attempt as a `curl` command, to send it again by hand.
+    curl: Option<String>,
     can_retry: bool,
 }
 
@@ -86,8 +90,27 @@ async fn delivery_page(state: &AppState, session: &PortalSession, id: &str) -> R
         },
         attempts,
         request_body: detail.request_body.clone(),
+        request_headers: detail.attempts.last().map(|attempt| attempt.request_headers.clone()).unwrap_or_default(),
+        curl: detail
+            .attempts
+            .last()
+            .map(|attempt| curl(&attempt.url, &attempt.request_headers, detail.request_body.as_deref())),
         can_retry: may(session, Capability::Retry),
     })
+}
+
+/// A `curl` command that sends a request again: its URL, its headers and its body, each quoted for a POSIX
+/// shell. Its signature headers are the recorded ones, so a receiver that checks timestamps may refuse it later.
+fn curl(url: &str, headers: &[(String, String)], body: Option<&str>) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let mut command = format!("curl -X POST {}", quote(url));
+    for (name, value) in headers {
+        command.push_str(&format!(" \\\n  -H {}", quote(&format!("{name}: {value}"))));
+    }
+    if let Some(body) = body {
+        command.push_str(&format!(" \\\n  --data-binary {}", quote(body)));
+    }
+    command
 }
 
 /// `GET /portal/deliveries/{delivery}`.
@@ -256,4 +279,17 @@ pub(super) async fn list(
     .collect();
     let frame = Frame::of(&state, &session, "deliveries");
     page(&DeliveriesPage { frame, statuses, endpoints, event: event_text, error, rows, next })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn curl_quotes_what_it_sends() {
+        let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        let command = super::curl("https://example.com/h?a=1", &headers, Some(r#"{"note":"it's"}"#));
+        assert_eq!(
+            command,
+            "curl -X POST 'https://example.com/h?a=1' \\\n  -H 'content-type: application/json' \\\n  --data-binary '{\"note\":\"it'\\''s\"}'"
+        );
+    }
 }
