@@ -277,6 +277,15 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
     }
     assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
 
+    // Deleting needs the capability, a ticked box, and the tenant's own endpoint.
+    let delete = format!("/portal/webhooks/{endpoint}/delete");
+    let refused =
+        form(&server, &delete, &format!("csrf={reader_csrf}&confirm=yes"), Some(&reader), Some(&origin)).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let refused =
+        form(&server, &delete, &format!("csrf={globex_csrf}&confirm=yes"), Some(&globex), Some(&origin)).await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+
     // A full session's forms still need their CSRF token.
     let (full, _) = sign_in(&server, "acme", None).await;
     let forged = form(
@@ -289,6 +298,14 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
     .await;
     assert_eq!(forged.status, 403, "{}", forged.text);
     assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
+    let (full, full_csrf) = sign_in(&server, "acme", None).await;
+    let unticked = form(&server, &delete, &format!("csrf={full_csrf}"), Some(&full), Some(&origin)).await;
+    assert_eq!(unticked.status, 422, "{}", unticked.text);
+    let deleted = form(&server, &delete, &format!("csrf={full_csrf}&confirm=yes"), Some(&full), Some(&origin)).await;
+    assert_eq!((deleted.status, deleted.header("location")), (303, Some("/portal/webhooks")), "{}", deleted.text);
+    assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"], json!([]));
+    let log = page(&server, &format!("/portal/deliveries/{delivery}"), &full).await;
+    assert_eq!(log.status, 200, "the delivery log stays readable: {}", log.text);
 }
 
 #[tokio::test]

@@ -423,3 +423,27 @@ pub(super) async fn recover(
         Err(error) => refusal(error),
     }
 }
+
+/// `POST /portal/webhooks/{endpoint}/delete` (ticked to confirm): deletes it; its delivery log stays readable.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { session, fields }: Posted,
+) -> Response {
+    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    if fields.get("confirm") != "yes" {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            "Not deleted",
+            "Tick the box to confirm that this webhook should be deleted.",
+        );
+    }
+    match state.service.delete_endpoint(session.tenant.clone(), endpoint.id.clone()).await {
+        Ok(()) => Redirect::to("/portal/webhooks").into_response(),
+        Err(error) => refusal(error),
+    }
+}

@@ -49,6 +49,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/webhooks/{endpoint}/secret", post(endpoints::reveal_secret))
         .route("/portal/webhooks/{endpoint}/secret/rotate", post(endpoints::rotate_secret))
         .route("/portal/webhooks/{endpoint}/recover", post(endpoints::recover))
+        .route("/portal/webhooks/{endpoint}/delete", post(endpoints::delete))
         .route("/portal/catalogue", get(catalogue))
         .route("/portal/deliveries", get(deliveries::list))
         .route("/portal/deliveries/{delivery}", get(deliveries::show))
