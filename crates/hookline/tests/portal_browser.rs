@@ -14,6 +14,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use support::{Hookline, Receiver, Reply, TempDir};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -50,13 +51,26 @@ impl Browser {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let driver = Command::new(CHROMEDRIVER)
+        let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
+        // It says when it listens.
+        let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines();
+        let ready = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("started successfully") {
+                    return;
+                }
+            }
+            panic!("chromedriver exited before it was ready");
+        };
+        tokio::time::timeout(WAIT, ready).await.expect("chromedriver is ready within the wait");
+        // What it prints later is not read; keep the pipe open so that it never blocks on a full one.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -68,21 +82,12 @@ impl Browser {
                     "--test-third-party-cookie-phaseout"],
             }),
         );
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => break client,
-                Err(error) => {
-                    assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start a session: {error}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap_or_else(|error| panic!("chromedriver did not start a session: {error}"));
         Browser { client, _driver: driver }
     }
 
@@ -96,40 +101,43 @@ impl Browser {
         self.body_text().await
     }
 
-    /// The page's text; read again if the page was replaced while it was being read.
     async fn body_text(&self) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let read = async { self.client.find(Locator::Css("body")).await?.text().await };
-            match read.await {
-                Ok(text) => return text,
-                Err(error) => assert!(tokio::time::Instant::now() < deadline, "the page's text: {error}"),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.client.find(Locator::Css("body")).await.unwrap().text().await.unwrap()
     }
 
-    /// Reloads the page until it has an element `css` matches (server-rendered pages show new state on a reload).
-    async fn reload_until(&self, css: &str) -> String {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if self.client.find(Locator::Css(css)).await.is_ok() {
-                return self.body_text().await;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no {css} after reloading for {WAIT:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            self.client.refresh().await.unwrap();
-        }
+    /// The id of the delivery whose page is shown.
+    async fn shown_delivery(&self) -> String {
+        let address = self.client.current_url().await.unwrap();
+        let id = address.path().strip_prefix("/portal/deliveries/");
+        id.unwrap_or_else(|| panic!("not a delivery's page: {address}")).to_owned()
     }
 
+    /// Loads the page again, and waits until the new copy is there.
+    async fn reload(&self) {
+        self.mark_old().await;
+        self.client.refresh().await.unwrap();
+        self.wait_for_new().await;
+    }
+
+    /// Marks the page shown now, so that `wait_for_new` can tell the next one from it.
+    async fn mark_old(&self) {
+        self.client.execute("document.documentElement.dataset.old = '1';", Vec::new()).await.unwrap();
+    }
+
+    /// Waits until the page marked by `mark_old` has been replaced: the new one's root carries no mark.
+    async fn wait_for_new(&self) {
+        let new = self.client.wait().at_most(WAIT).for_element(Locator::Css("html:not([data-old])")).await;
+        new.unwrap_or_else(|error| panic!("no new page came within {WAIT:?}: {error}"));
+    }
+
+    /// Clicks what `css` matches (a link or a form's button) and waits until the next page has replaced this
+    /// one, so that what is read next is read from it.
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no {css}: {error}"))
-            .click()
-            .await
-            .unwrap();
+        let target = self.client.wait().at_most(WAIT).for_element(Locator::Css(css)).await;
+        let target = target.unwrap_or_else(|error| panic!("no {css}: {error}"));
+        self.mark_old().await;
+        target.click().await.unwrap();
+        self.wait_for_new().await;
     }
 
     /// The text of what `css` matches, once it is on the page.
@@ -244,7 +252,10 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
 
     // A test event: its delivery and its first attempt.
     browser.click("form[action$='/test'] button").await;
-    let text = browser.reload_until("[data-attempt='1'] .answer").await;
+    let delivery = browser.shown_delivery().await;
+    server.wait_for_attempts("acme", &delivery, 1).await;
+    browser.reload().await;
+    let text = browser.text_once("[data-attempt='1'] .answer").await;
     assert!(text.contains("Answered 200") && text.contains("test"), "{text}");
     assert_eq!(browser.text_of("[data-status]").await, "succeeded");
     let curl = browser.text_of("#curl").await;
@@ -260,7 +271,9 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     // The receiver fails; Retry now makes a second attempt, which shows its answer.
     receiver.answer(Reply::status(500).with_body("database down"));
     browser.click("form[action$='/retry'] button").await;
-    let text = browser.reload_until("[data-attempt='2'] .answer").await;
+    server.wait_for_attempts("acme", &delivery, 2).await;
+    browser.reload().await;
+    let text = browser.text_once("[data-attempt='2'] .answer").await;
     assert!(text.contains("Answered 500") && text.contains("the endpoint answered 500"), "{text}");
     browser.screenshot("delivery-retried").await;
 
@@ -277,13 +290,16 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     browser.close().await;
 }
 
-/// A page of another site that frames `src` and records in its title what the frame tells it: the frame's load
-/// (`frame-loaded`) and the portal's messages (their `type`).
+/// A page of another site that frames `src` and notes on itself (`p.heard[data-what]`) what it hears: the frame's
+/// loads (`frame-loaded`) and the portal's messages (their `type`).
 fn framing_page(src: &str) -> String {
     format!(
         r#"<!doctype html><html><head><title>platform</title></head><body><h1>A platform's dashboard</h1>
-<script>window.addEventListener("message", function (event) {{ document.title = event.data && event.data.type; }});</script>
-<iframe id="portal" src="{src}" width="1100" height="700" onload="if (document.title === 'platform') document.title = 'frame-loaded';"></iframe>
+<script>
+function heard(what) {{ var note = document.createElement("p"); note.className = "heard"; note.dataset.what = what; document.body.appendChild(note); }}
+window.addEventListener("message", function (event) {{ heard(event.data && event.data.type); }});
+</script>
+<iframe id="portal" src="{src}" width="1100" height="700" onload="heard('frame-loaded')"></iframe>
 </body></html>"#
     )
 }
@@ -338,22 +354,14 @@ async fn the_portal_works_framed_by_an_allowed_site_and_is_refused_by_another() 
     browser.click("nav a[href='/portal/webhooks']").await;
     browser.text_once("[data-portal-state=signed-out]").await;
     browser.client.enter_parent_frame().await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while browser.client.title().await.unwrap() != "hookline:signed-out" {
-        assert!(tokio::time::Instant::now() < deadline, "the framing page heard nothing");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    browser.text_once("p.heard[data-what='hookline:signed-out']").await;
 
     // Another site may not frame it: the browser refuses the frame, and the link inside is never used.
     let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
     let url = link.body["url"].as_str().unwrap().to_owned();
     let (_other, other_origin) = framing_site(&url).await;
     browser.client.goto(&format!("{other_origin}/dashboard")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while browser.client.title().await.unwrap() != "frame-loaded" {
-        assert!(tokio::time::Instant::now() < deadline, "the refused frame never finished loading");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    browser.text_once("p.heard[data-what='frame-loaded']").await;
     browser.client.enter_frame(0).await.unwrap();
     assert!(browser.client.find(Locator::Css("[data-portal-state]")).await.is_err(), "the portal showed in the frame");
     browser.client.enter_parent_frame().await.unwrap();

@@ -48,7 +48,9 @@ impl Api {
         answer
     }
 
-    /// Waits until `GET path` answers as `done` wants (its status and body), for up to `WAIT`.
+    /// Waits until `GET path` answers as `done` wants (its status and body), for up to `WAIT`: asking again is the
+    /// only way for the API's state, which has no event to wait on (an attempt's record is written in a batch
+    /// after its request was answered; a purge runs on its own period). The one place these tests poll.
     pub async fn until(&self, path: &str, what: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
