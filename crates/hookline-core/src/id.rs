@@ -178,6 +178,13 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// An operational event noted by endpoint health, waiting to be published.
+    NoticeId,
+    "ntc_",
+    "notice"
+);
+
+prefixed_id!(
     /// A portal session: a tenant's user signed in to the portal (the id, never the session's token).
     PortalSessionId,
     "ps_",

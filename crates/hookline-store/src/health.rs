@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hookline_core::health::{Change, Health, Policy, Sample, hour_of};
-use hookline_core::id::{EndpointId, EventId, TenantId};
+use hookline_core::id::{EndpointId, NoticeId, TenantId};
 use hookline_core::time::Timestamp;
 use hookline_core::topic::is_operational;
 use serde_json::json;
@@ -252,7 +252,7 @@ async fn notify(
     data: &serde_json::Value,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let id = EventId::generate_at(now).to_string().replacen("evt_", "ntc_", 1);
+    let id = NoticeId::generate_at(now).to_string();
     let data = data.to_string();
     let values: [&dyn Value; 5] = [&id, &tenant, &topic, &data, &now.unix_millis()];
     sql.execute("INSERT INTO notices (id, tenant_id, topic, data, created_at) VALUES ($1, $2, $3, $4, $5)", &values)
