@@ -317,15 +317,14 @@ pub(super) async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, fields }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
-    match state.service.send_test_event(session.tenant.clone(), endpoint.id.clone(), fields.get("topic"), None).await {
-        Ok(sent) => Redirect::to(&format!("/portal/deliveries/{}", sent.delivery.id)).into_response(),
-        Err(error) => refusal(error),
-    }
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
+    let sent = state
+        .service
+        .send_test_event(session.tenant.clone(), endpoint.id.clone(), fields.get("topic"), None)
+        .await
+        .map_err(refusal)?;
+    Ok(Redirect::to(&format!("/portal/deliveries/{}", sent.delivery.id)).into_response())
 }
 
 /// `POST /portal/webhooks/{endpoint}/enabled`: disables or enables it.
@@ -333,24 +332,17 @@ pub(super) async fn set_enabled(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, fields }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
     let enabled = fields.get("enabled") == "true";
     let change = UpdateEndpointRequest { enabled: Some(enabled), ..UpdateEndpointRequest::default() };
-    match state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await {
-        Ok(_) => {
-            let notice = if enabled {
-                "Enabled: its waiting deliveries go out now."
-            } else {
-                "Disabled: its deliveries wait until you enable it again."
-            };
-            after(&state, &session, &endpoint.id, notice.to_owned()).await
-        }
-        Err(error) => refusal(error),
-    }
+    state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await.map_err(refusal)?;
+    let notice = if enabled {
+        "Enabled: its waiting deliveries go out now."
+    } else {
+        "Disabled: its deliveries wait until you enable it again."
+    };
+    Ok(after(&state, &session, &endpoint.id, notice.to_owned()).await)
 }
 
 /// `POST /portal/webhooks/{endpoint}/secret`: shows the secret (a form, so that it never sits in a page's GET).
@@ -358,13 +350,10 @@ pub(super) async fn reveal_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, .. }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::SeeSecrets, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::SeeSecrets, &id).await?;
     let revealed = EndpointSecretResponse::at(&endpoint, state.service.now());
-    endpoint_page(&state, &session, endpoint, Shown { revealed: Some(revealed), ..Shown::default() }).await
+    Ok(endpoint_page(&state, &session, endpoint, Shown { revealed: Some(revealed), ..Shown::default() }).await)
 }
 
 /// `POST /portal/webhooks/{endpoint}/secret/rotate`: a new secret, the old one signing for the grace chosen.
@@ -372,21 +361,14 @@ pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, fields }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::SeeSecrets, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::SeeSecrets, &id).await?;
     let grace = Some(fields.get("grace")).filter(|grace| !grace.is_empty());
-    match state.service.rotate_secret(session.tenant.clone(), endpoint.id.clone(), grace, None).await {
-        Ok(rotated) => {
-            let revealed = EndpointSecretResponse::at(&rotated, state.service.now());
-            let notice = Some("The secret was rotated. Give the new one to your receiver.".to_owned());
-            endpoint_page(&state, &session, rotated, Shown { revealed: Some(revealed), notice, ..Shown::default() })
-                .await
-        }
-        Err(error) => refusal(error),
-    }
+    let rotated =
+        state.service.rotate_secret(session.tenant.clone(), endpoint.id.clone(), grace, None).await.map_err(refusal)?;
+    let revealed = EndpointSecretResponse::at(&rotated, state.service.now());
+    let notice = Some("The secret was rotated. Give the new one to your receiver.".to_owned());
+    Ok(endpoint_page(&state, &session, rotated, Shown { revealed: Some(revealed), notice, ..Shown::default() }).await)
 }
 
 /// `POST /portal/webhooks/{endpoint}/recover`: queues again what failed in the window chosen, in the background.
@@ -394,34 +376,31 @@ pub(super) async fn recover(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, fields }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::Retry, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::Retry, &id).await?;
     let window = match hookline_core::duration::parse_duration(fields.get("since")) {
         Ok(window) if !window.is_zero() => window,
         _ => {
-            return message(
+            return Ok(message(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "error",
                 "That did not work",
                 "Choose how far back to recover.",
-            );
+            ));
         }
     };
     let since = state.service.now().saturating_sub(window).to_rfc3339();
-    match state.service.recover_endpoint(session.tenant.clone(), endpoint.id.clone(), &since, None).await {
-        Ok(recovery) => {
-            let notice = match recovery.total {
-                0 => "Nothing failed in that time: there is nothing to recover.".to_owned(),
-                1 => "1 failed delivery is being sent again.".to_owned(),
-                count => format!("{count} failed deliveries are being sent again."),
-            };
-            after(&state, &session, &endpoint.id, notice).await
-        }
-        Err(error) => refusal(error),
-    }
+    let recovery = state
+        .service
+        .recover_endpoint(session.tenant.clone(), endpoint.id.clone(), &since, None)
+        .await
+        .map_err(refusal)?;
+    let notice = match recovery.total {
+        0 => "Nothing failed in that time: there is nothing to recover.".to_owned(),
+        1 => "1 failed delivery is being sent again.".to_owned(),
+        count => format!("{count} failed deliveries are being sent again."),
+    };
+    Ok(after(&state, &session, &endpoint.id, notice).await)
 }
 
 /// `POST /portal/webhooks/{endpoint}/delete` (ticked to confirm): deletes it; its delivery log stays readable.
@@ -429,21 +408,16 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Posted { session, fields }: Posted,
-) -> Response {
-    let endpoint = match target(&state, &session, Capability::ManageEndpoints, &id).await {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
     if fields.get("confirm") != "yes" {
-        return message(
+        return Ok(message(
             StatusCode::UNPROCESSABLE_ENTITY,
             "error",
             "Not deleted",
             "Tick the box to confirm that this webhook should be deleted.",
-        );
+        ));
     }
-    match state.service.delete_endpoint(session.tenant.clone(), endpoint.id.clone()).await {
-        Ok(()) => Redirect::to("/portal/webhooks").into_response(),
-        Err(error) => refusal(error),
-    }
+    state.service.delete_endpoint(session.tenant.clone(), endpoint.id.clone()).await.map_err(refusal)?;
+    Ok(Redirect::to("/portal/webhooks").into_response())
 }
