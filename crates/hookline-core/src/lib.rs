@@ -15,6 +15,7 @@ pub mod json;
 pub mod portal;
 pub mod retry;
 pub mod secret;
+pub mod svg;
 pub mod target;
 pub mod time;
 pub mod topic;

@@ -55,7 +55,7 @@ fn health_row(row: &dyn Columns) -> Result<Health, StoreError> {
 }
 
 /// Reads `HEALTH_COLUMNS` from column `offset` on.
-fn health_row_at(row: &dyn Columns, offset: usize) -> Result<Health, StoreError> {
+pub(crate) fn health_row_at(row: &dyn Columns, offset: usize) -> Result<Health, StoreError> {
     let time =
         |index: usize| row.optional_integer(offset + index).map(|millis| millis.map(Timestamp::from_unix_millis));
     Ok(Health {
@@ -68,11 +68,16 @@ fn health_row_at(row: &dyn Columns, offset: usize) -> Result<Health, StoreError>
     })
 }
 
-fn hour_row(row: &dyn Columns) -> Result<HourCount, StoreError> {
+pub(crate) fn hour_row(row: &dyn Columns) -> Result<HourCount, StoreError> {
+    hour_row_at(row, 0)
+}
+
+/// Reads an hour's `hour, successes, failures` from column `offset` on.
+fn hour_row_at(row: &dyn Columns, offset: usize) -> Result<HourCount, StoreError> {
     Ok(HourCount {
-        hour: millis(row, 0)?,
-        successes: u64::try_from(row.integer(1)?).unwrap_or(0),
-        failures: u64::try_from(row.integer(2)?).unwrap_or(0),
+        hour: millis(row, offset)?,
+        successes: u64::try_from(row.integer(offset + 1)?).unwrap_or(0),
+        failures: u64::try_from(row.integer(offset + 2)?).unwrap_or(0),
     })
 }
 
@@ -322,6 +327,36 @@ impl Store {
             let found = sql.query(&statement, &values, |row| Ok((row.text(0)?, health_row_at(row, 1)?))).await?;
             let found: std::collections::HashMap<String, Health> = found.into_iter().collect();
             Ok(endpoints.iter().map(|id| found.get(id.as_str()).cloned().unwrap_or_default()).collect())
+        })
+    }
+
+    /// The hourly counts of each of `endpoints` from `since`, oldest first, in their order (empty for one without
+    /// attempts): the portal's sparklines, one read for a whole list.
+    pub async fn endpoint_hours(
+        &self,
+        endpoints: Vec<EndpointId>,
+        since: Timestamp,
+    ) -> Result<Vec<Vec<HourCount>>, StoreError> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        reading!(self, |sql| {
+            let placeholders: Vec<String> = (2..=endpoints.len() + 1).map(|index| format!("${index}")).collect();
+            let statement = format!(
+                "SELECT endpoint_id, hour, successes, failures FROM endpoint_hours
+                 WHERE hour >= $1 AND endpoint_id IN ({}) ORDER BY hour",
+                placeholders.join(", ")
+            );
+            let since = since.unix_millis();
+            let ids: Vec<&str> = endpoints.iter().map(EndpointId::as_str).collect();
+            let mut values: Vec<&dyn Value> = vec![&since];
+            values.extend(ids.iter().map(|id| id as &dyn Value));
+            let rows = sql.query(&statement, &values, |row| Ok((row.text(0)?, hour_row_at(row, 1)?))).await?;
+            let mut found: std::collections::HashMap<String, Vec<HourCount>> = std::collections::HashMap::new();
+            for (id, hour) in rows {
+                found.entry(id).or_default().push(hour);
+            }
+            Ok(endpoints.iter().map(|id| found.remove(id.as_str()).unwrap_or_default()).collect())
         })
     }
 

@@ -1827,6 +1827,18 @@ async fn recorded_attempts_keep_the_endpoints_health_and_note_what_to_tell() {
         assert_eq!(store.remove_old_hours(start.saturating_add(hour), 10).await.unwrap(), 1);
         let (_, stats) = store.endpoint_stats(tenant("acme"), endpoint.clone(), start).await.unwrap().unwrap();
         assert_eq!(stats.hours.len(), 2);
+
+        // A list's hours, one read for all its endpoints.
+        let quiet = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let hours = store.endpoint_hours(vec![quiet.clone(), endpoint.clone()], start).await.unwrap();
+        assert_eq!(hours[0], []);
+        assert_eq!(hours[1], stats.hours, "a list's hours are the endpoint's own");
+        let later = store
+            .endpoint_hours(vec![endpoint.clone()], start.saturating_add(Duration::from_secs(86_400)))
+            .await
+            .unwrap();
+        assert_eq!(later[0].len(), 1, "hours before `since` are left out");
+        assert!(store.endpoint_hours(Vec::new(), start).await.unwrap().is_empty());
     }
 }
 

@@ -334,6 +334,21 @@ async fn recover_sends_again_what_failed_and_needs_the_retry_capability() {
     assert_eq!(recovered.status, 200, "{}", recovered.text);
     assert!(recovered.text.contains("1 failed delivery is being sent again."), "{}", recovered.text);
     server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
+
+    // The endpoint's overview and the list's sparkline count the failure and the success (on PostgreSQL the
+    // counts are written just after the attempts).
+    let shown = support::poll(std::time::Duration::from_secs(10), async || {
+        let shown = page(&server, &format!("/portal/webhooks/{endpoint}"), &full).await;
+        if shown.text.contains(r#"<dd data-rate="day">50%</dd>"#) { Ok(shown) } else { Err(shown.text) }
+    })
+    .await;
+    assert!(shown.text.contains(r#"aria-label="Last 24 hours: 1 succeeded, 1 failed""#), "{}", shown.text);
+    assert!(shown.text.contains(r#"aria-label="Last 7 days: 1 succeeded, 1 failed""#), "{}", shown.text);
+    assert_eq!(shown.text.matches(r#"<rect class="failed""#).count(), 2, "a failed bar a chart");
+    let list = page(&server, "/portal/webhooks", &full).await;
+    assert!(list.text.contains(r#"<svg class="spark""#), "{}", list.text);
+    assert!(list.text.contains(r#"aria-label="Last 24 hours: 1 succeeded, 1 failed""#), "{}", list.text);
+    assert!(!list.text.contains("never"), "its last attempt is shown: {}", list.text);
 }
 
 #[tokio::test]

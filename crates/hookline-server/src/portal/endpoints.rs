@@ -10,6 +10,7 @@ use hookline_core::id::EndpointId;
 use hookline_core::portal::Capability;
 use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
 
+use super::charts::{self, Rate};
 use super::deliveries::DeliveryRow;
 use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
 use crate::api::AppState;
@@ -184,6 +185,7 @@ struct EndpointView {
 struct EndpointPage {
     frame: Frame,
     endpoint: EndpointView,
+    overview: Overview,
     deliveries: Vec<DeliveryRow>,
     can_manage: bool,
     can_see_secrets: bool,
@@ -192,6 +194,14 @@ struct EndpointPage {
     revealed_secret: Option<String>,
     previous_secret: Option<String>,
     notice: Option<String>,
+}
+
+/// How an endpoint has done: the share of attempts that succeeded and a chart per hour, over a day and a week.
+struct Overview {
+    day: String,
+    week: String,
+    day_chart: String,
+    week_chart: String,
 }
 
 /// What a page shows beyond the endpoint itself.
@@ -203,6 +213,17 @@ struct Shown {
 }
 
 async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endpoint, shown: Shown) -> Response {
+    let hours = match state.service.hours_of(std::slice::from_ref(&endpoint), 7 * 24).await {
+        Ok(mut hours) => hours.pop().unwrap_or_default(),
+        Err(error) => return failed(&error),
+    };
+    let now = state.service.now();
+    let overview = Overview {
+        day: Rate::over(&hours, now, 24).share(),
+        week: Rate::over(&hours, now, 7 * 24).share(),
+        day_chart: charts::hourly(&hours, now, 24, "Last 24 hours"),
+        week_chart: charts::hourly(&hours, now, 7 * 24, "Last 7 days"),
+    };
     let with = match state.service.with_health(vec![endpoint]).await {
         Ok(with) => with,
         Err(error) => return failed(&error),
@@ -226,6 +247,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
     page(&EndpointPage {
         frame,
         endpoint: view(&endpoint, health_state, &health),
+        overview,
         deliveries,
         can_manage: may(session, Capability::ManageEndpoints),
         can_see_secrets: may(session, Capability::SeeSecrets),

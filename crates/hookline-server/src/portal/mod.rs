@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::api::AppState;
 
+mod charts;
 mod deliveries;
 mod endpoints;
 
@@ -323,6 +324,10 @@ struct EndpointRow {
     health: &'static str,
     since: Option<String>,
     format: &'static str,
+    /// The last 24 hours, as an inline SVG the server drew.
+    spark: String,
+    /// When it was last attempted, if ever.
+    last: Option<String>,
 }
 
 #[derive(Template)]
@@ -343,13 +348,19 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
         Ok(page) => page.data,
         Err(error) => return failed(&error),
     };
+    let hours = match state.service.hours_of(&endpoints, 24).await {
+        Ok(hours) => hours,
+        Err(error) => return failed(&error),
+    };
     let endpoints = match state.service.with_health(endpoints).await {
         Ok(endpoints) => endpoints,
         Err(error) => return failed(&error),
     };
+    let now = state.service.now();
     let rows = endpoints
         .iter()
-        .map(|(endpoint, shown, health)| EndpointRow {
+        .zip(&hours)
+        .map(|((endpoint, shown, health), hours)| EndpointRow {
             id: endpoint.id.to_string(),
             url: endpoint.url.clone(),
             description: endpoint.description.clone(),
@@ -361,6 +372,8 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
                 HealthState::Healthy => None,
             },
             format: endpoint.format.as_str(),
+            spark: charts::sparkline(hours, now),
+            last: health.last_success.max(health.last_failure).map(when),
         })
         .collect();
     let banners = endpoints

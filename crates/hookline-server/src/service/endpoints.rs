@@ -12,7 +12,7 @@ use hookline_core::retry::RetrySchedule;
 use hookline_core::secret::{generate_secret, validate_secret};
 use hookline_core::target::{EndpointUrl, Host};
 use hookline_core::topic::TopicName;
-use hookline_store::{Endpoint, EndpointPatch, EndpointStats, NewEndpoint, Page, PageRequest, Rotation};
+use hookline_store::{Endpoint, EndpointPatch, EndpointStats, HourCount, NewEndpoint, Page, PageRequest, Rotation};
 
 use super::{Service, ServiceError};
 use crate::api::types::{CreateEndpointRequest, UpdateEndpointRequest};
@@ -204,6 +204,14 @@ impl Service {
             .ok_or_else(|| ServiceError::not_found("endpoint", &id))?;
         let state = stats.health.state(endpoint.enabled, &self.settings.health);
         Ok((endpoint, state, stats))
+    }
+
+    /// Each endpoint's attempts per hour over the `hours` hours up to now (the current one included), in their
+    /// order: a list's sparklines, one read.
+    pub async fn hours_of(&self, endpoints: &[Endpoint], hours: u32) -> Result<Vec<Vec<HourCount>>, ServiceError> {
+        let since = hour_of(self.now()).saturating_sub(Duration::from_secs(3600 * u64::from(hours.saturating_sub(1))));
+        let ids = endpoints.iter().map(|endpoint| endpoint.id.clone()).collect();
+        Ok(self.store.endpoint_hours(ids, since).await?)
     }
 
     /// Stops the endpoint at once; its rows go in the background.

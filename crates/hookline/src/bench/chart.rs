@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use hookline_core::svg::{Panel, escape, nice_ticks};
+
 use super::measure::percentile_ms;
 
 /// What the chart shows; every series starts at the first publish.
@@ -36,85 +38,9 @@ const ACCEPTED_COLOUR: &str = "#9ca3af";
 const SLOW_COLOUR: &str = "#ea580c";
 const MEMORY_COLOUR: &str = "#059669";
 
-/// A plotting area: data coordinates in, pixels out.
-struct Panel {
-    top: f64,
-    x_range: (f64, f64),
-    y_range: (f64, f64),
-}
-
-impl Panel {
-    fn width() -> f64 {
-        WIDTH - LEFT - RIGHT
-    }
-
-    fn x(&self, value: f64) -> f64 {
-        let (low, high) = self.x_range;
-        LEFT + (value - low) / (high - low).max(f64::MIN_POSITIVE) * Panel::width()
-    }
-
-    fn y(&self, value: f64) -> f64 {
-        let (low, high) = self.y_range;
-        self.top + PANEL_HEIGHT - (value - low) / (high - low).max(f64::MIN_POSITIVE) * PANEL_HEIGHT
-    }
-
-    /// Frame, grid, tick labels, title and axis labels. Ticks are (data value, label).
-    fn axes(&self, svg: &mut String, title: &str, x_label: &str, x_ticks: &[(f64, String)], y_ticks: &[(f64, String)]) {
-        let (top, bottom, right) = (self.top, self.top + PANEL_HEIGHT, LEFT + Panel::width());
-        let _ = writeln!(
-            svg,
-            r#"<text x="{LEFT}" y="{:.1}" font-size="14" font-weight="bold">{}</text>"#,
-            top - 12.0,
-            escape(title)
-        );
-        for (value, label) in y_ticks {
-            let y = self.y(*value);
-            let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{right:.1}" y2="{y:.1}" stroke="#e5e7eb"/>"##);
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                LEFT - 6.0,
-                y + 4.0,
-                escape(label)
-            );
-        }
-        for (value, label) in x_ticks {
-            let x = self.x(*value);
-            let _ =
-                writeln!(svg, r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#f3f4f6"/>"##);
-            let _ = writeln!(
-                svg,
-                r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                bottom + 16.0,
-                escape(label)
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{LEFT}" y="{top:.1}" width="{:.1}" height="{PANEL_HEIGHT}" fill="none" stroke="#6b7280"/>"##,
-            Panel::width()
-        );
-        let _ = writeln!(
-            svg,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#374151">{}</text>"##,
-            LEFT + Panel::width() / 2.0,
-            bottom + 34.0,
-            escape(x_label)
-        );
-    }
-
-    fn polyline(&self, svg: &mut String, points: impl Iterator<Item = (f64, f64)>, colour: &str, label: &str) {
-        let mut coordinates = String::new();
-        for (x, y) in points {
-            let _ = write!(coordinates, "{:.1},{:.1} ", self.x(x), self.y(y));
-        }
-        let _ = writeln!(
-            svg,
-            r#"<polyline class="{}" fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
-            escape(label),
-            coordinates.trim_end()
-        );
-    }
+/// A panel of the chart's width, `top` pixels down.
+fn panel(top: f64, x_range: (f64, f64), y_range: (f64, f64)) -> Panel {
+    Panel { left: LEFT, top, width: WIDTH - LEFT - RIGHT, height: PANEL_HEIGHT, x_range, y_range }
 }
 
 /// An SVG document tall enough for `panels` panels, with its title and subtitle.
@@ -156,7 +82,7 @@ fn throughput(svg: &mut String, data: &ChartData<'_>, top: f64) {
         data.delivered.iter().chain(data.accepted).chain(data.slow.unwrap_or(&[])).copied().max().unwrap_or(0);
     let y_ticks = nice_ticks(highest.max(1) as f64);
     let (seconds, x_ticks) = time_axis(data);
-    let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+    let panel = panel(top, (0.0, seconds), (0.0, y_ticks.last().copied().unwrap_or(1.0)));
     let y_labels = y_ticks.iter().map(|&value| (value, super::report::thousands(value as u64))).collect::<Vec<_>>();
     let per = format!("per {} ms", (data.bucket_seconds * 1000.0).round());
     panel.axes(
@@ -199,14 +125,14 @@ fn throughput(svg: &mut String, data: &ChartData<'_>, top: f64) {
 fn latency(svg: &mut String, data: &ChartData<'_>, top: f64) {
     let title = "Publish→delivery latency: share of deliveries within x (log scale)";
     if data.latencies_us.is_empty() {
-        let panel = Panel { top, x_range: (0.0, 1.0), y_range: (0.0, 1.0) };
+        let panel = panel(top, (0.0, 1.0), (0.0, 1.0));
         panel.axes(svg, title, "no latency samples", &[], &[]);
         return;
     }
     let lowest = percentile_ms(data.latencies_us, 0.0).max(0.01);
     let highest = percentile_ms(data.latencies_us, 1.0).max(lowest * 10.0);
     let (low_power, high_power) = (lowest.log10().floor() as i32, highest.log10().ceil() as i32);
-    let panel = Panel { top, x_range: (f64::from(low_power), f64::from(high_power)), y_range: (0.0, 1.0) };
+    let panel = panel(top, (f64::from(low_power), f64::from(high_power)), (0.0, 1.0));
     let x_ticks = (low_power..=high_power)
         .map(|power| (f64::from(power), milliseconds_label(10f64.powi(power))))
         .collect::<Vec<_>>();
@@ -231,43 +157,18 @@ fn memory(svg: &mut String, data: &ChartData<'_>, top: f64) {
     let highest = data.memory.iter().map(|(_, bytes)| *bytes as f64 / 1e6).fold(1.0, f64::max);
     let y_ticks = nice_ticks(highest);
     let (seconds, x_ticks) = time_axis(data);
-    let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+    let panel = panel(top, (0.0, seconds), (0.0, y_ticks.last().copied().unwrap_or(1.0)));
     let y_labels = y_ticks.iter().map(|&value| (value, format!("{value} MB"))).collect::<Vec<_>>();
     panel.axes(svg, &title, "time since the first publish", &x_ticks, &y_labels);
     panel.polyline(svg, data.memory.iter().map(|(at, bytes)| (*at, *bytes as f64 / 1e6)), MEMORY_COLOUR, "rss");
 }
 
 fn draw_legend(svg: &mut String, top: f64, entries: &[(&str, &str)]) {
-    let mut x = WIDTH - RIGHT - 10.0;
-    for (colour, label) in entries.iter().rev() {
-        x -= 7.0 * label.chars().count() as f64 + 30.0;
-        let _ = writeln!(svg, r#"<rect x="{x:.1}" y="{:.1}" width="14" height="4" fill="{colour}"/>"#, top + 10.0);
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x + 18.0, top + 15.0, escape(label));
-    }
-}
-
-/// Round tick values from 0 to at least `highest`: steps of 1, 2 or 5 times a power of ten, about five of them.
-fn nice_ticks(highest: f64) -> Vec<f64> {
-    if highest <= 0.0 || !highest.is_finite() {
-        return vec![0.0, 1.0];
-    }
-    let rough = highest / 5.0;
-    let power = 10f64.powf(rough.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|factor| factor * power)
-        .find(|step| *step >= rough)
-        .unwrap_or(10.0 * power);
-    let count = (highest / step).ceil() as usize;
-    (0..=count).map(|index| index as f64 * step).map(|value| (value * 1e6).round() / 1e6).collect()
+    hookline_core::svg::legend(svg, WIDTH - RIGHT, top, entries);
 }
 
 fn milliseconds_label(value: f64) -> String {
     if value >= 1000.0 { format!("{} s", value / 1000.0) } else { format!("{value} ms") }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A line of a soak panel: its colour, its label and its points.
@@ -321,7 +222,7 @@ pub fn render_soak(title: &str, subtitle: &str, soak: &super::soak::SoakFigures,
         let top = HEADER + 20.0 + index as f64 * (PANEL_HEIGHT + PANEL_GAP);
         let highest = series.iter().flat_map(|(_, _, points)| points.iter().map(|(_, y)| *y)).fold(1.0, f64::max);
         let y_ticks = nice_ticks(highest);
-        let panel = Panel { top, x_range: (0.0, seconds), y_range: (0.0, y_ticks.last().copied().unwrap_or(1.0)) };
+        let panel = panel(top, (0.0, seconds), (0.0, y_ticks.last().copied().unwrap_or(1.0)));
         let y_labels: Vec<(f64, String)> = y_ticks.iter().map(|&value| (value, format!("{value}{unit}"))).collect();
         let title = match index {
             2 => format!("{panel_title}; RSS of {memory_scope}"),
@@ -341,16 +242,4 @@ pub fn render_soak(title: &str, subtitle: &str, soak: &super::soak::SoakFigures,
 
 fn megabytes(points: impl Iterator<Item = (f64, Option<u64>)>) -> Vec<(f64, f64)> {
     points.filter_map(|(at, bytes)| bytes.map(|bytes| (at, bytes as f64 / 1e6))).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(nice_ticks(9.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert_eq!(nice_ticks(1234.0), vec![0.0, 500.0, 1000.0, 1500.0]);
-        assert_eq!(nice_ticks(0.3), vec![0.0, 0.1, 0.2, 0.3]);
-    }
 }

@@ -365,7 +365,7 @@ impl Hookline {
 /// Asks `check` again until it answers `Ok`, at most `limit`, and fails with its last `Err`. For the API's state,
 /// which has no event to wait on: an attempt's record, written in a batch after its request was answered, or a
 /// delivery's status.
-async fn poll<T>(limit: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+pub async fn poll<T>(limit: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + limit;
     loop {
         match check().await {
