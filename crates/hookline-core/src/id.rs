@@ -191,6 +191,13 @@ prefixed_id!(
     "portal session"
 );
 
+prefixed_id!(
+    /// An operator's session in the console (the id, never the session's token).
+    ConsoleSessionId,
+    "cs_",
+    "console session"
+);
+
 /// A tenant id, chosen by the operator: 1 to 64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);

@@ -39,6 +39,7 @@ macro_rules! reading {
 }
 
 mod attempts;
+mod console;
 mod deletions;
 mod deliveries;
 mod endpoints;
@@ -65,6 +66,7 @@ use hookline_core::clock::{Clock, SystemClock};
 pub use hookline_core::attempt::AttemptError;
 
 pub use crate::attempts::Attempt;
+pub use crate::console::{ConsoleSession, FailingEndpoint, QueueSummary};
 pub use crate::deletions::Removed;
 pub use crate::deliveries::{
     AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,

@@ -148,11 +148,13 @@ impl Store {
         })
     }
 
-    /// Starts a session without a link (a tenant key signed in at the portal); `None` when the tenant does not exist.
+    /// Starts a session without a link (a tenant key signed in at the portal, or an operator opening a tenant's
+    /// portal from the console); `None` when the tenant does not exist.
     pub async fn create_portal_session(
         &self,
         tenant: TenantId,
         capabilities: Vec<Capability>,
+        user: Option<String>,
         session: NewPortalSession,
     ) -> Result<Option<PortalSession>, StoreError> {
         let now = self.clock.now();
@@ -163,7 +165,7 @@ impl Store {
             }
             let capabilities = join_capabilities(&capabilities);
             let expires = now.saturating_add(session.lifetime).unix_millis();
-            let values: [&dyn Value; 7] = [
+            let values: [&dyn Value; 8] = [
                 &id.as_str(),
                 &session.token_hash,
                 &tenant.as_str(),
@@ -171,11 +173,12 @@ impl Store {
                 &session.csrf,
                 &now.unix_millis(),
                 &expires,
+                &user,
             ];
             sql.execute(
                 "INSERT INTO portal_sessions (id, token_hash, tenant_id, capabilities, csrf, created_at, last_seen_at,
-                    expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                    expires_at, user_label)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
                 &values,
             )
             .await?;
@@ -257,7 +260,15 @@ impl Store {
                     &values,
                 )
                 .await?;
-            Ok(links + sessions)
+            let values: [&dyn Value; 2] = [&now, &i64::from(limit)];
+            let operators = sql
+                .execute(
+                    "DELETE FROM console_sessions WHERE id IN (
+                        SELECT id FROM console_sessions WHERE expires_at <= $1 LIMIT $2)",
+                    &values,
+                )
+                .await?;
+            Ok(links + sessions + operators)
         })
     }
 }

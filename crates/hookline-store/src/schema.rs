@@ -526,4 +526,18 @@ ALTER TABLE portal_links ADD COLUMN theme TEXT;
 ALTER TABLE portal_sessions ADD COLUMN theme TEXT;
 "#,
     ),
+    // 21: operators signed in to the console with the admin key.
+    Migration::Both(
+        r#"
+CREATE TABLE console_sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
+"#,
+    ),
 ];

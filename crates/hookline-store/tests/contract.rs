@@ -1925,3 +1925,79 @@ async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over()
         assert!(store.redeem_portal_link("l5".into(), session("s7")).await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn the_console_keeps_operator_sessions_and_reads_across_tenants() {
+    use hookline_store::NewPortalSession;
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
+        let Some(fixture) =
+            fixtures_with(&format!("console-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        let minutes = |count: u64| Duration::from_secs(60 * count);
+        let session =
+            |hash: &str| NewPortalSession { token_hash: hash.to_owned(), csrf: "csrf".into(), lifetime: minutes(60) };
+
+        // Sessions: live while used, over when idle, signed out or past their end, and purged then.
+        let first = store.create_console_session(session("c1")).await.unwrap();
+        let second = store.create_console_session(session("c2")).await.unwrap();
+        assert_eq!(first.expires, start.saturating_add(minutes(60)));
+        let idle = minutes(30);
+        clock.advance(minutes(20));
+        let seen = store.console_session("c1".into(), idle).await.unwrap().expect("live");
+        assert_eq!((seen.id.clone(), seen.last_seen), (first.id.clone(), start.saturating_add(minutes(20))));
+        assert!(store.console_session("c2".into(), minutes(10)).await.unwrap().is_none(), "idle too long");
+        assert!(store.console_session("nope".into(), idle).await.unwrap().is_none());
+        store.end_console_session(second.id.clone()).await.unwrap();
+        assert!(store.console_session("c2".into(), idle).await.unwrap().is_none(), "signed out");
+        clock.advance(minutes(41));
+        assert!(store.console_session("c1".into(), Duration::from_secs(86_400)).await.unwrap().is_none(), "over");
+        assert_eq!(store.purge_portal(100).await.unwrap(), 1, "the one over is purged");
+
+        // The queue: what waits, what is due, since when; hours of every endpoint; who fails.
+        clock.set(start);
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let acme = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        let globex = make_endpoint(store, "globex", &["pdf.processed"]).await;
+        let mut events = Vec::new();
+        for tenant_id in ["acme", "acme", "globex"] {
+            events.push(store.publish(event(tenant_id, "pdf.processed", "{}")).await.unwrap().unwrap());
+        }
+        clock.advance(minutes(1));
+        let queue = store.queue_summary(1000).await.unwrap();
+        assert_eq!((queue.pending, queue.due, queue.oldest_due), (3, 3, Some(start)));
+        assert_eq!(store.queue_summary(2).await.unwrap().pending, 2, "counted up to the cap");
+        let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+        let failed = claimed.iter().find(|claimed| claimed.endpoint.id == globex).unwrap();
+        let mut outcome = outcome(failed, Some(500), NextStep::RetryAt(clock.now().saturating_add(minutes(10))));
+        outcome.attempt.started = clock.now();
+        store.record_outcomes(Arc::from([outcome])).await.unwrap();
+        let failing = store.failing_endpoints(10).await.unwrap();
+        assert_eq!(failing.len(), 1);
+        assert_eq!((failing[0].tenant.as_str(), &failing[0].endpoint), ("globex", &globex));
+        assert_eq!(failing[0].health.consecutive_failures, 1);
+        let hours = store.installation_hours(start).await.unwrap();
+        assert_eq!(hours.iter().map(|hour| (hour.successes, hour.failures)).collect::<Vec<_>>(), [(0, 1)]);
+        let queue = store.queue_summary(1000).await.unwrap();
+        assert_eq!(queue.pending, 3, "leased and retried deliveries still wait");
+        if backend == "postgres" {
+            let leased: u64 = queue.leased_by_node.iter().map(|(_, count)| count).sum();
+            assert_eq!(leased, 2, "{:?}", queue.leased_by_node);
+        }
+
+        // Where an id belongs.
+        let event_id = events[2].event.id.to_string();
+        assert_eq!(store.tenant_of(event_id).await.unwrap(), Some(tenant("globex")));
+        assert_eq!(store.tenant_of(failed.id.to_string()).await.unwrap(), Some(tenant("globex")));
+        assert_eq!(store.tenant_of(acme.to_string()).await.unwrap(), Some(tenant("acme")));
+        assert_eq!(store.tenant_of("del_00000000000000000000000000".into()).await.unwrap(), None);
+        assert_eq!(store.tenant_of("acme".into()).await.unwrap(), None, "not an id of a kind it finds");
+    }
+}

@@ -14,28 +14,6 @@ fn token_of(link: &Answer) -> String {
     url.split_once("#token=").unwrap_or_else(|| panic!("no token in the fragment: {url}")).1.to_owned()
 }
 
-/// The session cookie (`hookline_portal=…`) an answer sets.
-fn cookie_of(answer: &Answer) -> String {
-    let set = answer.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {:?}", answer.headers));
-    set.split(';').next().unwrap().to_owned()
-}
-
-/// Posts a form to the portal, as a browser on the portal's own page would (its `Origin`).
-async fn form(server: &Hookline, path: &str, body: &str, cookie: Option<&str>, origin: Option<&str>) -> Answer {
-    let mut headers = vec![("content-type", "application/x-www-form-urlencoded".to_owned())];
-    if let Some(origin) = origin {
-        headers.push(("origin", origin.to_owned()));
-    }
-    if let Some(cookie) = cookie {
-        headers.push(("cookie", cookie.to_owned()));
-    }
-    server.call_with("POST", path, None, Some(body), &headers).await
-}
-
-async fn page(server: &Hookline, path: &str, cookie: &str) -> Answer {
-    server.call_with("GET", path, None, None, &[("cookie", cookie.to_owned())]).await
-}
-
 #[tokio::test]
 async fn a_link_starts_one_session_that_sees_its_tenant_alone() {
     let dir = TempDir::new("portal-links");
@@ -64,27 +42,26 @@ async fn a_link_starts_one_session_that_sees_its_tenant_alone() {
     assert!(!landing.text.contains("<script>"), "no inline script");
 
     // From another origin, or with none, the link is not even tried (and so still works after).
-    let elsewhere =
-        form(&server, "/portal/session", &format!("token={token}"), None, Some("https://evil.example")).await;
+    let elsewhere = server.form("/portal/session", &format!("token={token}"), None, Some("https://evil.example")).await;
     assert_eq!(elsewhere.status, 403, "{}", elsewhere.text);
-    assert_eq!(form(&server, "/portal/session", &format!("token={token}"), None, None).await.status, 403);
-    let signed_in = form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    assert_eq!(server.form("/portal/session", &format!("token={token}"), None, None).await.status, 403);
+    let signed_in = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await;
     assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/portal/webhooks")), "{}", signed_in.text);
     let set = signed_in.header("set-cookie").unwrap();
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/portal"), "{set}");
-    let cookie = cookie_of(&signed_in);
-    let again = form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    let cookie = signed_in.cookie();
+    let again = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await;
     assert_eq!(again.status, 401, "a link works once");
     assert!(again.text.contains("This link no longer works"), "{}", again.text);
-    let unknown = form(&server, "/portal/session", "token=hpl_nothing", None, Some(&origin)).await;
+    let unknown = server.form("/portal/session", "token=hpl_nothing", None, Some(&origin)).await;
     assert_eq!(unknown.status, 401);
 
     // The session shows acme's webhooks and nothing of globex.
-    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    let webhooks = server.page("/portal/webhooks", &cookie).await;
     assert_eq!(webhooks.status, 200, "{}", webhooks.text);
     assert!(webhooks.text.contains("/acme-hook") && webhooks.text.contains("healthy"), "{}", webhooks.text);
     assert!(webhooks.text.contains("ada@acme.example"));
-    let catalogue = page(&server, "/portal/catalogue", &cookie).await;
+    let catalogue = server.page("/portal/catalogue", &cookie).await;
     assert_eq!(catalogue.status, 200);
     assert!(
         catalogue.text.contains(r#"data-topic="pdf.processed""#) && catalogue.text.contains("&#34;end_user_id&#34;"),
@@ -107,10 +84,10 @@ async fn a_link_starts_one_session_that_sees_its_tenant_alone() {
     let elsewhere =
         server.call("DELETE", &format!("/v1/tenants/globex/portal-sessions/{id}"), Some(&globex_key), None).await;
     assert_eq!(elsewhere.status, 404, "{}", elsewhere.text);
-    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 200, "globex revoked nothing");
+    assert_eq!(server.page("/portal/webhooks", &cookie).await.status, 200, "globex revoked nothing");
     let revoked = server.call("DELETE", &format!("/v1/tenants/acme/portal-sessions/{id}"), Some(&acme_key), None).await;
     assert_eq!(revoked.status, 204, "{}", revoked.text);
-    let after = page(&server, "/portal/webhooks", &cookie).await;
+    let after = server.page("/portal/webhooks", &cookie).await;
     assert_eq!((after.status, after.header("location")), (303, Some("/portal/signed-out")));
     let signed_out = server.call("GET", "/portal/signed-out", None, None).await;
     assert!(signed_out.text.contains(r#"data-portal-state="signed-out""#), "{}", signed_out.text);
@@ -123,8 +100,8 @@ async fn sign_out_needs_the_sessions_csrf_token_and_the_portals_origin() {
     server.tenant("acme").await;
     let origin = server.url.clone();
     let token = token_of(&server.admin("POST", "/v1/tenants/acme/portal-links", None).await);
-    let cookie = cookie_of(&form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
-    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    let cookie = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await.cookie();
+    let webhooks = server.page("/portal/webhooks", &cookie).await;
     assert!(webhooks.text.contains("No webhooks yet"), "an empty state says what to do: {}", webhooks.text);
     let csrf = webhooks.text.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
     assert!(csrf.len() >= 32, "{csrf}");
@@ -135,13 +112,13 @@ async fn sign_out_needs_the_sessions_csrf_token_and_the_portals_origin() {
         (format!("csrf={csrf}"), Some("https://evil.example")),
         (format!("csrf={csrf}"), None),
     ] {
-        let refused = form(&server, "/portal/sign-out", &body, Some(&cookie), from).await;
+        let refused = server.form("/portal/sign-out", &body, Some(&cookie), from).await;
         assert_eq!(refused.status, 403, "{body} from {from:?}: {}", refused.text);
     }
-    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 200, "still signed in");
-    let out = form(&server, "/portal/sign-out", &format!("csrf={csrf}"), Some(&cookie), Some(&origin)).await;
+    assert_eq!(server.page("/portal/webhooks", &cookie).await.status, 200, "still signed in");
+    let out = server.form("/portal/sign-out", &format!("csrf={csrf}"), Some(&cookie), Some(&origin)).await;
     assert_eq!((out.status, out.header("location")), (303, Some("/portal/signed-out")));
-    assert_eq!(page(&server, "/portal/webhooks", &cookie).await.status, 303);
+    assert_eq!(server.page("/portal/webhooks", &cookie).await.status, 303);
 }
 
 #[tokio::test]
@@ -174,7 +151,7 @@ async fn links_are_for_the_operator_and_their_requests_are_checked() {
     assert!(expires.unix_seconds().abs_diff(expected.unix_seconds()) < 30, "{}", narrowed.text);
     let token = token_of(&narrowed);
     let origin = server.url.clone();
-    form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await;
+    server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await;
     let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
     assert_eq!(sessions.body["data"][0]["capabilities"], json!(["read", "retry"]));
     assert_eq!(sessions.body["data"][0]["user"], Value::Null);
@@ -188,8 +165,8 @@ async fn sign_in(server: &Hookline, tenant: &str, capabilities: Option<Value>) -
     let body = capabilities.map(|capabilities| json!({"capabilities": capabilities}));
     let token = token_of(&server.admin("POST", &format!("/v1/tenants/{tenant}/portal-links"), body).await);
     let origin = server.url.clone();
-    let cookie = cookie_of(&form(server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
-    let webhooks = page(server, "/portal/webhooks", &cookie).await;
+    let cookie = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await.cookie();
+    let webhooks = server.page("/portal/webhooks", &cookie).await;
     let csrf = webhooks.text.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
     (cookie, csrf)
 }
@@ -217,7 +194,7 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
         "/portal/webhooks/ep_not_an_id".to_owned(),
         "/portal/deliveries/../webhooks".to_owned(),
     ] {
-        let answer = page(&server, &path, &globex).await;
+        let answer = server.page(&path, &globex).await;
         assert!(matches!(answer.status, 404), "{path}: {} {}", answer.status, answer.text);
         assert!(!answer.text.contains("/acme"), "{path} leaked acme's URL");
     }
@@ -228,12 +205,12 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
         (format!("/portal/webhooks/{endpoint}/secret/rotate"), "grace=0s".to_owned()),
         (format!("/portal/deliveries/{delivery}/retry"), String::new()),
     ] {
-        let answer = form(&server, &path, &format!("csrf={globex_csrf}&{body}"), Some(&globex), Some(&origin)).await;
+        let answer = server.form(&path, &format!("csrf={globex_csrf}&{body}"), Some(&globex), Some(&origin)).await;
         assert_eq!(answer.status, 404, "{path}: {}", answer.text);
         assert!(!answer.text.contains("whsec_"), "{path} leaked a secret");
     }
     for query in [String::new(), format!("?endpoint={endpoint}"), format!("?event={event}")] {
-        let listed = page(&server, &format!("/portal/deliveries{query}"), &globex).await;
+        let listed = server.page(&format!("/portal/deliveries{query}"), &globex).await;
         assert_eq!(listed.status, 200, "{query}: {}", listed.text);
         assert!(!listed.text.contains(&delivery) && listed.text.contains("No deliveries match"), "{query}");
     }
@@ -243,10 +220,10 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
 
     // A read-only session of acme sees its webhooks but can add, test, reveal and retry nothing.
     let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
-    let webhooks = page(&server, "/portal/webhooks", &reader).await;
+    let webhooks = server.page("/portal/webhooks", &reader).await;
     assert!(webhooks.text.contains("/acme") && !webhooks.text.contains("Add webhook"), "{}", webhooks.text);
     // Its deliveries, filtered by status, webhook and event; a malformed filter is said and ignored.
-    let listed = page(&server, "/portal/deliveries", &reader).await;
+    let listed = server.page("/portal/deliveries", &reader).await;
     assert!(listed.text.contains(&delivery) && listed.text.contains("/acme"), "{}", listed.text);
     for (query, shown) in [
         ("?status=succeeded".to_owned(), true),
@@ -255,15 +232,15 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
         (format!("?event={event}"), true),
         ("?event=evt_00000000000000000000000000".to_owned(), false),
     ] {
-        let listed = page(&server, &format!("/portal/deliveries{query}"), &reader).await;
+        let listed = server.page(&format!("/portal/deliveries{query}"), &reader).await;
         assert_eq!(listed.text.contains(&delivery), shown, "{query}: {}", listed.text);
     }
-    let malformed = page(&server, "/portal/deliveries?event=nonsense&status=lost", &reader).await;
+    let malformed = server.page("/portal/deliveries?event=nonsense&status=lost", &reader).await;
     assert_eq!(malformed.status, 200);
     assert!(malformed.text.contains("is not an event id") && malformed.text.contains(&delivery), "{}", malformed.text);
-    let shown = page(&server, &format!("/portal/webhooks/{endpoint}"), &reader).await;
+    let shown = server.page(&format!("/portal/webhooks/{endpoint}"), &reader).await;
     assert!(!shown.text.contains("Reveal secret") && !shown.text.contains("Send test event"), "{}", shown.text);
-    assert_eq!(page(&server, "/portal/webhooks/new", &reader).await.status, 403);
+    assert_eq!(server.page("/portal/webhooks/new", &reader).await.status, 403);
     let create = format!("csrf={reader_csrf}&url=https%3A%2F%2Fexample.com%2Fh&topics=pdf.processed");
     for (path, body) in [
         ("/portal/webhooks/new".to_owned(), create),
@@ -271,7 +248,7 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
         (format!("/portal/webhooks/{endpoint}/secret"), format!("csrf={reader_csrf}")),
         (format!("/portal/deliveries/{delivery}/retry"), format!("csrf={reader_csrf}")),
     ] {
-        let answer = form(&server, &path, &body, Some(&reader), Some(&origin)).await;
+        let answer = server.form(&path, &body, Some(&reader), Some(&origin)).await;
         assert_eq!(answer.status, 403, "{path}: {}", answer.text);
         assert!(!answer.text.contains("whsec_"));
     }
@@ -279,32 +256,30 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
 
     // Deleting needs the capability, a ticked box, and the tenant's own endpoint.
     let delete = format!("/portal/webhooks/{endpoint}/delete");
-    let refused =
-        form(&server, &delete, &format!("csrf={reader_csrf}&confirm=yes"), Some(&reader), Some(&origin)).await;
+    let refused = server.form(&delete, &format!("csrf={reader_csrf}&confirm=yes"), Some(&reader), Some(&origin)).await;
     assert_eq!(refused.status, 403, "{}", refused.text);
-    let refused =
-        form(&server, &delete, &format!("csrf={globex_csrf}&confirm=yes"), Some(&globex), Some(&origin)).await;
+    let refused = server.form(&delete, &format!("csrf={globex_csrf}&confirm=yes"), Some(&globex), Some(&origin)).await;
     assert_eq!(refused.status, 404, "{}", refused.text);
 
     // A full session's forms still need their CSRF token.
     let (full, _) = sign_in(&server, "acme", None).await;
-    let forged = form(
-        &server,
-        "/portal/webhooks/new",
-        "url=https%3A%2F%2Fexample.com%2Fh&topics=pdf.processed",
-        Some(&full),
-        Some(&origin),
-    )
-    .await;
+    let forged = server
+        .form(
+            "/portal/webhooks/new",
+            "url=https%3A%2F%2Fexample.com%2Fh&topics=pdf.processed",
+            Some(&full),
+            Some(&origin),
+        )
+        .await;
     assert_eq!(forged.status, 403, "{}", forged.text);
     assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"].as_array().unwrap().len(), 1);
     let (full, full_csrf) = sign_in(&server, "acme", None).await;
-    let unticked = form(&server, &delete, &format!("csrf={full_csrf}"), Some(&full), Some(&origin)).await;
+    let unticked = server.form(&delete, &format!("csrf={full_csrf}"), Some(&full), Some(&origin)).await;
     assert_eq!(unticked.status, 422, "{}", unticked.text);
-    let deleted = form(&server, &delete, &format!("csrf={full_csrf}&confirm=yes"), Some(&full), Some(&origin)).await;
+    let deleted = server.form(&delete, &format!("csrf={full_csrf}&confirm=yes"), Some(&full), Some(&origin)).await;
     assert_eq!((deleted.status, deleted.header("location")), (303, Some("/portal/webhooks")), "{}", deleted.text);
     assert_eq!(server.admin("GET", "/v1/tenants/acme/endpoints", None).await.body["data"], json!([]));
-    let log = page(&server, &format!("/portal/deliveries/{delivery}"), &full).await;
+    let log = server.page(&format!("/portal/deliveries/{delivery}"), &full).await;
     assert_eq!(log.status, 200, "the delivery log stays readable: {}", log.text);
 }
 
@@ -324,13 +299,13 @@ async fn recover_sends_again_what_failed_and_needs_the_retry_capability() {
     let path = format!("/portal/webhooks/{endpoint}/recover");
 
     let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
-    let refused = form(&server, &path, &format!("csrf={reader_csrf}&since=24h"), Some(&reader), Some(&origin)).await;
+    let refused = server.form(&path, &format!("csrf={reader_csrf}&since=24h"), Some(&reader), Some(&origin)).await;
     assert_eq!(refused.status, 403, "{}", refused.text);
     let (full, csrf) = sign_in(&server, "acme", None).await;
-    let bad = form(&server, &path, &format!("csrf={csrf}&since=forever"), Some(&full), Some(&origin)).await;
+    let bad = server.form(&path, &format!("csrf={csrf}&since=forever"), Some(&full), Some(&origin)).await;
     assert_eq!(bad.status, 422, "{}", bad.text);
     receiver.answer(support::Reply::status(200));
-    let recovered = form(&server, &path, &format!("csrf={csrf}&since=24h"), Some(&full), Some(&origin)).await;
+    let recovered = server.form(&path, &format!("csrf={csrf}&since=24h"), Some(&full), Some(&origin)).await;
     assert_eq!(recovered.status, 200, "{}", recovered.text);
     assert!(recovered.text.contains("1 failed delivery is being sent again."), "{}", recovered.text);
     server.wait_for_deliveries("acme", &event, "succeeded", 1).await;
@@ -338,14 +313,14 @@ async fn recover_sends_again_what_failed_and_needs_the_retry_capability() {
     // The endpoint's overview and the list's sparkline count the failure and the success (on PostgreSQL the
     // counts are written just after the attempts).
     let shown = support::poll(std::time::Duration::from_secs(10), async || {
-        let shown = page(&server, &format!("/portal/webhooks/{endpoint}"), &full).await;
+        let shown = server.page(&format!("/portal/webhooks/{endpoint}"), &full).await;
         if shown.text.contains(r#"<dd data-rate="day">50%</dd>"#) { Ok(shown) } else { Err(shown.text) }
     })
     .await;
     assert!(shown.text.contains(r#"aria-label="Last 24 hours: 1 succeeded, 1 failed""#), "{}", shown.text);
     assert!(shown.text.contains(r#"aria-label="Last 7 days: 1 succeeded, 1 failed""#), "{}", shown.text);
     assert_eq!(shown.text.matches(r#"<rect class="failed""#).count(), 2, "a failed bar a chart");
-    let list = page(&server, "/portal/webhooks", &full).await;
+    let list = server.page("/portal/webhooks", &full).await;
     assert!(list.text.contains(r#"<svg class="spark""#), "{}", list.text);
     assert!(list.text.contains(r#"aria-label="Last 24 hours: 1 succeeded, 1 failed""#), "{}", list.text);
     assert!(!list.text.contains("never"), "its last attempt is shown: {}", list.text);
@@ -363,15 +338,15 @@ async fn a_tenant_key_signs_in_at_the_portal_and_other_keys_do_not() {
     assert!(landing.text.contains(r#"action="/portal/sign-in""#), "{}", landing.text);
 
     for wrong in ["hk_not_a_key".to_owned(), support::ADMIN_KEY.to_owned(), String::new()] {
-        let refused = form(&server, "/portal/sign-in", &format!("key={wrong}"), None, Some(&origin)).await;
+        let refused = server.form("/portal/sign-in", &format!("key={wrong}"), None, Some(&origin)).await;
         assert_eq!(refused.status, 401, "{wrong:?}: {}", refused.text);
         assert!(refused.text.contains("That key does not open a portal") && refused.header("set-cookie").is_none());
     }
-    let elsewhere = form(&server, "/portal/sign-in", &format!("key={key}"), None, Some("https://evil.example")).await;
+    let elsewhere = server.form("/portal/sign-in", &format!("key={key}"), None, Some("https://evil.example")).await;
     assert_eq!(elsewhere.status, 403);
-    let signed_in = form(&server, "/portal/sign-in", &format!("key={key}"), None, Some(&origin)).await;
+    let signed_in = server.form("/portal/sign-in", &format!("key={key}"), None, Some(&origin)).await;
     assert_eq!((signed_in.status, signed_in.header("location")), (303, Some("/portal/webhooks")), "{}", signed_in.text);
-    let webhooks = page(&server, "/portal/webhooks", &cookie_of(&signed_in)).await;
+    let webhooks = server.page("/portal/webhooks", &signed_in.cookie()).await;
     assert!(webhooks.text.contains("/acme-hook") && webhooks.text.contains("Add webhook"), "{}", webhooks.text);
     assert!(!webhooks.text.contains(&key), "the key is never shown back");
     let sessions = server.admin("GET", "/v1/tenants/acme/portal-sessions", None).await;
@@ -401,13 +376,13 @@ async fn a_links_theme_names_and_colours_its_sessions_pages() {
     let theme = json!({"theme": {"name": "Heron Data", "accent": "#FF6600", "mode": "dark"}});
     let token = token_of(&server.admin("POST", "/v1/tenants/acme/portal-links", Some(theme)).await);
     let origin = server.url.clone();
-    let cookie = cookie_of(&form(&server, "/portal/session", &format!("token={token}"), None, Some(&origin)).await);
-    let webhooks = page(&server, "/portal/webhooks", &cookie).await;
+    let cookie = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await.cookie();
+    let webhooks = server.page("/portal/webhooks", &cookie).await;
     assert!(webhooks.text.contains(r#"<span class="brand">Heron Data</span>"#), "{}", webhooks.text);
     assert!(
         webhooks.text.contains(r#"href="/portal/theme.css""#) && !webhooks.text.contains("style="),
         "no inline style"
     );
-    let css = page(&server, "/portal/theme.css", &cookie).await;
+    let css = server.page("/portal/theme.css", &cookie).await;
     assert!(css.text.contains("--accent: #ff6600") && css.text.contains("color-scheme: dark"), "{}", css.text);
 }

@@ -77,6 +77,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/tenants/{tenant}", get(tenants::show).delete(tenants::delete))
         .nest("/v1/tenants/{tenant}", tenant_routes)
         .merge(crate::portal::routes(&state.settings))
+        .merge(crate::portal::console::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such API route; see docs/api.md for the API")
         })

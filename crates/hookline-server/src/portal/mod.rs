@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::api::AppState;
 
 mod charts;
+pub(crate) mod console;
 mod deliveries;
 mod endpoints;
 
@@ -75,7 +76,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// Every portal answer: a strict policy with no inline script or style, framed only by the origins the operator
 /// names (none by default), nothing cached, and no portal address in another site's Referer.
-async fn secure_headers(mut response: Response, policy: HeaderValue) -> Response {
+pub(super) async fn secure_headers(mut response: Response, policy: HeaderValue) -> Response {
     let headers = response.headers_mut();
     headers.insert("content-security-policy", policy);
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
@@ -185,7 +186,7 @@ async fn sign_in(
 }
 
 /// The answer that starts a session: its cookie, and on to the webhooks.
-fn signed_in(state: &AppState, token: &str) -> Response {
+pub(super) fn signed_in(state: &AppState, token: &str) -> Response {
     let cookie = format!("{COOKIE_NAME}={token}; Path=/portal; HttpOnly{}", cookie_attributes(state));
     let mut response = Redirect::to("/portal/webhooks").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -240,17 +241,22 @@ fn cookie_attributes(state: &AppState) -> &'static str {
 
 /// The session's token from the request's cookie, if it has one.
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE_NAME)
+}
+
+/// The value of the request's cookie `name`, if it has one.
+pub(super) fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Whether a form comes from the portal's own pages: its `Origin` (browsers send it with every form post) names
 /// this server, as the request's `Host` or the configured public URL does.
-fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|value| value.to_str().ok()) else {
         return false;
     };

@@ -6,6 +6,7 @@
 //! Architecture invariant: nothing here knows HTTP (no axum, no status codes). A caller is already
 //! authenticated and names the tenant it may act for; the API decides how each [`ServiceError`] is answered.
 
+mod console;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use hookline_core::time::Timestamp;
 use hookline_store::{Store, StoreError};
 
+pub use self::console::{Overview, QUEUE_COUNT_CAP};
 pub use self::deliveries::DeliveryDetail;
 pub use self::events::{Publication, TestSent};
 pub use self::portal::PortalLinkMade;

@@ -103,14 +103,7 @@ impl Service {
         let Some(tenant) = self.store.tenant_for_key_hash(hash_api_key(key)).await? else {
             return Ok(None);
         };
-        let token = new_token("hps_");
-        let session = NewPortalSession {
-            token_hash: hash_api_key(&token),
-            csrf: new_token(""),
-            lifetime: self.settings.portal_session_lifetime,
-        };
-        let started = self.store.create_portal_session(tenant, Capability::ALL.to_vec(), session).await?;
-        Ok(started.map(|session| (token, session)))
+        self.open_portal(tenant, Capability::ALL.to_vec(), None).await
     }
 
     /// The live session of a token, if any.

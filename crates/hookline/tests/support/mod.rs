@@ -177,6 +177,12 @@ impl Answer {
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }
+
+    /// The cookie (`name=value`) the answer sets.
+    pub fn cookie(&self) -> String {
+        let set = self.header("set-cookie").unwrap_or_else(|| panic!("no cookie: {:?}", self.headers));
+        set.split(';').next().unwrap().to_owned()
+    }
 }
 
 pub fn binary() -> &'static str {
@@ -318,6 +324,23 @@ impl Hookline {
     }
 
     /// Calls the API with the admin key and a JSON body.
+    /// Posts a form to a page, as a browser would from `origin`'s page, with `cookie`.
+    pub async fn form(&self, path: &str, body: &str, cookie: Option<&str>, origin: Option<&str>) -> Answer {
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded".to_owned())];
+        if let Some(origin) = origin {
+            headers.push(("origin", origin.to_owned()));
+        }
+        if let Some(cookie) = cookie {
+            headers.push(("cookie", cookie.to_owned()));
+        }
+        self.call_with("POST", path, None, Some(body), &headers).await
+    }
+
+    /// A page, with `cookie`.
+    pub async fn page(&self, path: &str, cookie: &str) -> Answer {
+        self.call_with("GET", path, None, None, &[("cookie", cookie.to_owned())]).await
+    }
+
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
         let text = body.map(|body| body.to_string());
         self.call(method, path, Some(ADMIN_KEY), text.as_deref()).await
