@@ -120,7 +120,7 @@ async fn an_operator_finds_a_failing_delivery_opens_it_read_only_and_sends_it_ag
     let found = server.page(&format!("/console/search?id={delivery}"), &cookie).await;
     assert!(found.text.contains(r#"data-console-state="found""#), "{}", found.text);
     assert!(found.text.contains("acme</a>&#x27;s") || found.text.contains("acme</a>'s"), "{}", found.text);
-    assert!(found.text.contains("attempt 1 at") && found.text.contains("503"), "{}", found.text);
+    assert!(found.text.contains("attempt 1 at") && found.text.contains("answered 503"), "{}", found.text);
     let of_event = server.page(&format!("/console/search?id={event}"), &cookie).await;
     assert!(of_event.text.contains(&delivery), "an event's deliveries: {}", of_event.text);
     let of_endpoint = server.page(&format!("/console/search?id={endpoint}"), &cookie).await;

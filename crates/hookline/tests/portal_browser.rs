@@ -379,3 +379,56 @@ async fn the_portal_works_framed_by_an_allowed_site_and_is_refused_by_another() 
     assert_eq!(unused.status, 303, "the refused frame's link was never used: {}", unused.text);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_operator_signs_in_to_the_console_and_finds_a_failing_delivery() {
+    if !browser_wanted() {
+        return;
+    }
+    let dir = TempDir::new("console-browser");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_FAILING_AFTER", "1")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(Reply::status(503));
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let body = json!({"url": format!("{}/hooks", receiver.url), "topics": ["pdf.processed"], "retry_schedule": []});
+    server.endpoint("acme", body).await;
+    let event = server.publish("acme", "pdf.processed", r#"{"pages":3}"#).await;
+    let failed = server.wait_for_deliveries("acme", &event, "failed", 1).await;
+    let delivery = failed["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{}/console/", server.url)).await.unwrap();
+    browser.text_once("[data-console-state=signed-out]").await;
+    let key = browser.client.find(Locator::Css("#key")).await.unwrap();
+    key.send_keys("not the key").await.unwrap();
+    browser.click("#sign-in button").await;
+    assert!(browser.text_of("#key-error").await.contains("not the admin key"));
+    let key = browser.client.find(Locator::Css("#key")).await.unwrap();
+    key.send_keys(support::ADMIN_KEY).await.unwrap();
+    browser.click("#sign-in button").await;
+    let text = browser.text_once("[data-queue=pending]").await;
+    assert!(text.contains("Endpoints in trouble") && text.contains("failing"), "{text}");
+    browser.screenshot("console-queue").await;
+
+    browser.click("nav a[href='/console/tenants']").await;
+    browser.text_once("[data-tenant=globex]").await;
+    browser.screenshot("console-tenants").await;
+    browser.click("a[href='/console/tenants/acme']").await;
+    let text = browser.text_once(&format!("[data-delivery='{delivery}']")).await;
+    assert!(text.contains("Retry failed"), "{text}");
+    browser.screenshot("console-tenant").await;
+
+    // Found by its id from the search box, then opened in acme's portal, read-only.
+    browser.client.find(Locator::Css("#find")).await.unwrap().send_keys(&delivery).await.unwrap();
+    browser.click("form.search button").await;
+    let text = browser.text_once("[data-console-state=found]").await;
+    assert!(text.contains("acme's") && text.contains("answered 503"), "{text}");
+    browser.screenshot("console-found").await;
+    browser.click("form[action='/console/tenants/acme/portal'] button").await;
+    assert_eq!(browser.shown_delivery().await, delivery);
+    let text = browser.text_once("[data-status=failed]").await;
+    assert!(!text.contains("Retry now"), "read-only: {text}");
+    browser.close().await;
+}

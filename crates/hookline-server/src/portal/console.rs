@@ -538,10 +538,13 @@ async fn search(
                     detail.attempts.len()
                 ));
                 for attempt in &detail.attempts {
-                    let answer =
-                        attempt.response_status.map_or_else(|| "no answer".to_owned(), |status| status.to_string());
-                    let error = attempt.error.map(|error| format!(" ({})", error.as_str())).unwrap_or_default();
-                    lines.push(format!("attempt {} at {}: {answer}{error}", attempt.number, when(attempt.started)));
+                    let answer = match (attempt.response_status, attempt.error, &attempt.error_detail) {
+                        (Some(status), _, _) => format!("answered {status}"),
+                        (None, _, Some(detail)) => detail.clone(),
+                        (None, Some(error), None) => error.as_str().to_owned(),
+                        (None, None, None) => "no answer".to_owned(),
+                    };
+                    lines.push(format!("attempt {} at {}: {answer}", attempt.number, when(attempt.started)));
                 }
                 delivery = Some(found.to_string());
             } else if let Ok(event) = id.parse::<EventId>() {
