@@ -163,7 +163,7 @@ impl Store {
                     let values: [&dyn Value; 1] = [&now];
                     sql.query(
                         "SELECT lease_node, COUNT(*) FROM deliveries
-                         WHERE status = 'pending' AND next_attempt_at > $1 AND lease_node IS NOT NULL
+                         WHERE status = 'pending' AND next_attempt_at > $1 AND lease IS NOT NULL AND lease_node IS NOT NULL
                          GROUP BY lease_node ORDER BY lease_node",
                         &values,
                         |row| Ok((row.text(0)?, u64::try_from(row.integer(1)?).unwrap_or(0))),

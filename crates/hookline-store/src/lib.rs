@@ -69,7 +69,7 @@ pub use crate::attempts::Attempt;
 pub use crate::console::{ConsoleSession, FailingEndpoint, QueueSummary};
 pub use crate::deletions::Removed;
 pub use crate::deliveries::{
-    AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,
+    Answer, AttemptOutcome, Busy, Claim, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStatus, NextStep, Retried,
 };
 pub use crate::endpoints::{
     DISABLED_BY_HAND, Disabled, Endpoint, EndpointPatch, NewEndpoint, PreviousSecret, Rotation,

@@ -2001,3 +2001,100 @@ async fn the_console_keeps_operator_sessions_and_reads_across_tenants() {
         assert_eq!(store.tenant_of("acme".into()).await.unwrap(), None, "not an id of a kind it finds");
     }
 }
+
+#[tokio::test]
+async fn deliveries_are_filtered_by_topic_answer_and_time_window() {
+    use hookline_store::Answer;
+    let start = Timestamp::from_unix_millis(1_893_456_000_000);
+    // Three deliveries read a page at most, so that the walk of a filter without an index goes page by page.
+    for backend in ["sqlite", "postgres"] {
+        let clock = Arc::new(ManualClock::new(start));
+        let options =
+            StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, list_scan: 3, ..StoreOptions::default() };
+        let Some(fixture) =
+            fixtures_with(&format!("filters-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
+        else {
+            continue;
+        };
+        eprintln!("backend: {backend}");
+        let store = &fixture.store;
+        make_tenant(store, "acme").await;
+        make_tenant(store, "globex").await;
+        let endpoint = make_endpoint(store, "acme", &["pdf.processed", "end_user.processed"]).await;
+        make_endpoint(store, "globex", &["pdf.processed"]).await;
+        // One delivery a minute: topics alternating, answered 200, 404, 503, none, 200, 404.
+        let answers = [Some(200), Some(404), Some(503), None, Some(200), Some(404)];
+        let mut made = Vec::new();
+        for (minute, answer) in answers.iter().enumerate() {
+            clock.set(start.saturating_add(Duration::from_secs(60 * minute as u64)));
+            let topic_name = if minute % 2 == 0 { "pdf.processed" } else { "end_user.processed" };
+            store.publish(event("acme", topic_name, "{}")).await.unwrap().unwrap();
+            store.publish(event("globex", "pdf.processed", "{}")).await.unwrap().unwrap();
+            let claimed = store.claim_due(claim_at(clock.now())).await.unwrap();
+            let ours = claimed.iter().find(|claimed| claimed.endpoint.id == endpoint).unwrap();
+            let next =
+                NextStep::Done(if *answer == Some(200) { DeliveryStatus::Succeeded } else { DeliveryStatus::Failed });
+            let done = outcome(ours, *answer, next);
+            store.record_outcomes(Arc::from([done])).await.unwrap();
+            made.push(ours.id.clone());
+        }
+        let newest_first =
+            |minutes: &[usize]| minutes.iter().rev().map(|&minute| made[minute].clone()).collect::<Vec<_>>();
+        let at = |minute: u64| Some(start.saturating_add(Duration::from_secs(60 * minute)));
+        let cases = [
+            (DeliveryFilter { topic: Some(topic("pdf.processed")), ..Default::default() }, vec![0, 2, 4]),
+            (DeliveryFilter { answer: Some(Answer::Class(4)), ..Default::default() }, vec![1, 5]),
+            (DeliveryFilter { answer: Some(Answer::Class(5)), ..Default::default() }, vec![2]),
+            (DeliveryFilter { answer: Some(Answer::Class(2)), ..Default::default() }, vec![0, 4]),
+            (DeliveryFilter { answer: Some(Answer::None), ..Default::default() }, vec![3]),
+            (
+                DeliveryFilter {
+                    topic: Some(topic("end_user.processed")),
+                    status: Some(DeliveryStatus::Failed),
+                    ..Default::default()
+                },
+                vec![1, 3, 5],
+            ),
+            (DeliveryFilter { since: at(2), until: at(4), ..Default::default() }, vec![2, 3]),
+            (DeliveryFilter { since: at(4), ..Default::default() }, vec![4, 5]),
+            (DeliveryFilter { until: at(1), ..Default::default() }, vec![0]),
+            (
+                DeliveryFilter { since: at(1), status: Some(DeliveryStatus::Failed), ..Default::default() },
+                vec![1, 2, 3, 5],
+            ),
+            (
+                DeliveryFilter {
+                    since: at(1),
+                    until: at(5),
+                    answer: Some(Answer::Class(4)),
+                    endpoint: Some(endpoint.clone()),
+                    ..Default::default()
+                },
+                vec![1],
+            ),
+            (DeliveryFilter { since: at(1), status: Some(DeliveryStatus::Succeeded), ..Default::default() }, vec![4]),
+            (DeliveryFilter { since: at(7), ..Default::default() }, vec![]),
+        ];
+        for (filter, minutes) in cases {
+            for limit in [1, 2, 10] {
+                let (listed, _) = list_all(store, "acme", &filter, limit).await;
+                assert_eq!(listed, newest_first(&minutes), "{filter:?}, limit {limit}");
+            }
+        }
+        // An event's deliveries are filtered as they are read.
+        let of_event = |minute: usize, answer: Answer| {
+            let event = store.get_delivery(tenant("acme"), made[minute].clone());
+            async move {
+                let event = event.await.unwrap().unwrap().0.event;
+                let filter = DeliveryFilter { event: Some(event), answer: Some(answer), ..Default::default() };
+                list_all(store, "acme", &filter, 10).await.0
+            }
+        };
+        assert_eq!(of_event(2, Answer::Class(5)).await, newest_first(&[2]));
+        assert!(of_event(2, Answer::Class(2)).await.is_empty());
+        // globex's deliveries are never acme's, however filtered.
+        let (globex, _) = list_all(store, "globex", &DeliveryFilter { since: at(0), ..Default::default() }, 10).await;
+        assert_eq!(globex.len(), 6);
+        assert!(globex.iter().all(|id| !made.contains(id)));
+    }
+}

@@ -237,7 +237,8 @@ async fn a_session_reaches_nothing_of_another_tenant_and_nothing_beyond_its_capa
     }
     let malformed = server.page("/portal/deliveries?event=nonsense&status=lost", &reader).await;
     assert_eq!(malformed.status, 200);
-    assert!(malformed.text.contains("is not an event id") && malformed.text.contains(&delivery), "{}", malformed.text);
+    assert!(malformed.text.contains(r#"id="filter-error""#), "{}", malformed.text);
+    assert!(malformed.text.contains("evt_") && malformed.text.contains(&delivery), "{}", malformed.text);
     let shown = server.page(&format!("/portal/webhooks/{endpoint}"), &reader).await;
     assert!(!shown.text.contains("Reveal secret") && !shown.text.contains("Send test event"), "{}", shown.text);
     assert_eq!(server.page("/portal/webhooks/new", &reader).await.status, 403);
@@ -385,4 +386,93 @@ async fn a_links_theme_names_and_colours_its_sessions_pages() {
     );
     let css = server.page("/portal/theme.css", &cookie).await;
     assert!(css.text.contains("--accent: #ff6600") && css.text.contains("color-scheme: dark"), "{}", css.text);
+}
+
+/// The hidden fields of the "send again what failed in this range" form of a deliveries page.
+fn range_form(page: &str) -> Option<String> {
+    let form = page.split(r#"id="recover-range""#).nth(1)?.split("</form>").next()?;
+    let value = |name: &str| {
+        let after = form.split(&format!(r#"name="{name}" value=""#)).nth(1).unwrap();
+        after.split('"').next().unwrap().to_owned()
+    };
+    Some(
+        format!("since={}&until={}&endpoint={}", value("since"), value("until"), value("endpoint")).replace('+', "%2B"),
+    )
+}
+
+#[tokio::test]
+async fn the_deliveries_list_filters_by_topic_answer_and_time_and_recovers_a_range() {
+    let dir = TempDir::new("portal-filters");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_PURGE_INTERVAL", "100ms")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(support::Reply::status(503));
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let body = json!({"url": format!("{}/hook", receiver.url), "topics": ["pdf.processed"], "retry_schedule": []});
+    server.endpoint("acme", body).await;
+    let globex = server
+        .endpoint("globex", json!({"url": format!("{}/globex", receiver.url), "topics": ["pdf.processed"]}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let event = server.publish("acme", "pdf.processed", "{}").await;
+        server.wait_for_deliveries("acme", &event, "failed", 1).await;
+        events.push(event);
+    }
+    let (cookie, csrf) = sign_in(&server, "acme", None).await;
+    let rows = |text: &str| text.matches("<tr data-delivery=").count();
+    let list = |query: &str| {
+        let path = format!("/portal/deliveries{query}");
+        let (server, cookie) = (&server, &cookie);
+        async move { server.page(&path, cookie).await }
+    };
+
+    assert_eq!(rows(&list("?answer=5xx").await.text), 2);
+    assert_eq!(rows(&list("?answer=2xx").await.text), 0);
+    assert_eq!(rows(&list("?topic=end_user.processed").await.text), 0);
+    assert_eq!(rows(&list("?topic=pdf.processed&status=failed&answer=5xx").await.text), 2);
+    let old = list("?window=range&since=2000-01-01T00:00&until=2000-01-02T00:00").await;
+    assert_eq!(rows(&old.text), 0);
+    // A range outside the filter's window is not what "Send again" acts on: only a window shown is.
+    assert!(range_form(&list("").await.text).is_none(), "no window, no range to recover");
+    for bad in
+        ["?window=range&since=yesterday", "?window=range&since=2026-12-06T10:00&until=2026-12-06T09:00", "?answer=6xx"]
+    {
+        let shown = list(bad).await;
+        assert_eq!(shown.status, 200, "{bad}");
+        assert!(shown.text.contains(r#"id="filter-error""#), "{bad}: {}", shown.text);
+        assert_eq!(rows(&shown.text), 2, "{bad}: every delivery is shown");
+        assert!(range_form(&shown.text).is_none());
+    }
+    let hour = list("?window=1h&status=failed").await;
+    assert_eq!(rows(&hour.text), 2);
+    let range = range_form(&hour.text).expect("a window shown can be recovered");
+
+    // A read-only session sees no such form and may not post it; another tenant's webhook is not found.
+    let (reader, reader_csrf) = sign_in(&server, "acme", Some(json!([]))).await;
+    let read_only = server.page("/portal/deliveries?window=1h", &reader).await;
+    assert!(range_form(&read_only.text).is_none());
+    let refused = server
+        .form("/portal/deliveries/recover", &format!("csrf={reader_csrf}&{range}"), Some(&reader), Some(&server.url))
+        .await;
+    assert_eq!(refused.status, 403);
+    let (since_until, _) = range.rsplit_once("&endpoint=").unwrap();
+    let foreign = format!("csrf={csrf}&{since_until}&endpoint={globex}");
+    let foreign = server.form("/portal/deliveries/recover", &foreign, Some(&cookie), Some(&server.url)).await;
+    assert_eq!(foreign.status, 404, "{}", foreign.text);
+    let no_csrf = server.form("/portal/deliveries/recover", &range, Some(&cookie), Some(&server.url)).await;
+    assert_eq!(no_csrf.status, 403);
+
+    receiver.answer(support::Reply::status(200));
+    let body = format!("csrf={csrf}&{range}");
+    let recovered = server.form("/portal/deliveries/recover", &body, Some(&cookie), Some(&server.url)).await;
+    assert_eq!(recovered.status, 200, "{}", recovered.text);
+    assert!(recovered.text.contains("2 failed deliveries are being sent again."), "{}", recovered.text);
+    for event in &events {
+        server.wait_for_deliveries("acme", event, "succeeded", 1).await;
+    }
 }

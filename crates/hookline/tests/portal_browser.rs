@@ -287,6 +287,19 @@ async fn a_tenant_adds_a_webhook_tests_it_and_debugs_a_failing_delivery() {
     assert!(rotated.starts_with("whsec_") && rotated != secret, "{rotated}");
     assert!(text.contains("The previous secret still signs until"), "{text}");
     browser.screenshot("endpoint-rotated").await;
+
+    // The deliveries whose last answer was a 5xx, in the last 24 hours: the retried one, with a way to send
+    // again what failed in that window.
+    browser.click("nav a[href='/portal/deliveries']").await;
+    for (select, value) in [("#answer", "5xx"), ("#window", "24h")] {
+        let field = browser.client.find(Locator::Css(select)).await.unwrap();
+        field.select_by_value(value).await.unwrap();
+    }
+    browser.click("form.filters button[type=submit]").await;
+    let text = browser.text_once(&format!("tr[data-delivery='{delivery}']")).await;
+    assert!(text.contains("Send again what failed from"), "{text}");
+    assert_eq!(browser.client.find_all(Locator::Css("tr[data-delivery]")).await.unwrap().len(), 1);
+    browser.screenshot("deliveries-filtered").await;
     browser.close().await;
 }
 

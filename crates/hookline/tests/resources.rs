@@ -341,6 +341,14 @@ async fn events_filter_by_topic_and_time_and_deliveries_by_endpoint() {
     assert!(deliveries(format!("?endpoint={id}&status=failed")).await.is_empty());
     let unknown = deliveries("?endpoint=ep_00000000000000000000000000".into()).await;
     assert!(unknown.is_empty(), "{unknown:?}");
+    // By topic, by the class of the last answer, and by when they were made.
+    let pdfs = deliveries("?topic=pdf.processed".into()).await;
+    assert!(pdfs.len() == 4 && pdfs.iter().all(|delivery| delivery["topic"] == "pdf.processed"), "{pdfs:?}");
+    assert_eq!(deliveries("?answer=2xx".into()).await.len(), 5);
+    assert!(deliveries("?answer=5xx".into()).await.is_empty());
+    assert_eq!(deliveries(format!("?since={before}")).await.len(), 5);
+    assert!(deliveries(format!("?until={before}")).await.is_empty());
+    assert!(deliveries(format!("?since={}", after(&future.to_rfc3339()))).await.is_empty());
 }
 
 #[tokio::test]

@@ -4,12 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_core::id::DeliveryId;
-use hookline_store::{DeliveryFilter, DeliveryStatus};
 use serde::Deserialize;
 
 use super::types::{AttemptResponse, DeliveryDetailResponse, DeliveryResponse, PageResponse};
 use super::{AppState, Caller, PageQuery, Path, Query, parse_id};
 use crate::error::ApiError;
+use crate::service::FilterText;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +17,10 @@ pub struct DeliveryQuery {
     endpoint: Option<String>,
     event: Option<String>,
     status: Option<String>,
+    topic: Option<String>,
+    answer: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
 }
@@ -28,25 +32,19 @@ pub async fn list(
     Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<PageResponse<DeliveryResponse>>, ApiError> {
     let tenant = caller.tenant(&state, &tenant).await?;
-    let invalid = |detail: String| ApiError::bad_request("invalid_query", detail);
-    let filter = DeliveryFilter {
-        endpoint: query
-            .endpoint
-            .map(|id| id.parse().map_err(|error: hookline_core::id::IdError| invalid(error.to_string())))
-            .transpose()?,
-        event: query
-            .event
-            .map(|id| id.parse().map_err(|error: hookline_core::id::IdError| invalid(error.to_string())))
-            .transpose()?,
-        status: query
-            .status
-            .map(|status| {
-                DeliveryStatus::parse(&status).ok_or_else(|| {
-                    invalid(format!("unknown status {status:?}; use pending, succeeded, failed or cancelled"))
-                })
-            })
-            .transpose()?,
-    };
+    let text = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
+    let (endpoint, event, status, topic) =
+        (text(&query.endpoint), text(&query.event), text(&query.status), text(&query.topic));
+    let (answer, since, until) = (text(&query.answer), text(&query.since), text(&query.until));
+    let filter = state.service.delivery_filter(FilterText {
+        endpoint: &endpoint,
+        event: &event,
+        status: &status,
+        topic: &topic,
+        answer: &answer,
+        since: &since,
+        until: &until,
+    })?;
     let page = PageQuery::page(query.cursor, query.limit)?;
     Ok(Json(PageResponse::from(&state.service.list_deliveries(tenant, filter, page).await?)))
 }

@@ -4,14 +4,14 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use hookline_core::id::{DeliveryId, EndpointId, EventId};
+use hookline_core::id::{DeliveryId, EndpointId};
 use hookline_core::portal::Capability;
-use hookline_store::{DeliveryFilter, DeliveryStatus, PageRequest, PortalSession};
+use hookline_store::{Answer, DeliveryFilter, DeliveryStatus, PageRequest, PortalSession};
 
 use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::service::ServiceError;
+use crate::service::{FilterText, ServiceError};
 
 struct DeliveryView {
     id: String,
@@ -183,49 +183,75 @@ struct DeliveriesPage {
     frame: Frame,
     statuses: Vec<Choice>,
     endpoints: Vec<Choice>,
+    topics: Vec<Choice>,
+    answers: Vec<Choice>,
+    windows: Vec<Choice>,
     event: String,
+    since: String,
+    until: String,
     error: Option<String>,
     rows: Vec<DeliveryRow>,
     next: Option<String>,
+    /// The window "Recover failed" acts on, when the list has one and the session may retry: RFC 3339 times.
+    recover: Option<(String, String)>,
+    /// The webhook it acts on ("" for every one).
+    recover_endpoint: String,
 }
 
 /// A page of the list.
 const PAGE: u32 = 50;
 
-/// `GET /portal/deliveries?status=&endpoint=&event=&cursor=`: the tenant's deliveries, newest first, filtered.
+/// The fields a list is filtered by, kept in its "Older" link.
+const FILTER_FIELDS: [&str; 8] = ["status", "endpoint", "event", "topic", "answer", "window", "since", "until"];
+
+/// Choices of a `<select>`, the one `chosen` selected.
+fn choices(options: &[(&str, &str)], chosen: &str) -> Vec<Choice> {
+    options
+        .iter()
+        .map(|(value, label)| Choice {
+            value: (*value).to_owned(),
+            label: (*label).to_owned(),
+            selected: *value == chosen,
+        })
+        .collect()
+}
+
+/// `GET /portal/deliveries?status=&endpoint=&event=&topic=&answer=&window=&since=&until=&cursor=`: the tenant's
+/// deliveries, newest first, filtered; a window is a preset (`1h` … `30d`) or a range (`since`, `until`, UTC).
 pub(super) async fn list(
     State(state): State<AppState>,
     Signed(session): Signed,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let fields = Fields::parse(query.unwrap_or_default().as_bytes());
-    let mut error = None;
-    let status = match fields.get("status") {
-        "" => None,
-        text => DeliveryStatus::parse(text).or_else(|| {
-            error = Some(format!("There is no status {text:?}; showing every status."));
-            None
-        }),
+    let now = state.service.now();
+    let window = fields.get("window");
+    let preset = match window {
+        "" | "range" => None,
+        text => hookline_core::duration::parse_duration(text).ok().filter(|window| !window.is_zero()),
     };
-    let endpoint = match fields.get("endpoint") {
-        "" => None,
-        text => text.parse::<EndpointId>().ok(),
+    let since_text = match preset {
+        Some(window) => now.saturating_sub(window).to_rfc3339(),
+        None if window == "range" => fields.get("since").to_owned(),
+        None => String::new(),
     };
-    let event_text = fields.get("event").trim().to_owned();
-    let event = match event_text.as_str() {
-        "" => None,
-        text => match text.parse::<EventId>() {
-            Ok(event) => Some(event),
-            Err(_) => {
-                error = Some(format!("{text:?} is not an event id (evt_…); showing every event."));
-                None
-            }
-        },
+    let until_text = if window == "range" { fields.get("until").to_owned() } else { String::new() };
+    let text = FilterText {
+        endpoint: fields.get("endpoint"),
+        event: fields.get("event"),
+        status: fields.get("status"),
+        topic: fields.get("topic"),
+        answer: fields.get("answer"),
+        since: &since_text,
+        until: &until_text,
+    };
+    let (filter, error) = match state.service.delivery_filter(text) {
+        Ok(filter) => (filter, None),
+        Err(error) => (DeliveryFilter::default(), Some(format!("{error}. Showing every delivery."))),
     };
     let cursor = Some(fields.get("cursor").to_owned()).filter(|cursor| !cursor.is_empty());
-    let filter = DeliveryFilter { endpoint: endpoint.clone(), event: event.clone(), status };
     let page_request = PageRequest { cursor, limit: PAGE };
-    let found = match state.service.list_deliveries(session.tenant.clone(), filter, page_request).await {
+    let found = match state.service.list_deliveries(session.tenant.clone(), filter.clone(), page_request).await {
         Ok(found) => found,
         Err(error) => return failed(&error),
     };
@@ -234,15 +260,23 @@ pub(super) async fn list(
             Ok(page) => page.data,
             Err(error) => return failed(&error),
         };
+    let catalogue = match state.service.list_topics().await {
+        Ok(topics) => topics,
+        Err(error) => return failed(&error),
+    };
     let url_of = |id: &EndpointId| {
         webhooks.iter().find(|webhook| webhook.id == *id).map_or_else(|| id.to_string(), |webhook| webhook.url.clone())
     };
     let rows = found.data.iter().map(|delivery| DeliveryRow::new(delivery, url_of(&delivery.endpoint))).collect();
     let next = found.next_cursor.map(|cursor| {
         let mut query = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in
-            [("status", fields.get("status")), ("endpoint", fields.get("endpoint")), ("event", &event_text)]
-        {
+        for name in FILTER_FIELDS {
+            // A preset window stays the same window: its times are those of the first page.
+            let value = match name {
+                "window" if preset.is_some() => "range",
+                "since" if preset.is_some() => since_text.as_str(),
+                value => fields.get(value),
+            };
             if !value.is_empty() {
                 query.append_pair(name, value);
             }
@@ -250,22 +284,33 @@ pub(super) async fn list(
         query.append_pair("cursor", &cursor);
         format!("/portal/deliveries?{}", query.finish())
     });
-    let chosen_status = status.map(DeliveryStatus::as_str).unwrap_or("");
-    let statuses = [
-        ("", "Any status"),
-        ("pending", "Pending"),
-        ("succeeded", "Succeeded"),
-        ("failed", "Failed"),
-        ("cancelled", "Cancelled"),
-    ]
-    .iter()
-    .map(|(value, label)| Choice {
-        value: (*value).to_owned(),
-        label: (*label).to_owned(),
-        selected: *value == chosen_status,
-    })
-    .collect();
-    let chosen_endpoint = endpoint.map(|id| id.to_string()).unwrap_or_default();
+    let chosen = |value: Option<&str>| value.unwrap_or_default().to_owned();
+    let statuses = choices(
+        &[
+            ("", "Any status"),
+            ("pending", "Pending"),
+            ("succeeded", "Succeeded"),
+            ("failed", "Failed"),
+            ("cancelled", "Cancelled"),
+        ],
+        &chosen(filter.status.map(DeliveryStatus::as_str)),
+    );
+    let answers = choices(
+        &[("", "Any answer"), ("2xx", "2xx"), ("3xx", "3xx"), ("4xx", "4xx"), ("5xx", "5xx"), ("none", "No answer")],
+        &chosen(filter.answer.map(Answer::as_str)),
+    );
+    let windows = choices(
+        &[
+            ("", "Any time"),
+            ("1h", "Last hour"),
+            ("24h", "Last 24 hours"),
+            ("7d", "Last 7 days"),
+            ("30d", "Last 30 days"),
+            ("range", "From … to … (UTC)"),
+        ],
+        if preset.is_some() || window == "range" { window } else { "" },
+    );
+    let chosen_endpoint = filter.endpoint.as_ref().map(|id| id.to_string()).unwrap_or_default();
     let endpoints = std::iter::once(Choice {
         value: String::new(),
         label: "Every webhook".to_owned(),
@@ -277,8 +322,85 @@ pub(super) async fn list(
         selected: webhook.id.as_str() == chosen_endpoint,
     }))
     .collect();
+    let chosen_topic = filter.topic.as_ref().map(|topic| topic.to_string()).unwrap_or_default();
+    let topics = std::iter::once(Choice {
+        value: String::new(),
+        label: "Any topic".to_owned(),
+        selected: chosen_topic.is_empty(),
+    })
+    .chain(catalogue.iter().map(|topic| Choice {
+        value: topic.name.to_string(),
+        label: topic.name.to_string(),
+        selected: topic.name.as_str() == chosen_topic,
+    }))
+    .collect();
+    let recover = match filter.since {
+        Some(since) if may(&session, Capability::Retry) && error.is_none() => {
+            // Up to the moment it is sent when the window ends now.
+            Some((since.to_rfc3339(), filter.until.map(|until| until.to_rfc3339()).unwrap_or_default()))
+        }
+        _ => None,
+    };
+    // A range is shown as the date-time fields take it.
+    let field_time = |time: Option<hookline_core::time::Timestamp>| {
+        time.map(|time| time.to_rfc3339().chars().take(16).collect()).unwrap_or_default()
+    };
     let frame = Frame::of(&state, &session, "deliveries");
-    page(&DeliveriesPage { frame, statuses, endpoints, event: event_text, error, rows, next })
+    page(&DeliveriesPage {
+        frame,
+        statuses,
+        endpoints,
+        topics,
+        answers,
+        windows,
+        event: fields.get("event").trim().to_owned(),
+        since: field_time(filter.since),
+        until: field_time(filter.until),
+        error,
+        rows,
+        next,
+        recover,
+        recover_endpoint: chosen_endpoint,
+    })
+}
+
+/// `POST /portal/deliveries/recover` (`since`, `until`, `endpoint`?): every failed delivery of the window is sent
+/// again, the chosen webhook's or every webhook's.
+pub(super) async fn recover(State(state): State<AppState>, Posted { session, fields }: Posted) -> Response {
+    if !may(&session, Capability::Retry) {
+        return not_allowed();
+    }
+    let endpoints = match fields.get("endpoint") {
+        "" => {
+            match state.service.list_endpoints(session.tenant.clone(), PageRequest { cursor: None, limit: 1000 }).await
+            {
+                Ok(page) => page.data.into_iter().map(|endpoint| endpoint.id).collect(),
+                Err(error) => return failed(&error),
+            }
+        }
+        id => match id.parse::<EndpointId>() {
+            Ok(id) => vec![id],
+            Err(_) => return not_found(),
+        },
+    };
+    let until = Some(fields.get("until")).filter(|until| !until.is_empty());
+    let mut total = 0;
+    for endpoint in endpoints {
+        match state.service.recover_endpoint(session.tenant.clone(), endpoint, fields.get("since"), until).await {
+            Ok(recovery) => total += recovery.total,
+            Err(ServiceError::NotFound { .. }) => return not_found(),
+            Err(error) => {
+                let error = ApiError::from(error);
+                return message(StatusCode::UNPROCESSABLE_ENTITY, "error", "That did not work", &error.detail);
+            }
+        }
+    }
+    let text = match total {
+        0 => "Nothing failed in that range: there is nothing to send again.".to_owned(),
+        1 => "1 failed delivery is being sent again.".to_owned(),
+        count => format!("{count} failed deliveries are being sent again."),
+    };
+    message(StatusCode::OK, "recovered", "Sending again", &text)
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/webhooks/{endpoint}/delete", post(endpoints::delete))
         .route("/portal/catalogue", get(catalogue))
         .route("/portal/deliveries", get(deliveries::list))
+        .route("/portal/deliveries/recover", post(deliveries::recover))
         .route("/portal/deliveries/{delivery}", get(deliveries::show))
         .route("/portal/deliveries/{delivery}/retry", post(deliveries::retry))
         .route("/portal/sign-out", post(sign_out))

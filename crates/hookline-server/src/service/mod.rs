@@ -21,7 +21,7 @@ use hookline_core::time::Timestamp;
 use hookline_store::{Store, StoreError};
 
 pub use self::console::{Overview, QUEUE_COUNT_CAP};
-pub use self::deliveries::DeliveryDetail;
+pub use self::deliveries::{DeliveryDetail, FilterText};
 pub use self::events::{Publication, TestSent};
 pub use self::portal::PortalLinkMade;
 

@@ -82,6 +82,67 @@ pub struct DeliveryFilter {
     pub endpoint: Option<EndpointId>,
     pub event: Option<EventId>,
     pub status: Option<DeliveryStatus>,
+    pub topic: Option<TopicName>,
+    /// What the last attempt's answer was.
+    pub answer: Option<Answer>,
+    /// Made at or after this time…
+    pub since: Option<Timestamp>,
+    /// …and before this one.
+    pub until: Option<Timestamp>,
+}
+
+/// A class of the last attempt's answer, as the delivery log filters by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTTP status of the class (2 for 2xx … 5 for 5xx).
+    Class(u16),
+    /// An attempt was made and got no HTTP answer (a timeout, a refused connection, a blocked address).
+    None,
+}
+
+impl Answer {
+    /// `2xx`, `3xx`, `4xx`, `5xx` or `none`.
+    pub fn parse(text: &str) -> Option<Answer> {
+        match text {
+            "none" => Some(Answer::None),
+            "2xx" | "3xx" | "4xx" | "5xx" => Some(Answer::Class(u16::from(text.as_bytes()[0] - b'0'))),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Class(2) => "2xx",
+            Answer::Class(3) => "3xx",
+            Answer::Class(4) => "4xx",
+            Answer::Class(_) => "5xx",
+            Answer::None => "none",
+        }
+    }
+
+    /// Whether a delivery whose last attempt answered `status` (and made `attempts`) is of this class.
+    pub fn holds(self, status: Option<u16>, attempts: u32) -> bool {
+        match (self, status) {
+            (Answer::Class(class), Some(status)) => status / 100 == class,
+            (Answer::None, None) => attempts > 0,
+            _ => false,
+        }
+    }
+}
+
+impl DeliveryFilter {
+    /// Whether the filters a walk applies (status, topic, answer) hold for a delivery.
+    fn keeps(&self, status: &str, topic: &str, last_status: Option<u16>, attempts: u32) -> bool {
+        self.status.is_none_or(|wanted| wanted.as_str() == status)
+            && self.topic.as_ref().is_none_or(|wanted| wanted.as_str() == topic)
+            && self.answer.is_none_or(|wanted| wanted.holds(last_status, attempts))
+    }
+
+    /// The ids a time window bounds the list to: every index of the list is ordered by id, and ids by time.
+    fn id_bounds(&self) -> (Option<String>, Option<String>) {
+        let at = |time: Option<Timestamp>| time.map(|time| DeliveryId::first_at(time).to_string());
+        (at(self.since), at(self.until))
+    }
 }
 
 /// A delivery the dispatcher has leased, with everything needed to send it.
@@ -368,11 +429,17 @@ async fn list(
     scan: u32,
 ) -> Result<Page<Delivery>, StoreError> {
     let cursor_of = |delivery: &Delivery| delivery.id.to_string();
-    let unindexed = match filter.status {
-        Some(status @ (DeliveryStatus::Pending | DeliveryStatus::Succeeded)) if filter.event.is_none() => status,
-        _ => return list_query(tenant, filter, page.cursor).page(sql, page.limit, delivery_row, cursor_of).await,
-    };
-    if unindexed == DeliveryStatus::Pending {
+    // An event's deliveries are few: every filter is a condition of the one read. Otherwise a topic or an answer,
+    // or the pending and the succeeded, have no index of their own: they are walked.
+    let walked = filter.event.is_none()
+        && (filter.topic.is_some()
+            || filter.answer.is_some()
+            || matches!(filter.status, Some(DeliveryStatus::Pending | DeliveryStatus::Succeeded)));
+    if !walked {
+        return list_query(tenant, filter, page.cursor).page(sql, page.limit, delivery_row, cursor_of).await;
+    }
+    let bounded = filter.since.is_some() || filter.until.is_some();
+    if filter.status == Some(DeliveryStatus::Pending) && filter.topic.is_none() && filter.answer.is_none() && !bounded {
         // How many wait, up to `scan` and one, counted in the due index alone (and regardless of the cursor, so
         // that every page of a list is read the same way): a pending row read whole is one random page of the table.
         let endpoint = filter.endpoint.as_ref().map(|endpoint| endpoint.to_string());
@@ -394,7 +461,7 @@ async fn list(
             }
         }
     }
-    walk(sql, tenant, filter.endpoint, unindexed, page, scan).await
+    walk(sql, tenant, &filter, page, scan).await
 }
 
 /// The list of a tenant's (or an endpoint's) deliveries with an index of their own: the tenant's
@@ -403,9 +470,22 @@ async fn list(
 fn list_query(tenant: &TenantId, filter: DeliveryFilter, cursor: Option<String>) -> ListQuery {
     let mut query = ListQuery::new(SELECT_DELIVERY, tenant);
     query.filter("id", "<", cursor);
+    let (since, until) = filter.id_bounds();
+    query.filter("id", ">=", since);
+    query.filter("id", "<", until);
     query.filter("endpoint_id", "=", filter.endpoint.map(|endpoint| endpoint.to_string()));
     query.filter("event_id", "=", filter.event.map(|event| event.to_string()));
     query.filter_literal("status", filter.status.map(|status| status.as_str()));
+    // Only with an event (see `list`): its few deliveries are filtered as they are read.
+    query.filter("topic", "=", filter.topic.map(|topic| topic.to_string()));
+    match filter.answer {
+        Some(Answer::Class(class)) => {
+            query.filter("last_status", ">=", Some(i64::from(class) * 100));
+            query.filter("last_status", "<", Some(i64::from(class) * 100 + 100));
+        }
+        Some(Answer::None) => query.condition("last_status IS NULL AND attempts > 0"),
+        None => {}
+    }
     query
 }
 
@@ -435,14 +515,14 @@ fn pending_query(tenant: &TenantId, endpoint: Option<&EndpointId>, cursor: Optio
     query
 }
 
-/// The walk of `list`: the tenant's or endpoint's deliveries newest first, at most `scan` of them, keeping those
-/// with `status` until a page and one more are kept, and then those read whole. The walk goes in steps, each four
-/// times the last, so that a page of a common status (the succeeded) stops after a few hundred.
+/// The walk of `list`: the tenant's or endpoint's deliveries newest first (within the filter's time window), at
+/// most `scan` of them, keeping those the filter's status, topic and answer hold for, until a page and one more
+/// are kept, and then those read whole. The walk goes in steps, each four times the last, so that a page of a
+/// common status (the succeeded) stops after a few hundred.
 async fn walk(
     sql: &mut impl Sql,
     tenant: &TenantId,
-    endpoint: Option<EndpointId>,
-    status: DeliveryStatus,
+    filter: &DeliveryFilter,
     page: PageRequest,
     scan: u32,
 ) -> Result<Page<Delivery>, StoreError> {
@@ -451,13 +531,15 @@ async fn walk(
     let mut step = (page.limit + 1).max(WALK_STEP);
     let ended = loop {
         let take = step.min(scan - walked);
-        let rows = walk_query(tenant, endpoint.clone(), cursor.clone())
-            .rows(sql, i64::from(take), true, id_and_status)
-            .await?;
+        let rows = walk_query(tenant, filter, cursor.clone()).rows(sql, i64::from(take), true, walked_row).await?;
         walked += rows.len() as u32;
         let ended = rows.len() < take as usize;
-        cursor = rows.last().map(|(id, _)| id.clone()).or(cursor);
-        kept.extend(rows.into_iter().filter(|(_, of)| of == status.as_str()).map(|(id, _)| id));
+        cursor = rows.last().map(|row| row.id.clone()).or(cursor);
+        kept.extend(
+            rows.into_iter()
+                .filter(|row| filter.keeps(&row.status, &row.topic, row.last_status, row.attempts))
+                .map(|row| row.id),
+        );
         if ended || kept.len() > limit || walked >= scan {
             break ended;
         }
@@ -473,11 +555,13 @@ async fn walk(
     };
     let mut data = Vec::new();
     if !kept.is_empty() {
-        // Read again with the status, as it is now: one that has moved on since the walk is left out.
-        let statement =
-            format!("{SELECT_DELIVERY} WHERE id {} AND tenant_id = $2 AND status = $3", in_id_list(sql.dialect(), 1));
-        let values: [&dyn crate::sql::Value; 3] = [&json_list(&kept)?, &tenant.as_str(), &status.as_str()];
+        // Read again as they are now: one that has moved on since the walk is left out.
+        let statement = format!("{SELECT_DELIVERY} WHERE id {} AND tenant_id = $2", in_id_list(sql.dialect(), 1));
+        let values: [&dyn crate::sql::Value; 2] = [&json_list(&kept)?, &tenant.as_str()];
         data = sql.query(&statement, &values, delivery_row).await?;
+        data.retain(|delivery| {
+            filter.keeps(delivery.status.as_str(), delivery.topic.as_str(), delivery.last_status, delivery.attempts)
+        });
         data.sort_unstable_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
     }
     Ok(Page { data, next_cursor })
@@ -486,17 +570,35 @@ async fn walk(
 /// The first step of a walk, at least.
 const WALK_STEP: u32 = 128;
 
-/// The ids and statuses of a tenant's or endpoint's deliveries, newest first.
-fn walk_query(tenant: &TenantId, endpoint: Option<EndpointId>, cursor: Option<String>) -> ListQuery {
-    let mut query = ListQuery::new("SELECT id, status FROM deliveries", tenant);
-    query.through(if endpoint.is_some() { "deliveries_by_endpoint" } else { "deliveries_by_tenant" });
+/// What a walk reads of each delivery to filter it.
+struct Walked {
+    id: String,
+    status: String,
+    topic: String,
+    last_status: Option<u16>,
+    attempts: u32,
+}
+
+/// What a walk filters by, of a tenant's or endpoint's deliveries (within the filter's time window), newest first.
+fn walk_query(tenant: &TenantId, filter: &DeliveryFilter, cursor: Option<String>) -> ListQuery {
+    let mut query = ListQuery::new("SELECT id, status, topic, last_status, attempts FROM deliveries", tenant);
+    query.through(if filter.endpoint.is_some() { "deliveries_by_endpoint" } else { "deliveries_by_tenant" });
     query.filter("id", "<", cursor);
-    query.filter("endpoint_id", "=", endpoint.map(|endpoint| endpoint.to_string()));
+    let (since, until) = filter.id_bounds();
+    query.filter("id", ">=", since);
+    query.filter("id", "<", until);
+    query.filter("endpoint_id", "=", filter.endpoint.as_ref().map(|endpoint| endpoint.to_string()));
     query
 }
 
-fn id_and_status(row: &dyn Columns) -> Result<(String, String), StoreError> {
-    Ok((row.text(0)?, row.text(1)?))
+fn walked_row(row: &dyn Columns) -> Result<Walked, StoreError> {
+    Ok(Walked {
+        id: row.text(0)?,
+        status: row.text(1)?,
+        topic: row.text(2)?,
+        last_status: row.optional_integer(3)?.and_then(|status| u16::try_from(status).ok()),
+        attempts: u32::try_from(row.integer(4)?).unwrap_or(u32::MAX),
+    })
 }
 
 async fn load_delivery(sql: &mut impl Sql, tenant: &TenantId, id: &DeliveryId) -> Result<Option<Delivery>, StoreError> {
@@ -839,12 +941,25 @@ mod tests {
             let covering = "SEARCH deliveries USING COVERING INDEX deliveries_endpoint_due";
             assert!(counted.lines().any(|step| step.starts_with(covering)), "count of {of_endpoint}:\n{counted}");
         }
+        let window = |filter: DeliveryFilter| DeliveryFilter {
+            since: Some(Timestamp::from_unix_millis(1_893_456_000_000)),
+            until: Some(Timestamp::from_unix_millis(1_893_457_000_000)),
+            ..filter
+        };
         for cursor in [None, Some("del_00000000000000000000000000".to_owned())] {
-            // The walk for the pending and the succeeded.
-            let walk = plan(walk_query(&tenant(), None, cursor.clone()), true);
-            assert_reads(&walk, "deliveries_by_tenant", false, "walk");
-            let of_endpoint = plan(walk_query(&tenant(), endpoint(), cursor.clone()), true);
-            assert_reads(&of_endpoint, "deliveries_by_endpoint", false, "walk of an endpoint");
+            // A time window is a range of ids in the same index, whatever else filters the list.
+            for (filter, index) in cases.clone() {
+                let what = format!("{filter:?} in a window");
+                assert_reads(&plan(list_query(&tenant(), window(filter), cursor.clone()), true), index, false, &what);
+            }
+            // The walk for the pending and the succeeded, a topic and an answer, in a window or not.
+            for filter in [DeliveryFilter::default(), window(DeliveryFilter::default())] {
+                let walk = plan(walk_query(&tenant(), &filter, cursor.clone()), true);
+                assert_reads(&walk, "deliveries_by_tenant", false, &format!("walk of {filter:?}"));
+                let of_endpoint = DeliveryFilter { endpoint: endpoint(), ..filter };
+                let walk = plan(walk_query(&tenant(), &of_endpoint, cursor.clone()), true);
+                assert_reads(&walk, "deliveries_by_endpoint", false, &format!("walk of {of_endpoint:?}"));
+            }
         }
     }
 
