@@ -36,3 +36,42 @@ document.addEventListener("click", function (event) {
     });
   }
 });
+
+// The test form: choosing a topic shows its example as the data to send.
+(function () {
+  var topic = document.getElementById("test-topic");
+  var data = document.getElementById("test-data");
+  if (!topic || !data) {
+    return;
+  }
+  topic.addEventListener("change", function () {
+    var chosen = topic.options[topic.selectedIndex];
+    data.value = chosen ? chosen.getAttribute("data-example") || "" : "";
+  });
+})();
+
+// The topics of a webhook's form: a search that hides those that do not match, and "All topics" ticking each.
+(function () {
+  var search = document.getElementById("topic-search");
+  var all = document.getElementById("all-topics");
+  var choices = document.querySelectorAll(".topic-choice");
+  if (search) {
+    search.hidden = false;
+    search.addEventListener("input", function () {
+      var wanted = search.value.trim().toLowerCase();
+      choices.forEach(function (choice) {
+        choice.hidden = wanted !== "" && choice.getAttribute("data-topic").indexOf(wanted) < 0;
+      });
+    });
+  }
+  if (all) {
+    all.addEventListener("change", function () {
+      choices.forEach(function (choice) {
+        var box = choice.querySelector("input");
+        if (!box.disabled) {
+          box.checked = all.checked;
+        }
+      });
+    });
+  }
+})();

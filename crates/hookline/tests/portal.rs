@@ -476,3 +476,101 @@ async fn the_deliveries_list_filters_by_topic_answer_and_time_and_recovers_a_ran
         server.wait_for_deliveries("acme", event, "succeeded", 1).await;
     }
 }
+
+#[tokio::test]
+async fn a_webhooks_settings_headers_schedule_and_test_data_are_set_from_the_portal() {
+    let dir = TempDir::new("portal-settings");
+    let server = Hookline::start_with(dir.path(), &[("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true")]).await;
+    let receiver = Receiver::start().await;
+    server.tenant("acme").await;
+    server.tenant("globex").await;
+    let (cookie, csrf) = sign_in(&server, "acme", None).await;
+    let post = |path: &str, body: String| {
+        let (server, cookie, path) = (&server, &cookie, path.to_owned());
+        async move { server.form(&path, &body, Some(cookie), Some(&server.url)).await }
+    };
+    let url = format!("{}/hook", receiver.url).replace(':', "%3A").replace('/', "%2F");
+
+    // Refusals next to their fields, what was typed kept.
+    let bad_header = post("/portal/webhooks/new", format!("csrf={csrf}&url={url}&all_topics=yes&headers=broken")).await;
+    assert_eq!(bad_header.status, 422);
+    assert!(bad_header.text.contains(r#"id="headers-error""#) && bad_header.text.contains(">broken</textarea>"));
+    let bad_schedule =
+        post("/portal/webhooks/new", format!("csrf={csrf}&url={url}&all_topics=yes&retry_schedule=soon")).await;
+    assert_eq!(bad_schedule.status, 422);
+    assert!(bad_schedule.text.contains(r#"id="retry-error""#), "{}", bad_schedule.text);
+    let created = post(
+        "/portal/webhooks/new",
+        format!("csrf={csrf}&url={url}&all_topics=yes&headers=X-Api-Key%3A+abc123%0D%0A&retry_schedule=10s+1m"),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let endpoints = server.admin("GET", "/v1/tenants/acme/endpoints", None).await;
+    let endpoint = endpoints.body["data"][0].clone();
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    let catalogue = server.call("GET", "/v1/topics", Some(support::ADMIN_KEY), None).await;
+    let live: Vec<&str> = catalogue.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|topic| topic["deprecated"] == false)
+        .map(|topic| topic["name"].as_str().unwrap())
+        .collect();
+    let mut topics: Vec<&str> = endpoint["topics"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    topics.sort_unstable();
+    let mut expected = live.clone();
+    expected.sort_unstable();
+    assert_eq!(topics, expected, "all topics: every one not deprecated");
+    assert_eq!(endpoint["retry_schedule"], json!(["10s", "1m"]), "{endpoint}");
+    assert!(endpoint["headers"]["x-api-key"].is_string(), "{endpoint}");
+
+    // Its settings, as they are; a session without see_secrets neither sees nor changes its headers.
+    let settings = server.page(&format!("/portal/webhooks/{id}/settings"), &cookie).await;
+    assert!(
+        settings.text.contains("x-api-key: abc123") && settings.text.contains(r#"value="10s 1m""#),
+        "{}",
+        settings.text
+    );
+    let (manager, manager_csrf) = sign_in(&server, "acme", Some(json!(["manage_endpoints"]))).await;
+    let limited = server.page(&format!("/portal/webhooks/{id}/settings"), &manager).await;
+    assert!(!limited.text.contains("abc123"), "{}", limited.text);
+    let saved = server
+        .form(
+            &format!("/portal/webhooks/{id}/settings"),
+            &format!("csrf={manager_csrf}&url={url}&topics=pdf.processed&description=Billing"),
+            Some(&manager),
+            Some(&server.url),
+        )
+        .await;
+    assert!(saved.text.contains("Saved."), "{}", saved.text);
+    let changed = server.admin("GET", &format!("/v1/tenants/acme/endpoints/{id}"), None).await.body;
+    assert_eq!((changed["description"].as_str(), &changed["topics"]), (Some("Billing"), &json!(["pdf.processed"])));
+    assert_eq!(changed["retry_schedule"], Value::Null, "an empty schedule is the server's");
+    assert!(changed["headers"]["x-api-key"].is_string(), "kept: {changed}");
+    let bad_url =
+        post(&format!("/portal/webhooks/{id}/settings"), format!("csrf={csrf}&url=nope&topics=pdf.processed")).await;
+    assert_eq!(bad_url.status, 422);
+    assert!(bad_url.text.contains(r#"id="url-error""#) && bad_url.text.contains(r#"value="nope""#));
+    let (reader, _) = sign_in(&server, "acme", Some(json!([]))).await;
+    assert_eq!(server.page(&format!("/portal/webhooks/{id}/settings"), &reader).await.status, 403);
+    let (globex, _) = sign_in(&server, "globex", None).await;
+    assert_eq!(server.page(&format!("/portal/webhooks/{id}/settings"), &globex).await.status, 404);
+
+    // A test event with data of the user's own, or the topic's example; data that is not JSON is refused.
+    let page = server.page(&format!("/portal/webhooks/{id}"), &cookie).await;
+    assert!(page.text.contains(r#"id="test-data""#) && page.text.contains("data-example="), "{}", page.text);
+    let not_json =
+        post(&format!("/portal/webhooks/{id}/test"), format!("csrf={csrf}&topic=pdf.processed&data=%7Bnope")).await;
+    assert_eq!(not_json.status, 422);
+    assert!(not_json.text.contains("is not JSON"), "{}", not_json.text);
+    let sent = post(
+        &format!("/portal/webhooks/{id}/test"),
+        format!("csrf={csrf}&topic=pdf.processed&data=%7B%22pages%22%3A+9%7D"),
+    )
+    .await;
+    assert_eq!(sent.status, 303, "{}", sent.text);
+    let got = receiver.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["data"], json!({"pages": 9}));
+    assert_eq!(got[0].header("X-Api-Key"), Some("abc123"), "its custom header");
+}

@@ -1,6 +1,8 @@
 //! The portal's endpoint pages: "Add webhook", and one endpoint with its test events, its switch, its secret and
 //! its deliveries. Each form calls the same use case as the JSON API; a refusal comes back next to its field.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +14,7 @@ use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
 
 use super::charts::{self, Rate};
 use super::deliveries::DeliveryRow;
-use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, when};
+use super::{Fields, Frame, Posted, Signed, failed, may, message, not_allowed, page, pretty, when};
 use crate::api::AppState;
 use crate::api::types::{CreateEndpointRequest, EndpointSecretResponse, UpdateEndpointRequest};
 use crate::error::ApiError;
@@ -32,19 +34,32 @@ struct Choice {
     selected: bool,
 }
 
-/// The "Add webhook" form: what was typed, and what was wrong with it, field by field.
+/// The "Add webhook" form, or an endpoint's settings: what was typed, and what was wrong with it, field by field.
 #[derive(Default)]
 struct WebhookForm {
+    /// Where it posts: `/portal/webhooks/new`, or an endpoint's settings.
+    action: String,
+    /// The endpoint being edited, if it is not a new one.
+    editing: Option<String>,
     url: String,
     description: String,
     topics: Vec<TopicChoice>,
     formats: Vec<Choice>,
     schemes: Vec<Choice>,
+    /// `Name: value`, one a line.
+    headers: String,
+    /// An endpoint's headers may hold a receiver's credentials: only a session that may see secrets sees and
+    /// changes them.
+    headers_hidden: bool,
+    /// Delays, separated by spaces or commas; empty for the server's schedule.
+    retry_schedule: String,
     url_error: Option<String>,
     topics_error: Option<String>,
     description_error: Option<String>,
     format_error: Option<String>,
     signing_error: Option<String>,
+    headers_error: Option<String>,
+    retry_error: Option<String>,
     general_error: Option<String>,
 }
 
@@ -53,6 +68,34 @@ struct WebhookForm {
 struct NewWebhookPage {
     frame: Frame,
     form: WebhookForm,
+}
+
+/// What a form's headers field gives: `Name: value` lines (blank lines skipped), or what is wrong with one.
+fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut headers = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!("{line:?} is not a header; write one a line as Name: value"));
+        };
+        headers.insert(name.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok(headers)
+}
+
+/// A form's retry schedule: delays separated by spaces or commas, or `None` for the server's own.
+fn parse_schedule(text: &str) -> Option<Vec<String>> {
+    let delays: Vec<String> =
+        text.split([',', ' ']).map(str::trim).filter(|delay| !delay.is_empty()).map(str::to_owned).collect();
+    (!delays.is_empty()).then_some(delays)
+}
+
+/// The topics a form chose: every topic not deprecated when "all topics" is ticked.
+async fn chosen_topics(state: &AppState, fields: &Fields) -> Result<Vec<String>, ServiceError> {
+    if fields.get("all_topics") != "yes" {
+        return Ok(fields.all("topics"));
+    }
+    let catalogue = state.service.list_topics().await?;
+    Ok(catalogue.into_iter().filter(|topic| !topic.deprecated).map(|topic| topic.name.to_string()).collect())
 }
 
 const FORMATS: [(&str, &str); 6] = [
@@ -69,6 +112,60 @@ const SCHEMES: [(&str, &str); 3] =
 impl WebhookForm {
     /// The form as `fields` filled it in, over the catalogue's topics.
     async fn new(state: &AppState, fields: Option<&Fields>) -> Result<WebhookForm, ServiceError> {
+        let mut form = WebhookForm::filled(state, fields).await?;
+        form.action = "/portal/webhooks/new".to_owned();
+        Ok(form)
+    }
+
+    /// An endpoint's settings as they are, or as `fields` changed them.
+    async fn editing(
+        state: &AppState,
+        session: &PortalSession,
+        endpoint: &Endpoint,
+        fields: Option<&Fields>,
+    ) -> Result<WebhookForm, ServiceError> {
+        let headers_hidden = !may(session, Capability::SeeSecrets);
+        let mut form = match fields {
+            Some(fields) => WebhookForm::filled(state, Some(fields)).await?,
+            None => {
+                let topics: Vec<(String, String)> =
+                    endpoint.topics.iter().map(|topic| ("topics".to_owned(), topic.to_string())).collect();
+                let signing = endpoint.signing.iter().map(|scheme| ("signing".to_owned(), scheme.as_str().to_owned()));
+                let mut current = vec![
+                    ("url".to_owned(), endpoint.url.clone()),
+                    ("description".to_owned(), endpoint.description.clone()),
+                    ("format".to_owned(), endpoint.format.as_str().to_owned()),
+                    (
+                        "headers".to_owned(),
+                        endpoint.headers.iter().map(|(name, value)| format!("{name}: {value}\n")).collect(),
+                    ),
+                    (
+                        "retry_schedule".to_owned(),
+                        endpoint
+                            .retry_schedule
+                            .as_ref()
+                            .map(|schedule| {
+                                let delays = schedule.delays().iter().copied();
+                                delays.map(hookline_core::duration::format_duration).collect::<Vec<_>>().join(" ")
+                            })
+                            .unwrap_or_default(),
+                    ),
+                ];
+                current.extend(topics);
+                current.extend(signing);
+                WebhookForm::filled(state, Some(&Fields(current))).await?
+            }
+        };
+        form.action = format!("/portal/webhooks/{}/settings", endpoint.id);
+        form.editing = Some(endpoint.id.to_string());
+        form.headers_hidden = headers_hidden;
+        if headers_hidden {
+            form.headers.clear();
+        }
+        Ok(form)
+    }
+
+    async fn filled(state: &AppState, fields: Option<&Fields>) -> Result<WebhookForm, ServiceError> {
         let chosen = fields.map(|fields| fields.all("topics")).unwrap_or_default();
         let format = fields.map_or("", |fields| fields.get("format"));
         let signing = fields.map(|fields| fields.all("signing")).unwrap_or_default();
@@ -87,6 +184,8 @@ impl WebhookForm {
         Ok(WebhookForm {
             url: fields.map(|fields| fields.get("url").to_owned()).unwrap_or_default(),
             description: fields.map(|fields| fields.get("description").to_owned()).unwrap_or_default(),
+            headers: fields.map(|fields| fields.get("headers").to_owned()).unwrap_or_default(),
+            retry_schedule: fields.map(|fields| fields.get("retry_schedule").to_owned()).unwrap_or_default(),
             topics,
             formats: FORMATS.iter().map(|(value, label)| Choice { value, label, selected: *value == format }).collect(),
             schemes: SCHEMES
@@ -106,6 +205,8 @@ impl WebhookForm {
             "invalid_description" => self.description_error = detail,
             "invalid_format" => self.format_error = detail,
             "invalid_signing" | "invalid_secret" => self.signing_error = detail,
+            "invalid_header" => self.headers_error = detail,
+            "invalid_retry_schedule" => self.retry_error = detail,
             _ => self.general_error = detail,
         }
     }
@@ -128,40 +229,101 @@ pub(super) async fn new_form(State(state): State<AppState>, Signed(session): Sig
 }
 
 /// `POST /portal/webhooks/new`: creates the endpoint, or shows the form again with what to fix.
-pub(super) async fn create(State(state): State<AppState>, Posted { session, fields }: Posted) -> Response {
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Posted { session, fields }: Posted,
+) -> Result<Response, Response> {
     if !may(&session, Capability::ManageEndpoints) {
-        return not_allowed();
+        return Err(not_allowed());
     }
+    let again = async |error: ApiError| -> Response {
+        if error.status.is_server_error() {
+            return message(error.status, "error", "Something went wrong", &error.detail);
+        }
+        match WebhookForm::new(&state, Some(&fields)).await {
+            Ok(mut form) => {
+                form.refused(&error);
+                (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
+            }
+            Err(error) => failed(&error),
+        }
+    };
+    let headers = match parse_headers(fields.get("headers")) {
+        Ok(headers) => headers,
+        Err(detail) => return Err(again(ApiError::unprocessable("invalid_header", detail)).await),
+    };
     let signing = fields.all("signing");
     let request = CreateEndpointRequest {
         url: fields.get("url").trim().to_owned(),
-        topics: fields.all("topics"),
+        topics: chosen_topics(&state, &fields).await.map_err(|error| failed(&error))?,
         description: fields.get("description").trim().to_owned(),
         enabled: None,
         format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
         signing: (!signing.is_empty()).then_some(signing),
-        retry_schedule: None,
+        retry_schedule: parse_schedule(fields.get("retry_schedule")),
         secret: None,
-        headers: None,
+        headers: (!headers.is_empty()).then_some(headers),
     };
     match state.service.create_endpoint(session.tenant.clone(), request).await {
         Ok(endpoint) => {
             let secret = endpoint.secret.clone();
-            endpoint_page(&state, &session, endpoint, Shown { created_secret: Some(secret), ..Shown::default() }).await
+            Ok(endpoint_page(&state, &session, endpoint, Shown { created_secret: Some(secret), ..Shown::default() })
+                .await)
         }
-        Err(error) => {
-            let error = ApiError::from(error);
-            if error.status.is_server_error() {
-                return message(error.status, "error", "Something went wrong", &error.detail);
-            }
-            match WebhookForm::new(&state, Some(&fields)).await {
-                Ok(mut form) => {
-                    form.refused(&error);
-                    (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
-                }
-                Err(error) => failed(&error),
-            }
+        Err(error) => Err(again(ApiError::from(error)).await),
+    }
+}
+
+/// `GET /portal/webhooks/{endpoint}/settings`: its settings, to change.
+pub(super) async fn settings(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
+    let form = WebhookForm::editing(&state, &session, &endpoint, None).await.map_err(|error| failed(&error))?;
+    Ok(page(&form_page(&state, &session, form)))
+}
+
+/// `POST /portal/webhooks/{endpoint}/settings`: changes them, or shows the form again with what to fix.
+pub(super) async fn save_settings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { session, fields }: Posted,
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
+    let again = async |error: ApiError| -> Response {
+        if error.status.is_server_error() {
+            return message(error.status, "error", "Something went wrong", &error.detail);
         }
+        match WebhookForm::editing(&state, &session, &endpoint, Some(&fields)).await {
+            Ok(mut form) => {
+                form.refused(&error);
+                (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
+            }
+            Err(error) => failed(&error),
+        }
+    };
+    let headers = match parse_headers(fields.get("headers")) {
+        Ok(headers) => headers,
+        Err(detail) => return Err(again(ApiError::unprocessable("invalid_header", detail)).await),
+    };
+    let signing = fields.all("signing");
+    let change = UpdateEndpointRequest {
+        url: Some(fields.get("url").trim().to_owned()),
+        topics: Some(chosen_topics(&state, &fields).await.map_err(|error| failed(&error))?),
+        description: Some(fields.get("description").trim().to_owned()),
+        enabled: None,
+        format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
+        signing: (!signing.is_empty()).then_some(signing),
+        retry_schedule: Some(parse_schedule(fields.get("retry_schedule"))),
+        secret: None,
+        // Left as they are by a session that may not see them.
+        headers: may(&session, Capability::SeeSecrets).then_some(headers),
+    };
+    match state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await {
+        Ok(_) => Ok(after(&state, &session, &endpoint.id, "Saved.".to_owned()).await),
+        Err(error) => Err(again(ApiError::from(error)).await),
     }
 }
 
@@ -171,7 +333,6 @@ struct EndpointView {
     url: String,
     description: String,
     topics: String,
-    topic_list: Vec<String>,
     format: &'static str,
     signing: String,
     enabled: bool,
@@ -186,6 +347,8 @@ struct EndpointPage {
     frame: Frame,
     endpoint: EndpointView,
     overview: Overview,
+    /// The endpoint's topics with their examples (pretty JSON, or "" when a topic has none), for the test form.
+    test_topics: Vec<(String, String)>,
     deliveries: Vec<DeliveryRow>,
     can_manage: bool,
     can_see_secrets: bool,
@@ -241,6 +404,18 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         Err(error) => return failed(&error),
     };
     let deliveries = deliveries.iter().map(|delivery| DeliveryRow::new(delivery, endpoint.url.clone())).collect();
+    let examples = match state.service.list_topics().await {
+        Ok(topics) => topics,
+        Err(error) => return failed(&error),
+    };
+    let test_topics = endpoint
+        .topics
+        .iter()
+        .map(|topic| {
+            let example = examples.iter().find(|known| known.name == *topic).and_then(|known| known.example.clone());
+            (topic.to_string(), example.map(|example| pretty(&example)).unwrap_or_default())
+        })
+        .collect();
     let frame = Frame::of(state, session, "webhooks");
     let previous_secret =
         shown.revealed.as_ref().and_then(|secrets| secrets.previous.as_ref()).map(|previous| when(previous.expires_at));
@@ -248,6 +423,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         frame,
         endpoint: view(&endpoint, health_state, &health),
         overview,
+        test_topics,
         deliveries,
         can_manage: may(session, Capability::ManageEndpoints),
         can_see_secrets: may(session, Capability::SeeSecrets),
@@ -260,13 +436,12 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
 }
 
 fn view(endpoint: &Endpoint, shown: HealthState, health: &Health) -> EndpointView {
-    let topic_list: Vec<String> = endpoint.topics.iter().map(ToString::to_string).collect();
+    let topics: Vec<String> = endpoint.topics.iter().map(ToString::to_string).collect();
     EndpointView {
         id: endpoint.id.to_string(),
         url: endpoint.url.clone(),
         description: endpoint.description.clone(),
-        topics: topic_list.join(", "),
-        topic_list,
+        topics: topics.join(", "),
         format: endpoint.format.as_str(),
         signing: if endpoint.signing.is_empty() {
             "unsigned".to_owned()
@@ -341,9 +516,20 @@ pub(super) async fn test(
     Posted { session, fields }: Posted,
 ) -> Result<Response, Response> {
     let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
+    let data = match fields.get("data").trim() {
+        "" => None,
+        text => Some(serde_json::value::RawValue::from_string(text.to_owned()).map_err(|error| {
+            message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "error",
+                "That did not work",
+                &format!("The test event's data is not JSON: {error}. Leave it empty to send the topic's example."),
+            )
+        })?),
+    };
     let sent = state
         .service
-        .send_test_event(session.tenant.clone(), endpoint.id.clone(), fields.get("topic"), None)
+        .send_test_event(session.tenant.clone(), endpoint.id.clone(), fields.get("topic"), data.as_deref())
         .await
         .map_err(refusal)?;
     Ok(Redirect::to(&format!("/portal/deliveries/{}", sent.delivery.id)).into_response())

@@ -46,6 +46,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/webhooks", get(webhooks))
         .route("/portal/webhooks/new", get(endpoints::new_form).post(endpoints::create))
         .route("/portal/webhooks/{endpoint}", get(endpoints::show))
+        .route("/portal/webhooks/{endpoint}/settings", get(endpoints::settings).post(endpoints::save_settings))
         .route("/portal/webhooks/{endpoint}/test", post(endpoints::test))
         .route("/portal/webhooks/{endpoint}/enabled", post(endpoints::set_enabled))
         .route("/portal/webhooks/{endpoint}/secret", post(endpoints::reveal_secret))
@@ -413,7 +414,7 @@ pub(super) fn not_allowed() -> Response {
 }
 
 /// A form's fields, as a browser sends them (`application/x-www-form-urlencoded`), repeated names kept.
-pub(super) struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(pub(super) Vec<(String, String)>);
 
 impl Fields {
     pub(super) fn parse(body: &[u8]) -> Fields {
@@ -433,6 +434,14 @@ impl Fields {
 /// A time as pages show it.
 pub(super) fn when(time: hookline_core::time::Timestamp) -> String {
     time.to_rfc3339()
+}
+
+/// JSON laid out for reading (the examples are JSON the API wrote; anything else is shown as it is).
+pub(super) fn pretty(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| json.to_owned())
 }
 
 struct TopicView {
@@ -461,13 +470,7 @@ async fn catalogue(State(state): State<AppState>, Signed(session): Signed) -> Re
             name: topic.name.to_string(),
             description: topic.description,
             deprecated: topic.deprecated,
-            // Pretty, for reading; the example is JSON the API wrote.
-            example: topic.example.map(|example| {
-                serde_json::from_str::<serde_json::Value>(&example)
-                    .ok()
-                    .and_then(|value| serde_json::to_string_pretty(&value).ok())
-                    .unwrap_or(example)
-            }),
+            example: topic.example.map(|example| pretty(&example)),
         })
         .collect();
     let frame = Frame::of(&state, &session, "catalogue");
