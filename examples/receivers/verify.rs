@@ -1,6 +1,7 @@
 // Verifies a Hookline delivery in Rust with the `hookline-verify` crate; `crates/hookline/tests/receive.rs`
 // compiles this file and runs it on real deliveries.
 
+// [verify]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookline_verify::{Verified, Verifier, VerifyError};
@@ -14,3 +15,4 @@ pub fn verify_delivery(verifier: &Verifier, headers: &http::HeaderMap, body: &[u
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
     verifier.verify(headers, body, now)
 }
+// [/verify]

@@ -3,6 +3,7 @@
 // Usage: WEBHOOK_SECRET=sec_… node verify_heron.js HERON_SIGNATURE < BODY
 // Prints "verified" and exits 0, or says why not and exits 1.
 
+// [verify]
 const crypto = require("node:crypto");
 
 // body: a Buffer with the raw request body, exactly as received (in Express: express.raw({ type: "*/*" })).
@@ -11,6 +12,7 @@ function verifyHeron(secret, body, signature) {
   const received = Buffer.from(signature, "base64");
   return received.length === expected.length && crypto.timingSafeEqual(expected, received);
 }
+// [/verify]
 
 const body = require("node:fs").readFileSync(0);
 if (verifyHeron(process.env.WEBHOOK_SECRET, body, process.argv[2])) {

@@ -4,6 +4,7 @@ Usage: WEBHOOK_SECRET=sec_… python3 verify_heron.py HERON_SIGNATURE < BODY
 Prints "verified" and exits 0, or says why not and exits 1.
 """
 
+# [verify]
 import base64
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ def verify_heron(secret: str, body: bytes, signature: str) -> bool:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
     expected = base64.b64encode(digest).decode()
     return hmac.compare_digest(expected, signature)  # constant time
+# [/verify]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 // Usage: WEBHOOK_SECRET=whsec_… node verify_standard.js WEBHOOK_ID WEBHOOK_TIMESTAMP WEBHOOK_SIGNATURE < BODY
 // Prints "verified" and exits 0, or says why not and exits 1.
 
+// [verify]
 const crypto = require("node:crypto");
 
 const TOLERANCE_SECONDS = 5 * 60;
@@ -28,6 +29,7 @@ function verifyStandard(secret, headers, body) {
     throw new Error("no webhook-signature matches this body and secret");
   }
 }
+// [/verify]
 
 const [id, timestamp, signature] = process.argv.slice(2);
 const headers = { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature };

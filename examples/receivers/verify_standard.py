@@ -4,6 +4,7 @@ Usage: WEBHOOK_SECRET=whsec_… python3 verify_standard.py WEBHOOK_ID WEBHOOK_TI
 Prints "verified" and exits 0, or says why not and exits 1.
 """
 
+# [verify]
 import base64
 import hashlib
 import hmac
@@ -26,6 +27,7 @@ def verify_standard(secret: str, headers: dict, body: bytes) -> None:
         if version == "v1" and hmac.compare_digest(expected, signature):  # constant time
             return
     raise ValueError("no webhook-signature matches this body and secret")
+# [/verify]
 
 
 if __name__ == "__main__":

@@ -573,4 +573,20 @@ async fn a_webhooks_settings_headers_schedule_and_test_data_are_set_from_the_por
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["data"], json!({"pages": 9}));
     assert_eq!(got[0].header("X-Api-Key"), Some("abc123"), "its custom header");
+
+    // Snippets that verify the schemes it signs with, and no other.
+    assert!(page.text.contains(r#"data-snippet="standard-Go""#) && page.text.contains("func verifyStandard"));
+    assert!(page.text.contains(r#"data-snippet="standard-Rust""#) && page.text.contains("Scheme::Standard"));
+    assert!(!page.text.contains("verifyHeron"), "not a scheme it signs with");
+    let resigned = post(
+        &format!("/portal/webhooks/{id}/settings"),
+        format!("csrf={csrf}&url={url}&topics=pdf.processed&signing=heron&signing=herald"),
+    )
+    .await;
+    assert!(resigned.text.contains("Saved."), "{}", resigned.text);
+    let page = server.page(&format!("/portal/webhooks/{id}"), &cookie).await;
+    for shown in ["def verify_heron", "function verifyHeron", "func verifyHerald", "Scheme::Herald"] {
+        assert!(page.text.contains(shown), "{shown}: {}", page.text);
+    }
+    assert!(!page.text.contains("verifyStandard"));
 }

@@ -1,5 +1,5 @@
 //! Receiver tools: `hookline listen` and `hookline verify` on real deliveries from a running `hookline serve`, and
-//! the verification examples in `examples/receivers/` (Python, Node, openssl, Rust) that `docs/receiving.md`
+//! the verification examples in `examples/receivers/` (Python, Node, Go, openssl, Rust) that `docs/receiving.md`
 //! shows, each run on a real delivery with the standard library of its language.
 
 mod support;
@@ -472,8 +472,36 @@ async fn verify_checks_a_captured_delivery_for_each_scheme() {
 /// One example run: `program script args…` with the secret in `WEBHOOK_SECRET` and `body` on stdin.
 async fn run_example(program: &str, script: &str, secret: &str, args: &[&str], body: &[u8]) -> Outcome {
     let path = examples_dir().join(script);
+    if program == "go" {
+        let binary = go_build(&path).await;
+        return run(&binary, &strings(args), &[("WEBHOOK_SECRET", secret)], body).await;
+    }
     let args = [vec![path.display().to_string()], strings(args)].concat();
     run(program, &args, &[("WEBHOOK_SECRET", secret)], body).await
+}
+
+/// A Go example compiled once under the test's target directory (the first build compiles the standard library's
+/// packages it uses, which can take a while on a busy machine).
+async fn go_build(source: &std::path::Path) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go-examples");
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join(source.file_stem().unwrap());
+    let built = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&binary)
+        .arg(source)
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("path"))
+        .env("GO111MODULE", "off")
+        .kill_on_drop(true)
+        .output();
+    let built = tokio::time::timeout(Duration::from_secs(300), built)
+        .await
+        .expect("go build finishes within 5 minutes")
+        .unwrap_or_else(|error| panic!("could not run go (Debian's golang-go; scripts/test installs it): {error}"));
+    assert!(built.status.success(), "go build {}:\n{}", source.display(), String::from_utf8_lossy(&built.stderr));
+    binary.display().to_string()
 }
 
 /// Asserts that the example verifies `body` (exit 0, `verified`) or refuses it (exit 1, output containing `refusal`).
@@ -497,9 +525,12 @@ async fn check_example(example: (&str, &str), secret: &str, args: &[&str], body:
     }
 }
 
-const HERON_EXAMPLES: [(&str, &str); 3] =
-    [("python3", "verify_heron.py"), ("node", "verify_heron.js"), ("sh", "verify_heron.sh")];
-const STANDARD_EXAMPLES: [(&str, &str); 2] = [("python3", "verify_standard.py"), ("node", "verify_standard.js")];
+const HERON_EXAMPLES: [(&str, &str); 4] =
+    [("python3", "verify_heron.py"), ("node", "verify_heron.js"), ("sh", "verify_heron.sh"), ("go", "verify_heron.go")];
+const HERALD_EXAMPLES: [(&str, &str); 3] =
+    [("python3", "verify_herald.py"), ("node", "verify_herald.js"), ("go", "verify_herald.go")];
+const STANDARD_EXAMPLES: [(&str, &str); 3] =
+    [("python3", "verify_standard.py"), ("node", "verify_standard.js"), ("go", "verify_standard.go")];
 
 #[tokio::test]
 async fn the_heron_examples_verify_a_real_delivery_over_its_raw_body() {
@@ -507,6 +538,18 @@ async fn the_heron_examples_verify_a_real_delivery_over_its_raw_body() {
     let request = capture.deliver().await;
     let signature = header(&request, "heron-signature");
     for example in HERON_EXAMPLES {
+        check_example(example, &capture.secret, &[signature], &request.body, None).await;
+        check_example(example, &capture.secret, &[signature], &tampered(&request.body), Some("not verified")).await;
+        check_example(example, "sec_wrong", &[signature], &request.body, Some("not verified")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_herald_examples_verify_a_real_delivery_over_its_raw_body() {
+    let capture = Capture::start("examples-herald", json!({"topics": ["pdf.processed"], "signing": ["herald"]})).await;
+    let request = capture.deliver().await;
+    let signature = header(&request, "x-herald-signature");
+    for example in HERALD_EXAMPLES {
         check_example(example, &capture.secret, &[signature], &request.body, None).await;
         check_example(example, &capture.secret, &[signature], &tampered(&request.body), Some("not verified")).await;
         check_example(example, "sec_wrong", &[signature], &request.body, Some("not verified")).await;

@@ -349,6 +349,7 @@ struct EndpointPage {
     overview: Overview,
     /// The endpoint's topics with their examples (pretty JSON, or "" when a topic has none), for the test form.
     test_topics: Vec<(String, String)>,
+    snippets: Vec<Snippet>,
     deliveries: Vec<DeliveryRow>,
     can_manage: bool,
     can_see_secrets: bool,
@@ -357,6 +358,52 @@ struct EndpointPage {
     revealed_secret: Option<String>,
     previous_secret: Option<String>,
     notice: Option<String>,
+}
+
+/// Code that verifies one scheme's signature in one language, as the portal shows it.
+struct Snippet {
+    scheme: &'static str,
+    language: &'static str,
+    code: &'static str,
+}
+
+/// The receivers' guide's examples (`examples/receivers/`), which `tests/receive.rs` runs on real deliveries.
+const EXAMPLES: [(&str, &str, &str); 10] = [
+    ("standard", "Python", include_str!("../../../../examples/receivers/verify_standard.py")),
+    ("standard", "Node", include_str!("../../../../examples/receivers/verify_standard.js")),
+    ("standard", "Go", include_str!("../../../../examples/receivers/verify_standard.go")),
+    ("heron", "Python", include_str!("../../../../examples/receivers/verify_heron.py")),
+    ("heron", "Node", include_str!("../../../../examples/receivers/verify_heron.js")),
+    ("heron", "Go", include_str!("../../../../examples/receivers/verify_heron.go")),
+    ("herald", "Python", include_str!("../../../../examples/receivers/verify_herald.py")),
+    ("herald", "Node", include_str!("../../../../examples/receivers/verify_herald.js")),
+    ("herald", "Go", include_str!("../../../../examples/receivers/verify_herald.go")),
+    // One Rust example serves every scheme: the crate's `Verifier` is built with the scheme.
+    ("", "Rust", include_str!("../../../../examples/receivers/verify.rs")),
+];
+
+/// The part of an example file between its `[verify]` markers: the function, without the lines that run it from
+/// a command line.
+fn excerpt(file: &'static str) -> &'static str {
+    let Some(start) = file.find("[verify]\n").map(|at| at + "[verify]\n".len()) else { return file };
+    let end = file[start..].find("[/verify]").map_or(file.len(), |at| start + at);
+    // The end marker's comment leader starts its line.
+    let end = file[..end].rfind('\n').map_or(end, |at| at + 1);
+    file[start..end].trim_end_matches('\n')
+}
+
+/// The snippets for the schemes an endpoint signs with: Python, Node, Go and Rust for each.
+fn snippets(schemes: &[hookline_core::Scheme]) -> Vec<Snippet> {
+    let mut shown = Vec::new();
+    for scheme in schemes {
+        let name = scheme.as_str();
+        for (of, language, file) in EXAMPLES {
+            if of == name || of.is_empty() {
+                shown.push(Snippet { scheme: name, language, code: excerpt(file) });
+            }
+        }
+    }
+    shown
 }
 
 /// How an endpoint has done: the share of attempts that succeeded and a chart per hour, over a day and a week.
@@ -424,6 +471,7 @@ async fn endpoint_page(state: &AppState, session: &PortalSession, endpoint: Endp
         endpoint: view(&endpoint, health_state, &health),
         overview,
         test_topics,
+        snippets: snippets(&endpoint.signing),
         deliveries,
         can_manage: may(session, Capability::ManageEndpoints),
         can_see_secrets: may(session, Capability::SeeSecrets),
@@ -628,4 +676,25 @@ pub(super) async fn delete(
     }
     state.service.delete_endpoint(session.tenant.clone(), endpoint.id.clone()).await.map_err(refusal)?;
     Ok(Redirect::to("/portal/webhooks").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_are_the_examples_functions_alone() {
+        for (scheme, language, file) in EXAMPLES {
+            let code = excerpt(file);
+            assert!(!code.is_empty() && file.contains(code), "{scheme} {language}");
+            for outside in ["[verify]", "[/verify]", "__main__", "process.argv", "os.Args", "Usage:"] {
+                assert!(!code.contains(outside), "{scheme} {language} shows {outside:?}:\n{code}");
+            }
+        }
+        let heron = snippets(&[hookline_core::Scheme::Heron]);
+        let shown: Vec<(&str, &str)> = heron.iter().map(|snippet| (snippet.scheme, snippet.language)).collect();
+        assert_eq!(shown, [("heron", "Python"), ("heron", "Node"), ("heron", "Go"), ("heron", "Rust")]);
+        assert!(heron[2].code.contains("func verifyHeron"));
+        assert!(snippets(&[]).is_empty(), "an unsigned endpoint has nothing to verify");
+    }
 }
