@@ -80,6 +80,9 @@ pub struct Theme {
     /// `light` or `dark`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// An `https://` address of an image shown before the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +93,8 @@ pub enum ThemeError {
     Accent { value: String },
     #[error("theme mode {value:?} is unknown; use light or dark")]
     Mode { value: String },
+    #[error("theme logo {value:?} is not an https:// address of an image (at most 2048 characters)")]
+    Logo { value: String },
 }
 
 impl Theme {
@@ -110,6 +115,11 @@ impl Theme {
         {
             return Err(ThemeError::Mode { value: mode.clone() });
         }
+        if let Some(logo) = &self.logo
+            && !logo_allowed(logo)
+        {
+            return Err(ThemeError::Logo { value: logo.chars().take(100).collect() });
+        }
         Ok(())
     }
 
@@ -119,8 +129,20 @@ impl Theme {
             name: self.name.clone().or_else(|| defaults.name.clone()),
             accent: self.accent.clone().or_else(|| defaults.accent.clone()),
             mode: self.mode.clone().or_else(|| defaults.mode.clone()),
+            logo: self.logo.clone().or_else(|| defaults.logo.clone()),
         }
     }
+}
+
+/// Whether a logo's address may be shown: `https://` with a host, at most 2048 characters, and nothing that could
+/// leave an HTML attribute or start a second address (quotes, angle brackets, spaces, control characters).
+fn logo_allowed(logo: &str) -> bool {
+    let Some(rest) = logo.strip_prefix("https://") else { return false };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    logo.len() <= 2048
+        && !host.is_empty()
+        && !host.contains('@')
+        && !logo.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '\\'))
 }
 
 /// The six hex digits of a `#rrggbb` colour, lowercase; `None` for anything else.
@@ -149,12 +171,28 @@ mod tests {
             name: Some(name.into()),
             accent: Some(accent.into()),
             mode: Some(mode.into()),
+            logo: None,
         };
         assert_eq!(theme("Heron", "#2456C8", "dark").check(), Ok(()));
         assert_eq!(theme("", "#2456c8", "dark").check(), Err(ThemeError::Name));
         assert!(matches!(theme("Heron", "red", "dark").check(), Err(ThemeError::Accent { .. })));
         assert!(matches!(theme("Heron", "#2456c8;x", "dark").check(), Err(ThemeError::Accent { .. })));
         assert!(matches!(theme("Heron", "#2456c8", "blue").check(), Err(ThemeError::Mode { .. })));
+        let logo = |logo: &str| Theme { logo: Some(logo.into()), ..Theme::default() }.check();
+        assert_eq!(logo("https://cdn.heron.example/logo.svg?v=2"), Ok(()));
+        for refused in [
+            "http://cdn.heron.example/logo.svg",
+            "javascript:alert(1)",
+            "https://",
+            "https:///logo.png",
+            "https://user@cdn.example/logo.png",
+            "https://cdn.example/a b.png",
+            "https://cdn.example/\"onerror=\"x",
+            "data:image/png;base64,AAAA",
+        ] {
+            assert!(matches!(logo(refused), Err(ThemeError::Logo { .. })), "{refused}");
+        }
+        assert!(logo(&format!("https://cdn.example/{}", "a".repeat(2048))).is_err());
         assert_eq!(accent_hex("#2456C8").as_deref(), Some("2456c8"));
         let link = Theme { name: Some("Heron".into()), ..Theme::default() };
         let operator = theme("Hookline", "#000000", "light");

@@ -472,6 +472,14 @@ pub const KEYS: &[Key] = &[
         description: "`light` or `dark` pages (a link's theme may give another).",
         kind: Kind::Theme(|theme, value| theme.mode = Some(value)),
     },
+    Key {
+        name: "portal_logo",
+        flag: None,
+        default: None,
+        description: "An `https://` address of an image shown before the portal's name (a link's theme may give \
+                      another).",
+        kind: Kind::Theme(|theme, value| theme.logo = Some(value)),
+    },
 ];
 
 /// A value as a layer gave it: one value, or a list (a TOML array; the environment's lists are comma separated).
@@ -539,7 +547,9 @@ impl Key {
             Kind::Endpoint(_) => "an endpoint id, ep_…".to_owned(),
             Kind::PublicUrl(_) => "an http:// or https:// URL without a path".to_owned(),
             Kind::Origins(_) => "a list of origins, each http:// or https:// and a host".to_owned(),
-            Kind::Theme(_) => "a name (1 to 64 characters), a #rrggbb colour, or light or dark".to_owned(),
+            Kind::Theme(_) => {
+                "a name (1 to 64 characters), a #rrggbb colour, light or dark, or an https:// address".to_owned()
+            }
         }
     }
 

@@ -365,6 +365,10 @@ async fn a_links_theme_names_and_colours_its_sessions_pages() {
         (json!({"mode": "blue"}), "mode"),
         (json!({"name": ""}), "name"),
         (json!({"logo": "x"}), "logo"),
+        (json!({"logo": "http://cdn.heron.example/logo.svg"}), "logo"),
+        (json!({"logo": "https://cdn.heron.example/\"onerror=\"alert(1)"}), "logo"),
+        (json!({"logo": "javascript:alert(1)"}), "logo"),
+        (json!({"font": "Comic Sans"}), "font"),
     ] {
         let refused = server.admin("POST", "/v1/tenants/acme/portal-links", Some(json!({"theme": theme}))).await;
         assert!(matches!(refused.status, 400 | 422), "{theme}: {}", refused.text);
@@ -374,12 +378,16 @@ async fn a_links_theme_names_and_colours_its_sessions_pages() {
     assert!(signed_out.text.contains("--accent: #2456c8") && !signed_out.text.contains("dark"), "{}", signed_out.text);
     assert_eq!(signed_out.header("content-type"), Some("text/css"));
 
-    let theme = json!({"theme": {"name": "Heron Data", "accent": "#FF6600", "mode": "dark"}});
+    let logo = "https://cdn.heron.example/logo.svg";
+    let theme = json!({"theme": {"name": "Heron Data", "accent": "#FF6600", "mode": "dark", "logo": logo}});
     let token = token_of(&server.admin("POST", "/v1/tenants/acme/portal-links", Some(theme)).await);
     let origin = server.url.clone();
     let cookie = server.form("/portal/session", &format!("token={token}"), None, Some(&origin)).await.cookie();
     let webhooks = server.page("/portal/webhooks", &cookie).await;
-    assert!(webhooks.text.contains(r#"<span class="brand">Heron Data</span>"#), "{}", webhooks.text);
+    let brand = format!(r#"<span class="brand"><img src="{logo}" alt="" class="logo">Heron Data</span>"#);
+    assert!(webhooks.text.contains(&brand), "{}", webhooks.text);
+    let policy = webhooks.header("content-security-policy").unwrap();
+    assert!(policy.contains("img-src 'self' data: https:;") && policy.contains("script-src 'self';"), "{policy}");
     assert!(
         webhooks.text.contains(r#"href="/portal/theme.css""#) && !webhooks.text.contains("style="),
         "no inline style"

@@ -34,7 +34,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         settings.portal_frame_ancestors.join(" ")
     };
     let policy = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; \
          connect-src 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
     );
     let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"));
@@ -108,20 +108,24 @@ pub(super) struct Frame {
     pub(super) section: &'static str,
     /// The name at the top: the session's theme's, or the operator's.
     pub(super) brand: String,
+    /// The theme's logo, an `https://` address checked when the theme was given.
+    pub(super) logo: Option<String>,
 }
 
 impl Frame {
     fn signed_out() -> Frame {
-        Frame { tenant: None, user: None, csrf: String::new(), section: "", brand: "Webhooks".to_owned() }
+        Frame { tenant: None, user: None, csrf: String::new(), section: "", brand: "Webhooks".to_owned(), logo: None }
     }
 
     pub(super) fn of(state: &AppState, session: &PortalSession, section: &'static str) -> Frame {
+        let theme = theme_of(state, Some(session));
         Frame {
             tenant: Some(session.tenant.to_string()),
             user: session.user.clone(),
             csrf: session.csrf.clone(),
             section,
-            brand: theme_of(state, Some(session)).name.unwrap_or_else(|| "Webhooks".to_owned()),
+            brand: theme.name.unwrap_or_else(|| "Webhooks".to_owned()),
+            logo: theme.logo,
         }
     }
 }
