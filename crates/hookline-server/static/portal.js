@@ -75,3 +75,18 @@ document.addEventListener("click", function (event) {
     });
   }
 })();
+
+// A page waiting for something about to happen (a test event's first attempt) looks again every second, a minute
+// at most.
+(function () {
+  var waiting = document.querySelector("[data-portal-refresh]");
+  if (!waiting) {
+    return;
+  }
+  var tries = Number(sessionStorage.getItem("hookline:refresh:" + location.pathname) || "0");
+  if (tries >= 60) {
+    return;
+  }
+  sessionStorage.setItem("hookline:refresh:" + location.pathname, String(tries + 1));
+  setTimeout(function () { location.reload(); }, 1000);
+})();
