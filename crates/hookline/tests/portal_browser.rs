@@ -443,3 +443,91 @@ async fn an_operator_signs_in_to_the_console_and_finds_a_failing_delivery() {
     assert!(!text.contains("Retry now"), "read-only: {text}");
     browser.close().await;
 }
+
+/// What a page breaks of the portal's rules for a phone and for assistive technology: a page wider than the
+/// screen, a form field without a label, an image without alternative text, a button without a name.
+const PAGE_PROBLEMS: &str = r#"
+const problems = [];
+if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+  // The elements that stick out, or whose content overflows them (a long word), innermost last.
+  const wide = [...document.querySelectorAll("body *")].filter((element) =>
+    element.getBoundingClientRect().right > window.innerWidth + 1 || element.scrollWidth > element.clientWidth + 1);
+  problems.push("wider than the screen: " + document.documentElement.scrollWidth + " > " + window.innerWidth + ", " +
+    wide.slice(-3).map((element) => element.tagName + "." + element.className).join(" "));
+}
+for (const field of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+  if (field.labels.length === 0 && !field.getAttribute("aria-label")) {
+    problems.push("a field without a label: " + field.outerHTML.slice(0, 80));
+  }
+}
+for (const image of document.querySelectorAll("img")) {
+  if (!image.hasAttribute("alt")) { problems.push("an image without alt: " + image.outerHTML.slice(0, 80)); }
+}
+for (const button of document.querySelectorAll("button, a")) {
+  if (button.textContent.trim() === "" && !button.getAttribute("aria-label")) {
+    problems.push("a control without a name: " + button.outerHTML.slice(0, 80));
+  }
+}
+if (!document.documentElement.lang) { problems.push("no lang on the page"); }
+return problems;
+"#;
+
+#[tokio::test]
+async fn every_page_fits_a_phone_and_names_its_fields() {
+    if !browser_wanted() {
+        return;
+    }
+    let dir = TempDir::new("portal-phone");
+    let env = [("HOOKLINE_DANGEROUS_ALLOW_PRIVATE_TARGETS", "true"), ("HOOKLINE_FAILING_AFTER", "1")];
+    let server = Hookline::start_with(dir.path(), &env).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(Reply::status(503).with_body("down for maintenance"));
+    server.tenant("acme").await;
+    let body = json!({"url": format!("{}/a-rather-long-path/for/a/webhook/receiver?with=query", receiver.url),
+        "topics": ["pdf.processed"], "retry_schedule": []});
+    let endpoint = server.endpoint("acme", body).await["id"].as_str().unwrap().to_owned();
+    let event = server.publish("acme", "pdf.processed", r#"{"pages":3}"#).await;
+    let failed = server.wait_for_deliveries("acme", &event, "failed", 1).await;
+    let delivery = failed["data"][0]["id"].as_str().unwrap().to_owned();
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
+
+    let browser = Browser::start().await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.client.goto(link.body["url"].as_str().unwrap()).await.unwrap();
+    browser.text_once("[data-endpoint]").await;
+    let pages = [
+        ("webhooks", "/portal/webhooks".to_owned()),
+        ("add-webhook", "/portal/webhooks/new".to_owned()),
+        ("endpoint", format!("/portal/webhooks/{endpoint}")),
+        ("settings", format!("/portal/webhooks/{endpoint}/settings")),
+        ("deliveries", "/portal/deliveries?window=24h&answer=5xx".to_owned()),
+        ("delivery", format!("/portal/deliveries/{delivery}")),
+        ("catalogue", "/portal/catalogue".to_owned()),
+    ];
+    let check = async |name: &str, path: &str| {
+        browser.mark_old().await;
+        browser.client.goto(&format!("{}{path}", server.url)).await.unwrap();
+        browser.wait_for_new().await;
+        browser.text_once("main").await;
+        let problems = browser.client.execute(PAGE_PROBLEMS, Vec::new()).await.unwrap();
+        assert_eq!(problems, json!([]), "{path}");
+        browser.screenshot(&format!("phone-{name}")).await;
+    };
+    for (name, path) in &pages {
+        check(name, path).await;
+    }
+    // The console too, signed in with the admin key.
+    browser.client.goto(&format!("{}/console/", server.url)).await.unwrap();
+    browser.client.find(Locator::Css("#key")).await.unwrap().send_keys(support::ADMIN_KEY).await.unwrap();
+    browser.click("#sign-in button").await;
+    for (name, path) in [
+        ("console-queue", "/console/queue".to_owned()),
+        ("console-tenants", "/console/tenants".to_owned()),
+        ("console-tenant", "/console/tenants/acme".to_owned()),
+        ("console-found", format!("/console/search?id={delivery}")),
+        ("console-topics", "/console/topics".to_owned()),
+    ] {
+        check(name, &path).await;
+    }
+    browser.close().await;
+}
