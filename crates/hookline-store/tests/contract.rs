@@ -56,6 +56,22 @@ async fn fixtures(label: &str) -> Vec<Fixture> {
 }
 
 /// A store per backend this run has, each on a fresh database, opened with `options`.
+/// The fixture of `backend` (if that backend is at hand) on a manual clock set at `start`, opened with `options`
+/// otherwise, and the clock.
+async fn on_clock(
+    label: &str,
+    backend: &str,
+    start: Timestamp,
+    options: StoreOptions,
+) -> Option<(Arc<ManualClock>, Fixture)> {
+    let clock = Arc::new(ManualClock::new(start));
+    let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..options };
+    let fixture =
+        fixtures_with(&format!("{label}-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)?;
+    eprintln!("backend: {backend}");
+    Some((clock, fixture))
+}
+
 async fn fixtures_with(label: &str, options: &StoreOptions) -> Vec<Fixture> {
     let mut fixtures = Vec::new();
     let dir = TempDir::new(&format!("{label}-sqlite"));
@@ -1753,17 +1769,12 @@ async fn a_restart_releases_the_leases_a_run_left_on_deliveries_due_soon() {
 async fn recorded_attempts_keep_the_endpoints_health_and_note_what_to_tell() {
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
         let policy =
             hookline_core::health::Policy { failing_after: 2, disable_after: Some(Duration::from_secs(86_400)) };
-        let options =
-            StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, health: policy, ..StoreOptions::default() };
-        let Some(fixture) =
-            fixtures_with(&format!("health-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let options = StoreOptions { health: policy, ..StoreOptions::default() };
+        let Some((clock, fixture)) = on_clock("health", backend, start, options).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         make_tenant(store, "acme").await;
         let endpoint = make_endpoint(store, "acme", &["pdf.processed"]).await;
@@ -1848,14 +1859,9 @@ async fn a_portal_link_starts_one_session_which_ends_when_idle_revoked_or_over()
     use hookline_store::{NewPortalLink, NewPortalSession};
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
-        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
-        let Some(fixture) =
-            fixtures_with(&format!("portal-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let Some((clock, fixture)) = on_clock("portal", backend, start, StoreOptions::default()).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         make_tenant(store, "acme").await;
         let minutes = |count: u64| Duration::from_secs(60 * count);
@@ -1931,14 +1937,9 @@ async fn the_console_keeps_operator_sessions_and_reads_across_tenants() {
     use hookline_store::NewPortalSession;
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
-        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
-        let Some(fixture) =
-            fixtures_with(&format!("console-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let Some((clock, fixture)) = on_clock("console", backend, start, StoreOptions::default()).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         let minutes = |count: u64| Duration::from_secs(60 * count);
         let session =
@@ -2008,15 +2009,10 @@ async fn deliveries_are_filtered_by_topic_answer_and_time_window() {
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     // Three deliveries read a page at most, so that the walk of a filter without an index goes page by page.
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
-        let options =
-            StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, list_scan: 3, ..StoreOptions::default() };
-        let Some(fixture) =
-            fixtures_with(&format!("filters-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let options = StoreOptions { list_scan: 3, ..StoreOptions::default() };
+        let Some((clock, fixture)) = on_clock("filters", backend, start, options).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         make_tenant(store, "acme").await;
         make_tenant(store, "globex").await;

@@ -228,49 +228,81 @@ pub(super) async fn new_form(State(state): State<AppState>, Signed(session): Sig
     }
 }
 
-/// `POST /portal/webhooks/new`: creates the endpoint, or shows the form again with what to fix.
-pub(super) async fn create(
-    State(state): State<AppState>,
-    Posted { session, fields }: Posted,
-) -> Result<Response, Response> {
-    if !may(&session, Capability::ManageEndpoints) {
-        return Err(not_allowed());
+/// What a webhook's form sent, read once for a new endpoint and for a change.
+struct Submitted {
+    url: String,
+    topics: Vec<String>,
+    description: String,
+    format: Option<String>,
+    signing: Option<Vec<String>>,
+    retry_schedule: Option<Vec<String>>,
+    headers: BTreeMap<String, String>,
+}
+
+impl Submitted {
+    async fn read(state: &AppState, fields: &Fields) -> Result<Submitted, ApiError> {
+        let headers =
+            parse_headers(fields.get("headers")).map_err(|detail| ApiError::unprocessable("invalid_header", detail))?;
+        let signing = fields.all("signing");
+        Ok(Submitted {
+            url: fields.get("url").trim().to_owned(),
+            topics: chosen_topics(state, fields).await.map_err(ApiError::from)?,
+            description: fields.get("description").trim().to_owned(),
+            format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
+            signing: (!signing.is_empty()).then_some(signing),
+            retry_schedule: parse_schedule(fields.get("retry_schedule")),
+            headers,
+        })
     }
-    let again = async |error: ApiError| -> Response {
-        if error.status.is_server_error() {
-            return message(error.status, "error", "Something went wrong", &error.detail);
+}
+
+/// The form again, with the refusal next to its field (or the server's failure said plainly).
+fn shown_again(
+    state: &AppState,
+    session: &PortalSession,
+    form: Result<WebhookForm, ServiceError>,
+    error: &ApiError,
+) -> Response {
+    if error.status.is_server_error() {
+        return message(error.status, "error", "Something went wrong", &error.detail);
+    }
+    match form {
+        Ok(mut form) => {
+            form.refused(error);
+            (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(state, session, form))).into_response()
         }
-        match WebhookForm::new(&state, Some(&fields)).await {
-            Ok(mut form) => {
-                form.refused(&error);
-                (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
-            }
-            Err(error) => failed(&error),
+        Err(error) => failed(&error),
+    }
+}
+
+/// `POST /portal/webhooks/new`: creates the endpoint, or shows the form again with what to fix.
+pub(super) async fn create(State(state): State<AppState>, Posted { session, fields }: Posted) -> Response {
+    if !may(&session, Capability::ManageEndpoints) {
+        return not_allowed();
+    }
+    let created = match Submitted::read(&state, &fields).await {
+        Ok(sent) => {
+            let request = CreateEndpointRequest {
+                url: sent.url,
+                topics: sent.topics,
+                description: sent.description,
+                enabled: None,
+                format: sent.format,
+                signing: sent.signing,
+                retry_schedule: sent.retry_schedule,
+                secret: None,
+                headers: (!sent.headers.is_empty()).then_some(sent.headers),
+            };
+            state.service.create_endpoint(session.tenant.clone(), request).await.map_err(ApiError::from)
         }
+        Err(error) => Err(error),
     };
-    let headers = match parse_headers(fields.get("headers")) {
-        Ok(headers) => headers,
-        Err(detail) => return Err(again(ApiError::unprocessable("invalid_header", detail)).await),
-    };
-    let signing = fields.all("signing");
-    let request = CreateEndpointRequest {
-        url: fields.get("url").trim().to_owned(),
-        topics: chosen_topics(&state, &fields).await.map_err(|error| failed(&error))?,
-        description: fields.get("description").trim().to_owned(),
-        enabled: None,
-        format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
-        signing: (!signing.is_empty()).then_some(signing),
-        retry_schedule: parse_schedule(fields.get("retry_schedule")),
-        secret: None,
-        headers: (!headers.is_empty()).then_some(headers),
-    };
-    match state.service.create_endpoint(session.tenant.clone(), request).await {
+    match created {
         Ok(endpoint) => {
             let secret = endpoint.secret.clone();
-            Ok(endpoint_page(&state, &session, endpoint, Shown { created_secret: Some(secret), ..Shown::default() })
-                .await)
+            endpoint_page(&state, &session, endpoint, Shown { created_secret: Some(secret), ..Shown::default() }).await
         }
-        Err(error) => Err(again(ApiError::from(error)).await),
+        Err(error) => shown_again(&state, &session, WebhookForm::new(&state, Some(&fields)).await, &error),
     }
 }
 
@@ -292,38 +324,34 @@ pub(super) async fn save_settings(
     Posted { session, fields }: Posted,
 ) -> Result<Response, Response> {
     let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
-    let again = async |error: ApiError| -> Response {
-        if error.status.is_server_error() {
-            return message(error.status, "error", "Something went wrong", &error.detail);
+    let saved = match Submitted::read(&state, &fields).await {
+        Ok(sent) => {
+            let change = UpdateEndpointRequest {
+                url: Some(sent.url),
+                topics: Some(sent.topics),
+                description: Some(sent.description),
+                enabled: None,
+                format: sent.format,
+                signing: sent.signing,
+                retry_schedule: Some(sent.retry_schedule),
+                secret: None,
+                // Left as they are by a session that may not see them.
+                headers: may(&session, Capability::SeeSecrets).then_some(sent.headers),
+            };
+            state
+                .service
+                .update_endpoint(session.tenant.clone(), endpoint.id.clone(), change)
+                .await
+                .map_err(ApiError::from)
         }
-        match WebhookForm::editing(&state, &session, &endpoint, Some(&fields)).await {
-            Ok(mut form) => {
-                form.refused(&error);
-                (StatusCode::UNPROCESSABLE_ENTITY, page(&form_page(&state, &session, form))).into_response()
-            }
-            Err(error) => failed(&error),
-        }
+        Err(error) => Err(error),
     };
-    let headers = match parse_headers(fields.get("headers")) {
-        Ok(headers) => headers,
-        Err(detail) => return Err(again(ApiError::unprocessable("invalid_header", detail)).await),
-    };
-    let signing = fields.all("signing");
-    let change = UpdateEndpointRequest {
-        url: Some(fields.get("url").trim().to_owned()),
-        topics: Some(chosen_topics(&state, &fields).await.map_err(|error| failed(&error))?),
-        description: Some(fields.get("description").trim().to_owned()),
-        enabled: None,
-        format: Some(fields.get("format").to_owned()).filter(|format| !format.is_empty()),
-        signing: (!signing.is_empty()).then_some(signing),
-        retry_schedule: Some(parse_schedule(fields.get("retry_schedule"))),
-        secret: None,
-        // Left as they are by a session that may not see them.
-        headers: may(&session, Capability::SeeSecrets).then_some(headers),
-    };
-    match state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await {
+    match saved {
         Ok(_) => Ok(after(&state, &session, &endpoint.id, "Saved.".to_owned()).await),
-        Err(error) => Err(again(ApiError::from(error)).await),
+        Err(error) => {
+            let form = WebhookForm::editing(&state, &session, &endpoint, Some(&fields)).await;
+            Err(shown_again(&state, &session, form, &error))
+        }
     }
 }
 
