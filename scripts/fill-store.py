@@ -152,7 +152,6 @@ def fill(data_dir: str, endpoints: dict, events: int, days: int):
         )
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.execute("ANALYZE")
     db.close()
 
 

@@ -320,6 +320,64 @@ async fn lifecycle(postgres: Option<&Postgres>) {
 }
 
 #[tokio::test]
+async fn the_portals_banner_enables_an_endpoint_hookline_disabled_and_sends_again_what_failed() {
+    on_each_backend("revive", revive).await;
+}
+
+async fn revive(postgres: Option<&Postgres>) {
+    let dir = data_dir("revive");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(1_893_456_000_000)));
+    let server = start(config(&dir, postgres), Arc::clone(&clock)).await;
+    let api = &server.api;
+    let (receiver, address) = Receiver::start(503).await;
+    api.ok("POST", "/v1/tenants", Some(json!({"id": "acme", "name": "Acme"}))).await;
+    let body = json!({"url": format!("http://{address}/hook"), "topics": ["pdf.processed"], "retry_schedule": []});
+    let endpoint = api.ok("POST", "/v1/tenants/acme/endpoints", Some(body)).await["id"].as_str().unwrap().to_owned();
+    // A delivery that fails for good now, another five days later: the endpoint is disabled.
+    for (count, day) in [(1, 0), (2, 5)] {
+        clock.set(Timestamp::from_unix_millis(1_893_456_000_000).saturating_add(day * DAY));
+        let event = publish(api, "acme").await["id"].as_str().unwrap().to_owned();
+        receiver.wait_for(count).await;
+        let deliveries = format!("/v1/tenants/acme/deliveries?event={event}");
+        api.until(&deliveries, "failed", |_, page| page["data"][0]["status"] == "failed").await;
+    }
+    let path = format!("/v1/tenants/acme/endpoints/{endpoint}");
+    api.until(&path, "disabled", |_, shown| shown["health"]["state"] == "disabled").await;
+
+    // The portal's Webhooks page says so, with one action that enables it and sends both again.
+    let link = api.ok("POST", "/v1/tenants/acme/portal-links", None).await;
+    let token = link["url"].as_str().unwrap().split_once("#token=").unwrap().1.to_owned();
+    let (_, _, cookie, _) = api.browse("/portal/session", Some(&format!("token={token}")), "").await;
+    let cookie = cookie.unwrap().split(';').next().unwrap().to_owned();
+    let (status, _, _, page) = api.browse("/portal/webhooks", None, &cookie).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&format!(r#"data-disabled="{endpoint}""#)), "{page}");
+    assert!(page.contains(&format!("failing since {}", Timestamp::from_unix_millis(1_893_456_000_000).to_rfc3339())));
+    let csrf = page.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let revive = format!("/portal/webhooks/{endpoint}/revive");
+    let (status, _, _, _) = api.browse(&revive, Some("csrf="), &cookie).await;
+    assert_eq!(status, 403, "no CSRF token");
+    receiver.status.store(200, Ordering::SeqCst);
+    // The user comes a minute later: a recovery takes what failed up to now, and the clock stands still here.
+    clock.advance(Duration::from_secs(60));
+    let (status, _, _, page) = api.browse(&revive, Some(&format!("csrf={csrf}")), &cookie).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("2 that failed are being sent again"), "{page}");
+    receiver.wait_for(4).await;
+    let shown = api.ok("GET", &path, None).await;
+    assert_eq!(shown["enabled"], true);
+    api.until("/v1/tenants/acme/deliveries?status=succeeded", "both sent again", |_, page| {
+        page["data"].as_array().is_some_and(|data| data.len() == 2)
+    })
+    .await;
+    let (_, _, _, page) = api.browse("/portal/webhooks", None, &cookie).await;
+    assert!(!page.contains("data-disabled="), "no banner once enabled: {page}");
+
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn the_operators_endpoint_gets_every_tenants_operational_events() {
     on_each_backend("operator", operator).await;
 }

@@ -223,3 +223,36 @@ async fn the_catalogue_is_edited_from_the_console() {
     let unknown = post(&server, &cookie, "/console/topics/no.such", format!("csrf={csrf}")).await;
     assert_eq!(unknown.status, 422);
 }
+
+#[tokio::test]
+async fn every_page_renders_with_no_data_and_says_what_to_do() {
+    let dir = TempDir::new("console-empty");
+    let server = Hookline::start(dir.path()).await;
+    let (cookie, _) = operator(&server).await;
+    for (path, state) in
+        [("/console/queue", "no-trouble"), ("/console/tenants", "no-tenants"), ("/console/search?id=", "not-an-id")]
+    {
+        let page = server.page(path, &cookie).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.text.contains(&format!(r#"data-console-state="{state}""#)), "{path}: {}", page.text);
+    }
+    assert!(server.page("/console/queue", &cookie).await.text.contains("nothing is overdue"));
+    // A tenant with nothing yet: every portal page, and its console page.
+    server.tenant("acme").await;
+    let tenant = server.page("/console/tenants/acme", &cookie).await;
+    assert!(tenant.text.contains(r#"data-console-state="no-failed""#) && tenant.text.contains("No endpoints."));
+    let link = server.admin("POST", "/v1/tenants/acme/portal-links", None).await;
+    let token = link.body["url"].as_str().unwrap().split_once("#token=").unwrap().1.to_owned();
+    let portal = server.form("/portal/session", &format!("token={token}"), None, Some(&server.url)).await.cookie();
+    for (path, shown) in [
+        ("/portal/webhooks", r#"data-portal-state="empty""#),
+        ("/portal/webhooks/new", r#"data-portal-state="new-webhook""#),
+        ("/portal/deliveries", r#"data-portal-state="no-deliveries""#),
+        ("/portal/deliveries?window=24h&topic=pdf.processed&answer=none", r#"data-portal-state="no-deliveries""#),
+        ("/portal/catalogue", "pdf.processed"),
+    ] {
+        let page = server.page(path, &portal).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text);
+        assert!(page.text.contains(shown), "{path}: {}", page.text);
+    }
+}

@@ -581,6 +581,14 @@ async fn a_webhooks_settings_headers_schedule_and_test_data_are_set_from_the_por
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["data"], json!({"pages": 9}));
     assert_eq!(got[0].header("X-Api-Key"), Some("abc123"), "its custom header");
+    // Its page shows the attempt with the receiver's answer: status, headers and body.
+    let delivery_page = sent.header("location").unwrap().to_owned();
+    let shown = support::poll(std::time::Duration::from_secs(10), async || {
+        let shown = server.page(&delivery_page, &cookie).await;
+        if shown.text.contains("Response headers") { Ok(shown) } else { Err(shown.text) }
+    })
+    .await;
+    assert!(shown.text.contains("content-length") && shown.text.contains("Answered"), "{}", shown.text);
 
     // Snippets that verify the schemes it signs with, and no other.
     assert!(page.text.contains(r#"data-snippet="standard-Go""#) && page.text.contains("func verifyStandard"));

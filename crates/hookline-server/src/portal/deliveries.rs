@@ -31,6 +31,9 @@ struct AttemptView {
     status: Option<u16>,
     error: Option<String>,
     response_body: Option<String>,
+    response_headers: Vec<(String, String)>,
+    /// How many more the attempt did not keep.
+    headers_omitted: u32,
 }
 
 #[derive(Template)]
@@ -74,6 +77,8 @@ async fn delivery_page(state: &AppState, session: &PortalSession, id: &str) -> R
             status: attempt.response_status,
             error: attempt.error_detail.clone(),
             response_body: attempt.response_body.clone().filter(|body| !body.is_empty()),
+            response_headers: attempt.response_headers.clone(),
+            headers_omitted: attempt.response_headers_omitted,
         })
         .collect();
     let frame = Frame::of(state, session, "webhooks");

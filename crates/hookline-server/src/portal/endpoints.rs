@@ -687,6 +687,36 @@ pub(super) async fn recover(
     Ok(after(&state, &session, &endpoint.id, notice).await)
 }
 
+/// `POST /portal/webhooks/{endpoint}/revive`: the one action of the Webhooks page's banner for an endpoint Hookline
+/// disabled: enables it, and sends again what failed since its failures began (with `retry`, the recovery needs it).
+pub(super) async fn revive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { session, .. }: Posted,
+) -> Result<Response, Response> {
+    let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
+    let health = state.service.with_health(vec![endpoint.clone()]).await.map_err(|error| failed(&error))?;
+    let since = health.first().and_then(|(_, _, health)| health.failing_since);
+    let since = since.or(endpoint.disabled.as_ref().map(|disabled| disabled.at));
+    let change = UpdateEndpointRequest { enabled: Some(true), ..UpdateEndpointRequest::default() };
+    state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await.map_err(refusal)?;
+    let notice = match since {
+        Some(since) if may(&session, Capability::Retry) => {
+            let recovery = state
+                .service
+                .recover_endpoint(session.tenant.clone(), endpoint.id.clone(), &since.to_rfc3339(), None)
+                .await
+                .map_err(refusal)?;
+            format!(
+                "Enabled: its waiting deliveries go out now, and {} that failed are being sent again.",
+                recovery.total
+            )
+        }
+        _ => "Enabled: its waiting deliveries go out now.".to_owned(),
+    };
+    Ok(after(&state, &session, &endpoint.id, notice).await)
+}
+
 /// `POST /portal/webhooks/{endpoint}/delete` (ticked to confirm): deletes it; its delivery log stays readable.
 pub(super) async fn delete(
     State(state): State<AppState>,

@@ -52,6 +52,7 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         .route("/portal/webhooks/{endpoint}/secret", post(endpoints::reveal_secret))
         .route("/portal/webhooks/{endpoint}/secret/rotate", post(endpoints::rotate_secret))
         .route("/portal/webhooks/{endpoint}/recover", post(endpoints::recover))
+        .route("/portal/webhooks/{endpoint}/revive", post(endpoints::revive))
         .route("/portal/webhooks/{endpoint}/delete", post(endpoints::delete))
         .route("/portal/catalogue", get(catalogue))
         .route("/portal/deliveries", get(deliveries::list))
@@ -349,8 +350,16 @@ struct WebhooksPage {
     tenant_name: String,
     endpoints: Vec<EndpointRow>,
     can_manage: bool,
-    /// One line per endpoint that was disabled by Hookline, with what to do.
-    banners: Vec<String>,
+    /// The endpoints Hookline disabled, each with one action to enable it and send again what failed meanwhile.
+    banners: Vec<Banner>,
+}
+
+/// An endpoint Hookline disabled after days of failures, as the Webhooks page warns of it.
+struct Banner {
+    id: String,
+    url: String,
+    /// Since when its deliveries failed (its run of failures, or when it was disabled).
+    since: String,
 }
 
 /// `GET /portal/webhooks`: the tenant's endpoints with their health (Heron's Settings → Webhooks).
@@ -390,11 +399,10 @@ async fn webhooks(State(state): State<AppState>, Signed(session): Signed) -> Res
         .collect();
     let banners = endpoints
         .iter()
-        .filter(|(endpoint, _, _)| {
-            endpoint.disabled.as_ref().is_some_and(|disabled| disabled.reason != DISABLED_BY_HAND)
-        })
-        .map(|(endpoint, _, _)| {
-            format!("{} was disabled after failing for days. Open it to enable it again once it answers.", endpoint.url)
+        .filter_map(|(endpoint, _, health)| {
+            let disabled = endpoint.disabled.as_ref().filter(|disabled| disabled.reason != DISABLED_BY_HAND)?;
+            let since = health.failing_since.unwrap_or(disabled.at);
+            Some(Banner { id: endpoint.id.to_string(), url: endpoint.url.clone(), since: when(since) })
         })
         .collect();
     let can_manage = may(&session, Capability::ManageEndpoints);

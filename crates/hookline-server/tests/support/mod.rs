@@ -41,6 +41,30 @@ impl Api {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// A page or a form as a browser on this server's own pages sends it (its `Origin`), with `cookie`: the
+    /// status, the `location` and `set-cookie` headers, and the body as text.
+    pub async fn browse(
+        &self,
+        path: &str,
+        form: Option<&str>,
+        cookie: &str,
+    ) -> (u16, Option<String>, Option<String>, String) {
+        let request = hyper::Request::builder()
+            .method(if form.is_some() { "POST" } else { "GET" })
+            .uri(format!("{}{path}", self.base))
+            .header("origin", &self.base)
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::from(form.unwrap_or_default().to_owned()))
+            .unwrap();
+        let response = self.client.request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let (location, cookie) = (header("location"), header("set-cookie"));
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, location, cookie, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// The body of a request that must succeed.
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, answer) = self.call(method, path, body).await;
