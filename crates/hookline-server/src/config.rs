@@ -623,7 +623,13 @@ fn parse_public_url(key: &str, value: &str) -> Result<String, ConfigError> {
     let trimmed = value.trim_end_matches('/');
     let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => Ok(trimmed.to_owned()),
+        Some(host)
+            if !host.is_empty()
+                && !host.contains(['/', '?', '#', ' ', ';', ',', '\'', '"'])
+                && !host.contains(char::is_control) =>
+        {
+            Ok(trimmed.to_owned())
+        }
         _ => Err(invalid(key, value, "expected http:// or https:// and a host, such as https://hooks.example.com")),
     }
 }

@@ -22,6 +22,8 @@ pub struct ConsoleSession {
     pub created: Timestamp,
     pub last_seen: Timestamp,
     pub expires: Timestamp,
+    /// The hash of the admin key it signed in with.
+    pub key_hash: String,
 }
 
 /// An endpoint whose last attempts failed, for the console's list.
@@ -49,7 +51,7 @@ pub struct QueueSummary {
     pub jobs: Vec<(String, String, Timestamp)>,
 }
 
-const SESSION_COLUMNS: &str = "id, csrf, created_at, last_seen_at, expires_at";
+const SESSION_COLUMNS: &str = "id, csrf, created_at, last_seen_at, expires_at, key_hash";
 
 fn session_row(row: &dyn Columns) -> Result<ConsoleSession, StoreError> {
     Ok(ConsoleSession {
@@ -58,6 +60,7 @@ fn session_row(row: &dyn Columns) -> Result<ConsoleSession, StoreError> {
         created: millis(row, 2)?,
         last_seen: millis(row, 3)?,
         expires: millis(row, 4)?,
+        key_hash: row.text(5)?,
     })
 }
 
@@ -65,8 +68,12 @@ fn session_row(row: &dyn Columns) -> Result<ConsoleSession, StoreError> {
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 impl Store {
-    /// Starts an operator's session.
-    pub async fn create_console_session(&self, session: NewPortalSession) -> Result<ConsoleSession, StoreError> {
+    /// Starts an operator's session, signed in with the admin key whose hash is `key_hash`.
+    pub async fn create_console_session(
+        &self,
+        session: NewPortalSession,
+        key_hash: String,
+    ) -> Result<ConsoleSession, StoreError> {
         let now = self.clock.now();
         let created = ConsoleSession {
             id: ConsoleSessionId::generate_at(now),
@@ -74,14 +81,21 @@ impl Store {
             created: now,
             last_seen: now,
             expires: now.saturating_add(session.lifetime),
+            key_hash,
         };
         let row = created.clone();
         writing!(self, |sql| {
-            let values: [&dyn Value; 5] =
-                [&row.id.as_str(), &session.token_hash, &row.csrf, &now.unix_millis(), &row.expires.unix_millis()];
+            let values: [&dyn Value; 6] = [
+                &row.id.as_str(),
+                &session.token_hash,
+                &row.csrf,
+                &now.unix_millis(),
+                &row.expires.unix_millis(),
+                &row.key_hash,
+            ];
             sql.execute(
-                "INSERT INTO console_sessions (id, token_hash, csrf, created_at, last_seen_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $4, $5)",
+                "INSERT INTO console_sessions (id, token_hash, csrf, created_at, last_seen_at, expires_at, key_hash)
+                 VALUES ($1, $2, $3, $4, $4, $5, $6)",
                 &values,
             )
             .await

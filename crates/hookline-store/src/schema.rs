@@ -540,4 +540,10 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_expiry ON console_sessions(expires_at);
 "#,
     ),
+    // 22: a console session holds the hash of the admin key it signed in with: a new key signs every session out.
+    Migration::Both(
+        r#"
+ALTER TABLE console_sessions ADD COLUMN key_hash TEXT NOT NULL DEFAULT '';
+"#,
+    ),
 ];

@@ -1946,9 +1946,9 @@ async fn the_console_keeps_operator_sessions_and_reads_across_tenants() {
             |hash: &str| NewPortalSession { token_hash: hash.to_owned(), csrf: "csrf".into(), lifetime: minutes(60) };
 
         // Sessions: live while used, over when idle, signed out or past their end, and purged then.
-        let first = store.create_console_session(session("c1")).await.unwrap();
-        let second = store.create_console_session(session("c2")).await.unwrap();
-        assert_eq!(first.expires, start.saturating_add(minutes(60)));
+        let first = store.create_console_session(session("c1"), "key-hash".into()).await.unwrap();
+        let second = store.create_console_session(session("c2"), "key-hash".into()).await.unwrap();
+        assert_eq!((first.expires, first.key_hash.as_str()), (start.saturating_add(minutes(60)), "key-hash"));
         let idle = minutes(30);
         clock.advance(minutes(20));
         let seen = store.console_session("c1".into(), idle).await.unwrap().expect("live");

@@ -76,6 +76,14 @@ async fn the_admin_key_alone_opens_the_console_which_is_never_framed() {
     let body = format!("csrf={csrf}");
     let forged = server.form("/console/sign-out", &body, Some(&cookie), Some("https://evil.example")).await;
     assert_eq!(forged.status, 403);
+    // A new admin key signs out every session of the former one.
+    let (other_cookie, _) = operator(&server).await;
+    let mut server = server;
+    server.terminate().await;
+    server.restart_with(&[("HOOKLINE_ADMIN_KEY", "hka_another_admin_key_0123456789")]).await;
+    assert_eq!(server.page("/console/queue", &other_cookie).await.header("location"), Some("/console/"));
+    server.terminate().await;
+    server.restart_with(&[("HOOKLINE_ADMIN_KEY", ADMIN_KEY)]).await;
     let out = post(&server, &cookie, "/console/sign-out", format!("csrf={csrf}")).await;
     assert_eq!((out.status, out.header("location")), (303, Some("/console/")));
     assert_eq!(server.page("/console/queue", &cookie).await.header("location"), Some("/console/"));

@@ -545,7 +545,7 @@ async fn a_webhooks_settings_headers_schedule_and_test_data_are_set_from_the_por
     let saved = server
         .form(
             &format!("/portal/webhooks/{id}/settings"),
-            &format!("csrf={manager_csrf}&url={url}&topics=pdf.processed&description=Billing"),
+            &format!("csrf={manager_csrf}&url={url}&topics=pdf.processed&description=Billing&signing=standard"),
             Some(&manager),
             Some(&server.url),
         )
@@ -555,8 +555,57 @@ async fn a_webhooks_settings_headers_schedule_and_test_data_are_set_from_the_por
     assert_eq!((changed["description"].as_str(), &changed["topics"]), (Some("Billing"), &json!(["pdf.processed"])));
     assert_eq!(changed["retry_schedule"], Value::Null, "an empty schedule is the server's");
     assert!(changed["headers"]["x-api-key"].is_string(), "kept: {changed}");
-    let bad_url =
-        post(&format!("/portal/webhooks/{id}/settings"), format!("csrf={csrf}&url=nope&topics=pdf.processed")).await;
+    // A session without see_secrets may not send those headers to another address.
+    let elsewhere = format!("{url}-elsewhere");
+    let moved = server
+        .form(
+            &format!("/portal/webhooks/{id}/settings"),
+            &format!("csrf={manager_csrf}&url={elsewhere}&topics=pdf.processed&signing=standard"),
+            Some(&manager),
+            Some(&server.url),
+        )
+        .await;
+    assert_eq!(moved.status, 422, "{}", moved.text);
+    assert!(moved.text.contains(r#"id="url-error""#) && moved.text.contains("custom headers"), "{}", moved.text);
+    let kept = server.admin("GET", &format!("/v1/tenants/acme/endpoints/{id}"), None).await.body;
+    assert_eq!(kept["url"], changed["url"], "not moved");
+    // Nothing ticked is unsigned, which an envelope may not be; a set format offers no "chosen from the URL".
+    let unsigned =
+        post(&format!("/portal/webhooks/{id}/settings"), format!("csrf={csrf}&url={url}&topics=pdf.processed")).await;
+    assert_eq!(unsigned.status, 422, "{}", unsigned.text);
+    assert!(unsigned.text.contains("None ticked: unsigned") && unsigned.text.contains("signing"), "{}", unsigned.text);
+    assert!(!settings.text.contains(r#"<option value="">"#), "{}", settings.text);
+    // A topic deprecated since it was chosen stays chosen, and a save keeps it.
+    let with_new = post(
+        &format!("/portal/webhooks/{id}/settings"),
+        format!(
+            "csrf={csrf}&url={url}&topics=pdf.processed&topics=pdf.failed&signing=standard&headers=x-api-key%3A+abc123"
+        ),
+    )
+    .await;
+    assert!(with_new.text.contains("Saved."), "{}", with_new.text);
+    server.admin("PATCH", "/v1/topics/pdf.failed", Some(json!({"deprecated": true}))).await;
+    let form = server.page(&format!("/portal/webhooks/{id}/settings"), &cookie).await;
+    assert!(form.text.contains(r#"value="pdf.failed" checked>"#), "ticked and not disabled: {}", form.text);
+    let kept_old = post(
+        &format!("/portal/webhooks/{id}/settings"),
+        format!("csrf={csrf}&url={url}&topics=pdf.processed&topics=pdf.failed&signing=standard&description=Kept&headers=x-api-key%3A+abc123"),
+    )
+    .await;
+    assert!(kept_old.text.contains("Saved."), "{}", kept_old.text);
+    let all = post(
+        &format!("/portal/webhooks/{id}/settings"),
+        format!("csrf={csrf}&url={url}&all_topics=yes&topics=pdf.failed&signing=standard&headers=x-api-key%3A+abc123"),
+    )
+    .await;
+    assert!(all.text.contains("Saved."), "{}", all.text);
+    let topics = server.admin("GET", &format!("/v1/tenants/acme/endpoints/{id}"), None).await.body["topics"].clone();
+    assert!(topics.as_array().unwrap().contains(&json!("pdf.failed")), "all topics keeps its deprecated one: {topics}");
+    let bad_url = post(
+        &format!("/portal/webhooks/{id}/settings"),
+        format!("csrf={csrf}&url=nope&topics=pdf.processed&signing=standard"),
+    )
+    .await;
     assert_eq!(bad_url.status, 422);
     assert!(bad_url.text.contains(r#"id="url-error""#) && bad_url.text.contains(r#"value="nope""#));
     let (reader, _) = sign_in(&server, "acme", Some(json!([]))).await;

@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for Operator {
         let Some(token) = cookie_named(&parts.headers, COOKIE_NAME) else {
             return Err(Redirect::to("/console/").into_response());
         };
-        match state.service.console_session(token).await {
+        match state.service.console_session(token, &state.admin_key_hash).await {
             Ok(Some(session)) => Ok(Operator(session)),
             Ok(None) => Err(Redirect::to("/console/").into_response()),
             Err(error) => Err(failed(&error)),
@@ -152,7 +152,7 @@ struct SignInPage {
 /// `GET /console/`: the admin key's sign-in, or on to the queue when signed in.
 async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = cookie_named(&headers, COOKIE_NAME)
-        && matches!(state.service.console_session(token).await, Ok(Some(_)))
+        && matches!(state.service.console_session(token, &state.admin_key_hash).await, Ok(Some(_)))
     {
         return Redirect::to("/console/queue").into_response();
     }
@@ -173,7 +173,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, axum::Form(f
         let error = Some("That is not the admin key. The console opens with the admin key alone.".to_owned());
         return (StatusCode::UNAUTHORIZED, page(&SignInPage { nav: None, error })).into_response();
     }
-    let token = match state.service.start_console_session().await {
+    let token = match state.service.start_console_session(&state.admin_key_hash).await {
         Ok((token, _)) => token,
         Err(error) => return failed(&error),
     };

@@ -280,6 +280,7 @@ pub(super) async fn list(
             let value = match name {
                 "window" if preset.is_some() => "range",
                 "since" if preset.is_some() => since_text.as_str(),
+                "until" if window != "range" => "",
                 value => fields.get(value),
             };
             if !value.is_empty() {
@@ -342,7 +343,8 @@ pub(super) async fn list(
     let recover = match filter.since {
         Some(since) if may(&session, Capability::Retry) && error.is_none() => {
             // Up to the moment it is sent when the window ends now.
-            Some((since.to_rfc3339(), filter.until.map(|until| until.to_rfc3339()).unwrap_or_default()))
+            let until = filter.until.filter(|until| *until < now).map(|until| until.to_rfc3339());
+            Some((since.to_rfc3339(), until.unwrap_or_default()))
         }
         _ => None,
     };

@@ -94,8 +94,14 @@ async fn chosen_topics(state: &AppState, fields: &Fields) -> Result<Vec<String>,
     if fields.get("all_topics") != "yes" {
         return Ok(fields.all("topics"));
     }
+    // Every live topic, and the deprecated ones it already has (which stay ticked).
+    let ticked = fields.all("topics");
     let catalogue = state.service.list_topics().await?;
-    Ok(catalogue.into_iter().filter(|topic| !topic.deprecated).map(|topic| topic.name.to_string()).collect())
+    Ok(catalogue
+        .into_iter()
+        .filter(|topic| !topic.deprecated || ticked.iter().any(|name| name == topic.name.as_str()))
+        .map(|topic| topic.name.to_string())
+        .collect())
 }
 
 const FORMATS: [(&str, &str); 6] = [
@@ -158,6 +164,8 @@ impl WebhookForm {
         };
         form.action = format!("/portal/webhooks/{}/settings", endpoint.id);
         form.editing = Some(endpoint.id.to_string());
+        // Its format is set: the URL's choice is for a new one.
+        form.formats.retain(|choice| !choice.value.is_empty());
         form.headers_hidden = headers_hidden;
         if headers_hidden {
             form.headers.clear();
@@ -325,6 +333,16 @@ pub(super) async fn save_settings(
 ) -> Result<Response, Response> {
     let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
     let saved = match Submitted::read(&state, &fields).await {
+        // Its headers would go to the new address: moving it is for a session that may see them.
+        Ok(sent)
+            if sent.url != endpoint.url && !endpoint.headers.is_empty() && !may(&session, Capability::SeeSecrets) =>
+        {
+            Err(ApiError::unprocessable(
+                "invalid_url",
+                "This webhook sends custom headers, which can hold your receiver's credentials: changing its URL \
+                 needs access to its secrets. Ask your platform for it, or remove the headers first.",
+            ))
+        }
         Ok(sent) => {
             let change = UpdateEndpointRequest {
                 url: Some(sent.url),
@@ -332,7 +350,8 @@ pub(super) async fn save_settings(
                 description: Some(sent.description),
                 enabled: None,
                 format: sent.format,
-                signing: sent.signing,
+                // None ticked is unsigned here (which only a chat format may be), not "unchanged".
+                signing: Some(sent.signing.unwrap_or_default()),
                 retry_schedule: Some(sent.retry_schedule),
                 secret: None,
                 // Left as they are by a session that may not see them.

@@ -37,7 +37,9 @@ pub(crate) fn routes(settings: &crate::api::ApiSettings) -> Router<AppState> {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; \
          connect-src 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
     );
-    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"));
+    // The origins were checked as the configuration was read; should one still not fit a header, nothing frames it.
+    let policy = HeaderValue::from_str(&policy)
+        .unwrap_or(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     Router::new()
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(landing))

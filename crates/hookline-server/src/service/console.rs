@@ -21,21 +21,24 @@ pub struct Overview {
 }
 
 impl Service {
-    /// Starts an operator's session (the caller has checked the admin key): its token and the session.
-    pub async fn start_console_session(&self) -> Result<(String, ConsoleSession), ServiceError> {
+    /// Starts an operator's session (the caller has checked the admin key, whose hash is `key_hash`): its token
+    /// and the session.
+    pub async fn start_console_session(&self, key_hash: &str) -> Result<(String, ConsoleSession), ServiceError> {
         let token = new_token("hcs_");
         let session = NewPortalSession {
             token_hash: hash_api_key(&token),
             csrf: new_token(""),
             lifetime: self.settings.portal_session_lifetime,
         };
-        let started = self.store.create_console_session(session).await?;
+        let started = self.store.create_console_session(session, key_hash.to_owned()).await?;
         Ok((token, started))
     }
 
-    /// The live operator's session of a token, if any.
-    pub async fn console_session(&self, token: &str) -> Result<Option<ConsoleSession>, ServiceError> {
-        Ok(self.store.console_session(hash_api_key(token), self.settings.portal_session_idle).await?)
+    /// The live operator's session of a token, if any, signed in with the admin key whose hash is `key_hash` (a
+    /// session of a former key is over).
+    pub async fn console_session(&self, token: &str, key_hash: &str) -> Result<Option<ConsoleSession>, ServiceError> {
+        let session = self.store.console_session(hash_api_key(token), self.settings.portal_session_idle).await?;
+        Ok(session.filter(|session| session.key_hash == key_hash))
     }
 
     pub async fn end_console_session(&self, id: ConsoleSessionId) -> Result<(), ServiceError> {
