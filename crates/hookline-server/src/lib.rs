@@ -171,6 +171,7 @@ impl Server {
                 health: config.health_policy(),
                 portal_session_idle: config.portal_session_idle,
                 portal_session_lifetime: config.portal_session_lifetime,
+                default_schedule: config.default_schedule(),
             },
         );
         let state = api::AppState {

@@ -448,17 +448,9 @@ async fn recover(State(state): State<AppState>, Path(id): Path<String>, Acted { 
         _ => return message(StatusCode::UNPROCESSABLE_ENTITY, "error", "Not recovered", "Choose how far back."),
     };
     let since = state.service.now().saturating_sub(window).to_rfc3339();
-    let endpoints =
-        match state.service.list_endpoints(tenant.id.clone(), PageRequest { cursor: None, limit: 1000 }).await {
-            Ok(endpoints) => endpoints.data,
-            Err(error) => return failed(&error),
-        };
-    let mut total = 0;
-    for endpoint in endpoints {
-        match state.service.recover_endpoint(tenant.id.clone(), endpoint.id, &since, None).await {
-            Ok(recovery) => total += recovery.total,
-            Err(error) => return refusal(error),
-        }
+    let (total, stopped) = state.service.recover_endpoints(tenant.id.clone(), None, &since, None).await;
+    if let Some(error) = stopped {
+        return refusal(error);
     }
     let notice = format!("{total} failed deliveries of {} are being sent again.", tenant.id);
     tenant_page(&state, &session, &id, Some(notice)).await

@@ -378,28 +378,28 @@ pub(super) async fn recover(State(state): State<AppState>, Posted { session, fie
         return not_allowed();
     }
     let endpoints = match fields.get("endpoint") {
-        "" => {
-            match state.service.list_endpoints(session.tenant.clone(), PageRequest { cursor: None, limit: 1000 }).await
-            {
-                Ok(page) => page.data.into_iter().map(|endpoint| endpoint.id).collect(),
-                Err(error) => return failed(&error),
-            }
-        }
+        "" => None,
         id => match id.parse::<EndpointId>() {
-            Ok(id) => vec![id],
+            Ok(id) => Some(vec![id]),
             Err(_) => return not_found(),
         },
     };
     let until = Some(fields.get("until")).filter(|until| !until.is_empty());
-    let mut total = 0;
-    for endpoint in endpoints {
-        match state.service.recover_endpoint(session.tenant.clone(), endpoint, fields.get("since"), until).await {
-            Ok(recovery) => total += recovery.total,
-            Err(ServiceError::NotFound { .. }) => return not_found(),
-            Err(error) => {
-                let error = ApiError::from(error);
-                return message(StatusCode::UNPROCESSABLE_ENTITY, "error", "That did not work", &error.detail);
-            }
+    let (total, stopped) =
+        state.service.recover_endpoints(session.tenant.clone(), endpoints, fields.get("since"), until).await;
+    match stopped {
+        None => {}
+        Some(ServiceError::NotFound { .. }) => return not_found(),
+        Some(error) => {
+            let error = ApiError::from(error);
+            let started =
+                if total > 0 { format!(" ({total} failed deliveries are being sent again.)") } else { String::new() };
+            return message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "error",
+                "That did not work",
+                &format!("{}{started}", error.detail),
+            );
         }
     }
     let text = match total {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hookline_core::health::{Health, State as HealthState};
 use hookline_core::id::EndpointId;
 use hookline_core::portal::Capability;
+use hookline_core::time::Timestamp;
 use hookline_store::{DeliveryFilter, Endpoint, PageRequest, PortalSession};
 
 use super::charts::{self, Rate};
@@ -706,6 +707,18 @@ pub(super) async fn recover(
     Ok(after(&state, &session, &endpoint.id, notice).await)
 }
 
+/// Where the recovery of a revived endpoint starts: when its failures began (or, not known, when it was disabled),
+/// reaching back by as long as its retries last, since a delivery made before the failures began may have failed
+/// for good during them.
+fn revived_since(
+    failing_since: Option<Timestamp>,
+    disabled_at: Option<Timestamp>,
+    schedule: &hookline_core::retry::RetrySchedule,
+) -> Option<Timestamp> {
+    let span: std::time::Duration = schedule.delays().iter().sum();
+    failing_since.or(disabled_at).map(|since| since.saturating_sub(span))
+}
+
 /// `POST /portal/webhooks/{endpoint}/revive`: the one action of the Webhooks page's banner for an endpoint Hookline
 /// disabled: enables it, and sends again what failed since its failures began (with `retry`, the recovery needs it).
 pub(super) async fn revive(
@@ -715,8 +728,9 @@ pub(super) async fn revive(
 ) -> Result<Response, Response> {
     let endpoint = target(&state, &session, Capability::ManageEndpoints, &id).await?;
     let health = state.service.with_health(vec![endpoint.clone()]).await.map_err(|error| failed(&error))?;
-    let since = health.first().and_then(|(_, _, health)| health.failing_since);
-    let since = since.or(endpoint.disabled.as_ref().map(|disabled| disabled.at));
+    let schedule = endpoint.retry_schedule.clone().unwrap_or_else(|| state.service.default_schedule());
+    let failing_since = health.first().and_then(|(_, _, health)| health.failing_since);
+    let since = revived_since(failing_since, endpoint.disabled.as_ref().map(|disabled| disabled.at), &schedule);
     let change = UpdateEndpointRequest { enabled: Some(true), ..UpdateEndpointRequest::default() };
     state.service.update_endpoint(session.tenant.clone(), endpoint.id.clone(), change).await.map_err(refusal)?;
     let notice = match since {
@@ -758,6 +772,19 @@ pub(super) async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revived_endpoint_recovers_from_before_its_failures_by_its_retries_span() {
+        use hookline_core::retry::RetrySchedule;
+        let at = |millis: i64| Timestamp::from_unix_millis(millis);
+        let hour = std::time::Duration::from_secs(3600);
+        let schedule = RetrySchedule::exact(vec![hour, 2 * hour]).unwrap();
+        assert_eq!(revived_since(Some(at(100_000_000)), Some(at(900_000_000)), &schedule), Some(at(89_200_000)));
+        assert_eq!(revived_since(None, Some(at(900_000_000)), &schedule), Some(at(889_200_000)));
+        let none = RetrySchedule::exact(Vec::new()).unwrap();
+        assert_eq!(revived_since(Some(at(5)), None, &none), Some(at(5)));
+        assert_eq!(revived_since(None, None, &schedule), None);
+    }
 
     #[test]
     fn snippets_are_the_examples_functions_alone() {

@@ -81,6 +81,20 @@ impl Service {
         Ok(self.store.list_endpoints(tenant, page).await?)
     }
 
+    /// Every endpoint of the tenant, page after page (for what acts on all of them).
+    pub async fn all_endpoints(&self, tenant: TenantId) -> Result<Vec<Endpoint>, ServiceError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_endpoints(tenant.clone(), PageRequest { cursor, limit: 1000 }).await?;
+            all.extend(page.data);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     pub async fn endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<Endpoint, ServiceError> {
         self.store.get_endpoint(tenant, id.clone()).await?.ok_or_else(|| ServiceError::not_found("endpoint", &id))
     }

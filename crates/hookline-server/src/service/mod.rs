@@ -46,6 +46,8 @@ pub struct Settings {
     /// How long a portal session lasts unused, and at most.
     pub portal_session_idle: Duration,
     pub portal_session_lifetime: Duration,
+    /// The schedule of an endpoint without one of its own.
+    pub default_schedule: hookline_core::retry::RetrySchedule,
 }
 
 /// Why a use case did not do what was asked. Each says what to fix, in a sentence.
@@ -91,6 +93,11 @@ impl Service {
     }
 
     /// Now, by the store's clock (a test's manual clock, or the system's).
+    /// The retry schedule of an endpoint without one of its own.
+    pub fn default_schedule(&self) -> hookline_core::retry::RetrySchedule {
+        self.settings.default_schedule.clone()
+    }
+
     pub fn now(&self) -> hookline_core::time::Timestamp {
         self.store.clock().now()
     }

@@ -51,6 +51,32 @@ impl Service {
             .ok_or_else(|| ServiceError::not_found("endpoint", &endpoint))
     }
 
+    /// Recovers `endpoints` (every endpoint of the tenant when `None`) over one window: how many failed deliveries
+    /// are being sent again, and the error that stopped it if one did (the recoveries started before it go on).
+    pub async fn recover_endpoints(
+        &self,
+        tenant: TenantId,
+        endpoints: Option<Vec<EndpointId>>,
+        since: &str,
+        until: Option<&str>,
+    ) -> (u64, Option<ServiceError>) {
+        let endpoints = match endpoints {
+            Some(endpoints) => endpoints,
+            None => match self.all_endpoints(tenant.clone()).await {
+                Ok(all) => all.into_iter().map(|endpoint| endpoint.id).collect(),
+                Err(error) => return (0, Some(error)),
+            },
+        };
+        let mut total = 0;
+        for endpoint in endpoints {
+            match self.recover_endpoint(tenant.clone(), endpoint, since, until).await {
+                Ok(recovery) => total += recovery.total,
+                Err(error) => return (total, Some(error)),
+            }
+        }
+        (total, None)
+    }
+
     pub async fn recovery(&self, tenant: TenantId, id: RecoveryId) -> Result<Recovery, ServiceError> {
         self.store.get_recovery(tenant, id.clone()).await?.ok_or_else(|| ServiceError::not_found("recovery", &id))
     }
