@@ -159,6 +159,8 @@ impl Job for Notifying {
             store.remove_old_hours(now.saturating_sub(HOURS_KEPT), BATCH).await?;
             // Portal links and sessions that can no longer be used.
             store.purge_portal(BATCH).await?;
+            // Secrets replaced by a rotation, once they no longer sign.
+            store.forget_expired_secrets(BATCH).await?;
             Ok(())
         })
     }

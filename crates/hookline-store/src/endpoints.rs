@@ -465,6 +465,22 @@ impl Store {
         Ok(endpoint)
     }
 
+    /// Forgets up to `limit` previous secrets whose grace is over: a secret a rotation replaced is kept no longer
+    /// than it signs. How many it forgot.
+    pub async fn forget_expired_secrets(&self, limit: u32) -> Result<u64, StoreError> {
+        let now = self.clock.now().unix_millis();
+        writing!(self, |sql| {
+            sql.endpoints_changed();
+            let values: [&dyn Value; 2] = [&now, &i64::from(limit)];
+            sql.execute(
+                "UPDATE endpoints SET previous_secret = NULL, previous_secret_until = NULL
+                 WHERE id IN (SELECT id FROM endpoints WHERE previous_secret_until <= $1 LIMIT $2)",
+                &values,
+            )
+            .await
+        })
+    }
+
     /// Deletes an endpoint; `false` when unknown. It is gone from every read and delivers nothing more at once;
     /// its pending deliveries are cancelled (the delivery log stays) and its row removed in the background, a
     /// batch at a time (`Store::remove_deleted`).

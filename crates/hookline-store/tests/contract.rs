@@ -424,6 +424,15 @@ contract! {
         store.update_endpoint(tenant("acme"), id.clone(), rotate(third, None)).await.unwrap().unwrap();
         let read = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap();
         assert_eq!((read.secret.as_str(), read.previous_secret), (third, None));
+        // A previous secret whose grace is over is forgotten; one still signing is kept.
+        let over = make_endpoint(store, "acme", &["pdf.processed"]).await;
+        store.update_endpoint(tenant("acme"), over.clone(), rotate(second, Some(Timestamp::from_unix_millis(1_000)))).await.unwrap().unwrap();
+        store.update_endpoint(tenant("acme"), id.clone(), rotate(second, Some(until))).await.unwrap().unwrap();
+        assert_eq!(store.forget_expired_secrets(100).await.unwrap(), 1);
+        assert_eq!(store.forget_expired_secrets(100).await.unwrap(), 0);
+        assert_eq!(store.get_endpoint(tenant("acme"), over).await.unwrap().unwrap().previous_secret, None);
+        let kept = store.get_endpoint(tenant("acme"), id.clone()).await.unwrap().unwrap().previous_secret;
+        assert_eq!(kept.map(|previous| previous.until), Some(until));
     }
 }
 
