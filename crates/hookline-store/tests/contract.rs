@@ -1193,16 +1193,9 @@ async fn every_time_the_store_writes_comes_from_its_clock() {
     // 2030-01-01T00:00:00Z: far from the machine's own time, so a "now" read elsewhere would show.
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
-        let options = StoreOptions { clock: Arc::clone(&clock) as Arc<dyn Clock>, ..StoreOptions::default() };
-        let Some(fixture) = fixtures_with(&format!("clock-{backend}"), &options)
-            .await
-            .into_iter()
-            .find(|fixture| fixture.backend == backend)
-        else {
+        let Some((clock, fixture)) = on_clock("clock", backend, start, StoreOptions::default()).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         let created = store.create_tenant(tenant("acme"), "Acme".into()).await.unwrap();
         assert_eq!(created.created, start);
@@ -1285,20 +1278,12 @@ contract! {
 async fn retention_purges_finished_events_oldest_first_in_batches_and_keeps_pending_ones() {
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
         // On PostgreSQL the old events share a partition of ten seconds, which their pending delivery keeps: what
         // it holds is purged row by row.
-        let options = StoreOptions {
-            clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            partition_width: Duration::from_secs(10),
-            ..StoreOptions::default()
-        };
-        let Some(fixture) =
-            fixtures_with(&format!("retention-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let options = StoreOptions { partition_width: Duration::from_secs(10), ..StoreOptions::default() };
+        let Some((clock, fixture)) = on_clock("retention", backend, start, options).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         make_tenant(store, "acme").await;
         make_tenant(store, "globex").await;
@@ -1373,18 +1358,10 @@ async fn retention_drops_whole_spans_once_past_the_horizon_and_keeps_one_with_a_
     let start = Timestamp::from_unix_millis(1_893_456_000_000);
     let at = |seconds: u64| start.saturating_add(Duration::from_secs(seconds));
     for backend in ["sqlite", "postgres"] {
-        let clock = Arc::new(ManualClock::new(start));
-        let options = StoreOptions {
-            clock: Arc::clone(&clock) as Arc<dyn Clock>,
-            partition_width: Duration::from_secs(10),
-            ..StoreOptions::default()
-        };
-        let Some(fixture) =
-            fixtures_with(&format!("spans-{backend}"), &options).await.into_iter().find(|f| f.backend == backend)
-        else {
+        let options = StoreOptions { partition_width: Duration::from_secs(10), ..StoreOptions::default() };
+        let Some((clock, fixture)) = on_clock("spans", backend, start, options).await else {
             continue;
         };
-        eprintln!("backend: {backend}");
         let store = &fixture.store;
         make_tenant(store, "acme").await;
         make_endpoint(store, "acme", &["pdf.processed"]).await;
