@@ -98,50 +98,14 @@ struct Running {
 }
 
 /// A database of its own on the test PostgreSQL server, dropped afterwards.
-struct Postgres {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Postgres {
-    async fn create(admin_url: String, label: &str) -> Postgres {
-        let name = format!("hookline_health_{label}_{}", std::process::id());
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url}: {error}"));
-        tokio::spawn(connection);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("the url names a database").0);
-        Postgres { admin_url, name, url }
-    }
-}
-
-/// Dropped even when a test fails, from a thread of its own so that it can block inside a runtime.
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
-        }
-    }
-}
+type Postgres = hookline_store::scratch::ScratchDatabase;
 
 /// The backends a test runs on: the embedded store, and PostgreSQL when there is one.
 async fn backends(label: &str) -> Vec<Option<Postgres>> {
     let mut backends = vec![None];
     if let Ok(admin_url) = std::env::var("HOOKLINE_TEST_POSTGRES_URL") {
-        backends.push(Some(Postgres::create(admin_url, label).await));
+        let database = Postgres::create(&admin_url, &format!("health_{label}")).await;
+        backends.push(Some(database.unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url}: {error}"))));
     }
     backends
 }

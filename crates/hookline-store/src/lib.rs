@@ -53,6 +53,7 @@ mod recoveries;
 mod retention;
 mod rows;
 mod schema;
+pub mod scratch;
 mod sql;
 mod sqlite;
 mod tenants;

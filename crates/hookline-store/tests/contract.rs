@@ -47,7 +47,7 @@ struct Fixture {
     backend: &'static str,
     store: Store,
     _dir: TempDir,
-    _database: Option<PostgresDatabase>,
+    _database: Option<hookline_store::scratch::ScratchDatabase>,
 }
 
 /// A store per backend this run has, each on a fresh database.
@@ -80,7 +80,9 @@ async fn fixtures_with(label: &str, options: &StoreOptions) -> Vec<Fixture> {
         .expect("the embedded store opens");
     fixtures.push(Fixture { backend: "sqlite", store, _dir: dir, _database: None });
     if let Some(admin_url) = postgres_admin_url() {
-        let database = PostgresDatabase::create(&admin_url).await;
+        let database = hookline_store::scratch::ScratchDatabase::create(&admin_url, "contract")
+            .await
+            .unwrap_or_else(|error| panic!("cannot make a database on PostgreSQL at {admin_url}: {error}"));
         let dir = TempDir::new(&format!("{label}-postgres"));
         let store = Store::open(&Database::Postgres { url: database.url.clone() }, &dir.0, options)
             .await
@@ -134,48 +136,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A database of its own on the suite's PostgreSQL server, dropped with its connections afterwards.
-struct PostgresDatabase {
-    url: String,
-    name: String,
-    admin_url: String,
-}
-
-impl PostgresDatabase {
-    async fn create(admin_url: &str) -> PostgresDatabase {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("hookline_contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url}: {error}"));
-        tokio::spawn(connection);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("the url names a database").0);
-        PostgresDatabase { url, name, admin_url: admin_url.to_owned() }
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // A thread of its own can block whether or not this runs inside a runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
-        }
     }
 }
 
@@ -1148,7 +1108,8 @@ async fn a_dropped_postgres_store_closes_its_connections_and_its_listener_at_onc
         return;
     };
     let database = fixture._database.as_ref().expect("a PostgreSQL fixture has its database");
-    let (admin_url, name) = (database.admin_url.clone(), database.name.clone());
+    let (admin_url, name) =
+        (postgres_admin_url().expect("a PostgreSQL fixture has its server"), database.name().to_owned());
     let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let count = async |sql: &str| -> i64 { client.query_one(sql, &[&name]).await.unwrap().get(0) };

@@ -75,36 +75,27 @@ pub async fn postgres_database() -> Option<Arc<TestDatabase>> {
 /// A PostgreSQL database of its own for one test, dropped (with its connections) when the last handle goes.
 pub struct TestDatabase {
     pub url: String,
-    name: String,
-    admin_url: String,
-    /// Set on an alias: the handle that owns (and drops) the database.
-    owner: Option<Arc<TestDatabase>>,
+    /// The database itself, held by the handle that made it; an alias holds the one it stands for.
+    _owner: Owner,
+}
+
+enum Owner {
+    Made(hookline_store::scratch::ScratchDatabase),
+    Alias(Arc<TestDatabase>),
 }
 
 impl TestDatabase {
     pub async fn create() -> Arc<TestDatabase> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
         let admin_url = postgres_admin_url();
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("hookline_test_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        let database = hookline_store::scratch::ScratchDatabase::create(&admin_url, "test")
             .await
             .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {admin_url} for the tests: {error}"));
-        tokio::spawn(connection);
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
-        Arc::new(TestDatabase { url, name, admin_url, owner: None })
+        Arc::new(TestDatabase { url: database.url.clone(), _owner: Owner::Made(database) })
     }
 
     /// The same database reached through another url (a relay); dropping the alias drops nothing.
     pub fn alias(database: &Arc<TestDatabase>, url: String) -> Arc<TestDatabase> {
-        Arc::new(TestDatabase {
-            url,
-            name: database.name.clone(),
-            admin_url: database.admin_url.clone(),
-            owner: Some(Arc::clone(database)),
-        })
+        Arc::new(TestDatabase { url, _owner: Owner::Alias(Arc::clone(database)) })
     }
 
     /// Runs one SQL statement in this database and returns the first column of each row, as text.
@@ -121,29 +112,6 @@ impl TestDatabase {
                 _ => None,
             })
             .collect()
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if self.owner.is_some() {
-            return;
-        }
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside or outside a runtime: a thread of its own can always block.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the test database {}: {dropped:?}", self.name);
-        }
     }
 }
 
