@@ -151,6 +151,56 @@ pub fn accent_hex(colour: &str) -> Option<String> {
     (hex.len() == 6 && hex.bytes().all(|byte| byte.is_ascii_hexdigit())).then(|| hex.to_ascii_lowercase())
 }
 
+/// The red, green and blue of a `#rrggbb` colour (see `accent_hex`).
+pub fn rgb(hex: &str) -> Option<[u8; 3]> {
+    let hex = accent_hex(hex)?;
+    let channel = |at: usize| u8::from_str_radix(&hex[at..at + 2], 16).ok();
+    Some([channel(0)?, channel(2)?, channel(4)?])
+}
+
+/// A colour's relative luminance, as WCAG defines it.
+fn luminance(colour: [u8; 3]) -> f64 {
+    let channel = |value: u8| {
+        let value = f64::from(value) / 255.0;
+        if value <= 0.039_28 { value / 12.92 } else { ((value + 0.055) / 1.055).powf(2.4) }
+    };
+    0.2126 * channel(colour[0]) + 0.7152 * channel(colour[1]) + 0.0722 * channel(colour[2])
+}
+
+/// The contrast ratio of two colours, from 1 to 21.
+pub fn contrast(one: [u8; 3], other: [u8; 3]) -> f64 {
+    let (one, other) = (luminance(one), luminance(other));
+    (one.max(other) + 0.05) / (one.min(other) + 0.05)
+}
+
+/// Black or white, whichever reads better on `background` (text on an accent-coloured button).
+pub fn text_on(background: [u8; 3]) -> [u8; 3] {
+    if contrast([0, 0, 0], background) >= contrast([255, 255, 255], background) { [0, 0, 0] } else { [255, 255, 255] }
+}
+
+/// `colour` moved towards black or white (whichever is further from `background`) until it reads on `background`
+/// at `ratio` at least: an accent as the colour of links, whatever accent and page a theme gives.
+pub fn readable_on(colour: [u8; 3], background: [u8; 3], ratio: f64) -> [u8; 3] {
+    let target = text_on(background);
+    let mut mixed = colour;
+    for step in 1..=20 {
+        if contrast(mixed, background) >= ratio {
+            break;
+        }
+        let share = f64::from(step) / 20.0;
+        mixed = [0, 1, 2].map(|at| {
+            let value = f64::from(colour[at]) * (1.0 - share) + f64::from(target[at]) * share;
+            value.round().clamp(0.0, 255.0) as u8
+        });
+    }
+    mixed
+}
+
+/// A colour as CSS writes it.
+pub fn css_colour(colour: [u8; 3]) -> String {
+    format!("#{:02x}{:02x}{:02x}", colour[0], colour[1], colour[2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +213,24 @@ mod tests {
         assert!("admin".parse::<Capability>().unwrap_err().to_string().contains("manage_endpoints"));
         assert_eq!(normalise(&[Capability::Retry, Capability::Retry]), [Capability::Read, Capability::Retry]);
         assert!(new_token("hpl_").starts_with("hpl_") && new_token("hpl_").len() == 44);
+    }
+
+    #[test]
+    fn colours_are_made_readable_whatever_the_accent() {
+        let white = [255, 255, 255];
+        let dark = rgb("#18181b").unwrap();
+        assert_eq!(rgb("#2456C8"), Some([0x24, 0x56, 0xc8]));
+        assert!((contrast([0, 0, 0], white) - 21.0).abs() < 1e-9);
+        assert_eq!(text_on(rgb("#ff6600").unwrap()), [0, 0, 0], "black reads better on orange");
+        assert_eq!(text_on(rgb("#2456c8").unwrap()), white);
+        for accent in ["#2456c8", "#ff6600", "#ffff00", "#000000", "#777777"] {
+            let accent = rgb(accent).unwrap();
+            for page in [white, dark] {
+                assert!(contrast(readable_on(accent, page, 4.5), page) >= 4.5, "{accent:?} on {page:?}");
+            }
+        }
+        assert_eq!(readable_on([0x24, 0x56, 0xc8], white, 4.5), [0x24, 0x56, 0xc8], "already readable: unchanged");
+        assert_eq!(css_colour([255, 102, 0]), "#ff6600");
     }
 
     #[test]

@@ -469,6 +469,26 @@ for (const button of document.querySelectorAll("button, a")) {
   }
 }
 if (!document.documentElement.lang) { problems.push("no lang on the page"); }
+// Text against what is behind it: at least 4.5:1 (WCAG AA for body text). SVG charts are left to their labels.
+const channel = (value) => { value /= 255; return value <= 0.03928 ? value / 12.92 : Math.pow((value + 0.055) / 1.055, 2.4); };
+const rgb = (colour) => (colour.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+const behind = (element) => {
+  for (let at = element; at; at = at.parentElement) {
+    const [r, g, b, a] = rgb(getComputedStyle(at).backgroundColor);
+    if (a === undefined || a > 0) { return [r, g, b]; }
+  }
+  return [255, 255, 255];
+};
+for (const element of document.querySelectorAll("body *:not(svg):not(svg *)")) {
+  const own = [...element.childNodes].some((node) => node.nodeType === 3 && node.textContent.trim() !== "");
+  if (!own || element.getClientRects().length === 0) { continue; }
+  const [light, dark] = [luminance(rgb(getComputedStyle(element).color)), luminance(behind(element))].sort((x, y) => y - x);
+  const ratio = (light + 0.05) / (dark + 0.05);
+  if (ratio < 4.5) {
+    problems.push("contrast " + ratio.toFixed(2) + ": " + element.tagName + "." + element.className + " " + element.textContent.trim().slice(0, 30));
+  }
+}
 return problems;
 "#;
 
@@ -510,11 +530,23 @@ async fn every_page_fits_a_phone_and_names_its_fields() {
         browser.wait_for_new().await;
         browser.text_once("main").await;
         let problems = browser.client.execute(PAGE_PROBLEMS, Vec::new()).await.unwrap();
-        assert_eq!(problems, json!([]), "{path}");
+        assert_eq!(problems, json!([]), "{name}: {path}");
         browser.screenshot(&format!("phone-{name}")).await;
     };
     for (name, path) in &pages {
         check(name, path).await;
+    }
+    // The same pages in a dark theme with another accent.
+    let theme = json!({"theme": {"mode": "dark", "accent": "#ff6600"}});
+    let dark = server.admin("POST", "/v1/tenants/acme/portal-links", Some(theme)).await;
+    // A browser signed in goes on to its webhooks: this link starts a session of its own once the other is gone.
+    browser.client.delete_all_cookies().await.unwrap();
+    browser.mark_old().await;
+    browser.client.goto(dark.body["url"].as_str().unwrap()).await.unwrap();
+    browser.wait_for_new().await;
+    browser.text_once("[data-endpoint]").await;
+    for (name, path) in &pages {
+        check(&format!("dark-{name}"), path).await;
     }
     // The console too, signed in with the admin key.
     browser.client.goto(&format!("{}/console/", server.url)).await.unwrap();

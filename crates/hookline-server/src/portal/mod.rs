@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hookline_core::health::State as HealthState;
-use hookline_core::portal::{Capability, Theme, accent_hex};
+use hookline_core::portal::{Capability, Theme, css_colour, readable_on, rgb, text_on};
 use hookline_store::{DISABLED_BY_HAND, PageRequest, PortalSession};
 use serde::Deserialize;
 
@@ -530,12 +530,22 @@ async fn theme_css(State(state): State<AppState>, headers: HeaderMap) -> Respons
         None => None,
     };
     let theme = theme_of(&state, session.as_ref());
-    let accent = theme.accent.as_deref().and_then(accent_hex).unwrap_or_else(|| "2456c8".to_owned());
-    let mut css = format!(":root {{ --accent: #{accent}; }}\n");
-    if theme.mode.as_deref() == Some("dark") {
+    let accent = theme.accent.as_deref().and_then(rgb).unwrap_or([0x24, 0x56, 0xc8]);
+    let dark = theme.mode.as_deref() == Some("dark");
+    let page = if dark { [0x18, 0x18, 0x1b] } else { [0xff, 0xff, 0xff] };
+    // Links in the accent, moved towards black or white until they read on the page; text on an accent-coloured
+    // button in black or white, whichever reads better.
+    let mut css = format!(
+        ":root {{ --accent: {}; --link: {}; --on-accent: {}; }}\n",
+        css_colour(accent),
+        css_colour(readable_on(accent, page, 4.5)),
+        css_colour(text_on(accent)),
+    );
+    if dark {
         css.push_str(
-            ":root { --text: #ececec; --muted: #a3a3a3; --line: #3f3f46; --bg: #18181b; color-scheme: dark; }\n\
-             code, pre, .secret code { background: #27272a; }\n",
+            ":root { --text: #ececec; --muted: #a3a3a3; --line: #3f3f46; --bg: #18181b; --ok: #4ade80; \
+             --warn: #fdba74; --off: #a1a1aa; --bad: #f87171; --notice: #14532d; --notice-line: #166534; \
+             --caution: #431407; --caution-line: #9a3412; --code: #27272a; color-scheme: dark; }\n",
         );
     }
     ([(CONTENT_TYPE, "text/css")], css).into_response()
