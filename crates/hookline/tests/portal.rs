@@ -357,7 +357,12 @@ async fn a_tenant_key_signs_in_at_the_portal_and_other_keys_do_not() {
 #[tokio::test]
 async fn a_links_theme_names_and_colours_its_sessions_pages() {
     let dir = TempDir::new("portal-theme");
-    let server = Hookline::start(dir.path()).await;
+    let server = Hookline::start_with(dir.path(), &[("HOOKLINE_PORTAL_NAME", "Platform Webhooks")]).await;
+    // Signed out (a framed portal before and after its session), the operator's name.
+    for path in ["/portal/", "/portal/signed-out"] {
+        let shown = server.call("GET", path, None, None).await;
+        assert!(shown.text.contains(r#"<span class="brand">Platform Webhooks</span>"#), "{path}: {}", shown.text);
+    }
     server.tenant("acme").await;
     for (theme, field) in [
         (json!({"accent": "orange"}), "accent"),

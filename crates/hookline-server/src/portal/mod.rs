@@ -120,6 +120,12 @@ impl Frame {
         Frame { tenant: None, user: None, csrf: String::new(), section: "", brand: "Webhooks".to_owned(), logo: None }
     }
 
+    /// Signed out, in the operator's theme: the pages a framed portal shows before and after a session.
+    fn operators(state: &AppState) -> Frame {
+        let theme = theme_of(state, None);
+        Frame { brand: theme.name.unwrap_or_else(|| "Webhooks".to_owned()), logo: theme.logo, ..Frame::signed_out() }
+    }
+
     pub(super) fn of(state: &AppState, session: &PortalSession, section: &'static str) -> Frame {
         let theme = theme_of(state, Some(session));
         Frame {
@@ -144,7 +150,10 @@ struct MessagePage {
 }
 
 pub(super) fn message(status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
-    let frame = Frame::signed_out();
+    framed_message(Frame::signed_out(), status, state, heading, text)
+}
+
+fn framed_message(frame: Frame, status: StatusCode, state: &'static str, heading: &str, text: &str) -> Response {
     let template = MessagePage { frame, heading: heading.to_owned(), text: text.to_owned(), state };
     (status, page(&template)).into_response()
 }
@@ -164,7 +173,7 @@ async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Response 
     {
         return Redirect::to("/portal/webhooks").into_response();
     }
-    let frame = Frame::signed_out();
+    let frame = Frame::operators(&state);
     page(&LandingPage { frame, key_error: None })
 }
 
@@ -185,7 +194,7 @@ async fn sign_in(
     match state.service.sign_in_with_key(form.key.trim()).await {
         Ok(Some((token, _))) => signed_in(&state, &token),
         Ok(None) => {
-            let frame = Frame::signed_out();
+            let frame = Frame::operators(&state);
             let key_error =
                 Some("That key does not open a portal. Check it, or ask your platform for a new one.".to_owned());
             (StatusCode::UNAUTHORIZED, page(&LandingPage { frame, key_error })).into_response()
@@ -220,7 +229,8 @@ async fn redeem(
     }
     match state.service.start_portal_session(form.token.trim()).await {
         Ok(Some((token, _))) => signed_in(&state, &token),
-        Ok(None) => message(
+        Ok(None) => framed_message(
+            Frame::operators(&state),
             StatusCode::UNAUTHORIZED,
             "link-refused",
             "This link no longer works",
@@ -295,7 +305,8 @@ impl FromRequestParts<AppState> for Signed {
 /// `GET /portal/signed-out`: where a request without a live session ends up; inside a frame, the script tells
 /// the platform's page.
 async fn signed_out(State(state): State<AppState>) -> Response {
-    let mut response = message(
+    let mut response = framed_message(
+        Frame::operators(&state),
         StatusCode::UNAUTHORIZED,
         "signed-out",
         "You are signed out",
