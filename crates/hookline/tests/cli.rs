@@ -160,6 +160,22 @@ async fn an_operator_sets_up_a_tenant_and_publishes_from_the_cli() {
     assert!(row.contains(&event) && row.contains("succeeded"), "{row}");
     let as_json = ok(&server, &["deliveries", "herald", "--status", "succeeded", "--json"]).await.json();
     assert_eq!(as_json["data"][0]["id"], delivery);
+    // The log's other filters: the topic, the last answer's class, a time window (a `+` in it sent as it is).
+    let filtered = |args: &'static [&'static str]| {
+        let server = &server;
+        async move {
+            let mut all = vec!["deliveries", "herald", "--json"];
+            all.extend_from_slice(args);
+            ok(server, &all).await.json()["data"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(filtered(&["--topic", "quote.ready", "--answer", "2xx"]).await, 1);
+    assert_eq!(filtered(&["--topic", "pdf.processed"]).await, 0);
+    assert_eq!(filtered(&["--answer", "5xx"]).await, 0);
+    assert_eq!(filtered(&["--since", "2000-01-01T00:00:00+00:00", "--until", "2100-01-01T00:00:00Z"]).await, 1);
+    assert_eq!(filtered(&["--until", "2000-01-01T00:00:00+00:00"]).await, 0);
+    let refused = hookline(&server, &["deliveries", "herald", "--answer", "6xx"]).await;
+    assert!(!refused.success && refused.stderr.contains("6xx"), "{}", refused.stderr);
     let published =
         ok(&server, &["publish", "herald", "pdf.processed", "{}", "--json", "--idempotency-key", "k1"]).await.json();
     assert_eq!(published["endpoints"], 1);

@@ -16,6 +16,17 @@ pub struct DeliveryList {
     /// pending, succeeded, failed or cancelled.
     #[arg(long)]
     status: Option<String>,
+    #[arg(long)]
+    topic: Option<String>,
+    /// The class of the last attempt's answer: 2xx, 3xx, 4xx, 5xx or none.
+    #[arg(long)]
+    answer: Option<String>,
+    /// Made at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Made before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
     #[arg(long, default_value_t = 50)]
     limit: u32,
 }
@@ -41,9 +52,18 @@ pub(super) const FIELDS: &[Field<DeliveryResponse>] = &[
 
 pub async fn list(list: DeliveryList, connection: &Connection) -> anyhow::Result<()> {
     let api = Api::new(connection)?;
-    let DeliveryList { tenant, endpoint, event, status, limit } = list;
+    let DeliveryList { tenant, endpoint, event, status, topic, answer, since, until, limit } = list;
     let mut path = format!("/v1/tenants/{tenant}/deliveries?limit={limit}");
-    for (name, value) in [("endpoint", endpoint), ("event", event), ("status", status)] {
+    let filters = [
+        ("endpoint", endpoint),
+        ("event", event),
+        ("status", status),
+        ("topic", topic),
+        ("answer", answer),
+        ("since", since),
+        ("until", until),
+    ];
+    for (name, value) in filters {
         if let Some(value) = value {
             path.push_str(&format!("&{name}={}", super::query_value(&value)));
         }
