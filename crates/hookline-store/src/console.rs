@@ -64,9 +64,6 @@ fn session_row(row: &dyn Columns) -> Result<ConsoleSession, StoreError> {
     })
 }
 
-/// How often a session's last use is written.
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
-
 impl Store {
     /// Starts an operator's session, signed in with the admin key whose hash is `key_hash`.
     pub async fn create_console_session(
@@ -117,14 +114,8 @@ impl Store {
         if now >= session.expires || now >= session.last_seen.saturating_add(idle) {
             return Ok(None);
         }
-        if now >= session.last_seen.saturating_add(TOUCH_EVERY) {
-            let id = session.id.clone();
-            writing!(self, |sql| {
-                let values: [&dyn Value; 2] = [&now.unix_millis(), &id.as_str()];
-                sql.execute("UPDATE console_sessions SET last_seen_at = $1 WHERE id = $2", &values).await
-            })?;
-            session.last_seen = now;
-        }
+        session.last_seen =
+            self.touch_session("console_sessions", session.id.to_string(), session.last_seen, now).await?;
         Ok(Some(session))
     }
 

@@ -470,14 +470,19 @@ impl Store {
     pub async fn forget_expired_secrets(&self, limit: u32) -> Result<u64, StoreError> {
         let now = self.clock.now().unix_millis();
         writing!(self, |sql| {
-            sql.endpoints_changed();
             let values: [&dyn Value; 2] = [&now, &i64::from(limit)];
-            sql.execute(
-                "UPDATE endpoints SET previous_secret = NULL, previous_secret_until = NULL
-                 WHERE id IN (SELECT id FROM endpoints WHERE previous_secret_until <= $1 LIMIT $2)",
-                &values,
-            )
-            .await
+            let forgotten = sql
+                .execute(
+                    "UPDATE endpoints SET previous_secret = NULL, previous_secret_until = NULL
+                     WHERE id IN (SELECT id FROM endpoints WHERE previous_secret_until <= $1 LIMIT $2)",
+                    &values,
+                )
+                .await?;
+            // Run every purge interval: the writer's endpoints are read again only when one did change.
+            if forgotten > 0 {
+                sql.endpoints_changed();
+            }
+            Ok(forgotten)
         })
     }
 

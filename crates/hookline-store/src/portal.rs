@@ -202,15 +202,29 @@ impl Store {
         if !live {
             return Ok(None);
         }
-        if now >= session.last_seen.saturating_add(TOUCH_EVERY) {
-            let id = session.id.clone();
-            writing!(self, |sql| {
-                let values: [&dyn Value; 2] = [&now.unix_millis(), &id.as_str()];
-                sql.execute("UPDATE portal_sessions SET last_seen_at = $1 WHERE id = $2", &values).await
-            })?;
-            session.last_seen = now;
-        }
+        session.last_seen =
+            self.touch_session("portal_sessions", session.id.to_string(), session.last_seen, now).await?;
         Ok(Some(session))
+    }
+
+    /// Notes a session of `table` (`portal_sessions`, `console_sessions`) used at `now`, last noted at `last_seen`:
+    /// written at most every `TOUCH_EVERY`. When its use is now noted as.
+    pub(crate) async fn touch_session(
+        &self,
+        table: &'static str,
+        id: String,
+        last_seen: Timestamp,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError> {
+        if now < last_seen.saturating_add(TOUCH_EVERY) {
+            return Ok(last_seen);
+        }
+        let statement = format!("UPDATE {table} SET last_seen_at = $1 WHERE id = $2");
+        writing!(self, |sql| {
+            let values: [&dyn Value; 2] = [&now.unix_millis(), &id.as_str()];
+            sql.execute(&statement, &values).await
+        })?;
+        Ok(now)
     }
 
     /// A tenant's sessions that are not over (revoked or past their end), newest first.

@@ -287,12 +287,12 @@ async fn tenants(State(state): State<AppState>, Operator(session): Operator, Que
         Ok(listed) => listed,
         Err(error) => return failed(&error),
     };
-    let overview = match state.service.console_overview().await {
-        Ok(overview) => overview,
+    let trouble = match state.service.endpoints_in_trouble().await {
+        Ok(trouble) => trouble,
         Err(error) => return failed(&error),
     };
     let count = |tenant: &TenantId, wanted: HealthState| {
-        overview.failing.iter().filter(|(failing, shown)| failing.tenant == *tenant && *shown == wanted).count()
+        trouble.iter().filter(|(failing, shown)| failing.tenant == *tenant && *shown == wanted).count()
     };
     let tenants = listed
         .data

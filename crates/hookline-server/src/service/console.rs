@@ -68,7 +68,13 @@ impl Service {
         let queue = self.store.queue_summary(QUEUE_COUNT_CAP).await?;
         let since = hour_of(self.now()).saturating_sub(std::time::Duration::from_secs(23 * 3600));
         let hours = self.store.installation_hours(since).await?;
-        let failing = self
+        let failing = self.endpoints_in_trouble().await?;
+        Ok(Overview { queue, hours, failing })
+    }
+
+    /// Endpoints failing now or disabled after failing, with the state shown, longest failing first.
+    pub async fn endpoints_in_trouble(&self) -> Result<Vec<(FailingEndpoint, State)>, ServiceError> {
+        Ok(self
             .store
             .failing_endpoints(200)
             .await?
@@ -78,8 +84,7 @@ impl Service {
                 (failing, state)
             })
             .filter(|(_, state)| *state != State::Healthy)
-            .collect();
-        Ok(Overview { queue, hours, failing })
+            .collect())
     }
 
     /// The tenant an event, delivery or endpoint id belongs to.
